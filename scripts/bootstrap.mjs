@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// Installs what the project needs on a fresh machine, and nothing when it is already there:
+// the npm dependencies (again whenever package-lock.json changed) and Debian's redis-server.
+// Uses only Node's standard library, because it runs before `npm ci`.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+const say = (line) => {
+  if (!quiet) console.error(`[bootstrap] ${line}`);
+};
+const fail = (problem, fix) => {
+  console.error(`[bootstrap] ${problem}\n[bootstrap] fix: ${fix}`);
+  process.exit(1);
+};
+
+function checkNode() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 19)) {
+    fail(
+      `Node ${process.versions.node} is too old: the MongoDB driver needs Node 20.19 or newer.`,
+      'install Node 20.19+ (for example from nodejs.org or your distribution) and run the command again.',
+    );
+  }
+}
+
+function ensureNpmDependencies() {
+  const lockPath = join(root, 'package-lock.json');
+  const stampPath = join(root, 'node_modules', '.changeq-lock-hash');
+  const lockHash = () =>
+    existsSync(lockPath) ? createHash('sha256').update(readFileSync(lockPath)).digest('hex') : '';
+  const installed = existsSync(stampPath) ? readFileSync(stampPath, 'utf8').trim() : '';
+  if (installed === lockHash() && existsSync(join(root, 'node_modules', '.bin', 'turbo'))) return;
+  // `npm install` rather than `npm ci`: the registry mirror lacks some foreign-platform optional packages
+  // (rollup's android builds, say), which `npm ci` rejects as an out-of-sync lock file.
+  const args = ['install', '--no-audit', '--no-fund'];
+  say(`installing npm dependencies (npm ${args[0]})`);
+  const result = spawnSync('npm', args, {
+    cwd: root,
+    stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit',
+  });
+  if (result.status !== 0) {
+    fail(
+      `npm ${args[0]} failed (exit ${result.status}).`,
+      'check that the npm registry is reachable (npm ping) and run the command again.',
+    );
+  }
+  writeFileSync(stampPath, `${lockHash()}\n`);
+}
+
+function onPath(bin) {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).status === 0;
+}
+
+export function redisServerBinary() {
+  if (process.env.REDIS_SERVER_BIN) return process.env.REDIS_SERVER_BIN;
+  for (const candidate of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) {
+    if (existsSync(candidate)) return candidate;
+  }
+  return onPath('redis-server') ? 'redis-server' : null;
+}
+
+function ensureRedis() {
+  if (redisServerBinary()) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const sudo = isRoot ? [] : onPath('sudo') ? ['sudo', '-n'] : null;
+  if (!sudo || !onPath('apt-get')) {
+    fail(
+      'redis-server is not installed and this script cannot install it (needs apt-get and root or passwordless sudo).',
+      'install Redis 6.2+ yourself (Debian: apt-get install redis-server) or set REDIS_SERVER_BIN to its path.',
+    );
+  }
+  say("installing Debian's redis-server with apt-get (the project starts its own instances)");
+  // RUNLEVEL=1 keeps the package's init script from starting a system-wide Redis on 6379.
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', RUNLEVEL: '1' };
+  const run = (args) => {
+    const [cmd, ...rest] = [...sudo, ...args];
+    execFileSync(cmd, rest, { stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', env });
+  };
+  try {
+    run(['apt-get', 'update']);
+    run(['apt-get', 'install', '-y', '--no-install-recommends', 'redis-server']);
+  } catch {
+    fail(
+      'apt-get could not install redis-server.',
+      'check that the Debian package mirrors are reachable, or install Redis yourself and set REDIS_SERVER_BIN.',
+    );
+  }
+  if (!redisServerBinary()) {
+    fail('redis-server is still missing after apt-get install.', 'install it by hand and set REDIS_SERVER_BIN.');
+  }
+}
+
+checkNode();
+ensureNpmDependencies();
+ensureRedis();
