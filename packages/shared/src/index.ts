@@ -1,1 +1,4 @@
-export const PRODUCT = 'changeq';
+export * from './errors.js';
+export * from './names.js';
+export * from './change-event.js';
+export * from './codec.js';

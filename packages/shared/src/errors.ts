@@ -1,0 +1,56 @@
+/**
+ * An error caused by the user's input (a file, a flag, an environment variable, a server address).
+ * It is printed as one line naming the problem and the fix, never as a stack trace.
+ */
+export class UserError extends Error {
+  readonly problem: string;
+  readonly fix: string;
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+
+  constructor(problem: string, fix: string, where: { file?: string; line?: number } = {}) {
+    super(problem);
+    this.name = 'UserError';
+    this.problem = problem;
+    this.fix = fix;
+    this.file = where.file;
+    this.line = where.line;
+  }
+}
+
+export function isUserError(error: unknown): error is UserError {
+  return error instanceof UserError;
+}
+
+/** `workers.toml:3: duplicate worker name "bob". Fix: ...` */
+export function formatUserError(error: UserError): string {
+  const where =
+    error.file === undefined
+      ? ''
+      : error.line === undefined
+        ? `${error.file}: `
+        : `${error.file}:${error.line}: `;
+  const problem = error.problem.replace(/\.?\s*$/, '.');
+  return `${where}${problem} Fix: ${error.fix}`;
+}
+
+/** Exit code for a user error (bad input); 1 stays for unexpected failures. */
+export const USER_ERROR_EXIT_CODE = 2;
+
+/**
+ * Runs a program's main function: a UserError prints one line on stderr and exits 2,
+ * anything else prints its stack and exits 1.
+ */
+export function runMain(program: string, main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    if (isUserError(error)) {
+      process.stderr.write(`${program}: ${formatUserError(error)}\n`);
+      process.exitCode = USER_ERROR_EXIT_CODE;
+    } else {
+      process.stderr.write(
+        `${program}: unexpected failure\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
+      process.exitCode = 1;
+    }
+  });
+}
