@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runMain, UserError } from '@changeq/shared';
+import { isAlive, terminate } from './processes.js';
+import { startMongo } from './mongo-server.js';
+import { startRedis } from './redis-server.js';
+
+const USAGE = `Usage: npm run stack -- <command> [options]
+
+Starts and stops a local Redis and MongoDB-compatible server on loopback ports of their own.
+
+Commands:
+  up        start both (or report the running ones) and print their connection settings
+  down      stop exactly the servers that 'up' started
+  status    print the connection settings of the running stack
+
+Options:
+  --json         print {"mongodbUri": ..., "redisUrl": ...} instead of shell export lines
+  --dir <path>   folder for the servers' data and the state file (default: ./.changeq/stack)
+  --help         show this help`;
+
+interface StackState {
+  redis: { pid: number; port: number; dataDir: string; url: string };
+  mongo: { pid: number; port: number; dataDir: string; uri: string };
+}
+
+function readState(file: string): StackState | null {
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as StackState;
+  } catch {
+    throw new UserError(
+      `the stack state file ${file} is unreadable`,
+      `stop the servers by hand and delete ${file}`,
+    );
+  }
+}
+
+/** The PID still runs the program we started (and was not reused by something else). */
+function runsOurs(pid: number, marker: string): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+  } catch {
+    return true; // no /proc: trust the PID
+  }
+}
+
+function print(state: StackState, json: boolean): void {
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({ mongodbUri: state.mongo.uri, redisUrl: state.redis.url })}\n`,
+    );
+  } else {
+    process.stdout.write(
+      `export MONGODB_URI='${state.mongo.uri}'\nexport REDIS_URL='${state.redis.url}'\n`,
+    );
+  }
+}
+
+async function up(dir: string, json: boolean): Promise<void> {
+  const stateFile = join(dir, 'stack.json');
+  const existing = readState(stateFile);
+  if (existing) {
+    const redisUp = runsOurs(existing.redis.pid, String(existing.redis.port));
+    const mongoUp = runsOurs(existing.mongo.pid, String(existing.mongo.port));
+    if (redisUp && mongoUp) {
+      print(existing, json);
+      return;
+    }
+    await down(dir, true);
+  }
+  mkdirSync(dir, { recursive: true });
+  const redis = await startRedis({ dataDir: join(dir, 'redis'), detached: true });
+  let mongo;
+  try {
+    mongo = await startMongo({ dataDir: join(dir, 'mongo'), detached: true });
+  } catch (error) {
+    await terminate(redis.pid);
+    throw error;
+  }
+  const state: StackState = {
+    redis: { pid: redis.pid, port: redis.port, dataDir: redis.dataDir, url: redis.url },
+    mongo: { pid: mongo.pid, port: mongo.port, dataDir: mongo.dataDir, uri: mongo.uri },
+  };
+  writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
+  print(state, json);
+}
+
+async function down(dir: string, quiet = false): Promise<void> {
+  const stateFile = join(dir, 'stack.json');
+  const state = readState(stateFile);
+  if (!state) {
+    if (!quiet) process.stderr.write(`stack: nothing to stop (no ${stateFile})\n`);
+    return;
+  }
+  const stops: Promise<void>[] = [];
+  if (runsOurs(state.redis.pid, String(state.redis.port))) stops.push(terminate(state.redis.pid));
+  if (runsOurs(state.mongo.pid, String(state.mongo.port))) stops.push(terminate(state.mongo.pid));
+  await Promise.all(stops);
+  rmSync(stateFile, { force: true });
+  if (!quiet)
+    process.stderr.write(
+      `stack: stopped redis (pid ${state.redis.pid}) and mongo (pid ${state.mongo.pid})\n`,
+    );
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        dir: { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (error) {
+    throw new UserError((error as Error).message, 'run `npm run stack -- --help` for the options');
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const dir = resolve(
+    values.dir ?? join(process.env.INIT_CWD ?? process.cwd(), '.changeq', 'stack'),
+  );
+  const command = positionals[0];
+  if (positionals.length > 1) {
+    throw new UserError(
+      `unexpected argument "${positionals[1]}"`,
+      'run `npm run stack -- --help` for the usage',
+    );
+  }
+  switch (command) {
+    case 'up':
+      return up(dir, values.json);
+    case 'down':
+      return down(dir);
+    case 'status': {
+      const state = readState(join(dir, 'stack.json'));
+      if (!state)
+        throw new UserError('the stack is not running', 'start it with `npm run stack -- up`');
+      return print(state, values.json);
+    }
+    case undefined:
+      throw new UserError('no command given', 'run `npm run stack -- up`, `down` or `status`');
+    default:
+      throw new UserError(`unknown command "${command}"`, 'use one of: up, down, status');
+  }
+}
+
+runMain('stack', main);

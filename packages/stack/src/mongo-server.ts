@@ -1,0 +1,131 @@
+import { mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, isAlive, spawnTracked, terminate, waitForExit } from './processes.js';
+import { waitForLine } from './wait-for-line.js';
+
+export interface MongoServerProcessOptions {
+  /** Default: a free port chosen by the kernel, kept across restarts. */
+  port?: number;
+  /** Where documents and change history live. Default: a fresh temporary folder, removed on stop(). */
+  dataDir?: string;
+  /** The change-history window ("oplog size"), by event count and age. */
+  historyMaxEvents?: number;
+  historyMaxAgeSeconds?: number;
+  detached?: boolean;
+}
+
+export interface RunningMongo {
+  readonly uri: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly pid: number;
+  /** True when MONGODB_URI pointed at an existing server: it cannot be stopped or restarted. */
+  readonly external: boolean;
+  stop(): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  restart(): Promise<void>;
+}
+
+/** The CLI of @changeq/test-mongod, next to its main module. */
+export function testMongodCli(): string {
+  const main = fileURLToPath(import.meta.resolve('@changeq/test-mongod'));
+  return join(dirname(main), 'cli.js');
+}
+
+/**
+ * Starts the project's MongoDB-compatible server (@changeq/test-mongod) as its own process, so
+ * tests can kill -9 it and restart it on the same data folder mid-stream.
+ */
+export async function startMongo(options: MongoServerProcessOptions = {}): Promise<RunningMongo> {
+  const port = options.port ?? (await freePort());
+  const ownsDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'changeq-mongo-'));
+  mkdirSync(dataDir, { recursive: true });
+  const args = [
+    testMongodCli(),
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--dbpath',
+    dataDir,
+  ];
+  if (options.historyMaxEvents !== undefined)
+    args.push('--history-max-events', String(options.historyMaxEvents));
+  if (options.historyMaxAgeSeconds !== undefined) {
+    args.push('--history-max-age-seconds', String(options.historyMaxAgeSeconds));
+  }
+  let pid = 0;
+  let uri = '';
+
+  const launch = async () => {
+    const logFd = openSync(join(dataDir, 'mongod.log'), 'a');
+    const child = spawnTracked(process.execPath, args, {
+      stdio: ['ignore', 'pipe', logFd],
+      detached: options.detached ?? false,
+    });
+    if (child.pid === undefined) throw new Error('could not start test-mongod');
+    pid = child.pid;
+    try {
+      const line = await waitForLine(child, /^\{.*"uri"/, 60_000, `test-mongod on port ${port}`);
+      uri = (JSON.parse(line) as { uri: string }).uri;
+    } catch (error) {
+      await terminate(pid, 'SIGKILL');
+      throw new Error(`${(error as Error).message}\nsee ${join(dataDir, 'mongod.log')}`);
+    }
+    child.stdout?.resume();
+    if (options.detached) {
+      child.stdout?.destroy();
+      child.unref();
+    }
+    return child;
+  };
+
+  let child = await launch();
+  return {
+    get uri() {
+      return uri;
+    },
+    port,
+    dataDir,
+    get pid() {
+      return pid;
+    },
+    external: false,
+    async stop() {
+      await terminate(pid, 'SIGTERM');
+      await waitForExit(child);
+      if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (isAlive(pid)) process.kill(pid, signal);
+      await waitForExit(child);
+    },
+    async restart() {
+      if (isAlive(pid)) {
+        await terminate(pid, 'SIGTERM');
+        await waitForExit(child);
+      }
+      child = await launch();
+    },
+  };
+}
+
+/** A server given by MONGODB_URI (a real MongoDB): used as is, never stopped. */
+export function externalMongo(uri: string): RunningMongo {
+  const unsupported = async () => {
+    throw new Error('cannot restart or kill the external MongoDB given by MONGODB_URI');
+  };
+  return {
+    uri,
+    port: 0,
+    dataDir: '',
+    pid: 0,
+    external: true,
+    stop: async () => {},
+    kill: unsupported,
+    restart: unsupported,
+  };
+}
