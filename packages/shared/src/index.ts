@@ -3,3 +3,4 @@ export * from './names.js';
 export * from './change-event.js';
 export * from './codec.js';
 export * from './config/workers.js';
+export * from './routing/index.js';
