@@ -4,3 +4,4 @@ export * from './change-event.js';
 export * from './codec.js';
 export * from './config/workers.js';
 export * from './routing/index.js';
+export * from './config/env.js';
