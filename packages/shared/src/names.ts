@@ -40,3 +40,22 @@ export function eventJobId(resumeTokenData: string): string {
 export function eventJobName(operationType: string, namespace: string): string {
   return namespace ? `${operationType} ${namespace}` : operationType;
 }
+
+/** Redis keys owned by one worker name (besides its BullMQ queues). */
+export function workerKeys(prefix: string, worker: string) {
+  const base = `${prefix}:worker:${worker}`;
+  return {
+    /** The lease that makes one process the active one for this name (JSON: owner, fence, ...). */
+    lease: `${base}:lease`,
+    /** Incremented on every lease acquisition: the fencing token of the current owner. */
+    fence: `${base}:fence`,
+    /** Hash: document identity → the dead letter that blocks it (dead_letter = "block"). */
+    blocked: `${base}:blocked`,
+    /** Sorted set per blocked document: its parked dead-letter job ids, scored by sequence. */
+    parked: (docDigest: string) => `${base}:parked:${docDigest}`,
+    /** Sequence numbers of parked events. */
+    parkSeq: `${base}:park-seq`,
+    /** List of operator commands (retry, discard) that the active process carries out in order. */
+    commands: `${base}:commands`,
+  };
+}

@@ -1,0 +1,258 @@
+/**
+ * Dead letters: what they look like, the per-document block state, and the operator API.
+ *
+ * An event whose handler failed `attempts` times is added to the BullMQ queue `<worker>.dead`
+ * under its original job id, with `deadLetter.kind = 'dead'`. With `dead_letter = "block"` its
+ * document is recorded in the hash `workerKeys().blocked` and the document's later events are
+ * parked: added to the same queue with `kind = 'parked'` and a sequence number (also kept, in
+ * order, in a sorted set per document), and finished in the event queue.
+ *
+ * Nothing consumes `<worker>.dead` directly. An operator (or the later CLI) calls
+ * `retryDeadLetter` / `discardDeadLetter`, which only append a command to the list
+ * `workerKeys().commands`; the active worker process carries the commands out in order (see
+ * docs/handlers.md), so a retry issued from another process cannot run concurrently with, or out
+ * of order against, the events the worker is running.
+ */
+import { createHash } from 'node:crypto';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  DEFAULT_PREFIX,
+  deadLetterQueueName,
+  workerKeys,
+  type EventJobData,
+} from '@changeq/shared';
+
+export interface DeadLetterInfo {
+  /** 'dead': its handler failed every attempt; 'parked': it waits behind a dead letter. */
+  kind: 'dead' | 'parked';
+  /** The BullMQ queue and job the event came from. */
+  originalQueue: string;
+  originalJobId: string;
+  /** dead: the last failure. */
+  error?: { message: string; stack?: string };
+  /** dead: how many attempts were made. */
+  attempts?: number;
+  /** dead: when the last attempt failed (ISO 8601). */
+  failedAt?: string;
+  /** parked: the dead letter it waits behind, and its place in the line (ascending). */
+  blockedBy?: string;
+  seq?: number;
+  parkedAt?: string;
+}
+
+export interface DeadLetterJobData extends EventJobData {
+  deadLetter: DeadLetterInfo;
+}
+
+/** State of a blocked document: which dead letter blocks it, and whether a re-run is under way. */
+export interface BlockState {
+  dead: string;
+  state: 'blocked' | 'retry' | 'discard';
+  since: string;
+}
+
+export interface DeadLetterCommand {
+  op: 'retry' | 'discard';
+  jobId: string;
+  at: string;
+}
+
+/** Key of a document's parked line (document identities can be long: a digest keeps keys short). */
+export function docDigest(doc: string): string {
+  return createHash('sha256').update(doc).digest('hex').slice(0, 32);
+}
+
+export function parseBlockState(value: string | null | undefined): BlockState | undefined {
+  if (value === null || value === undefined) return undefined;
+  try {
+    return JSON.parse(value) as BlockState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Assigns (once) a parked event its place in its document's line. */
+export const PARK_SCRIPT = `
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score then return score end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+return tostring(seq)
+`;
+
+/** Unblocks a document when its line is empty and the block is the one we replayed. */
+export const UNBLOCK_SCRIPT = `
+if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then return 1 end
+local state = cjson.decode(value)
+if state['state'] == 'blocked' then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+`;
+
+// ------------------------------------------------------------------------------------------------
+// Operator API
+
+export interface DeadLetterTarget {
+  /** An ioredis connection to the Redis of the worker. */
+  redis: Redis;
+  worker: string;
+  /** Default `changeq`. */
+  prefix?: string;
+}
+
+export interface DeadLetterEntry {
+  jobId: string;
+  name: string;
+  kind: 'dead' | 'parked';
+  ns: string;
+  op: string;
+  doc: string | null;
+  /** The document is blocked (dead_letter = "block"): by this dead letter, or the one it waits behind. */
+  blocking: boolean;
+  /** 'retry' or 'discard' while the worker is re-running the document's line. */
+  replay?: 'retry' | 'discard';
+  info: DeadLetterInfo;
+  /** Attempts of the re-run in progress, if any (from the job's progress). */
+  progress?: unknown;
+  /** Commands queued for this job that the worker has not carried out yet. */
+  pending: ('retry' | 'discard')[];
+}
+
+export type Selection = { jobId: string } | { all: true };
+
+function keysOf(target: DeadLetterTarget) {
+  return workerKeys(target.prefix ?? DEFAULT_PREFIX, target.worker);
+}
+
+async function withQueue<R>(target: DeadLetterTarget, fn: (queue: Queue) => Promise<R>) {
+  const queue = new Queue(deadLetterQueueName(target.worker), {
+    connection: target.redis,
+    prefix: target.prefix ?? DEFAULT_PREFIX,
+  });
+  try {
+    return await fn(queue);
+  } finally {
+    await queue.close();
+  }
+}
+
+/** Dead letters and parked events of a worker, dead letters first, parked ones in line order. */
+export async function listDeadLetters(
+  target: DeadLetterTarget,
+  selection: Selection = { all: true },
+): Promise<DeadLetterEntry[]> {
+  const keys = keysOf(target);
+  const [blockedRaw, commandsRaw] = await Promise.all([
+    target.redis.hgetall(keys.blocked),
+    target.redis.lrange(keys.commands, 0, -1),
+  ]);
+  const pending = new Map<string, ('retry' | 'discard')[]>();
+  for (const raw of commandsRaw) {
+    try {
+      const command = JSON.parse(raw) as DeadLetterCommand;
+      pending.set(command.jobId, [...(pending.get(command.jobId) ?? []), command.op]);
+    } catch {
+      // not ours
+    }
+  }
+  const blocked = new Map<string, BlockState>();
+  for (const [doc, raw] of Object.entries(blockedRaw)) {
+    const state = parseBlockState(raw);
+    if (state) blocked.set(doc, state);
+  }
+  return withQueue(target, async (queue) => {
+    const jobs =
+      'jobId' in selection
+        ? [await queue.getJob(selection.jobId)].filter((job) => job !== undefined)
+        : await queue.getJobs(['waiting', 'delayed', 'prioritized']);
+    const entries: DeadLetterEntry[] = [];
+    for (const job of jobs) {
+      if (job.id === undefined) continue;
+      const data = job.data as DeadLetterJobData;
+      if (data?.deadLetter === undefined) continue;
+      const block = data.doc === null ? undefined : blocked.get(data.doc);
+      const entry: DeadLetterEntry = {
+        jobId: job.id,
+        name: job.name,
+        kind: data.deadLetter.kind,
+        ns: data.ns,
+        op: data.op,
+        doc: data.doc,
+        blocking: block !== undefined,
+        info: data.deadLetter,
+        pending: pending.get(job.id) ?? [],
+      };
+      if (block !== undefined && block.state !== 'blocked') entry.replay = block.state;
+      if (job.progress !== 0 && job.progress !== undefined) entry.progress = job.progress;
+      entries.push(entry);
+    }
+    entries.sort((a, b) => {
+      if (a.kind !== b.kind) return a.kind === 'dead' ? -1 : 1;
+      return (a.info.seq ?? 0) - (b.info.seq ?? 0);
+    });
+    return entries;
+  });
+}
+
+export interface CommandReceipt {
+  jobId: string;
+  op: 'retry' | 'discard';
+  doc: string | null;
+}
+
+async function queueCommands(
+  target: DeadLetterTarget,
+  op: 'retry' | 'discard',
+  selection: Selection,
+): Promise<CommandReceipt[]> {
+  const entries = await listDeadLetters(target, selection);
+  if ('jobId' in selection && entries.length === 0) {
+    throw new Error(
+      `no dead letter ${selection.jobId} in queue ${deadLetterQueueName(target.worker)}`,
+    );
+  }
+  const chosen = entries.filter((entry) => {
+    if (entry.kind === 'dead') return true;
+    // A parked event runs when the dead letter it waits behind is retried or discarded.
+    if (op === 'retry' || !('jobId' in selection)) return false;
+    return true;
+  });
+  if ('jobId' in selection && chosen.length === 0) {
+    const blockedBy = entries[0]?.info.blockedBy;
+    throw new Error(
+      `job ${selection.jobId} is parked behind dead letter ${blockedBy ?? '(unknown)'}: retry or discard that one, and the parked events run after it in order`,
+    );
+  }
+  const at = new Date().toISOString();
+  const commands = chosen.map((entry) =>
+    JSON.stringify({ op, jobId: entry.jobId, at } satisfies DeadLetterCommand),
+  );
+  if (commands.length > 0) await target.redis.rpush(keysOf(target).commands, ...commands);
+  return chosen.map((entry) => ({ jobId: entry.jobId, op, doc: entry.doc }));
+}
+
+/**
+ * Asks the worker to run a dead letter again (or every dead letter). With dead_letter = "block"
+ * the worker then runs the document's parked events after it, in order, and unblocks the
+ * document. Returns what was queued; the worker carries it out when it is (or next becomes) active.
+ */
+export function retryDeadLetter(
+  target: DeadLetterTarget,
+  selection: Selection,
+): Promise<CommandReceipt[]> {
+  return queueCommands(target, 'retry', selection);
+}
+
+/**
+ * Asks the worker to drop a dead letter (or every dead letter) without running it. A blocked
+ * document's parked events then run in order. A parked event can be discarded by its id too.
+ */
+export function discardDeadLetter(
+  target: DeadLetterTarget,
+  selection: Selection,
+): Promise<CommandReceipt[]> {
+  return queueCommands(target, 'discard', selection);
+}

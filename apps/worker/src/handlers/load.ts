@@ -1,0 +1,76 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  UserError,
+  validateHandlerTable,
+  type ChangeEvent,
+  type EventHandler,
+  type HandlerContext,
+  type HandlerTable,
+} from '@changeq/shared';
+import { resolveHandler } from './resolve.js';
+
+/** Calls the right handler for an event; `matched` is false when the event is a no-op. */
+export type Dispatch = (
+  event: ChangeEvent,
+  ctx: HandlerContext,
+) => { matched: false } | { matched: true; result: unknown };
+
+export interface LoadedHandlers {
+  file: string;
+  dispatch: Dispatch;
+  /** Called on shutdown when the module exports `close` (to end its database connections). */
+  close: () => Promise<void>;
+}
+
+export function dispatcherFor(exported: EventHandler | HandlerTable): Dispatch {
+  if (typeof exported === 'function') {
+    return (event, ctx) => ({ matched: true, result: exported(event, ctx) });
+  }
+  return (event, ctx) => {
+    const found = resolveHandler(exported, event);
+    if (found === undefined) return { matched: false };
+    return { matched: true, result: found.handler(event, ctx) };
+  };
+}
+
+/**
+ * Imports a handlers module. Its default export is a handler function or a handler table; it may
+ * also export `close()`, called on shutdown. Every problem is a UserError naming the file.
+ */
+export async function loadHandlers(path: string): Promise<LoadedHandlers> {
+  const file = isAbsolute(path) ? path : resolve(process.cwd(), path);
+  const fix =
+    'point --handlers (or HANDLERS) at a JavaScript module whose default export is a handler function or a defineHandlers({...}) table';
+  if (!existsSync(file)) {
+    throw new UserError(`the handlers module ${file} does not exist`, fix);
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new UserError(
+      `the handlers module ${file} could not be loaded: ${reason}`,
+      `fix the module (\`node ${file}\` shows the full error), or ${fix}`,
+    );
+  }
+  const exported = mod.default;
+  if (typeof exported !== 'function') {
+    try {
+      validateHandlerTable(exported);
+    } catch (error) {
+      const reason = exported === undefined ? 'it has no default export' : (error as Error).message;
+      throw new UserError(`the handlers module ${file} is not usable: ${reason}`, fix);
+    }
+  }
+  const close = typeof mod.close === 'function' ? (mod.close as () => unknown) : undefined;
+  return {
+    file,
+    dispatch: dispatcherFor(exported as EventHandler | HandlerTable),
+    close: async () => {
+      if (close) await close();
+    },
+  };
+}

@@ -1,0 +1,31 @@
+/** @changeq/worker as a library: the operator API for dead letters, and the worker itself. */
+export {
+  listDeadLetters,
+  retryDeadLetter,
+  discardDeadLetter,
+  type DeadLetterTarget,
+  type DeadLetterEntry,
+  type DeadLetterInfo,
+  type DeadLetterJobData,
+  type CommandReceipt,
+  type Selection,
+  type BlockState,
+} from './dead-letters.js';
+export {
+  startWorker,
+  defaultPrefetch,
+  type WorkerOptions,
+  type RunningWorker,
+  type WorkerState,
+} from './runner.js';
+export type { WorkerSettings, AttemptProgress } from './session.js';
+export type { SchedulerHooks, HookJob } from './scheduler/hooks.js';
+export type { HandlerFailure } from './scheduler/invoke.js';
+export {
+  loadHandlers,
+  dispatcherFor,
+  type Dispatch,
+  type LoadedHandlers,
+} from './handlers/load.js';
+export { resolveHandler } from './handlers/resolve.js';
+export { parseLeaseValue, type LeaseHolder } from './lease.js';

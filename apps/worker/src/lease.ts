@@ -1,0 +1,190 @@
+/**
+ * The lease that makes exactly one process the active one for a worker name.
+ *
+ * `SET key value NX PX ttl` through a script that also increments a fencing counter: each
+ * acquisition gets a number larger than every earlier one, and it is part of the job lock token,
+ * so a job lock taken by an older holder can be told apart from ours. The holder renews the
+ * lease every ttl/5 with a compare-and-extend script (only if the value is still its own) and
+ * considers it valid for 0.6 × ttl after the start of the last successful renewal: it stops
+ * taking jobs 0.4 × ttl (on its own clock) before any other process can acquire the lease.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+const ACQUIRE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local fence = redis.call('INCR', KEYS[2])
+local value = '{"fence":' .. fence .. ',' .. string.sub(ARGV[1], 2)
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+return value
+`;
+
+const EXTEND = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** What the lease value says about its holder (`status` lists workers from it). */
+export interface LeaseHolder {
+  fence: number;
+  owner: string;
+  worker: string;
+  pid: number;
+  host: string;
+  startedAt: string;
+}
+
+export function parseLeaseValue(value: string | null): LeaseHolder | undefined {
+  if (value === null) return undefined;
+  try {
+    return JSON.parse(value) as LeaseHolder;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface LeaseOptions {
+  redis: Redis;
+  key: string;
+  fenceKey: string;
+  worker: string;
+  ttlMs: number;
+  /** Called once when the lease is lost (renewal refused, or not renewed in time). */
+  onLost: (reason: string) => void;
+  /** A renewal failed for a reason other than losing the lease (usually Redis unreachable). */
+  onRenewError?: (error: unknown) => void;
+}
+
+export class Lease {
+  readonly owner = randomUUID();
+  private value: string | undefined;
+  private holder: LeaseHolder | undefined;
+  private validUntil = 0;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private lost = false;
+  private readonly opts: LeaseOptions;
+
+  constructor(opts: LeaseOptions) {
+    this.opts = opts;
+  }
+
+  /** The fencing number of the current acquisition. */
+  get fence(): number {
+    return this.holder?.fence ?? 0;
+  }
+
+  /** Whether this process may act as the active one right now (by its own clock). */
+  isValid(): boolean {
+    return this.value !== undefined && !this.lost && Date.now() < this.validUntil;
+  }
+
+  /** Who holds the lease now (undefined when nobody does). */
+  async currentHolder(): Promise<LeaseHolder | undefined> {
+    return parseLeaseValue(await this.opts.redis.get(this.opts.key));
+  }
+
+  /** One attempt to acquire; true when this process now holds the lease (and renews it). */
+  async tryAcquire(): Promise<boolean> {
+    const started = Date.now();
+    const info = JSON.stringify({
+      owner: this.owner,
+      worker: this.opts.worker,
+      pid: process.pid,
+      host: hostname(),
+      startedAt: new Date().toISOString(),
+    });
+    const value = (await this.opts.redis.eval(
+      ACQUIRE,
+      2,
+      this.opts.key,
+      this.opts.fenceKey,
+      info,
+      String(this.opts.ttlMs),
+    )) as string | null;
+    if (value === null) return false;
+    this.value = value;
+    this.holder = parseLeaseValue(value);
+    this.lost = false;
+    this.renewed(started);
+    this.scheduleRenewal();
+    return true;
+  }
+
+  /** Stops renewing and deletes the lease if it is still ours, so a standby takes over now. */
+  async release(): Promise<void> {
+    this.stopTimers();
+    const value = this.value;
+    this.value = undefined;
+    this.lost = true;
+    if (value !== undefined) {
+      await this.opts.redis.eval(RELEASE, 1, this.opts.key, value);
+    }
+  }
+
+  /** Stops renewing without touching Redis (after the lease was lost). */
+  abandon(): void {
+    this.stopTimers();
+    this.value = undefined;
+  }
+
+  private renewed(startedAt: number): void {
+    this.validUntil = startedAt + Math.floor(this.opts.ttlMs * 0.6);
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(
+      () =>
+        this.markLost(`the lease was not renewed within ${Math.floor(this.opts.ttlMs * 0.6)} ms`),
+      Math.max(0, this.validUntil - Date.now()),
+    );
+  }
+
+  private scheduleRenewal(): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => void this.renew(), Math.max(50, this.opts.ttlMs / 5));
+  }
+
+  private async renew(): Promise<void> {
+    if (this.lost || this.value === undefined) return;
+    const started = Date.now();
+    try {
+      const extended = (await this.opts.redis.eval(
+        EXTEND,
+        1,
+        this.opts.key,
+        this.value,
+        String(this.opts.ttlMs),
+      )) as number;
+      if (this.lost || this.value === undefined) return;
+      if (extended !== 1) {
+        this.markLost('another process holds the lease now');
+        return;
+      }
+      this.renewed(started);
+    } catch (error) {
+      this.opts.onRenewError?.(error);
+    }
+    this.scheduleRenewal();
+  }
+
+  private markLost(reason: string): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.stopTimers();
+    this.opts.onLost(reason);
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+    this.renewTimer = undefined;
+    this.expiryTimer = undefined;
+  }
+}

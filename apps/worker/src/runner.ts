@@ -1,0 +1,248 @@
+/**
+ * The worker process for one worker name: connects to Redis, waits for (or takes) the lease,
+ * runs a Session while it holds it, goes back to standby if it loses it, and shuts down cleanly.
+ */
+import { Redis } from 'ioredis';
+import { DEFAULT_PREFIX, UserError, workerKeys } from '@changeq/shared';
+import type { Dispatch } from './handlers/load.js';
+import { Lease } from './lease.js';
+import type { Logger } from './log.js';
+import { sleep } from './scheduler/backoff.js';
+import type { SchedulerHooks } from './scheduler/hooks.js';
+import { Session, type WorkerSettings } from './session.js';
+
+export interface WorkerOptions {
+  worker: string;
+  redisUrl: string;
+  prefix?: string;
+  settings: WorkerSettings;
+  dispatch: Dispatch;
+  log: Logger;
+  /** Jobs held at once (fetched ahead); default max(4 × concurrency, concurrency + 16). */
+  prefetch?: number;
+  /** Lease time to live (ms); a standby takes over at most this long after a crash. */
+  leaseTtlMs?: number;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  commandPollMs?: number;
+  /** Give up starting when Redis cannot be reached for this long. */
+  connectTimeoutMs?: number;
+  hooks?: SchedulerHooks[];
+  random?: () => number;
+}
+
+export type WorkerState = 'connecting' | 'standby' | 'active' | 'stopping' | 'stopped';
+
+export interface RunningWorker {
+  readonly state: WorkerState;
+  /** Graceful stop: handlers get up to `graceMs` to finish; then the lease is released. */
+  stop(graceMs: number): Promise<void>;
+  /** Resolves when the worker has stopped. */
+  readonly done: Promise<void>;
+}
+
+export function defaultPrefetch(concurrency: number): number {
+  return Math.max(4 * concurrency, concurrency + 16);
+}
+
+/** Shows a Redis URL without its password. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** Connects with retries (backoff) and logs once per change between connected and not. */
+export function createRedis(url: string, log: Logger, name: string): Redis {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: null,
+    connectionName: name,
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 5_000),
+  });
+  let up: boolean | undefined;
+  redis.on('ready', () => {
+    if (up === false) log.info(`Redis connection restored (${name})`);
+    up = true;
+  });
+  redis.on('error', (error: Error) => {
+    if (up !== false) {
+      log.warn(
+        { err: { message: error.message } },
+        `Redis connection lost (${name}); retrying with backoff`,
+      );
+    }
+    up = false;
+  });
+  return redis;
+}
+
+/** Connects, or throws a UserError naming the server once `timeoutMs` has passed. */
+export async function connectRedis(redis: Redis, url: string, timeoutMs: number): Promise<void> {
+  let lastError: unknown;
+  const deadline = Date.now() + timeoutMs;
+  const connected = redis.connect().then(
+    () => true,
+    (error: unknown) => {
+      lastError = error;
+      return false;
+    },
+  );
+  while (Date.now() < deadline) {
+    if (redis.status === 'ready') {
+      try {
+        await redis.ping();
+        return;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    await Promise.race([connected, sleep(50)]);
+  }
+  redis.disconnect();
+  const reason = lastError instanceof Error ? lastError.message : 'no answer';
+  throw new UserError(
+    `cannot reach Redis at ${redactRedisUrl(url)} (${reason})`,
+    'start Redis or set REDIS_URL to a reachable server, e.g. redis://127.0.0.1:6379',
+  );
+}
+
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  const log = options.log.child({ worker: options.worker });
+  const keys = workerKeys(prefix, options.worker);
+  const leaseTtlMs = options.leaseTtlMs ?? 10_000;
+  const redis = createRedis(options.redisUrl, log, `changeq-worker:${options.worker}`);
+  await connectRedis(redis, options.redisUrl, options.connectTimeoutMs ?? 10_000);
+
+  let state: WorkerState = 'connecting';
+  let stopping = false;
+  let graceMs = 0;
+  let wake: (() => void) | undefined;
+  let leaseLost: ((reason: string) => void) | undefined;
+
+  const lease = new Lease({
+    redis,
+    key: keys.lease,
+    fenceKey: keys.fence,
+    worker: options.worker,
+    ttlMs: leaseTtlMs,
+    onLost: (reason) => leaseLost?.(reason),
+    onRenewError: (error) => log.debug({ err: error }, 'lease renewal failed; retrying'),
+  });
+
+  const runSession = async (): Promise<void> => {
+    const blocking = redis.duplicate();
+    blocking.on('error', () => undefined);
+    const current = new Session({
+      worker: options.worker,
+      prefix,
+      settings: options.settings,
+      prefetch: options.prefetch ?? defaultPrefetch(options.settings.concurrency),
+      lockDurationMs: options.lockDurationMs ?? 30_000,
+      stalledIntervalMs: options.stalledIntervalMs ?? 30_000,
+      commandPollMs: options.commandPollMs ?? 500,
+      redis,
+      blocking,
+      lease,
+      dispatch: options.dispatch,
+      log,
+      hooks: options.hooks ?? [],
+      ...(options.random ? { random: options.random } : {}),
+    });
+    const lost = new Promise<string>((resolve) => (leaseLost = resolve));
+    try {
+      await current.start();
+    } catch (error) {
+      log.error({ err: error }, 'could not start working; giving the lease back');
+      await current.halt('start failed');
+      blocking.disconnect();
+      await lease.release().catch(() => undefined);
+      await sleep(1_000);
+      return;
+    }
+    log.info(
+      { fence: lease.fence, concurrency: options.settings.concurrency },
+      'active: this process holds the lease and runs the jobs',
+    );
+    state = 'active';
+    const stopRequested = new Promise<void>((resolve) => (wake = resolve));
+    const reason = await Promise.race([lost, stopRequested.then(() => undefined)]);
+    if (reason !== undefined) {
+      log.warn({ reason }, 'lease lost: stopped taking jobs; back to standby');
+      await current.halt(reason);
+      lease.abandon();
+      state = 'standby';
+    } else {
+      const { drained } = await current.stop(graceMs);
+      if (!drained) log.warn('handlers still running at the shutdown timeout were aborted');
+      await lease.release().catch(() => undefined);
+    }
+    blocking.disconnect();
+    leaseLost = undefined;
+  };
+
+  const loop = async (): Promise<void> => {
+    let standbyLogged = false;
+    let errorLogged = false;
+    while (!stopping) {
+      let acquired = false;
+      try {
+        acquired = await lease.tryAcquire();
+        errorLogged = false;
+      } catch (error) {
+        if (!errorLogged) log.warn({ err: error }, 'could not reach Redis for the lease; retrying');
+        errorLogged = true;
+      }
+      if (stopping) {
+        if (acquired) await lease.release().catch(() => undefined);
+        break;
+      }
+      if (acquired) {
+        standbyLogged = false;
+        await runSession();
+        continue;
+      }
+      if (!standbyLogged && !errorLogged) {
+        const holder = await lease.currentHolder().catch(() => undefined);
+        log.info(
+          { holder },
+          `standby: worker "${options.worker}" is active in another process${holder ? ` (pid ${holder.pid} on ${holder.host})` : ''}; taking over when its lease ends`,
+        );
+        standbyLogged = true;
+      }
+      state = 'standby';
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, Math.min(1_000, Math.max(50, leaseTtlMs / 4)));
+      });
+    }
+  };
+
+  const done = loop()
+    .catch((error: unknown) => log.error({ err: error }, 'worker loop failed'))
+    .finally(async () => {
+      state = 'stopped';
+      await redis.quit().catch(() => redis.disconnect());
+    });
+
+  return {
+    get state() {
+      return state;
+    },
+    async stop(ms: number) {
+      if (!stopping) {
+        stopping = true;
+        graceMs = ms;
+        state = 'stopping';
+        wake?.();
+      }
+      await done;
+    },
+    done,
+  };
+}

@@ -1,0 +1,736 @@
+/**
+ * One term of office: what a process does for a worker name while it holds the lease.
+ *
+ * 1. Recovery: the jobs left in the queue's active list belong to a dead (or stopped)
+ *    predecessor. They are taken over (our token written into their locks, see
+ *    bullmq-internals.ts) and submitted first, in their original fetch order, together with the
+ *    dead-letter re-runs that were under way.
+ * 2. Fetch loop: one `getNextJob(token, { block: false })` at a time, so the order jobs are
+ *    submitted to the scheduler is exactly the order Redis moved them to active (= queue order =
+ *    oplog order per document). It keeps up to `prefetch` jobs held; when the queue is empty it
+ *    waits on the queue's marker (BZPOPMIN) for at most a second, and checks the lease before
+ *    every fetch, so a process whose lease may have expired never fetches.
+ * 3. The scheduler runs the jobs (see scheduler.ts); this file is its driver: completing jobs,
+ *    recording attempts, dead letters, parking and dead-letter re-runs.
+ * 4. Housekeeping: job locks extended every lockDuration/2; operator commands (retry/discard)
+ *    polled from Redis and carried out in order; BullMQ's stalled checker runs with an unlimited
+ *    maxStalledCount, and a job it puts back that we still hold is reclaimed, not run twice.
+ */
+import { Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  decodeEvent,
+  deadLetterQueueName,
+  eventQueueName,
+  workerKeys,
+  type ChangeEvent,
+  type EventJobData,
+  type HandlerContext,
+} from '@changeq/shared';
+import type { Logger } from './log.js';
+import {
+  activeJobsInFetchOrder,
+  finishErrorCode,
+  queueKey,
+  FINISH_LOCK_MISMATCH,
+  FINISH_MISSING_LOCK,
+  FINISH_NOT_ACTIVE,
+  reclaimJob,
+  takeOverJobs,
+} from './bullmq-internals.js';
+import {
+  docDigest,
+  PARK_SCRIPT,
+  parseBlockState,
+  UNBLOCK_SCRIPT,
+  type BlockState,
+  type DeadLetterCommand,
+  type DeadLetterInfo,
+  type DeadLetterJobData,
+} from './dead-letters.js';
+import type { Dispatch } from './handlers/load.js';
+import type { Lease } from './lease.js';
+import { sleep } from './scheduler/backoff.js';
+import type { SchedulerHooks } from './scheduler/hooks.js';
+import type { HandlerFailure } from './scheduler/invoke.js';
+import {
+  OrderedScheduler,
+  StopWork,
+  type Admission,
+  type SchedulerTask,
+  type TaskDriver,
+} from './scheduler/scheduler.js';
+
+export interface WorkerSettings {
+  concurrency: number;
+  attempts: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  timeoutMs: number;
+  deadLetter: 'block' | 'skip';
+}
+
+export interface SessionOptions {
+  worker: string;
+  prefix: string;
+  settings: WorkerSettings;
+  prefetch: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  commandPollMs: number;
+  /** Shared connection (maxRetriesPerRequest: null) for BullMQ and our own commands. */
+  redis: Redis;
+  /** A second connection for the blocking wait on the queue's marker. */
+  blocking: Redis;
+  lease: Lease;
+  dispatch: Dispatch;
+  log: Logger;
+  hooks: SchedulerHooks[];
+  random?: () => number;
+}
+
+/** The persisted progress of a job: attempts made so far and the last failure. */
+export interface AttemptProgress {
+  attempt: number;
+  lastError: string;
+  lastFailedAt: string;
+}
+
+interface WorkTask extends SchedulerTask {
+  kind: 'event' | 'replay' | 'replay-line';
+  /** event: the job in the worker's queue; replay: the job in the dead-letter queue. */
+  job?: Job;
+  jobId: string;
+  data?: EventJobData;
+  event?: ChangeEvent;
+}
+
+export function readProgress(progress: unknown): { attempts: number; failure?: HandlerFailure } {
+  if (typeof progress !== 'object' || progress === null) return { attempts: 0 };
+  const p = progress as Partial<AttemptProgress>;
+  const attempts = typeof p.attempt === 'number' && p.attempt > 0 ? Math.floor(p.attempt) : 0;
+  if (attempts === 0) return { attempts };
+  return {
+    attempts,
+    failure: { message: typeof p.lastError === 'string' ? p.lastError : 'unknown', kind: 'error' },
+  };
+}
+
+/** A handler's return value as BullMQ can store it (JSON); anything else is recorded as null. */
+function storableReturnValue(value: unknown): unknown {
+  if (value === undefined) return null;
+  try {
+    JSON.stringify(value);
+    return value;
+  } catch {
+    return null;
+  }
+}
+
+export class Session implements TaskDriver<WorkTask> {
+  readonly token: string;
+  private readonly opts: SessionOptions;
+  private readonly log: Logger;
+  private readonly queueName: string;
+  private readonly dlqName: string;
+  private readonly keys: ReturnType<typeof workerKeys>;
+  private worker!: Worker;
+  private dlq!: Queue;
+  readonly scheduler: OrderedScheduler<WorkTask>;
+
+  /** Event jobs held (fetched or recovered, not finished): their locks are ours to extend. */
+  private readonly held = new Map<string, Job>();
+  private readonly blocked = new Map<string, BlockState>();
+
+  private fetching = true;
+  private capacityWaiter: (() => void) | undefined;
+  private fetchLoopDone: Promise<void> = Promise.resolve();
+  private commandLoopDone: Promise<void> = Promise.resolve();
+  private lockTimer: NodeJS.Timeout | undefined;
+  private readonly stopController = new AbortController();
+  private fetchErrorLogged = false;
+
+  constructor(opts: SessionOptions) {
+    this.opts = opts;
+    this.token = `${opts.lease.owner}:${opts.lease.fence}`;
+    this.log = opts.log;
+    this.queueName = eventQueueName(opts.worker);
+    this.dlqName = deadLetterQueueName(opts.worker);
+    this.keys = workerKeys(opts.prefix, opts.worker);
+    const s = opts.settings;
+    const schedulerOptions = {
+      concurrency: s.concurrency,
+      attempts: s.attempts,
+      backoffMs: s.backoffMs,
+      maxBackoffMs: s.maxBackoffMs,
+      timeoutMs: s.timeoutMs,
+      hooks: opts.hooks,
+      onError: (error: unknown, what: string) =>
+        this.log.warn({ err: error }, `could not ${what}; retrying`),
+      ...(opts.random ? { random: opts.random } : {}),
+    };
+    this.scheduler = new OrderedScheduler<WorkTask>(this, schedulerOptions);
+  }
+
+  /** Recovers the predecessor's jobs and starts fetching. */
+  async start(): Promise<void> {
+    const { redis, prefix, lockDurationMs } = this.opts;
+    this.worker = new Worker(this.queueName, null, {
+      connection: redis,
+      prefix,
+      autorun: false,
+      lockDuration: lockDurationMs,
+      stalledInterval: this.opts.stalledIntervalMs,
+      // A job whose process died is never failed for stalling: it must run, in order.
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
+      skipLockRenewal: true,
+      name: `${this.opts.worker}@${this.token}`,
+    });
+    this.worker.on('error', (error) => this.log.debug({ err: error }, 'BullMQ worker error'));
+    this.worker.on('stalled', (jobId) => {
+      if (this.held.has(jobId)) void this.reclaim(jobId);
+      else this.log.warn({ jobId }, 'BullMQ moved a stalled job back to the queue');
+    });
+    this.dlq = new Queue(this.dlqName, { connection: redis, prefix });
+    this.dlq.on('error', (error) => this.log.debug({ err: error }, 'dead-letter queue error'));
+    await this.worker.waitUntilReady();
+
+    const blocked = await redis.hgetall(this.keys.blocked);
+    for (const [doc, raw] of Object.entries(blocked)) {
+      const state = parseBlockState(raw);
+      if (state) this.blocked.set(doc, state);
+    }
+    // Dead-letter re-runs that were under way go first: their events are older than any
+    // event of the same document still in the queue.
+    for (const [doc, state] of this.blocked) {
+      if (state.state !== 'blocked') this.scheduler.submit(this.replayLineTask(doc));
+    }
+    await this.recover();
+    await this.worker.startStalledCheckTimer();
+    this.scheduleLockExtension();
+    this.fetchLoopDone = this.fetchLoop();
+    this.commandLoopDone = this.commandLoop();
+  }
+
+  /** Graceful: stop fetching, let handler calls finish for up to `graceMs`, abort the rest. */
+  async stop(graceMs: number): Promise<{ drained: boolean }> {
+    this.stopFetching();
+    const result = await this.scheduler.stop(graceMs);
+    await this.close();
+    return result;
+  }
+
+  /** The lease is lost: stop everything at once, persist nothing more. */
+  async halt(reason: string): Promise<void> {
+    this.stopFetching();
+    this.scheduler.halt(new Error(reason));
+    await this.scheduler.waitIdle(5_000);
+    await this.close();
+  }
+
+  private stopFetching(): void {
+    this.fetching = false;
+    this.stopController.abort();
+    this.capacityWaiter?.();
+    this.opts.blocking.disconnect(false);
+  }
+
+  private async close(): Promise<void> {
+    clearTimeout(this.lockTimer);
+    await Promise.allSettled([this.fetchLoopDone, this.commandLoopDone]);
+    await Promise.allSettled([this.worker.close(true), this.dlq.close()]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Fetching
+
+  private async recover(): Promise<void> {
+    const { redis, lockDurationMs } = this.opts;
+    const ids = await activeJobsInFetchOrder(redis, this.worker);
+    if (ids.length === 0) return;
+    const taken = await takeOverJobs(redis, this.worker, ids, this.token, lockDurationMs);
+    const jobs = await Promise.all(taken.map((id) => Job.fromId(this.worker, id)));
+    let recovered = 0;
+    for (const job of jobs) {
+      if (job === undefined) continue;
+      this.accept(job);
+      recovered++;
+    }
+    this.log.info(
+      { recovered },
+      `recovered ${recovered} job(s) left active by the previous process; running them first, in their original order`,
+    );
+  }
+
+  private accept(job: Job): void {
+    const id = job.id;
+    if (id === undefined) return;
+    if (this.held.has(id)) {
+      // BullMQ's stalled checker put back a job we still hold (its lock lapsed, e.g. while Redis
+      // was unreachable); fetching it wrote our token into its lock again. Never run it twice.
+      this.log.warn({ jobId: id }, 'job redelivered while still held here; not running it twice');
+      return;
+    }
+    const data = job.data as EventJobData | undefined;
+    const key =
+      typeof data?.doc === 'string' ? data.doc : data?.doc === null ? null : `invalid:${id}`;
+    const { attempts, failure } = readProgress(job.progress);
+    this.held.set(id, job);
+    this.scheduler.submit({
+      id: `e:${id}`,
+      jobId: id,
+      kind: 'event',
+      key,
+      source: 'event',
+      priorAttempts: attempts,
+      lastFailure: failure,
+      job,
+      ...(data ? { data } : {}),
+    });
+  }
+
+  private release(jobId: string): void {
+    this.held.delete(jobId);
+    const waiter = this.capacityWaiter;
+    this.capacityWaiter = undefined;
+    waiter?.();
+  }
+
+  private async fetchLoop(): Promise<void> {
+    let retryDelay = 100;
+    while (this.fetching) {
+      if (!this.opts.lease.isValid()) {
+        await sleep(50, this.stopController.signal);
+        continue;
+      }
+      if (this.held.size >= this.opts.prefetch) {
+        await new Promise<void>((resolve) => (this.capacityWaiter = resolve));
+        continue;
+      }
+      let job: Job | undefined;
+      try {
+        job = await this.worker.getNextJob(this.token, { block: false });
+        retryDelay = 100;
+        this.fetchErrorLogged = false;
+      } catch (error) {
+        if (!this.fetching) break;
+        if (!this.fetchErrorLogged) {
+          this.fetchErrorLogged = true;
+          this.log.warn({ err: error }, 'fetching jobs failed; retrying with backoff');
+        }
+        await sleep(retryDelay, this.stopController.signal);
+        retryDelay = Math.min(retryDelay * 2, 5_000);
+        continue;
+      }
+      // A job fetched while stopping stays active with our lock: the next process recovers it.
+      if (!this.fetching) break;
+      if (job === undefined) {
+        await this.waitForJobs();
+        continue;
+      }
+      this.accept(job);
+    }
+  }
+
+  /** Waits (at most a second) until something is added to the queue. */
+  private async waitForJobs(): Promise<void> {
+    try {
+      await this.opts.blocking.bzpopmin(queueKey(this.worker, 'marker'), 1);
+    } catch {
+      if (this.fetching) await sleep(100, this.stopController.signal);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Locks
+
+  private scheduleLockExtension(): void {
+    const every = Math.max(500, Math.floor(this.opts.lockDurationMs / 2));
+    this.lockTimer = setTimeout(() => {
+      void this.extendLocks().finally(() => {
+        if (this.fetching || this.scheduler.size > 0) this.scheduleLockExtension();
+      });
+    }, every);
+  }
+
+  private async extendLocks(): Promise<void> {
+    if (!this.opts.lease.isValid() || this.held.size === 0) return;
+    const ids = [...this.held.keys()];
+    try {
+      const failed = await this.worker.extendJobLocks(
+        ids,
+        ids.map(() => this.token),
+        this.opts.lockDurationMs,
+      );
+      for (const id of failed) if (this.held.has(id)) await this.reclaim(id);
+    } catch (error) {
+      this.log.debug({ err: error }, 'extending job locks failed; retrying');
+    }
+  }
+
+  private async reclaim(jobId: string): Promise<'active' | 'moved-back' | 'gone'> {
+    if (!this.opts.lease.isValid()) return 'gone';
+    const state = await reclaimJob(
+      this.opts.redis,
+      this.worker,
+      jobId,
+      this.token,
+      this.opts.lockDurationMs,
+    );
+    if (state === 'moved-back') {
+      this.log.warn({ jobId }, 'took back a held job that BullMQ had put back in the queue');
+    }
+    return state;
+  }
+
+  private ensureLease(): void {
+    if (!this.opts.lease.isValid()) throw new StopWork('the worker lease is not held');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // TaskDriver
+
+  async expand(task: WorkTask): Promise<WorkTask[] | null> {
+    if (task.kind !== 'replay-line' || task.key === null) return null;
+    this.ensureLease();
+    const doc = task.key;
+    const block = this.blocked.get(doc);
+    if (block === undefined || block.state === 'blocked') return [];
+    if (block.state === 'discard') {
+      const dead = await this.dlq.getJob(block.dead);
+      if (dead) await dead.remove();
+      this.log.info({ doc, jobId: block.dead }, 'dead letter discarded');
+    }
+    const parked = await this.opts.redis.zrange(this.keys.parked(docDigest(doc)), 0, -1);
+    const ids =
+      block.state === 'retry' ? [block.dead, ...parked.filter((id) => id !== block.dead)] : parked;
+    const jobs = await Promise.all(ids.map((id) => this.dlq.getJob(id)));
+    const tasks: WorkTask[] = [];
+    for (const job of jobs) {
+      if (job?.id === undefined) continue;
+      tasks.push(this.replayTask(job, doc));
+    }
+    if (tasks.length === 0) await this.unblockIfDone(doc);
+    else
+      this.log.info(
+        { doc, events: tasks.length },
+        `re-running ${block.state === 'retry' ? 'the dead letter and ' : ''}the events parked behind it`,
+      );
+    return tasks;
+  }
+
+  async admit(task: WorkTask): Promise<Admission> {
+    if (task.key === null) return 'run';
+    const block = this.blocked.get(task.key);
+    if (task.kind === 'replay') return block?.state === 'blocked' ? 'drop' : 'run';
+    if (block === undefined || this.opts.settings.deadLetter === 'skip') return 'run';
+    // Our own dead letter: the process died after recording it, before finishing the job.
+    if (block.dead === task.jobId) return 'drop';
+    return 'park';
+  }
+
+  call(task: WorkTask, attempt: number, signal: AbortSignal): unknown {
+    if (task.data === undefined) throw new Error('the job has no data');
+    task.event ??= decodeEvent(task.data);
+    const ctx = this.context(task, attempt, signal);
+    const outcome = this.opts.dispatch(task.event, ctx);
+    if (!outcome.matched) {
+      ctx.log.debug('no handler matches this event; completed as a no-op');
+      return undefined;
+    }
+    return outcome.result;
+  }
+
+  private context(task: WorkTask, attempt: number, signal: AbortSignal): HandlerContext {
+    let log: Logger | undefined;
+    const parent = this.log;
+    const data = task.data;
+    return {
+      attempt,
+      worker: this.opts.worker,
+      idempotencyKey: task.jobId,
+      jobId: task.jobId,
+      signal,
+      get log() {
+        log ??= parent.child({ jobId: task.jobId, ns: data?.ns, op: data?.op, attempt });
+        return log;
+      },
+    };
+  }
+
+  async attemptFailed(task: WorkTask, attempt: number, failure: HandlerFailure): Promise<void> {
+    this.ensureLease();
+    const progress: AttemptProgress = {
+      attempt,
+      lastError: failure.message,
+      lastFailedAt: new Date().toISOString(),
+    };
+    await task.job?.updateProgress(progress);
+    this.log.info(
+      { jobId: task.jobId, attempt, error: failure.message },
+      'handler failed; retrying after backoff',
+    );
+  }
+
+  async complete(task: WorkTask, value: unknown): Promise<void> {
+    this.ensureLease();
+    if (task.kind === 'event') await this.finishJob(task, storableReturnValue(value));
+    else await this.finishReplay(task);
+  }
+
+  async deadLetter(task: WorkTask, failure: HandlerFailure, attempts: number): Promise<void> {
+    this.ensureLease();
+    const now = new Date().toISOString();
+    const error =
+      failure.stack === undefined
+        ? { message: failure.message }
+        : { message: failure.message, stack: failure.stack };
+    this.log.warn(
+      { jobId: task.jobId, attempts, error: failure.message, doc: task.key },
+      'handler failed on every attempt; event moved to the dead-letter queue',
+    );
+    if (task.kind === 'replay') {
+      const job = task.job!;
+      const data = job.data as DeadLetterJobData;
+      const info: DeadLetterInfo = {
+        kind: 'dead',
+        originalQueue: data.deadLetter.originalQueue,
+        originalJobId: data.deadLetter.originalJobId,
+        error,
+        attempts,
+        failedAt: now,
+      };
+      await job.updateData({ ...data, deadLetter: info });
+      if (task.key !== null && this.blocked.has(task.key)) {
+        await this.opts.redis.zrem(this.keys.parked(docDigest(task.key)), task.jobId);
+        await this.setBlocked(task.key, { dead: task.jobId, state: 'blocked', since: now });
+      }
+      return;
+    }
+    const data = task.data ?? ({ v: 1, ns: '', op: '', doc: task.key, event: {} } as EventJobData);
+    await this.upsertDeadLetter(task, {
+      ...data,
+      deadLetter: {
+        kind: 'dead',
+        originalQueue: this.queueName,
+        originalJobId: task.jobId,
+        error,
+        attempts,
+        failedAt: now,
+      },
+    });
+    if (this.opts.settings.deadLetter === 'block' && task.key !== null) {
+      await this.setBlocked(task.key, { dead: task.jobId, state: 'blocked', since: now });
+    }
+    await this.finishJob(task, { deadLetter: { queue: this.dlqName, jobId: task.jobId } });
+  }
+
+  async park(task: WorkTask): Promise<void> {
+    this.ensureLease();
+    const doc = task.key!;
+    const block = this.blocked.get(doc)!;
+    const seq = Number(
+      await this.opts.redis.eval(
+        PARK_SCRIPT,
+        2,
+        this.keys.parked(docDigest(doc)),
+        this.keys.parkSeq,
+        task.jobId,
+      ),
+    );
+    const data = task.data ?? ({ v: 1, ns: '', op: '', doc, event: {} } as EventJobData);
+    await this.upsertDeadLetter(task, {
+      ...data,
+      deadLetter: {
+        kind: 'parked',
+        originalQueue: this.queueName,
+        originalJobId: task.jobId,
+        blockedBy: block.dead,
+        seq,
+        parkedAt: new Date().toISOString(),
+      },
+    });
+    this.log.info(
+      { jobId: task.jobId, doc, blockedBy: block.dead },
+      'document is blocked by a dead letter; event parked behind it',
+    );
+    await this.finishJob(task, {
+      parked: { queue: this.dlqName, jobId: task.jobId, blockedBy: block.dead },
+    });
+  }
+
+  async drop(task: WorkTask): Promise<void> {
+    if (task.kind === 'event') {
+      this.ensureLease();
+      await this.finishJob(task, { deadLetter: { queue: this.dlqName, jobId: task.jobId } });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private async upsertDeadLetter(task: WorkTask, data: DeadLetterJobData): Promise<void> {
+    const existing = await this.dlq.getJob(task.jobId);
+    if (existing) {
+      if (existing.data?.deadLetter?.kind !== data.deadLetter.kind) await existing.updateData(data);
+      return;
+    }
+    await this.dlq.add(task.job?.name ?? 'event', data, { jobId: task.jobId });
+  }
+
+  private async setBlocked(doc: string, state: BlockState): Promise<void> {
+    await this.opts.redis.hset(this.keys.blocked, doc, JSON.stringify(state));
+    this.blocked.set(doc, state);
+  }
+
+  private async unblockIfDone(doc: string): Promise<void> {
+    const done = await this.opts.redis.eval(
+      UNBLOCK_SCRIPT,
+      2,
+      this.keys.blocked,
+      this.keys.parked(docDigest(doc)),
+      doc,
+    );
+    if (done === 1) {
+      this.blocked.delete(doc);
+      this.log.info({ doc }, 'document unblocked: its dead letter and parked events are done');
+    }
+  }
+
+  /** Moves an event job to completed; the job must be ours (reclaimed if its lock lapsed). */
+  private async finishJob(task: WorkTask, returnValue: unknown): Promise<void> {
+    const job = task.job!;
+    for (let tries = 0; ; tries++) {
+      try {
+        await job.moveToCompleted(returnValue, this.token, false);
+        break;
+      } catch (error) {
+        const code = finishErrorCode(error);
+        const ownership =
+          code === FINISH_MISSING_LOCK ||
+          code === FINISH_NOT_ACTIVE ||
+          code === FINISH_LOCK_MISMATCH;
+        if (!ownership || tries > 0) throw error;
+        this.ensureLease();
+        if ((await this.reclaim(task.jobId)) === 'gone') {
+          this.log.warn(
+            { jobId: task.jobId },
+            'job vanished from the queue before it could be finished',
+          );
+          break;
+        }
+      }
+    }
+    this.release(task.jobId);
+  }
+
+  private async finishReplay(task: WorkTask): Promise<void> {
+    await task.job!.remove();
+    if (task.key === null) return;
+    await this.opts.redis.zrem(this.keys.parked(docDigest(task.key)), task.jobId);
+    if (this.blocked.has(task.key)) await this.unblockIfDone(task.key);
+  }
+
+  private replayLineTask(doc: string): WorkTask {
+    return {
+      id: `line:${doc}`,
+      jobId: `line:${doc}`,
+      kind: 'replay-line',
+      key: doc,
+      source: 'replay',
+      priorAttempts: 0,
+    };
+  }
+
+  private replayTask(job: Job, doc: string | null): WorkTask {
+    const { attempts, failure } = readProgress(job.progress);
+    const data = job.data as DeadLetterJobData;
+    return {
+      id: `r:${job.id!}`,
+      jobId: job.id!,
+      kind: 'replay',
+      key: doc,
+      source: 'replay',
+      priorAttempts: attempts,
+      lastFailure: failure,
+      job,
+      data,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Operator commands
+
+  private async commandLoop(): Promise<void> {
+    while (this.fetching) {
+      if (this.opts.lease.isValid()) {
+        try {
+          for (;;) {
+            if (!this.fetching || !this.opts.lease.isValid()) break;
+            const raw = await this.opts.redis.lindex(this.keys.commands, 0);
+            if (raw === null) break;
+            await this.applyCommand(raw);
+            await this.opts.redis.lpop(this.keys.commands);
+          }
+        } catch (error) {
+          this.log.debug({ err: error }, 'reading dead-letter commands failed; retrying');
+        }
+      }
+      await sleep(this.opts.commandPollMs, this.stopController.signal);
+    }
+  }
+
+  private async applyCommand(raw: string): Promise<void> {
+    let command: DeadLetterCommand;
+    try {
+      command = JSON.parse(raw) as DeadLetterCommand;
+    } catch {
+      this.log.warn({ command: raw }, 'ignored an unreadable dead-letter command');
+      return;
+    }
+    const job = await this.dlq.getJob(command.jobId);
+    if (job?.id === undefined) {
+      this.log.warn(
+        { jobId: command.jobId, op: command.op },
+        'no such dead letter (already handled?)',
+      );
+      return;
+    }
+    const data = job.data as DeadLetterJobData;
+    const doc = data.doc;
+    const block = doc === null ? undefined : this.blocked.get(doc);
+    if (doc !== null && block !== undefined && block.dead === command.jobId) {
+      if (block.state !== 'blocked') return; // a re-run of this document is already under way
+      if (command.op === 'retry') await job.updateProgress(0);
+      await this.setBlocked(doc, { ...block, state: command.op });
+      this.log.info(
+        { jobId: command.jobId, doc, op: command.op },
+        `dead letter ${command.op} requested`,
+      );
+      this.scheduler.submitFront(this.replayLineTask(doc));
+      return;
+    }
+    if (data.deadLetter?.kind === 'parked') {
+      if (command.op === 'discard') {
+        if (doc !== null)
+          await this.opts.redis.zrem(this.keys.parked(docDigest(doc)), command.jobId);
+        await job.remove();
+        this.log.info({ jobId: command.jobId, doc }, 'parked event discarded');
+      } else {
+        this.log.warn(
+          { jobId: command.jobId },
+          'a parked event runs when its dead letter is retried; ignored',
+        );
+      }
+      return;
+    }
+    // A dead letter that blocks nothing (dead_letter = "skip", or a namespace-wide event).
+    if (command.op === 'discard') {
+      await job.remove();
+      this.log.info({ jobId: command.jobId, doc }, 'dead letter discarded');
+      return;
+    }
+    await job.updateProgress(0);
+    this.log.info({ jobId: command.jobId, doc }, 'dead letter retry requested');
+    this.scheduler.submit(this.replayTask((await this.dlq.getJob(command.jobId)) ?? job, doc));
+  }
+}

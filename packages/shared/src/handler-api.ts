@@ -1,0 +1,134 @@
+/**
+ * The contract between changeq's worker and the job handlers users write.
+ *
+ * A handlers module's default export is either one function that receives every event of its
+ * worker, or a table made with `defineHandlers` keyed by namespace and then by operation type:
+ *
+ * ```ts
+ * import { defineHandlers } from '@changeq/shared';
+ *
+ * export default defineHandlers({
+ *   'shop.orders': {
+ *     insert: async (event, ctx) => { event.fullDocument; ctx.idempotencyKey; },
+ *     delete: async (event) => { event.documentKey; },
+ *   },
+ *   'shop.*': { drop: async (event) => { event.ns.coll; } },
+ *   '*': { '*': async (event, ctx) => ctx.log.debug({ op: event.operationType }, 'ignored') },
+ * });
+ * ```
+ *
+ * The most specific match wins: the exact namespace before `db.*` before `*`, and within one
+ * namespace the operation type before `'*'`. An event that matches nothing completes as a no-op.
+ */
+import type { Document } from 'bson';
+import type { Logger } from 'pino';
+import type { ChangeEvent, OperationType } from './change-event.js';
+
+export type { Logger as HandlerLogger } from 'pino';
+
+/** What a handler learns about the job it is running, besides the event itself. */
+export interface HandlerContext {
+  /** 1 on the first call for this event, 2 on the first retry, and so on (survives restarts). */
+  readonly attempt: number;
+  /** The worker name (from workers.toml) running the handler. */
+  readonly worker: string;
+  /**
+   * Unique per event and the same on every attempt and every redelivery (it is the job id, derived
+   * from the event's resume token): use it to make side effects idempotent.
+   */
+  readonly idempotencyKey: string;
+  /** The BullMQ job id (equal to `idempotencyKey`; kept separate so logs can say which is meant). */
+  readonly jobId: string;
+  /** A pino child logger bound to this job (worker, jobId, ns, op, attempt). */
+  readonly log: Logger;
+  /**
+   * Aborted when the attempt times out (`timeout_ms`) or the worker shuts down: stop work and
+   * reject. After a shutdown abort the job stays queued and runs again in the next process.
+   */
+  readonly signal: AbortSignal;
+}
+
+/** The event type of one operation, so that `insert` handlers see `fullDocument` and so on. */
+export type EventOf<Op extends OperationType, TSchema extends Document = Document> = Extract<
+  ChangeEvent<TSchema>,
+  { operationType: Op }
+>;
+
+/** One handler call. The return value is recorded as the job's return value when it is JSON. */
+export type EventHandler<E = ChangeEvent> = (event: E, ctx: HandlerContext) => unknown;
+
+/** Handlers of one namespace, keyed by operation type; `'*'` takes the other operations. */
+export type OperationHandlers<TSchema extends Document = Document> = {
+  [Op in OperationType]?: EventHandler<EventOf<Op, TSchema>>;
+} & { '*'?: EventHandler<ChangeEvent<TSchema>> };
+
+/** Keys are `"db.coll"`, `"db.*"` or `"*"`. */
+export type HandlerTableSpec = Record<string, OperationHandlers>;
+
+/** A handler table (made with `defineHandlers`, or a plain object of the same shape). */
+export type HandlerTable = HandlerTableSpec;
+
+/** What a handlers module may export as its default export. */
+export type HandlersExport = EventHandler | HandlerTable;
+
+/** The operation keys a handler table accepts (besides `'*'`). */
+export const HANDLER_OPERATIONS: readonly OperationType[] = [
+  'insert',
+  'update',
+  'replace',
+  'delete',
+  'drop',
+  'rename',
+  'dropDatabase',
+  'invalidate',
+  'createIndexes',
+  'dropIndexes',
+  'create',
+  'modify',
+  'shardCollection',
+  'reshardCollection',
+  'refineCollectionShardKey',
+  'snapshot',
+];
+
+const NAMESPACE_KEY = /^(\*|[^.*\s$][^*\s]*\.\*|[^.*\s$][^*\s]*\.[^*\s]+)$/;
+
+/**
+ * Checks a handler table and returns it unchanged, typed so that each handler sees the event type
+ * of its operation. Throws a TypeError naming the bad key (a typo such as `inserts` or `shop` must
+ * not silently turn into a no-op).
+ */
+export function defineHandlers<T extends HandlerTableSpec>(table: T): T & HandlerTable {
+  validateHandlerTable(table);
+  return table;
+}
+
+/** The check behind `defineHandlers`; the worker also runs it on tables made without it. */
+export function validateHandlerTable(table: unknown): asserts table is HandlerTable {
+  if (typeof table !== 'object' || table === null || Array.isArray(table)) {
+    throw new TypeError('a handler table must be an object keyed by namespace');
+  }
+  const operations = new Set<string>([...HANDLER_OPERATIONS, '*']);
+  for (const [namespace, handlers] of Object.entries(table)) {
+    if (!NAMESPACE_KEY.test(namespace)) {
+      throw new TypeError(
+        `handler table key "${namespace}" is not a namespace: use "db.coll", "db.*" or "*"`,
+      );
+    }
+    if (typeof handlers !== 'object' || handlers === null || Array.isArray(handlers)) {
+      throw new TypeError(
+        `handler table entry "${namespace}" must be an object keyed by operation type`,
+      );
+    }
+    for (const [op, handler] of Object.entries(handlers as Record<string, unknown>)) {
+      if (!operations.has(op)) {
+        throw new TypeError(
+          `handler table entry "${namespace}" has unknown operation "${op}": use one of ${[...operations].join(', ')}`,
+        );
+      }
+      if (typeof handler !== 'function') {
+        throw new TypeError(`handler "${namespace}" → "${op}" is not a function`);
+      }
+    }
+  }
+}
