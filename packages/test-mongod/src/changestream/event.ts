@@ -1,0 +1,117 @@
+// Change event documents, shaped as the manual's "Change Events" pages describe them.
+import { Binary } from 'bson';
+import type { Doc } from '../bson/types.js';
+import { toTimestamp } from '../history/clock.js';
+import type { HistoryEntry } from '../history/entry.js';
+import { eventToken } from '../history/token.js';
+
+export const ID_INDEX_SPEC = { v: 2, key: { _id: 1 }, name: '_id_' };
+
+export interface EventOptions {
+  showExpandedEvents: boolean;
+  /** fullDocument for update events (updateLookup / post-image); undefined leaves it out. */
+  fullDocument?: Doc | null;
+  /** fullDocumentBeforeChange; undefined leaves it out. */
+  fullDocumentBeforeChange?: Doc | null;
+}
+
+/** Events visible only with showExpandedEvents: true. */
+export const EXPANDED_OPS = new Set(['create', 'createIndexes', 'dropIndexes', 'modify']);
+
+function ns(e: HistoryEntry): Doc {
+  return e.coll === undefined ? { db: e.db } : { db: e.db, coll: e.coll };
+}
+
+export function invalidateEvent(e: HistoryEntry): Doc {
+  return {
+    _id: { _data: eventToken(e.ts, e.txnOpIndex, true) },
+    operationType: 'invalidate',
+    clusterTime: toTimestamp(e.ts),
+    wallTime: e.wall,
+  };
+}
+
+/** The event for an entry's own operation. */
+export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
+  const ev: Doc = {
+    _id: { _data: eventToken(e.ts, e.txnOpIndex) },
+    operationType: e.op,
+    clusterTime: toTimestamp(e.ts),
+    wallTime: e.wall,
+  };
+  const withUuid = o.showExpandedEvents && e.uuid instanceof Binary;
+  switch (e.op) {
+    case 'insert':
+    case 'replace':
+      if (withUuid) ev.collectionUUID = e.uuid;
+      ev.fullDocument = e.doc;
+      ev.ns = ns(e);
+      ev.documentKey = { _id: e.id };
+      break;
+    case 'update':
+      if (withUuid) ev.collectionUUID = e.uuid;
+      if (o.fullDocument !== undefined) ev.fullDocument = o.fullDocument;
+      ev.ns = ns(e);
+      ev.documentKey = { _id: e.id };
+      ev.updateDescription = {
+        updatedFields: e.desc?.updatedFields ?? {},
+        removedFields: e.desc?.removedFields ?? [],
+        truncatedArrays: e.desc?.truncatedArrays ?? [],
+      };
+      break;
+    case 'delete':
+      if (withUuid) ev.collectionUUID = e.uuid;
+      ev.ns = ns(e);
+      ev.documentKey = { _id: e.id };
+      break;
+    case 'drop':
+      if (withUuid) ev.collectionUUID = e.uuid;
+      ev.ns = ns(e);
+      break;
+    case 'rename':
+      if (withUuid) ev.collectionUUID = e.uuid;
+      ev.ns = ns(e);
+      ev.to = e.to;
+      if (o.showExpandedEvents) {
+        const desc: Doc = { to: e.to };
+        if (e.dropTargetUuid) desc.dropTarget = e.dropTargetUuid;
+        ev.operationDescription = desc;
+      }
+      break;
+    case 'dropDatabase':
+      ev.ns = { db: e.db };
+      break;
+    case 'create':
+      if (withUuid) ev.collectionUUID = e.uuid;
+      ev.ns = ns(e);
+      ev.operationDescription = {
+        idIndex: ID_INDEX_SPEC,
+        ...((e.info?.options as Doc | undefined) ?? {}),
+      };
+      break;
+    case 'createIndexes':
+    case 'dropIndexes':
+      if (withUuid) ev.collectionUUID = e.uuid;
+      ev.ns = ns(e);
+      ev.operationDescription = { indexes: e.info?.indexes ?? [] };
+      break;
+    case 'modify':
+      if (withUuid) ev.collectionUUID = e.uuid;
+      ev.ns = ns(e);
+      ev.operationDescription = (e.info?.options as Doc | undefined) ?? {};
+      break;
+    default:
+      break;
+  }
+  if (
+    o.fullDocumentBeforeChange !== undefined &&
+    (e.op === 'update' || e.op === 'replace' || e.op === 'delete')
+  ) {
+    ev.fullDocumentBeforeChange = o.fullDocumentBeforeChange;
+  }
+  if (e.lsid) {
+    ev.lsid = e.lsid;
+    ev.txnNumber = e.txnNumber;
+  }
+  return ev;
+}

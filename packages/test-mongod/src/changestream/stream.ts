@@ -1,0 +1,361 @@
+// $changeStream: option parsing, the stream's scope (collection, database, whole deployment),
+// the follow-on stages applied to events, and reading batches from the change history.
+// Follows the manual's "Change Streams", "Change Events", "Resume a Change Stream" and
+// "Change Streams with Document Pre- and Post-Images" pages and the driver Change Streams spec.
+import type { Timestamp } from 'bson';
+import { serialize } from '../wire/raw.js';
+import { canonicalKey } from '../bson/canonical.js';
+import { identical } from '../bson/compare.js';
+import { isPlainObject } from '../bson/types.js';
+import type { Doc } from '../bson/types.js';
+import { MongoServerError } from '../errors.js';
+import { fromTimestamp, nextTs } from '../history/clock.js';
+import type { HistoryEntry } from '../history/entry.js';
+import { historyLost } from '../history/history.js';
+import { decodeToken, eventToken, hwmToken } from '../history/token.js';
+import { compileDocStage, PER_DOCUMENT_STAGES, stageName } from '../query/pipeline.js';
+import type { DocStage } from '../query/pipeline.js';
+import type { Engine } from '../storage/engine.js';
+import { buildEvent, EXPANDED_OPS, invalidateEvent } from './event.js';
+import type { EventOptions } from './event.js';
+
+export type Scope =
+  | { type: 'collection'; db: string; coll: string }
+  | { type: 'database'; db: string }
+  | { type: 'cluster' };
+
+type FullDocument = 'default' | 'updateLookup' | 'whenAvailable' | 'required';
+type FullDocumentBeforeChange = 'off' | 'whenAvailable' | 'required';
+
+export interface StreamSpec {
+  scope: Scope;
+  fullDocument: FullDocument;
+  fullDocumentBeforeChange: FullDocumentBeforeChange;
+  showExpandedEvents: boolean;
+  start: { seq: number; afterMain: boolean } | undefined;
+  stages: DocStage[];
+  /** Stages only filter (no reshaping), so cached event bytes can be sent as they are. */
+  filterOnly: boolean;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'fullDocument',
+  'fullDocumentBeforeChange',
+  'resumeAfter',
+  'startAfter',
+  'startAtOperationTime',
+  'allChangesForCluster',
+  'showExpandedEvents',
+  'showSystemEvents',
+  'showMigrationEvents',
+  'allowToRunOnConfigDB',
+  'allowToRunOnSystemNS',
+]);
+
+const INTERNAL_DBS = new Set(['admin', 'config', 'local']);
+
+function enumOption<T extends string>(name: string, v: unknown, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string') {
+    throw new MongoServerError(
+      14,
+      `BSON field '$changeStream.${name}' is the wrong type '${typeof v}', expected type 'string'`,
+    );
+  }
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new MongoServerError(
+      2,
+      `Enumeration value '${v}' for field '$changeStream.${name}' is not a valid value.`,
+    );
+  }
+  return v as T;
+}
+
+export function parseChangeStream(
+  engine: Engine,
+  db: string,
+  target: string | undefined,
+  spec: unknown,
+  rest: unknown[],
+): StreamSpec {
+  if (!isPlainObject(spec)) {
+    throw new MongoServerError(50808, '$changeStream stage expects a document as argument');
+  }
+  for (const k of Object.keys(spec)) {
+    if (!KNOWN_OPTIONS.has(k))
+      throw new MongoServerError(40415, `BSON field '$changeStream.${k}' is an unknown field.`);
+  }
+  let scope: Scope;
+  const all = spec.allChangesForCluster === true;
+  if (all) {
+    if (db !== 'admin' || target !== undefined) {
+      throw new MongoServerError(
+        73,
+        "A $changeStream with 'allChangesForCluster:true' may only be opened on the 'admin' database, and with no collection name",
+      );
+    }
+    scope = { type: 'cluster' };
+  } else if (target === undefined) {
+    if (INTERNAL_DBS.has(db)) {
+      throw new MongoServerError(
+        73,
+        `$changeStream may not be opened on the internal ${db} database`,
+      );
+    }
+    scope = { type: 'database', db };
+  } else {
+    if (INTERNAL_DBS.has(db)) {
+      throw new MongoServerError(
+        73,
+        `$changeStream may not be opened on the internal ${db} database`,
+      );
+    }
+    if (target.startsWith('system.')) {
+      throw new MongoServerError(
+        73,
+        `$changeStream may not be opened on the internal ${db}.${target} collection`,
+      );
+    }
+    scope = { type: 'collection', db, coll: target };
+  }
+  const fullDocument = enumOption(
+    'fullDocument',
+    spec.fullDocument,
+    ['default', 'updateLookup', 'whenAvailable', 'required'],
+    'default',
+  );
+  const fullDocumentBeforeChange = enumOption(
+    'fullDocumentBeforeChange',
+    spec.fullDocumentBeforeChange,
+    ['off', 'whenAvailable', 'required'],
+    'off',
+  );
+  const starts = ['resumeAfter', 'startAfter', 'startAtOperationTime'].filter(
+    (k) => spec[k] !== undefined,
+  );
+  if (starts.length > 1) {
+    throw new MongoServerError(
+      40674,
+      'Only one type of resume option is allowed, but multiple were found.',
+    );
+  }
+  let start: StreamSpec['start'];
+  if (spec.resumeAfter !== undefined || spec.startAfter !== undefined) {
+    const pos = decodeToken(spec.resumeAfter ?? spec.startAfter);
+    if (spec.resumeAfter !== undefined && pos.fromInvalidate) {
+      throw new MongoServerError(
+        260,
+        "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.",
+      );
+    }
+    start = engine.history.resolve(pos);
+  } else if (spec.startAtOperationTime !== undefined) {
+    const ts = spec.startAtOperationTime as Timestamp;
+    if ((ts as { _bsontype?: string })?._bsontype !== 'Timestamp') {
+      throw new MongoServerError(
+        14,
+        "BSON field '$changeStream.startAtOperationTime' is the wrong type, expected type 'timestamp'",
+      );
+    }
+    start = engine.history.resolve({
+      kind: 'hwm',
+      ts: fromTimestamp(ts),
+      txnOpIndex: 0,
+      fromInvalidate: false,
+    });
+  }
+  const stages: DocStage[] = [];
+  let filterOnly = true;
+  for (const s of rest) {
+    const [name, stageSpec] = stageName(s);
+    if (name === '$changeStream') {
+      throw new MongoServerError(
+        40602,
+        '$changeStream is only valid as the first stage in a pipeline.',
+      );
+    }
+    if (!PER_DOCUMENT_STAGES.has(name)) {
+      throw new MongoServerError(20, `${name} is not permitted in a $changeStream pipeline`, {
+        codeName: 'IllegalOperation',
+      });
+    }
+    if (name !== '$match') filterOnly = false;
+    stages.push(compileDocStage(name, stageSpec));
+  }
+  return {
+    scope,
+    fullDocument,
+    fullDocumentBeforeChange,
+    showExpandedEvents: spec.showExpandedEvents === true,
+    start,
+    stages,
+    filterOnly,
+  };
+}
+
+function isSystem(coll: string | undefined): boolean {
+  return coll !== undefined && coll.startsWith('system.');
+}
+
+/** Which outputs an entry produces for a scope: its own event and/or an invalidate. */
+function outputsFor(
+  e: HistoryEntry,
+  scope: Scope,
+  expanded: boolean,
+): { main: boolean; invalidate: boolean } {
+  const none = { main: false, invalidate: false };
+  if (e.op === 'noop') return none;
+  const main = !EXPANDED_OPS.has(e.op) || expanded;
+  switch (scope.type) {
+    case 'cluster':
+      if (INTERNAL_DBS.has(e.db) || isSystem(e.coll)) {
+        if (e.op !== 'rename' || !e.to || INTERNAL_DBS.has(e.to.db) || isSystem(e.to.coll))
+          return none;
+      }
+      return { main, invalidate: false };
+    case 'database': {
+      const here = e.db === scope.db && !isSystem(e.coll);
+      const toHere = e.op === 'rename' && e.to?.db === scope.db && !isSystem(e.to.coll);
+      if (!here && !toHere) return none;
+      return { main, invalidate: e.op === 'dropDatabase' };
+    }
+    case 'collection': {
+      if (e.op === 'dropDatabase') return { main: false, invalidate: e.db === scope.db };
+      const here = e.db === scope.db && e.coll === scope.coll;
+      const toHere = e.op === 'rename' && e.to?.db === scope.db && e.to.coll === scope.coll;
+      if (!here && !toHere) return none;
+      return { main, invalidate: e.op === 'drop' || e.op === 'rename' };
+    }
+  }
+}
+
+export interface Batch {
+  items: Buffer[];
+  postBatchResumeToken: Doc;
+  invalidated: boolean;
+}
+
+const BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024;
+
+export class ChangeStreamReader {
+  private seq: number;
+  private afterMain: boolean;
+  closed = false;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly spec: StreamSpec,
+  ) {
+    this.seq = spec.start?.seq ?? engine.history.endSeq;
+    this.afterMain = spec.start?.afterMain ?? false;
+  }
+
+  /** Read what is available now, up to `maxCount` events. Never waits. */
+  read(maxCount: number): Batch {
+    const history = this.engine.history;
+    const items: Buffer[] = [];
+    let bytes = 0;
+    let token: string | undefined;
+    const { scope, showExpandedEvents } = this.spec;
+    while (this.seq < history.endSeq) {
+      if (this.seq < history.firstSeq) throw historyLost();
+      const e = history.at(this.seq) as HistoryEntry;
+      const out = outputsFor(e, scope, showExpandedEvents);
+      if (out.main && !this.afterMain) {
+        if (items.length >= maxCount) break;
+        const b = this.render(e);
+        if (b) {
+          if (items.length > 0 && bytes + b.length > BATCH_BYTES) break;
+          items.push(b);
+          bytes += b.length;
+        }
+        token = eventToken(e.ts, e.txnOpIndex);
+      }
+      this.afterMain = true;
+      if (out.invalidate) {
+        if (items.length >= maxCount) break;
+        const inv = invalidateEvent(e);
+        items.push(serialize(inv));
+        this.closed = true;
+        return { items, postBatchResumeToken: inv._id as Doc, invalidated: true };
+      }
+      this.seq++;
+      this.afterMain = false;
+    }
+    if (this.seq >= history.endSeq) {
+      // Caught up: a high-water mark just after the latest cluster time.
+      token = hwmToken(nextTs(this.engine.clock.now()));
+    }
+    return {
+      items,
+      postBatchResumeToken: { _data: token ?? this.positionToken() },
+      invalidated: false,
+    };
+  }
+
+  private positionToken(): string {
+    const e = this.engine.history.at(this.seq);
+    if (!e) return hwmToken(nextTs(this.engine.clock.now()));
+    // Not yet read: a high-water mark at that entry's time precedes it.
+    return this.afterMain ? eventToken(e.ts, e.txnOpIndex) : hwmToken(e.ts);
+  }
+
+  /** Serialised event after stages, or undefined when filtered out. */
+  private render(e: HistoryEntry): Buffer | undefined {
+    const { stages, filterOnly, fullDocument, fullDocumentBeforeChange, showExpandedEvents } =
+      this.spec;
+    const isCrud = e.op === 'update' || e.op === 'replace' || e.op === 'delete';
+    const plain =
+      !showExpandedEvents &&
+      (fullDocument === 'default' || e.op !== 'update') &&
+      (fullDocumentBeforeChange === 'off' || !isCrud);
+    if (plain && filterOnly) {
+      if (stages.length > 0) {
+        const ev = buildEvent(e, { showExpandedEvents: false });
+        for (const s of stages) if (!s(ev)) return undefined;
+      }
+      return (e.bytes ??= serialize(buildEvent(e, { showExpandedEvents: false })));
+    }
+    const opts: EventOptions = { showExpandedEvents };
+    if (e.op === 'update' && fullDocument !== 'default')
+      opts.fullDocument = this.postImage(e, fullDocument);
+    if (isCrud && fullDocumentBeforeChange !== 'off') {
+      if (e.pre) opts.fullDocumentBeforeChange = e.pre;
+      else if (fullDocumentBeforeChange === 'required') {
+        throw new MongoServerError(
+          47,
+          `Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not found for event: ${eventToken(e.ts, e.txnOpIndex)}`,
+        );
+      } else opts.fullDocumentBeforeChange = null;
+    }
+    const ev = buildEvent(e, opts);
+    let cur: Doc | undefined = ev;
+    for (const s of stages) {
+      cur = s(cur);
+      if (!cur) return undefined;
+    }
+    if (!filterOnly && !identical(cur._id, ev._id)) {
+      throw new MongoServerError(
+        280,
+        'Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.',
+      );
+    }
+    return serialize(cur);
+  }
+
+  private postImage(e: HistoryEntry, mode: FullDocument): Doc | null {
+    if (mode === 'updateLookup') {
+      const c = this.engine.catalog.get(e.db, e.coll as string);
+      if (!c || (e.uuid && !identical(c.uuid, e.uuid))) return null;
+      return c.docs.get(canonicalKey(e.id)) ?? null;
+    }
+    if (e.images && e.doc) return e.doc;
+    if (mode === 'required') {
+      throw new MongoServerError(
+        47,
+        `Change stream was configured to require a post-image for all update, delete and replace events, but the post-image was not found for event: ${eventToken(e.ts, e.txnOpIndex)}`,
+      );
+    }
+    return null;
+  }
+}

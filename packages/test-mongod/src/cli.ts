@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// changeq-test-mongod: run the server as its own process. On ready, prints exactly one JSON line
+// {"uri","port","pid"} to stdout; logs go to stderr. SIGTERM/SIGINT close sockets, flush the
+// log and exit 0. Unknown flags print one line and exit 2.
+import { parseArgs } from 'node:util';
+import { startMongoServer } from './index.js';
+
+const USAGE = `Usage: changeq-test-mongod [options]
+  --host <addr>                     interface to listen on (default 127.0.0.1)
+  --port <n>                        TCP port (default 0: a free port)
+  --dbpath <dir>                    keep data and change history in <dir> (default: in memory)
+  --repl-set <name>                 replica set name (default rs0)
+  --history-max-events <n>          change history window by count (default 1000000)
+  --history-max-age-seconds <n>     change history window by age (default 86400)
+  --help                            show this help`;
+
+function fail(message: string): never {
+  process.stderr.write(`changeq-test-mongod: ${message} (see --help)\n`);
+  process.exit(2);
+}
+
+function intFlag(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) fail(`--${name} expects a non-negative integer, got '${v}'`);
+  return Number(v);
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        dbpath: { type: 'string' },
+        'repl-set': { type: 'string' },
+        'history-max-events': { type: 'string' },
+        'history-max-age-seconds': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    fail((err as Error).message.split('\n')[0] ?? 'invalid arguments');
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const log = (line: string): void => {
+    process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  };
+  const server = await startMongoServer(
+    {
+      host: values.host,
+      port: intFlag('port', values.port),
+      dataDir: values.dbpath,
+      replSetName: values['repl-set'],
+      history: {
+        maxEvents: intFlag('history-max-events', values['history-max-events']),
+        maxAgeSeconds: intFlag('history-max-age-seconds', values['history-max-age-seconds']),
+      },
+      log,
+    },
+    { argv: process.argv.slice(1) },
+  );
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`received ${signal}, shutting down`);
+    server.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log(`error while stopping: ${String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.stdout.write(
+    `${JSON.stringify({ uri: server.uri, port: server.port, pid: process.pid })}\n`,
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`changeq-test-mongod: ${(err as Error).message ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,111 @@
+// Server errors in MongoDB's reply shape: { ok: 0, errmsg, code, codeName, errorLabels? }.
+
+export const CODE_NAMES: Record<number, string> = {
+  1: 'InternalError',
+  2: 'BadValue',
+  4: 'NoSuchKey',
+  6: 'HostUnreachable',
+  7: 'HostNotFound',
+  9: 'FailedToParse',
+  11: 'UserNotFound',
+  13: 'Unauthorized',
+  14: 'TypeMismatch',
+  20: 'IllegalOperation',
+  26: 'NamespaceNotFound',
+  27: 'IndexNotFound',
+  40: 'ConflictingUpdateOperators',
+  43: 'CursorNotFound',
+  47: 'NoMatchingDocument',
+  48: 'NamespaceExists',
+  50: 'MaxTimeMSExpired',
+  52: 'DollarPrefixedFieldName',
+  56: 'EmptyFieldName',
+  57: 'DotsInFieldName',
+  59: 'CommandNotFound',
+  66: 'ImmutableField',
+  67: 'CannotCreateIndex',
+  72: 'InvalidOptions',
+  73: 'InvalidNamespace',
+  85: 'IndexOptionsConflict',
+  86: 'IndexKeySpecsConflict',
+  89: 'NetworkTimeout',
+  91: 'ShutdownInProgress',
+  96: 'OperationFailed',
+  112: 'WriteConflict',
+  115: 'CommandNotSupported',
+  133: 'FailedToSatisfyReadPreference',
+  136: 'CappedPositionLost',
+  166: 'CommandNotSupportedOnView',
+  168: 'InvalidPipelineOperator',
+  189: 'PrimarySteppedDown',
+  225: 'TransactionTooOld',
+  234: 'RetryChangeStream',
+  251: 'NoSuchTransaction',
+  256: 'TransactionCommitted',
+  260: 'InvalidResumeToken',
+  262: 'ExceededTimeLimit',
+  263: 'OperationNotSupportedInTransaction',
+  280: 'ChangeStreamFatalError',
+  286: 'ChangeStreamHistoryLost',
+  9001: 'SocketException',
+  10107: 'NotWritablePrimary',
+  11000: 'DuplicateKey',
+  11600: 'InterruptedAtShutdown',
+  11601: 'Interrupted',
+  11602: 'InterruptedDueToReplStateChange',
+  13297: 'DatabaseDifferCase',
+  13435: 'NotPrimaryNoSecondaryOk',
+  13436: 'NotPrimaryOrSecondary',
+  14031: 'OutOfDiskSpace',
+  40324: 'Location40324',
+  40415: 'Location40415',
+};
+
+export function codeName(code: number): string {
+  return CODE_NAMES[code] ?? `Location${code}`;
+}
+
+export class MongoServerError extends Error {
+  readonly code: number;
+  readonly codeName: string;
+  readonly errorLabels: string[];
+  readonly extra: Record<string, unknown>;
+
+  constructor(
+    code: number,
+    message: string,
+    options: { labels?: string[]; codeName?: string; extra?: Record<string, unknown> } = {},
+  ) {
+    super(message);
+    this.code = code;
+    this.codeName = options.codeName ?? codeName(code);
+    this.errorLabels = options.labels ?? [];
+    this.extra = options.extra ?? {};
+  }
+
+  toReply(): Record<string, unknown> {
+    const reply: Record<string, unknown> = {
+      ok: 0,
+      errmsg: this.message,
+      code: this.code,
+      codeName: this.codeName,
+      ...this.extra,
+    };
+    if (this.errorLabels.length > 0) reply.errorLabels = this.errorLabels;
+    return reply;
+  }
+}
+
+export const badValue = (msg: string): MongoServerError => new MongoServerError(2, msg);
+export const typeMismatch = (msg: string): MongoServerError => new MongoServerError(14, msg);
+export const failedToParse = (msg: string): MongoServerError => new MongoServerError(9, msg);
+
+/** Codes after which a change stream getMore error carries the ResumableChangeStreamError label. */
+export const RESUMABLE_CHANGE_STREAM_CODES = new Set([
+  6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 13388, 234, 133,
+]);
+
+/** Codes that make a retryable write (or commit/abort) carry the RetryableWriteError label. */
+export const RETRYABLE_WRITE_CODES = new Set([
+  6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+]);

@@ -1,0 +1,64 @@
+// @changeq/test-mongod: a MongoDB-compatible server for tests, benchmarks and the offline demo.
+import { MongoServer } from './server.js';
+
+export interface MongoServerOptions {
+  /** Interface to listen on. Default '127.0.0.1'. */
+  host?: string;
+  /** TCP port; 0 (default) picks a free one. */
+  port?: number;
+  /** Folder for the durable log; undefined keeps everything in memory. */
+  dataDir?: string;
+  /** Replica set name reported by hello. Default 'rs0'. */
+  replSetName?: string;
+  /** The change history ("oplog window") kept for resuming change streams. */
+  history?: { maxEvents?: number; maxAgeSeconds?: number };
+  /** Receives log lines; default silent. */
+  log?: (line: string) => void;
+}
+
+export interface RunningMongoServer {
+  uri: string;
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_HISTORY = { maxEvents: 1_000_000, maxAgeSeconds: 24 * 60 * 60 };
+
+/** Internal knobs for this package's own tests and CLI; not part of the public API. */
+export interface InternalServerOptions {
+  compactBytes?: number;
+  argv?: string[];
+}
+
+export async function startMongoServer(
+  options: MongoServerOptions = {},
+  internal: InternalServerOptions = {},
+): Promise<RunningMongoServer> {
+  const replSetName = options.replSetName ?? 'rs0';
+  const maxEvents = options.history?.maxEvents ?? DEFAULT_HISTORY.maxEvents;
+  const maxAgeSeconds = options.history?.maxAgeSeconds ?? DEFAULT_HISTORY.maxAgeSeconds;
+  if (!(maxEvents >= 1) || !(maxAgeSeconds > 0)) {
+    throw new RangeError('history.maxEvents must be >= 1 and history.maxAgeSeconds > 0');
+  }
+  const server = await MongoServer.start({
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    replSetName,
+    log: options.log ?? (() => undefined),
+    argv: internal.argv,
+    engine: {
+      dataDir: options.dataDir,
+      history: { maxEvents, maxAgeSeconds },
+      compactBytes: internal.compactBytes,
+    },
+  });
+  const host = server.state.host;
+  const port = server.port;
+  return {
+    uri: `mongodb://${host}:${port}/?replicaSet=${encodeURIComponent(replSetName)}`,
+    host,
+    port,
+    stop: () => server.stop(),
+  };
+}

@@ -1,0 +1,388 @@
+// The storage engine: every change to data or metadata becomes a HistoryEntry that is
+// (1) applied to the in-memory catalog, (2) appended to the change history and (3) logged.
+// Live writes and log replay share `applyEntry`, so a restart rebuilds exactly the same state.
+import { UUID } from 'bson';
+import type { Binary, Long, Timestamp } from 'bson';
+import { canonicalKey } from '../bson/canonical.js';
+import { isPlainObject } from '../bson/types.js';
+import type { Doc } from '../bson/types.js';
+import { ClusterClock, compareTs, fromTimestamp, toTimestamp } from '../history/clock.js';
+import type { Ts } from '../history/clock.js';
+import type { EntryOp, HistoryEntry } from '../history/entry.js';
+import { ChangeHistory } from '../history/history.js';
+import type { Floor, HistoryLimits } from '../history/history.js';
+import type { UpdateDescription } from '../update/apply.js';
+import { Catalog, preAndPostImagesEnabled } from './catalog.js';
+import type { CollectionState } from './catalog.js';
+import { encodeRecord, Persistence } from './persistence.js';
+
+export interface EngineOptions {
+  dataDir?: string;
+  history: HistoryLimits;
+  log: (line: string) => void;
+  /** Compact the log once it exceeds this size (and twice the last snapshot). */
+  compactBytes?: number;
+}
+
+/** One operation of a write, before it has a cluster time. */
+export type PendingOp = Omit<HistoryEntry, 'ts' | 'txnOpIndex' | 'wall'>;
+
+const SNAPSHOT_FORMAT = 1;
+
+function entryToRecord(e: HistoryEntry): Doc {
+  const r: Doc = { ts: toTimestamp(e.ts), x: e.txnOpIndex, w: e.wall, op: e.op, db: e.db };
+  if (e.coll !== undefined) r.coll = e.coll;
+  if (e.uuid) r.uuid = e.uuid;
+  if (e.id !== undefined) r.id = e.id;
+  if (e.doc) r.doc = e.doc;
+  if (e.pre) r.pre = e.pre;
+  if (e.images) r.img = true;
+  if (e.desc) r.desc = e.desc;
+  if (e.to) r.to = e.to;
+  if (e.toUuid) r.toUuid = e.toUuid;
+  if (e.dropTargetUuid) r.dtu = e.dropTargetUuid;
+  if (e.info) r.info = e.info;
+  if (e.lsid) r.lsid = e.lsid;
+  if (e.txnNumber) r.txn = e.txnNumber;
+  return r;
+}
+
+function recordToEntry(r: Doc): HistoryEntry {
+  const e: HistoryEntry = {
+    ts: fromTimestamp(r.ts as Timestamp),
+    txnOpIndex: Number((r.x as { value?: number })?.value ?? r.x),
+    wall: r.w as Date,
+    op: r.op as EntryOp,
+    db: r.db as string,
+  };
+  if (r.coll !== undefined) e.coll = r.coll as string;
+  if (r.uuid) e.uuid = r.uuid as Binary;
+  if ('id' in r) e.id = r.id;
+  if (r.doc) e.doc = r.doc as Doc;
+  if (r.pre) e.pre = r.pre as Doc;
+  if (r.img) e.images = true;
+  if (r.desc) {
+    const d = r.desc as Doc;
+    e.desc = {
+      updatedFields: d.updatedFields as Doc,
+      removedFields: d.removedFields as string[],
+      truncatedArrays: (d.truncatedArrays as { field: string; newSize: number }[]) ?? [],
+    };
+  }
+  if (r.to) e.to = r.to as { db: string; coll: string };
+  if (r.toUuid) e.toUuid = r.toUuid as Binary;
+  if (r.dtu) e.dropTargetUuid = r.dtu as Binary;
+  if (r.info) e.info = r.info as Doc;
+  if (r.lsid) e.lsid = r.lsid as Doc;
+  if (r.txn) e.txnNumber = r.txn as Long;
+  return e;
+}
+
+/** Apply one entry's effect to the catalog (used live and during replay). */
+export function applyEntry(catalog: Catalog, e: HistoryEntry): void {
+  switch (e.op) {
+    case 'insert':
+    case 'update':
+    case 'replace': {
+      const c = catalog.get(e.db, e.coll as string);
+      if (c && e.doc) c.docs.set(canonicalKey(e.id), e.doc);
+      return;
+    }
+    case 'delete':
+      catalog.get(e.db, e.coll as string)?.docs.delete(canonicalKey(e.id));
+      return;
+    case 'create': {
+      const options = (e.info?.options as Doc | undefined) ?? {};
+      const state = Catalog.newCollection(e.db, e.coll as string, { ...options }, e.uuid);
+      const indexes = e.info?.indexes;
+      if (Array.isArray(indexes)) state.indexes.push(...(indexes as Doc[]));
+      catalog.add(state);
+      return;
+    }
+    case 'drop':
+      catalog.remove(e.db, e.coll as string);
+      return;
+    case 'rename': {
+      const to = e.to as { db: string; coll: string };
+      const c = catalog.remove(e.db, e.coll as string);
+      catalog.remove(to.db, to.coll);
+      if (c) {
+        c.db = to.db;
+        c.name = to.coll;
+        if (e.toUuid) c.uuid = e.toUuid;
+        catalog.add(c);
+      }
+      return;
+    }
+    case 'dropDatabase':
+      catalog.dbs.delete(e.db);
+      return;
+    case 'createIndexes': {
+      const c = catalog.get(e.db, e.coll as string);
+      const specs = (e.info?.indexes as Doc[] | undefined) ?? [];
+      if (c) c.indexes.push(...specs);
+      return;
+    }
+    case 'dropIndexes': {
+      const c = catalog.get(e.db, e.coll as string);
+      const names = new Set((e.info?.names as string[] | undefined) ?? []);
+      if (c) c.indexes = c.indexes.filter((ix) => !names.has(ix.name as string));
+      return;
+    }
+    case 'modify': {
+      const c = catalog.get(e.db, e.coll as string);
+      const changes = (e.info?.options as Doc | undefined) ?? {};
+      if (c) {
+        const options = { ...c.options };
+        for (const [k, v] of Object.entries(changes)) {
+          if (v === null) delete options[k];
+          else options[k] = v;
+        }
+        c.options = options;
+      }
+      return;
+    }
+    case 'noop':
+      return;
+  }
+}
+
+export class Engine {
+  readonly catalog = new Catalog();
+  readonly clock: ClusterClock;
+  readonly history: ChangeHistory;
+  private persistence: Persistence | undefined;
+  private pending: Buffer[] = [];
+  private appended = false;
+  private readonly compactBytes: number;
+  private readonly log: (line: string) => void;
+
+  private constructor(options: EngineOptions, initial: Ts, floor: Floor) {
+    this.clock = new ClusterClock(initial);
+    this.history = new ChangeHistory(options.history, floor);
+    this.compactBytes = options.compactBytes ?? 64 * 1024 * 1024;
+    this.log = options.log;
+  }
+
+  static open(options: EngineOptions): Engine {
+    const start: Ts = { t: Math.floor(Date.now() / 1000), i: 0 };
+    if (!options.dataDir) {
+      // The initialisation marker: history starts here, resuming from earlier is history lost.
+      return new Engine(options, start, { ts: { t: start.t, i: 1 }, txnOpIndex: -1 });
+    }
+    const { persistence, records } = Persistence.open(options.dataDir, options.log);
+    let engine: Engine | undefined;
+    let inSnapshot = false;
+    let replayed = 0;
+    for (const r of records) {
+      switch (r.k) {
+        case 'snap': {
+          const floor = r.floor as Doc;
+          engine = new Engine(options, fromTimestamp(r.clock as Timestamp), {
+            ts: fromTimestamp(floor.ts as Timestamp),
+            txnOpIndex: Number((floor.x as { value?: number })?.value ?? floor.x),
+          });
+          inSnapshot = true;
+          break;
+        }
+        case 'coll': {
+          const c = r.c as Doc;
+          engine?.catalog.add({
+            db: c.db as string,
+            name: c.name as string,
+            uuid: c.uuid as Binary,
+            options: c.options as Doc,
+            indexes: c.indexes as Doc[],
+            docs: new Map(),
+          });
+          break;
+        }
+        case 'docs': {
+          const state = engine?.catalog.get(r.db as string, r.coll as string);
+          for (const d of r.docs as Doc[]) state?.docs.set(canonicalKey(d._id), d);
+          break;
+        }
+        case 'hist':
+          engine?.history.append(recordToEntry(r.e as Doc));
+          break;
+        case 'end':
+          inSnapshot = false;
+          break;
+        case 'init': {
+          const ts = fromTimestamp(r.ts as Timestamp);
+          engine = new Engine(options, ts, { ts, txnOpIndex: -1 });
+          break;
+        }
+        case 'entries': {
+          if (!engine || inSnapshot) throw new Error('corrupt log: entries before initialisation');
+          for (const raw of r.es as Doc[]) {
+            const e = recordToEntry(raw);
+            applyEntry(engine.catalog, e);
+            engine.history.append(e);
+            engine.clock.advance(e.ts);
+            replayed++;
+          }
+          break;
+        }
+        default:
+          throw new Error(`corrupt log: unknown record ${String(r.k)}`);
+      }
+    }
+    if (!engine || inSnapshot) {
+      if (inSnapshot) options.log('persistence: incomplete snapshot, starting empty');
+      engine = new Engine(options, start, { ts: { t: start.t, i: 1 }, txnOpIndex: -1 });
+      engine.persistence = persistence;
+      engine.clock.advance({ t: start.t, i: 1 });
+      persistence.compact((emit) => emit({ k: 'init', ts: toTimestamp({ t: start.t, i: 1 }) }));
+    } else {
+      engine.persistence = persistence;
+      const last = engine.history.last();
+      if (last) engine.clock.advance(last.ts);
+      options.log(`persistence: replayed ${replayed} entries from ${options.dataDir}`);
+    }
+    engine.history.trim();
+    return engine;
+  }
+
+  /** Commit operations: one cluster time each, or one shared time for a transaction. */
+  commit(ops: PendingOp[], txn?: { lsid: Doc; txnNumber: Long }): HistoryEntry[] {
+    if (ops.length === 0) return [];
+    const wall = new Date();
+    const entries: HistoryEntry[] = [];
+    let shared: Ts | undefined;
+    ops.forEach((op, idx) => {
+      const ts = txn ? (shared ??= this.clock.tick()) : this.clock.tick();
+      const e: HistoryEntry = { ...op, ts, txnOpIndex: txn ? idx : 0, wall };
+      if (txn) {
+        e.lsid = txn.lsid;
+        e.txnNumber = txn.txnNumber;
+      }
+      applyEntry(this.catalog, e);
+      this.history.append(e);
+      entries.push(e);
+    });
+    if (this.persistence) {
+      if (txn) this.pending.push(encodeRecord({ k: 'entries', es: entries.map(entryToRecord) }));
+      else
+        for (const e of entries)
+          this.pending.push(encodeRecord({ k: 'entries', es: [entryToRecord(e)] }));
+    }
+    this.appended = true;
+    return entries;
+  }
+
+  /**
+   * Make committed writes durable and visible to waiting change streams. Called once per
+   * command, before its reply is sent.
+   */
+  flush(): void {
+    if (this.persistence && this.pending.length > 0) {
+      this.persistence.append(this.pending);
+      this.pending = [];
+    }
+    if (this.appended) {
+      this.appended = false;
+      this.history.trim();
+      if (this.persistence?.shouldCompact(this.compactBytes)) this.compact();
+      this.history.notify();
+    }
+  }
+
+  compact(): void {
+    const p = this.persistence;
+    if (!p) return;
+    p.compact((emit) => {
+      emit({
+        k: 'snap',
+        v: SNAPSHOT_FORMAT,
+        clock: toTimestamp(this.clock.now()),
+        floor: { ts: toTimestamp(this.history.floor.ts), x: this.history.floor.txnOpIndex },
+      });
+      for (const c of this.catalog.all()) {
+        emit({
+          k: 'coll',
+          c: { db: c.db, name: c.name, uuid: c.uuid, options: c.options, indexes: c.indexes },
+        });
+        let batch: Doc[] = [];
+        for (const d of c.docs.values()) {
+          batch.push(d);
+          if (batch.length >= 1000) {
+            emit({ k: 'docs', db: c.db, coll: c.name, docs: batch });
+            batch = [];
+          }
+        }
+        if (batch.length > 0) emit({ k: 'docs', db: c.db, coll: c.name, docs: batch });
+      }
+      for (const e of this.history.retained()) emit({ k: 'hist', e: entryToRecord(e) });
+      emit({ k: 'end' });
+    });
+  }
+
+  close(): void {
+    this.flush();
+    this.persistence?.close();
+    this.persistence = undefined;
+  }
+
+  // ---- helpers used by command handlers -------------------------------------------------
+
+  /** Op creating a collection (also used for implicit creation by inserts). */
+  createOp(db: string, coll: string, options: Doc = {}, uuid?: Binary): PendingOp {
+    return { op: 'create', db, coll, uuid: uuid ?? new UUID(), info: { options } };
+  }
+
+  ensureCollection(db: string, coll: string): CollectionState {
+    const existing = this.catalog.get(db, coll);
+    if (existing) return existing;
+    this.commit([this.createOp(db, coll)]);
+    return this.catalog.get(db, coll) as CollectionState;
+  }
+
+  insertOp(c: CollectionState, doc: Doc): PendingOp {
+    return { op: 'insert', db: c.db, coll: c.name, uuid: c.uuid, id: doc._id, doc };
+  }
+
+  updateOp(
+    c: CollectionState,
+    before: Doc,
+    after: Doc,
+    desc: UpdateDescription | undefined,
+  ): PendingOp {
+    const images = preAndPostImagesEnabled(c);
+    const op: PendingOp = {
+      op: desc ? 'update' : 'replace',
+      db: c.db,
+      coll: c.name,
+      uuid: c.uuid,
+      id: after._id,
+      doc: after,
+    };
+    if (desc) op.desc = desc;
+    if (images) {
+      op.images = true;
+      op.pre = before;
+    }
+    return op;
+  }
+
+  deleteOp(c: CollectionState, before: Doc): PendingOp {
+    const op: PendingOp = { op: 'delete', db: c.db, coll: c.name, uuid: c.uuid, id: before._id };
+    if (preAndPostImagesEnabled(c)) {
+      op.images = true;
+      op.pre = before;
+    }
+    return op;
+  }
+
+  lastWriteTs(): Ts {
+    return this.history.last()?.ts ?? this.clock.now();
+  }
+
+  latestAfter(ts: Ts): boolean {
+    return compareTs(this.clock.now(), ts) > 0;
+  }
+}
+
+export function isDocument(v: unknown): v is Doc {
+  return isPlainObject(v);
+}

@@ -1,0 +1,172 @@
+// Append-only, crash-safe log. Each record is `u32 length | u32 crc32 | BSON payload`. Records
+// are written with a synchronous write(2) before the client gets its reply, so a kill -9 right
+// after an acknowledged write keeps it (the OS page cache holds it; fsync is not needed for
+// that). A torn record at the tail (crash mid-write) is detected by length/CRC and cut off.
+// Compaction writes a snapshot to a temporary file, fsyncs it and renames it over the log.
+import fs from 'node:fs';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { BSON } from 'bson';
+import type { Doc } from '../bson/types.js';
+
+export const DESERIALIZE_OPTIONS = { promoteValues: false, bsonRegExp: true } as const;
+
+const LOG_FILE = 'changeq-mongod.log';
+const LOCK_FILE = 'mongod.lock';
+
+export function encodeRecord(payload: Doc): Buffer {
+  const body = BSON.serialize(payload);
+  const out = Buffer.allocUnsafe(8 + body.length);
+  out.writeUInt32LE(body.length, 0);
+  out.writeUInt32LE(crc32(body), 4);
+  out.set(body, 8);
+  return out;
+}
+
+export class Persistence {
+  private fd: number;
+  private bytes: number;
+  private lastSnapshotBytes = 0;
+  readonly logPath: string;
+
+  private constructor(
+    readonly dir: string,
+    fd: number,
+    bytes: number,
+    private readonly log: (line: string) => void,
+  ) {
+    this.fd = fd;
+    this.bytes = bytes;
+    this.logPath = path.join(dir, LOG_FILE);
+  }
+
+  /** Take the directory lock, read every valid record, and open the log for appending. */
+  static open(
+    dir: string,
+    log: (line: string) => void,
+  ): { persistence: Persistence; records: Doc[] } {
+    fs.mkdirSync(dir, { recursive: true });
+    lockDir(dir);
+    const file = path.join(dir, LOG_FILE);
+    fs.rmSync(`${file}.tmp`, { force: true });
+    const records: Doc[] = [];
+    let good = 0;
+    if (fs.existsSync(file)) {
+      const data = fs.readFileSync(file);
+      let off = 0;
+      while (off + 8 <= data.length) {
+        const len = data.readUInt32LE(off);
+        const sum = data.readUInt32LE(off + 4);
+        if (off + 8 + len > data.length) break;
+        const body = data.subarray(off + 8, off + 8 + len);
+        if (crc32(body) !== sum) break;
+        try {
+          records.push(BSON.deserialize(body, DESERIALIZE_OPTIONS));
+        } catch {
+          break;
+        }
+        off += 8 + len;
+        good = off;
+      }
+      if (good < data.length) {
+        log(`persistence: discarding ${data.length - good} bytes of incomplete log tail`);
+        fs.truncateSync(file, good);
+      }
+    }
+    const fd = fs.openSync(file, 'a');
+    const p = new Persistence(dir, fd, good, log);
+    p.lastSnapshotBytes = good;
+    return { persistence: p, records };
+  }
+
+  append(records: Buffer[]): void {
+    if (records.length === 0) return;
+    const buf = records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records);
+    let off = 0;
+    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+    this.bytes += buf.length;
+  }
+
+  shouldCompact(minBytes: number): boolean {
+    return this.bytes > Math.max(minBytes, this.lastSnapshotBytes * 2);
+  }
+
+  /** Replace the log by a snapshot produced by `write` (called with a record sink). */
+  compact(write: (emit: (record: Doc) => void) => void): void {
+    const tmp = `${this.logPath}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    let size = 0;
+    let chunk: Buffer[] = [];
+    let chunkBytes = 0;
+    const flush = (): void => {
+      if (chunk.length === 0) return;
+      const buf = Buffer.concat(chunk);
+      let off = 0;
+      while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+      chunk = [];
+      chunkBytes = 0;
+    };
+    write((record) => {
+      const r = encodeRecord(record);
+      chunk.push(r);
+      chunkBytes += r.length;
+      size += r.length;
+      if (chunkBytes > 4 << 20) flush();
+    });
+    flush();
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, this.logPath);
+    try {
+      const dfd = fs.openSync(this.dir, 'r');
+      fs.fsyncSync(dfd);
+      fs.closeSync(dfd);
+    } catch {
+      // Directory fsync is not supported everywhere; the rename is still atomic.
+    }
+    fs.closeSync(this.fd);
+    this.fd = fs.openSync(this.logPath, 'a');
+    this.log(`persistence: compacted log from ${this.bytes} to ${size} bytes`);
+    this.bytes = size;
+    this.lastSnapshotBytes = size;
+  }
+
+  close(): void {
+    try {
+      fs.fsyncSync(this.fd);
+    } catch {
+      // best effort
+    }
+    fs.closeSync(this.fd);
+    unlockDir(this.dir);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function lockDir(dir: string): void {
+  const lock = path.join(dir, LOCK_FILE);
+  if (fs.existsSync(lock)) {
+    const pid = Number(fs.readFileSync(lock, 'utf8').trim());
+    if (pid && pid !== process.pid && pidAlive(pid)) {
+      throw new Error(`data directory ${dir} is in use by process ${pid} (${lock})`);
+    }
+  }
+  fs.writeFileSync(lock, `${process.pid}\n`);
+}
+
+function unlockDir(dir: string): void {
+  const lock = path.join(dir, LOCK_FILE);
+  try {
+    if (Number(fs.readFileSync(lock, 'utf8').trim()) === process.pid) fs.rmSync(lock);
+  } catch {
+    // already gone
+  }
+}

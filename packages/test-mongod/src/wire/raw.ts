@@ -1,0 +1,71 @@
+// Reply assembly around pre-serialised BSON: cursor batches are built from cached bytes without
+// re-serialising each document (see changestream/event.ts).
+import { BSON } from 'bson';
+import { isPlainObject } from '../bson/types.js';
+import type { Doc } from '../bson/types.js';
+
+/** Already-serialised BSON documents placed as an array value. */
+export class RawArray {
+  constructor(readonly items: Buffer[]) {}
+}
+
+/** BSON.serialize as a Buffer view (no copy). */
+export function serialize(doc: Doc): Buffer {
+  const u = BSON.serialize(doc);
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+function cstring(s: string): Buffer {
+  return Buffer.from(`${s}\0`, 'utf8');
+}
+
+function elementsOf(doc: Doc): Buffer {
+  const b = serialize(doc);
+  return b.subarray(4, b.length - 1);
+}
+
+function hasRaw(v: unknown): boolean {
+  if (v instanceof RawArray) return true;
+  if (isPlainObject(v)) return Object.values(v).some(hasRaw);
+  return false;
+}
+
+function encodeRawArray(arr: RawArray): Buffer {
+  const parts: Buffer[] = [];
+  let len = 5;
+  arr.items.forEach((item, i) => {
+    const head = Buffer.from(`\u0003${i}\0`, 'latin1');
+    parts.push(head, item);
+    len += head.length + item.length;
+  });
+  const size = Buffer.allocUnsafe(4);
+  size.writeInt32LE(len, 0);
+  return Buffer.concat([size, ...parts, Buffer.from([0])]);
+}
+
+/** Serialise a reply document whose values may include RawArray at any depth. */
+export function encodeDocument(doc: Doc): Buffer {
+  if (!hasRaw(doc)) return serialize(doc);
+  const parts: Buffer[] = [];
+  let plain: Doc = {};
+  const flushPlain = (): void => {
+    if (Object.keys(plain).length > 0) parts.push(elementsOf(plain));
+    plain = {};
+  };
+  for (const [k, v] of Object.entries(doc)) {
+    if (v === undefined) continue;
+    if (v instanceof RawArray) {
+      flushPlain();
+      parts.push(Buffer.from([4]), cstring(k), encodeRawArray(v));
+    } else if (isPlainObject(v) && hasRaw(v)) {
+      flushPlain();
+      parts.push(Buffer.from([3]), cstring(k), encodeDocument(v));
+    } else plain[k] = v;
+  }
+  flushPlain();
+  let len = 5;
+  for (const p of parts) len += p.length;
+  const size = Buffer.allocUnsafe(4);
+  size.writeInt32LE(len, 0);
+  return Buffer.concat([size, ...parts, Buffer.from([0])], len);
+}
