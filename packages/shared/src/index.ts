@@ -6,3 +6,4 @@ export * from './config/workers.js';
 export * from './handler-api.js';
 export * from './routing/index.js';
 export * from './config/env.js';
+export * from './log/logger.js';
