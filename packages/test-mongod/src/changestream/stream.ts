@@ -197,13 +197,19 @@ function isSystem(coll: string | undefined): boolean {
   return coll !== undefined && coll.startsWith('system.');
 }
 
+const NONE = { main: false, invalidate: false };
+const MAIN = { main: true, invalidate: false };
+
 /** Which outputs an entry produces for a scope: its own event and/or an invalidate. */
 function outputsFor(
   e: HistoryEntry,
   scope: Scope,
   expanded: boolean,
 ): { main: boolean; invalidate: boolean } {
-  const none = { main: false, invalidate: false };
+  const none = NONE;
+  // Fast path: a CRUD entry of the watched collection.
+  if (scope.type === 'collection' && e.bytes && e.coll === scope.coll && e.db === scope.db)
+    return MAIN;
   if (e.op === 'noop') return none;
   const main = !EXPANDED_OPS.has(e.op) || expanded;
   switch (scope.type) {
@@ -212,7 +218,7 @@ function outputsFor(
         if (e.op !== 'rename' || !e.to || INTERNAL_DBS.has(e.to.db) || isSystem(e.to.coll))
           return none;
       }
-      return { main, invalidate: false };
+      return main ? MAIN : NONE;
     case 'database': {
       const here = e.db === scope.db && !isSystem(e.coll);
       const toHere = e.op === 'rename' && e.to?.db === scope.db && !isSystem(e.to.coll);

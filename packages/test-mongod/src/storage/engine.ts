@@ -4,6 +4,8 @@
 import { UUID } from 'bson';
 import type { Binary, Long, Timestamp } from 'bson';
 import { canonicalKey } from '../bson/canonical.js';
+import { buildEvent } from '../changestream/event.js';
+import { serialize } from '../wire/raw.js';
 import { isPlainObject } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { ClusterClock, compareTs, fromTimestamp, toTimestamp } from '../history/clock.js';
@@ -258,6 +260,10 @@ export class Engine {
         e.txnNumber = txn.txnNumber;
       }
       applyEntry(this.catalog, e);
+      // Serialise the default-shaped event once, at write time, so readers only copy bytes.
+      if (e.op === 'insert' || e.op === 'update' || e.op === 'replace' || e.op === 'delete') {
+        e.bytes = serialize(buildEvent(e, { showExpandedEvents: false }));
+      }
       this.history.append(e);
       entries.push(e);
     });

@@ -31,16 +31,23 @@ function hasRaw(v: unknown): boolean {
 }
 
 function encodeRawArray(arr: RawArray): Buffer {
-  const parts: Buffer[] = [];
+  // One allocation for the whole array: each element is 0x03, its index as a cstring, the doc.
   let len = 5;
-  arr.items.forEach((item, i) => {
-    const head = Buffer.from(`\u0003${i}\0`, 'latin1');
-    parts.push(head, item);
-    len += head.length + item.length;
-  });
-  const size = Buffer.allocUnsafe(4);
-  size.writeInt32LE(len, 0);
-  return Buffer.concat([size, ...parts, Buffer.from([0])]);
+  const { items } = arr;
+  for (let i = 0; i < items.length; i++) len += 2 + String(i).length + (items[i] as Buffer).length;
+  const out = Buffer.allocUnsafe(len);
+  out.writeInt32LE(len, 0);
+  let off = 4;
+  for (let i = 0; i < items.length; i++) {
+    out[off++] = 3;
+    off += out.write(String(i), off, 'latin1');
+    out[off++] = 0;
+    const item = items[i] as Buffer;
+    item.copy(out, off);
+    off += item.length;
+  }
+  out[off] = 0;
+  return out;
 }
 
 /** Serialise a reply document whose values may include RawArray at any depth. */
