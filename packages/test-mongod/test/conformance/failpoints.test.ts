@@ -112,7 +112,9 @@ describe('automatic change stream resume (driver Change Streams spec: Resumable 
     await c.insertMany(Array.from({ length: 10 }, (_, i) => ({ i: i + 10 })));
     const rest = await take(cs, 13);
     await cs.close();
-    return [...first, ...rest].map((e) => (e as { fullDocument: { i: number } }).fullDocument.i);
+    return [...first, ...rest].map(
+      (e) => (e as unknown as { fullDocument: { i: number } }).fullDocument.i,
+    );
   }
   const all = Array.from({ length: 20 }, (_, i) => i);
 

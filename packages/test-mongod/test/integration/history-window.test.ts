@@ -61,9 +61,9 @@ describe('history window by count', () => {
       .collection('c')
       .watch([], { resumeAfter: evs[6]?._id as ResumeToken });
     const rest = await take(ok, 3);
-    expect(rest.map((e) => (e as { fullDocument: { i: number } }).fullDocument.i)).toEqual([
-      7, 8, 9,
-    ]);
+    expect(
+      rest.map((e) => (e as unknown as { fullDocument: { i: number } }).fullDocument.i),
+    ).toEqual([7, 8, 9]);
     await ok.close();
   });
 

@@ -114,7 +114,10 @@ describe('restart with dataDir', () => {
     expect(await c.db('p').collection('c').countDocuments()).toBe(1000);
     const resumed = c.db('p').collection('c').watch([], { startAtOperationTime: before });
     // startAtOperationTime includes the event at that time: the last insert, then the deletes.
-    const next = await take(resumed, 2);
+    const next = (await take(resumed, 2)) as unknown as {
+      operationType: string;
+      documentKey: unknown;
+    }[];
     expect(next.map((e) => e.operationType)).toEqual(['insert', 'delete']);
     expect(next[0]?.documentKey).toEqual({ _id: 1999 });
     expect(next[1]?.documentKey).toEqual({ _id: 0 });
