@@ -1,4 +1,4 @@
-import { BSON, EJSON } from 'bson';
+import { BSON, BSONRegExp, Code, DBRef, Double, EJSON, Int32, Long } from 'bson';
 import type { Document } from 'bson';
 import type { ChangeEvent } from './change-event.js';
 
@@ -17,8 +17,88 @@ export interface EventJobData {
    * order. `null` for namespace-wide events (drop, rename, dropDatabase).
    */
   doc: string | null;
-  /** The event as canonical Extended JSON, so every BSON type survives the trip through Redis. */
+  /**
+   * The event as canonical Extended JSON, so every BSON type survives the trip through Redis and
+   * people can read it (Bull Board, redis-cli). `{}` if it cannot be written as Extended JSON.
+   */
   event: Document;
+  /**
+   * The event as base64 BSON, present only when Extended JSON cannot hold it exactly: a field
+   * name starting with `$` (legal in documents since MongoDB 5.0) would be read back as a type
+   * wrapper (`{$numberInt: "7"}` as the number 7, `{$oid: "x"}` as an error). When present,
+   * `decodeEvent` uses it and `event` is only for reading.
+   */
+  bson?: string;
+}
+
+const INT32_MIN = -0x80000000;
+const INT32_MAX = 0x7fffffff;
+
+function isPlainObject(value: object): value is Record<string, unknown> {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function setField(target: Record<string, unknown>, key: string, value: unknown): void {
+  // defineProperty, not assignment: a field named __proto__ must stay data.
+  Object.defineProperty(target, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
+/**
+ * Replaces the plain JavaScript values the driver hands out by the BSON types it would write for
+ * them, so that Extended JSON records the BSON type rather than guess it: a number becomes Int32
+ * exactly when bson writes it as int32 (otherwise Double: Extended JSON would turn a whole double
+ * such as 2^60 into an int64, and round it), a RegExp becomes the BSONRegExp bson writes (`g` as
+ * `s`; Extended JSON refuses the `g` flag). Notes in `state` whether a field name starts with `$`.
+ */
+function explicitTypes(value: unknown, state: { dollar: boolean }): unknown {
+  switch (typeof value) {
+    case 'number':
+      return !Object.is(value, -0) &&
+        Number.isSafeInteger(value) &&
+        value >= INT32_MIN &&
+        value <= INT32_MAX
+        ? new Int32(value)
+        : new Double(value);
+    case 'bigint':
+      return Long.fromBigInt(value);
+    case 'object':
+      break;
+    default:
+      return value;
+  }
+  if (value === null) return value;
+  if (value instanceof RegExp) {
+    const options = `${value.ignoreCase ? 'i' : ''}${value.multiline ? 'm' : ''}${value.global ? 's' : ''}`;
+    return new BSONRegExp(value.source, options);
+  }
+  if (Array.isArray(value)) return value.map((item: unknown) => explicitTypes(item, state));
+  const type = (value as { _bsontype?: unknown })._bsontype;
+  if (type === 'Code') {
+    const code = value as Code;
+    return code.scope ? new Code(code.code, explicitTypes(code.scope, state) as Document) : code;
+  }
+  if (type === 'DBRef') {
+    const ref = value as DBRef;
+    return new DBRef(
+      ref.collection,
+      explicitTypes(ref.oid, state) as DBRef['oid'],
+      ref.db,
+      explicitTypes(ref.fields, state) as Document,
+    );
+  }
+  if (type !== undefined || !isPlainObject(value)) return value; // bson values, Date, Buffer
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    if (key.startsWith('$')) state.dollar = true;
+    setField(out, key, explicitTypes(value[key], state));
+  }
+  return out;
 }
 
 /** Encodes a change event as it came from the driver into job data. */
@@ -26,19 +106,31 @@ export function encodeEvent(
   event: ChangeEvent | Document,
   route: { ns: string; op: string; doc: string | null },
 ): EventJobData {
-  return {
+  const state = { dollar: false };
+  let readable: Document | undefined;
+  try {
+    readable = EJSON.serialize(explicitTypes(event, state), { relaxed: false }) as Document;
+  } catch {
+    readable = undefined; // not expected after explicitTypes; keep the exact bytes then
+  }
+  const data: EventJobData = {
     v: EVENT_JOB_VERSION,
     ns: route.ns,
     op: route.op,
     doc: route.doc,
-    event: EJSON.serialize(event, { relaxed: false }) as Document,
+    event: readable ?? {},
   };
+  if (state.dollar || readable === undefined) {
+    data.bson = Buffer.from(BSON.serialize(event as Document)).toString('base64');
+  }
+  return data;
 }
 
 /**
  * Restores the event with the values the driver produced: canonical Extended JSON keeps the
- * exact BSON types, and a BSON round trip with the driver's default options (promoteLongs and
- * so on) turns them into the same JavaScript values the driver hands out.
+ * exact BSON types (or `bson` keeps the exact bytes), and a BSON round trip with the driver's
+ * default options (promoteLongs and so on) turns them into the same JavaScript values the driver
+ * hands out.
  */
 export function decodeEvent<T extends Document = Document>(data: EventJobData): ChangeEvent<T> {
   if (data.v !== EVENT_JOB_VERSION) {
@@ -46,6 +138,70 @@ export function decodeEvent<T extends Document = Document>(data: EventJobData): 
       `job data version ${String(data.v)} is not supported by this worker (expects ${EVENT_JOB_VERSION})`,
     );
   }
-  const typed = EJSON.deserialize(data.event, { relaxed: false }) as Document;
+  if (typeof data.bson === 'string') {
+    return BSON.deserialize(Buffer.from(data.bson, 'base64')) as ChangeEvent<T>;
+  }
+  let event = data.event;
+  let typed: Document;
+  try {
+    typed = EJSON.deserialize(event, { relaxed: false }) as Document;
+  } catch (error) {
+    // The one value the driver produces that Extended JSON writes but cannot read back: a BSON
+    // date outside JavaScript's range (beyond year 275760, such as Java's Long.MAX_VALUE "forever"
+    // dates), which the driver hands out as an Invalid Date. Carry those through as markers.
+    const repaired = markInvalidDates(event);
+    if (repaired === event) throw error;
+    event = repaired;
+    typed = EJSON.deserialize(event, { relaxed: false }) as Document;
+    return restoreInvalidDates(BSON.deserialize(BSON.serialize(typed))) as ChangeEvent<T>;
+  }
   return BSON.deserialize(BSON.serialize(typed)) as ChangeEvent<T>;
+}
+
+const INVALID_DATE_MARKER = '\u0000changeq:invalid-date\u0000';
+
+function isInvalidDateEjson(value: Record<string, unknown>): boolean {
+  const date = value.$date as Record<string, unknown> | undefined;
+  return (
+    Object.keys(value).length === 1 &&
+    typeof date === 'object' &&
+    date !== null &&
+    Object.keys(date).length === 1 &&
+    date.$numberLong === 'NaN'
+  );
+}
+
+/** Replaces `{$date: {$numberLong: "NaN"}}` by a marker string; returns `value` if none. */
+function markInvalidDates(value: unknown): Document {
+  const walk = (node: unknown): unknown => {
+    if (typeof node !== 'object' || node === null) return node;
+    if (Array.isArray(node)) {
+      const items = node.map(walk);
+      return items.some((item, i) => item !== node[i]) ? items : node;
+    }
+    const record = node as Record<string, unknown>;
+    if (isInvalidDateEjson(record)) return INVALID_DATE_MARKER;
+    let out: Record<string, unknown> | undefined;
+    for (const key of Object.keys(record)) {
+      const item = walk(record[key]);
+      if (item !== record[key]) {
+        out ??= Object.defineProperties({}, Object.getOwnPropertyDescriptors(record));
+        setField(out, key, item);
+      }
+    }
+    return out ?? node;
+  };
+  return walk(value) as Document;
+}
+
+/** Turns the markers of `markInvalidDates` back into Invalid Dates, as the driver hands out. */
+function restoreInvalidDates(value: unknown): unknown {
+  if (value === INVALID_DATE_MARKER) return new Date(NaN);
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = restoreInvalidDates(value[i]);
+  } else if (isPlainObject(value)) {
+    for (const key of Object.keys(value)) setField(value, key, restoreInvalidDates(value[key]));
+  }
+  return value;
 }
