@@ -190,7 +190,10 @@ const GROUPS: Record<string, unknown[]> = {
     { k: { x: ObjectId.createFromHexString(OID), y: [new Date(5), { z: true }] } },
   ],
   DBRef: [new DBRef('c', new ObjectId(OID)), { $ref: 'c', $id: new ObjectId(OID) }],
-  'DBRef with db': [new DBRef('c', 1 as unknown as ObjectId, 'db'), { $ref: 'c', $id: 1, $db: 'db' }],
+  'DBRef with db': [
+    new DBRef('c', 1 as unknown as ObjectId, 'db'),
+    { $ref: 'c', $id: 1, $db: 'db' },
+  ],
   'Code x': [new Code('x')],
   'Code x with scope {}': [new Code('x', {})],
   'Code x with scope {a: 1}': [new Code('x', { a: 1 }), new Code('x', { a: Long.fromNumber(1) })],
