@@ -14,7 +14,10 @@ import { startMongoServer } from '../src/index.js';
 const TARGET_EVENTS_PER_SECOND = 30_000;
 
 const { values } = parseArgs({
-  options: { events: { type: 'string', default: '100000' }, 'in-process': { type: 'boolean', default: false } },
+  options: {
+    events: { type: 'string', default: '100000' },
+    'in-process': { type: 'boolean', default: false },
+  },
 });
 const total = Number(values.events);
 
@@ -56,7 +59,9 @@ async function main(): Promise<void> {
     const chunk = 10_000;
     for (let i = 0; i < total; i += chunk) {
       const n = Math.min(chunk, total - i);
-      await coll.insertMany(Array.from({ length: n }, (_, j) => ({ seq: i + j, key: `k${(i + j) % 64}`, v: 1 })));
+      await coll.insertMany(
+        Array.from({ length: n }, (_, j) => ({ seq: i + j, key: `k${(i + j) % 64}`, v: 1 })),
+      );
     }
     const fillMs = performance.now() - t0;
     console.log(`filled history with ${total} inserts in ${fillMs.toFixed(0)} ms`);

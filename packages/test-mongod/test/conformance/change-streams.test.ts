@@ -28,12 +28,15 @@ async function newDb(prefix: string): Promise<Db> {
 
 type Ev = ChangeStreamDocument<Document> & Record<string, unknown>;
 
+/** Short awaitData waits keep the suite quick; behaviour does not depend on them. */
+const FAST = { maxAwaitTimeMS: 100 } as const;
+
 describe('change events (manual: Change Events)', () => {
   it('emits insert, update, replace and delete with the documented fields', async () => {
     const d = await newDb('cs_events');
     const c = d.collection('c');
     await d.createCollection('c');
-    const cs = c.watch();
+    const cs = c.watch([], FAST);
     await cs.tryNext();
     await c.insertOne({ _id: 1, a: 1, arr: [1] } as never);
     await c.updateOne(
@@ -73,7 +76,7 @@ describe('change events (manual: Change Events)', () => {
     const d = await newDb('cs_tokens');
     const c = d.collection('c');
     await d.createCollection('c');
-    const cs = c.watch();
+    const cs = c.watch([], FAST);
     await cs.tryNext();
     await c.insertMany(Array.from({ length: 50 }, (_, i) => ({ i })));
     const session = client.startSession();
@@ -93,18 +96,21 @@ describe('change events (manual: Change Events)', () => {
     const d = await newDb('cs_stages');
     const c = d.collection('c');
     await d.createCollection('c');
-    const cs = c.watch([
-      {
-        $match: {
-          operationType: { $in: ['insert', 'update'] },
-          $or: [{ 'fullDocument.x': { $gte: 2 } }, { operationType: 'update' }],
+    const cs = c.watch(
+      [
+        {
+          $match: {
+            operationType: { $in: ['insert', 'update'] },
+            $or: [{ 'fullDocument.x': { $gte: 2 } }, { operationType: 'update' }],
+          },
         },
-      },
-      { $addFields: { tag: 'seen', copy: '$fullDocument.x' } },
-      { $set: { also: { $literal: 1 } } },
-      { $unset: 'wallTime' },
-      { $project: { clusterTime: 0 } },
-    ]);
+        { $addFields: { tag: 'seen', copy: '$fullDocument.x' } },
+        { $set: { also: { $literal: 1 } } },
+        { $unset: 'wallTime' },
+        { $project: { clusterTime: 0 } },
+      ],
+      FAST,
+    );
     await cs.tryNext();
     await c.insertMany([
       { _id: 1, x: 1 },
@@ -124,7 +130,7 @@ describe('change events (manual: Change Events)', () => {
     const d = await newDb('cs_idmod');
     const c = d.collection('c');
     await d.createCollection('c');
-    const cs = c.watch([{ $set: { _id: 'nope' } }]);
+    const cs = c.watch([{ $set: { _id: 'nope' } }], FAST);
     await cs.tryNext();
     await c.insertOne({ a: 1 });
     const err = await take(cs, 1).catch((e: unknown) => e);
@@ -157,7 +163,7 @@ describe('stream levels (manual: Change Streams — Watch a Collection, Database
   it('a database stream sees every collection of its database only', async () => {
     const d = await newDb('cs_dbstream');
     const other = client.db(uniqueDb('cs_other'));
-    const cs = d.watch();
+    const cs = d.watch([], FAST);
     await cs.tryNext();
     await d.collection('a').insertOne({ n: 1 });
     await other.collection('x').insertOne({ n: 2 });
@@ -171,7 +177,10 @@ describe('stream levels (manual: Change Streams — Watch a Collection, Database
   it('a deployment stream sees all databases and can filter on ns', async () => {
     const d1 = await newDb('cs_cluster1');
     const d2 = client.db(uniqueDb('cs_cluster2'));
-    const cs = client.watch([{ $match: { 'ns.db': { $in: [d1.databaseName, d2.databaseName] } } }]);
+    const cs = client.watch(
+      [{ $match: { 'ns.db': { $in: [d1.databaseName, d2.databaseName] } } }],
+      FAST,
+    );
     await cs.tryNext();
     await d1.collection('a').insertOne({ n: 1 });
     await d2.collection('b').insertOne({ n: 2 });
@@ -183,8 +192,8 @@ describe('stream levels (manual: Change Streams — Watch a Collection, Database
 
   it('shows create, createIndexes and modify only with showExpandedEvents', async () => {
     const d = await newDb('cs_expanded');
-    const plain = d.watch();
-    const expanded = d.watch([], { showExpandedEvents: true });
+    const plain = d.watch([], FAST);
+    const expanded = d.watch([], { ...FAST, showExpandedEvents: true });
     await plain.tryNext();
     await expanded.tryNext();
     await d.createCollection('c');
@@ -208,7 +217,7 @@ describe('invalidation (manual: invalidate event; Change Streams — Resume)', (
     const d = await newDb('cs_drop');
     const c = d.collection('c');
     await c.insertOne({ a: 1 });
-    const cs = c.watch();
+    const cs = c.watch([], FAST);
     await cs.tryNext();
     await c.drop();
     const evs = (await take(cs, 2)) as Ev[];
@@ -221,7 +230,7 @@ describe('invalidation (manual: invalidate event; Change Streams — Resume)', (
     const d = await newDb('cs_rename');
     const c = d.collection('c');
     await c.insertOne({ a: 1 });
-    const cs = c.watch();
+    const cs = c.watch([], FAST);
     await cs.tryNext();
     await c.rename('d');
     const evs = (await take(cs, 2)) as Ev[];
@@ -234,8 +243,8 @@ describe('invalidation (manual: invalidate event; Change Streams — Resume)', (
     const d = await newDb('cs_dropdb');
     await d.collection('a').insertOne({ a: 1 });
     await d.collection('b').insertOne({ a: 1 });
-    const cs = d.watch();
-    const collStream = d.collection('a').watch();
+    const cs = d.watch([], FAST);
+    const collStream = d.collection('a').watch([], FAST);
     await cs.tryNext();
     await collStream.tryNext();
     await d.dropDatabase();
@@ -258,18 +267,18 @@ describe('invalidation (manual: invalidate event; Change Streams — Resume)', (
     const d = await newDb('cs_startafter');
     const c = d.collection('c');
     await c.insertOne({ a: 1 });
-    const cs = c.watch();
+    const cs = c.watch([], FAST);
     await cs.tryNext();
     await c.drop();
     const evs = (await take(cs, 2)) as Ev[];
     const invalidateToken = (evs[1] as Ev)._id;
     await c.insertOne({ after: 1 });
-    const bad = c.watch([], { resumeAfter: invalidateToken });
+    const bad = c.watch([], { ...FAST, resumeAfter: invalidateToken });
     const err = (await bad.tryNext().catch((e: unknown) => e)) as MongoServerError;
     expect(err).toBeInstanceOf(MongoServerError);
     expect(err.code).toBe(260);
     await bad.close();
-    const good = c.watch([], { startAfter: invalidateToken });
+    const good = c.watch([], { ...FAST, startAfter: invalidateToken });
     const next = (await take(good, 1)) as Ev[];
     expect(next[0]?.operationType).toBe('insert');
     expect(next[0]?.fullDocument).toMatchObject({ after: 1 });
@@ -296,7 +305,9 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
       true,
     );
     // Resuming from the empty-batch token neither skips nor replays.
-    const resumed = d.collection('c').watch([], { resumeAfter: more.cursor.postBatchResumeToken });
+    const resumed = d
+      .collection('c')
+      .watch([], { ...FAST, resumeAfter: more.cursor.postBatchResumeToken });
     const evs = (await take(resumed, 1)) as Ev[];
     expect(evs[0]?.fullDocument).toMatchObject({ x: 1 });
     await resumed.close();
@@ -346,12 +357,12 @@ describe('resuming (manual: Resume a Change Stream)', () => {
     const d = await newDb('cs_resume');
     const c = d.collection('c');
     await d.createCollection('c');
-    const cs = c.watch();
+    const cs = c.watch([], FAST);
     await cs.tryNext();
     await c.insertMany([{ i: 0 }, { i: 1 }, { i: 2 }]);
     const evs = (await take(cs, 3)) as Ev[];
     await cs.close();
-    const r = c.watch([], { resumeAfter: evs[0]?._id });
+    const r = c.watch([], { ...FAST, resumeAfter: evs[0]?._id });
     const rest = (await take(r, 2)) as Ev[];
     expect(rest.map((e) => (e.fullDocument as { i: number }).i)).toEqual([1, 2]);
     await r.close();
@@ -361,12 +372,12 @@ describe('resuming (manual: Resume a Change Stream)', () => {
     const d = await newDb('cs_startat');
     const c = d.collection('c');
     await d.createCollection('c');
-    const cs = c.watch();
+    const cs = c.watch([], FAST);
     await cs.tryNext();
     await c.insertMany([{ i: 0 }, { i: 1 }]);
     const evs = (await take(cs, 2)) as Ev[];
     await cs.close();
-    const r = c.watch([], { startAtOperationTime: evs[1]?.clusterTime as Timestamp });
+    const r = c.watch([], { ...FAST, startAtOperationTime: evs[1]?.clusterTime as Timestamp });
     const rest = (await take(r, 1)) as Ev[];
     expect((rest[0]?.fullDocument as { i: number }).i).toBe(1);
     await r.close();
