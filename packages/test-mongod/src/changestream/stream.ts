@@ -140,6 +140,8 @@ export function parseChangeStream(
     );
   }
   let start: StreamSpec['start'];
+  // Apply the age limit now, so an idle server does not accept positions it should have lost.
+  engine.history.trim();
   if (spec.resumeAfter !== undefined || spec.startAfter !== undefined) {
     const pos = decodeToken(spec.resumeAfter ?? spec.startAfter);
     if (spec.resumeAfter !== undefined && pos.fromInvalidate) {

@@ -151,7 +151,13 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Folders locked by servers of this process (the pid in the lock file cannot tell them apart). */
+const lockedHere = new Set<string>();
+
 function lockDir(dir: string): void {
+  const real = fs.realpathSync(dir);
+  if (lockedHere.has(real))
+    throw new Error(`data directory ${dir} is already in use by another server in this process`);
   const lock = path.join(dir, LOCK_FILE);
   if (fs.existsSync(lock)) {
     const pid = Number(fs.readFileSync(lock, 'utf8').trim());
@@ -160,9 +166,11 @@ function lockDir(dir: string): void {
     }
   }
   fs.writeFileSync(lock, `${process.pid}\n`);
+  lockedHere.add(real);
 }
 
 function unlockDir(dir: string): void {
+  lockedHere.delete(fs.realpathSync(dir));
   const lock = path.join(dir, LOCK_FILE);
   try {
     if (Number(fs.readFileSync(lock, 'utf8').trim()) === process.pid) fs.rmSync(lock);

@@ -191,3 +191,12 @@ describe('CLI process (kill -9 and restart on the same --dbpath)', () => {
     expect(await coll.countDocuments()).toBe(400);
   });
 });
+
+describe('data directory lock', () => {
+  it('refuses a second server on the same dataDir while the first runs', async () => {
+    const dir = tmpDir();
+    const s = await startMongoServer({ dataDir: dir });
+    servers.push(s);
+    await expect(startMongoServer({ dataDir: dir })).rejects.toThrow(/in use/);
+  });
+});
