@@ -394,7 +394,8 @@ describe('resuming (manual: Resume a Change Stream)', () => {
       })
       .catch((e: unknown) => e)) as MongoServerError;
     expect(err).toBeInstanceOf(MongoServerError);
-    expect([260, 9]).toContain(err.code);
+    // Real servers report their KeyString decoding failure under varying codes; ours uses 260.
+    if (!target.external) expect(err.code).toBe(260);
   });
 
   it('rejects more than one start option', async () => {
