@@ -1,5 +1,15 @@
-import { BSON, BSONRegExp, Code, DBRef, Double, EJSON, Int32, Long } from 'bson';
-import type { Document } from 'bson';
+import type { Document } from 'mongodb';
+import {
+  BSONRegExp,
+  Code,
+  DBRef,
+  Double,
+  EJSON,
+  Int32,
+  Long,
+  deserialize,
+  serialize,
+} from './bson.js';
 import type { ChangeEvent } from './change-event.js';
 
 /** Bump when the job payload changes shape; workers refuse versions they do not know. */
@@ -121,7 +131,7 @@ export function encodeEvent(
     event: readable ?? {},
   };
   if (state.dollar || readable === undefined) {
-    data.bson = Buffer.from(BSON.serialize(event as Document)).toString('base64');
+    data.bson = Buffer.from(serialize(event as Document)).toString('base64');
   }
   return data;
 }
@@ -139,7 +149,7 @@ export function decodeEvent<T extends Document = Document>(data: EventJobData): 
     );
   }
   if (typeof data.bson === 'string') {
-    return BSON.deserialize(Buffer.from(data.bson, 'base64')) as ChangeEvent<T>;
+    return deserialize(Buffer.from(data.bson, 'base64')) as ChangeEvent<T>;
   }
   let event = data.event;
   let typed: Document;
@@ -153,9 +163,9 @@ export function decodeEvent<T extends Document = Document>(data: EventJobData): 
     if (repaired === event) throw error;
     event = repaired;
     typed = EJSON.deserialize(event, { relaxed: false }) as Document;
-    return restoreInvalidDates(BSON.deserialize(BSON.serialize(typed))) as ChangeEvent<T>;
+    return restoreInvalidDates(deserialize(serialize(typed))) as ChangeEvent<T>;
   }
-  return BSON.deserialize(BSON.serialize(typed)) as ChangeEvent<T>;
+  return deserialize(serialize(typed)) as ChangeEvent<T>;
 }
 
 const INVALID_DATE_MARKER = '\u0000changeq:invalid-date\u0000';

@@ -14,7 +14,7 @@ import {
   ObjectId,
   Timestamp,
   UUID,
-} from 'bson';
+} from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { canonicalKey, documentIdentity, Router } from '../src/index.js';
 

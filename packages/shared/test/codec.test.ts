@@ -14,8 +14,8 @@ import {
   ObjectId,
   Timestamp,
   UUID,
-} from 'bson';
-import type { Document } from 'bson';
+} from 'mongodb';
+import type { Document } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { decodeEvent, encodeEvent, EVENT_JOB_VERSION } from '../src/index.js';
 import type { EventJobData } from '../src/index.js';
@@ -287,5 +287,21 @@ describe('encodeEvent / decodeEvent through JSON', () => {
     expect(() => decodeEvent(job)).toThrow(
       'job data version 2 is not supported by this worker (expects 1)',
     );
+  });
+});
+
+describe('one copy of BSON', () => {
+  it("hands out the driver's own classes, so instanceof works in handlers", async () => {
+    // `bson` has separate ESM and CommonJS builds; importing it as ESM next to the (CommonJS)
+    // driver would load a second copy whose ObjectId is not the driver's ObjectId.
+    const { ObjectId: EsmObjectId } = await import('bson');
+    expect(EsmObjectId).not.toBe(ObjectId);
+    const data = JSON.parse(
+      JSON.stringify(
+        encodeEvent({ _id: { _data: '82' }, documentKey: { _id: new EsmObjectId() } }, ROUTE),
+      ),
+    ) as EventJobData;
+    const decoded = decodeEvent(data) as unknown as { documentKey: { _id: unknown } };
+    expect(decoded.documentKey._id).toBeInstanceOf(ObjectId);
   });
 });

@@ -1,5 +1,5 @@
 // Cost of one routing lookup. Run from packages/shared: npx vitest bench --run
-import { ObjectId } from 'bson';
+import { ObjectId } from 'mongodb';
 import { bench, describe } from 'vitest';
 import { canonicalKey, documentIdentity, Router } from '../src/index.js';
 

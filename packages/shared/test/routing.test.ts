@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BSON, EJSON, Long, ObjectId } from 'bson';
+import { BSON, Long, ObjectId } from 'mongodb';
+
+const { EJSON } = BSON;
 import { describe, expect, it } from 'vitest';
 import {
   canonicalKey,

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { freePort, isAlive, spawnTracked, terminate, waitForExit } from './processes.js';
 import { waitForLine } from './wait-for-line.js';
 
@@ -30,7 +30,9 @@ export interface RunningMongo {
 
 /** The CLI of @changeq/test-mongod, next to its main module. */
 export function testMongodCli(): string {
-  const main = fileURLToPath(import.meta.resolve('@changeq/test-mongod'));
+  // createRequire rather than import.meta.resolve: test runners that transform this module
+  // (vitest inlines workspace packages) do not provide the latter.
+  const main = createRequire(import.meta.url).resolve('@changeq/test-mongod');
   return join(dirname(main), 'cli.js');
 }
 

@@ -1,0 +1,183 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BSON, type Document } from 'mongodb';
+import {
+  DEFAULT_PREFIX,
+  UserError,
+  envReader,
+  loadWorkersConfig,
+  type WorkersConfig,
+} from '@changeq/shared';
+import { parseWatch, type WatchScope } from './watch-scope.js';
+
+export type FullDocumentMode = 'default' | 'updateLookup' | 'whenAvailable' | 'required';
+export type BeforeChangeMode = 'off' | 'whenAvailable' | 'required';
+
+/** Where to begin when Redis holds no resume token yet. */
+export type StartAt = { kind: 'now' } | { kind: 'time'; at: Date } | { kind: 'snapshot' };
+
+export interface IngestConfig {
+  mongodbUri: string;
+  redisUrl: string;
+  workers: WorkersConfig;
+  watch: WatchScope;
+  startAt: StartAt;
+  fullDocument: FullDocumentMode;
+  fullDocumentBeforeChange: BeforeChangeMode;
+  /** An extra `$match` stage (Extended JSON) applied on the server. */
+  match: Document | null;
+  /** Most events per change-stream batch and per commit to Redis. */
+  batchSize: number;
+  /** How long one getMore waits for new events before returning an empty batch. */
+  maxAwaitTimeMs: number;
+  queuePrefix: string;
+  /** Names this ingest's keys in Redis, so several ingests can share one Redis. */
+  ingestId: string;
+  /** Stop reading while a target queue holds more waiting jobs than this. */
+  backlogLimit: number;
+  /** On a lost resume point, continue from now and log the skipped window instead of stopping. */
+  acceptGap: boolean;
+  /** How long and how many finished jobs BullMQ keeps (Bull Board shows them). */
+  keepCompleted: { age: number; count: number };
+  keepFailed: { age: number; count: number };
+  /** Give up starting when MongoDB or Redis cannot be reached for this long. */
+  connectTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  /** Port of /metrics, /healthz and /readyz; 0 = off. */
+  httpPort: number;
+}
+
+export const USAGE = `Usage: changeq-ingest [--accept-gap] [--help]
+
+Tails a MongoDB change stream and puts every event on its worker's BullMQ queue.
+Settings come from the environment (see docs/configuration.md):
+
+  MONGODB_URI (required)   REDIS_URL (required)   WORKERS_FILE (./workers.toml)
+  WATCH ('' = deployment | db | db.coll,db.coll)   START_AT (now | ISO date-time | snapshot)
+  FULL_DOCUMENT (default)   FULL_DOCUMENT_BEFORE_CHANGE (off)   MATCH ({} as Extended JSON)
+  BATCH_SIZE (1000)   MAX_AWAIT_TIME_MS (1000)   QUEUE_PREFIX (changeq)   INGEST_ID (default)
+  BACKLOG_LIMIT (100000)   KEEP_COMPLETED_SECONDS (3600)   KEEP_COMPLETED_COUNT (10000)
+  KEEP_FAILED_SECONDS (604800)   CONNECT_TIMEOUT_MS (30000)   SHUTDOWN_TIMEOUT_MS (4000)
+  HTTP_PORT (0 = off)   EXCLUDE_DBS (extra databases a deployment-wide stream skips)
+
+Options:
+  --accept-gap   if the stored resume point has left the oplog, continue from now and log the
+                 skipped window instead of stopping (the default is to stop: nothing is skipped
+                 silently)
+  --help         show this help`;
+
+function parseStartAt(raw: string): StartAt {
+  const value = raw.trim();
+  if (value === '' || value === 'now') return { kind: 'now' };
+  if (value === 'snapshot') return { kind: 'snapshot' };
+  const at = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at.getTime())) {
+    throw new UserError(
+      `START_AT="${raw}" is not "now", "snapshot" or an ISO date-time`,
+      'set START_AT=now, START_AT=snapshot, or a time such as START_AT=2026-11-22T08:00:00Z',
+    );
+  }
+  return { kind: 'time', at };
+}
+
+function parseMatch(raw: string | undefined): Document | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  let parsed: unknown;
+  try {
+    parsed = BSON.EJSON.parse(raw, { relaxed: true });
+  } catch (error) {
+    throw new UserError(
+      `MATCH is not valid Extended JSON (${(error as Error).message})`,
+      `give a $match filter as JSON, e.g. MATCH='{"operationType": {"$in": ["insert", "update"]}}'`,
+    );
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new UserError(
+      'MATCH must be a JSON object (a $match filter)',
+      `e.g. MATCH='{"ns.coll": "orders"}'`,
+    );
+  }
+  return parsed as Document;
+}
+
+export function parseFlags(argv: string[]): { acceptGap: boolean; help: boolean } {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        'accept-gap': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      allowPositionals: false,
+    });
+    return { acceptGap: values['accept-gap'], help: values.help };
+  } catch (error) {
+    throw new UserError((error as Error).message, 'run with --help to see the options');
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }): IngestConfig {
+  const read = envReader(env);
+  const mongodbUri = read.mongoUri();
+  const redisUrl = read.redisUrl();
+  const workers = loadWorkersConfig(
+    resolve(read.string('WORKERS_FILE', { default: './workers.toml' })),
+  );
+  const excludeDbs = (read.optionalString('EXCLUDE_DBS') ?? '')
+    .split(',')
+    .map((db) => db.trim())
+    .filter(Boolean);
+  const queuePrefix = read.string('QUEUE_PREFIX', { default: DEFAULT_PREFIX });
+  if (!/^[A-Za-z0-9_{}-]{1,64}$/.test(queuePrefix)) {
+    throw new UserError(
+      `QUEUE_PREFIX="${queuePrefix}" may only hold letters, digits, -, _ and {} (a Redis Cluster hash tag)`,
+      'pick a prefix such as "changeq" or "{changeq}"',
+    );
+  }
+  const ingestId = read.string('INGEST_ID', { default: 'default' });
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(ingestId)) {
+    throw new UserError(
+      `INGEST_ID="${ingestId}" may only hold letters, digits, - and _`,
+      'pick an id such as "main"',
+    );
+  }
+  return {
+    mongodbUri,
+    redisUrl,
+    workers,
+    watch: parseWatch(read.optionalString('WATCH'), excludeDbs),
+    startAt: parseStartAt(read.string('START_AT', { default: 'now' })),
+    fullDocument: read.oneOf(
+      'FULL_DOCUMENT',
+      ['default', 'updateLookup', 'whenAvailable', 'required'],
+      {
+        default: 'default',
+      },
+    ),
+    fullDocumentBeforeChange: read.oneOf(
+      'FULL_DOCUMENT_BEFORE_CHANGE',
+      ['off', 'whenAvailable', 'required'],
+      {
+        default: 'off',
+      },
+    ),
+    match: parseMatch(read.optionalString('MATCH')),
+    batchSize: read.int('BATCH_SIZE', { default: 1000, min: 1, max: 100_000 }),
+    maxAwaitTimeMs: read.int('MAX_AWAIT_TIME_MS', { default: 1000, min: 10, max: 60_000 }),
+    queuePrefix,
+    ingestId,
+    backlogLimit: read.int('BACKLOG_LIMIT', { default: 100_000, min: 1 }),
+    acceptGap: flags.acceptGap || read.bool('ACCEPT_GAP', { default: false }),
+    keepCompleted: {
+      age: read.int('KEEP_COMPLETED_SECONDS', { default: 3600, min: 0 }),
+      count: read.int('KEEP_COMPLETED_COUNT', { default: 10_000, min: 0 }),
+    },
+    keepFailed: {
+      age: read.int('KEEP_FAILED_SECONDS', { default: 7 * 24 * 3600, min: 0 }),
+      count: read.int('KEEP_FAILED_COUNT', { default: 100_000, min: 0 }),
+    },
+    connectTimeoutMs: read.int('CONNECT_TIMEOUT_MS', { default: 30_000, min: 100 }),
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', { default: 4000, min: 100 }),
+    httpPort: read.int('HTTP_PORT', { default: 0, min: 0, max: 65_535 }),
+  };
+}

@@ -1,0 +1,159 @@
+import { Job, Queue, type JobsOptions } from 'bullmq';
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { Logger } from '@changeq/shared';
+import { compareTokenData } from './resume-token.js';
+
+/** One job to add: where it goes and the position that orders it within its queue. */
+export interface PlannedJob {
+  queue: string;
+  name: string;
+  jobId: string;
+  data: unknown;
+  /**
+   * Sorts in the order jobs are produced (a resume token's `_data` for stream events, a padded
+   * batch counter for snapshot copies), so a re-read after a crash can skip what a queue holds.
+   */
+  position: string;
+}
+
+export type WatermarkKind = 'stream' | 'snapshot';
+
+export interface EnqueuerOptions {
+  redis: Redis;
+  prefix: string;
+  queueNames: readonly string[];
+  /** Key of a queue's watermark, per kind (see ingestKeys().watermark). */
+  watermarkKey: (queue: string, kind: WatermarkKind) => string;
+  jobOptions: JobsOptions;
+  log: Logger;
+}
+
+/**
+ * Adds jobs to the workers' queues so that each event is enqueued exactly once, even when the
+ * process dies between two Redis round trips: every queue's jobs of a batch are added in ONE
+ * MULTI transaction together with that queue's watermark (the position of its last job). After
+ * a crash the ingest re-reads from its stored resume token and skips, per queue, every job at or
+ * below the watermark. A per-queue transaction (rather than one across all queues) keeps each
+ * transaction on one Redis Cluster slot when queues carry their own hash tags.
+ */
+export class Enqueuer {
+  private readonly queues = new Map<string, Queue>();
+  private readonly watermarks = new Map<string, string>();
+
+  constructor(private readonly options: EnqueuerOptions) {
+    for (const name of options.queueNames) {
+      const queue = new Queue(name, { connection: options.redis, prefix: options.prefix });
+      queue.on('error', (error) => options.log.debug({ err: error, queue: name }, 'queue error'));
+      this.queues.set(name, queue);
+    }
+  }
+
+  get queueNames(): string[] {
+    return [...this.queues.keys()];
+  }
+
+  queue(name: string): Queue {
+    const queue = this.queues.get(name);
+    if (!queue) throw new Error(`no queue named ${name}`);
+    return queue;
+  }
+
+  /** Reads every queue's watermark of `kind`; call before the first commit after a start. */
+  async loadWatermarks(kind: WatermarkKind): Promise<void> {
+    const names = this.queueNames;
+    const values = await this.options.redis.mget(
+      ...names.map((name) => this.options.watermarkKey(name, kind)),
+    );
+    names.forEach((name, index) => {
+      const value = values[index];
+      if (value) this.watermarks.set(`${kind}:${name}`, value);
+      else this.watermarks.delete(`${kind}:${name}`);
+    });
+  }
+
+  async clearWatermarks(kind: WatermarkKind): Promise<void> {
+    await this.options.redis.del(
+      ...this.queueNames.map((name) => this.options.watermarkKey(name, kind)),
+    );
+    for (const name of this.queueNames) this.watermarks.delete(`${kind}:${name}`);
+  }
+
+  /** Commits the jobs of one batch; resolves when every queue's transaction has been applied. */
+  async commit(
+    jobs: readonly PlannedJob[],
+    kind: WatermarkKind,
+  ): Promise<{ added: number; skipped: number }> {
+    const byQueue = new Map<string, PlannedJob[]>();
+    for (const job of jobs) {
+      const list = byQueue.get(job.queue);
+      if (list) list.push(job);
+      else byQueue.set(job.queue, [job]);
+    }
+    let added = 0;
+    let skipped = 0;
+    await Promise.all(
+      [...byQueue].map(async ([queueName, queueJobs]) => {
+        const watermark = this.watermarks.get(`${kind}:${queueName}`);
+        const fresh = watermark
+          ? queueJobs.filter((job) => compareTokenData(job.position, watermark) > 0)
+          : queueJobs;
+        skipped += queueJobs.length - fresh.length;
+        if (fresh.length === 0) return;
+        await this.commitQueue(queueName, fresh, kind);
+        added += fresh.length;
+      }),
+    );
+    return { added, skipped };
+  }
+
+  private async commitQueue(
+    queueName: string,
+    jobs: readonly PlannedJob[],
+    kind: WatermarkKind,
+  ): Promise<void> {
+    const queue = this.queue(queueName);
+    const client = await queue.getBackend().client;
+    const transaction = client.multi();
+    // Job#addJob accepts a transaction: BullMQ queues its Lua script on it without running it.
+    await Promise.all(
+      jobs.map((job) =>
+        new Job(
+          queue,
+          job.name,
+          job.data,
+          { ...this.options.jobOptions, jobId: job.jobId },
+          job.jobId,
+        ).addJob(transaction),
+      ),
+    );
+    const last = jobs[jobs.length - 1]!.position;
+    // BullMQ's transaction wraps an ioredis MULTI; plain commands go on the same transaction.
+    (transaction as unknown as ChainableCommander).set(
+      this.options.watermarkKey(queueName, kind),
+      last,
+    );
+    const results = await transaction.exec();
+    if (results === null)
+      throw new Error(`the Redis transaction for queue ${queueName} was aborted`);
+    for (const [error, reply] of results) {
+      if (error) throw error;
+      // BullMQ's add scripts answer a negative code for a refused job (e.g. a missing parent).
+      if (typeof reply === 'number' && reply < 0) {
+        throw new Error(`BullMQ refused a job for queue ${queueName} (code ${reply})`);
+      }
+    }
+    this.watermarks.set(`${kind}:${queueName}`, last);
+  }
+
+  /** Waiting jobs per queue (what backpressure compares with the backlog limit). */
+  async waitingCounts(): Promise<Map<string, number>> {
+    const entries = await Promise.all(
+      [...this.queues].map(async ([name, queue]) => [name, await queue.getWaitingCount()] as const),
+    );
+    return new Map(entries);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+  }
+}

@@ -1,0 +1,68 @@
+import { MongoError, MongoNetworkError, MongoServerSelectionError } from 'mongodb';
+
+/** Server codes that mean the stream cannot continue from its resume point. */
+export const LOST_POSITION_CODES: Readonly<Record<number, string>> = {
+  286: 'ChangeStreamHistoryLost',
+  280: 'ChangeStreamFatalError',
+  260: 'InvalidResumeToken',
+  10334: 'BSONObjectTooLarge',
+};
+
+export function lostPositionCode(error: unknown): number | null {
+  if (
+    error instanceof MongoError &&
+    typeof error.code === 'number' &&
+    error.code in LOST_POSITION_CODES
+  ) {
+    return error.code;
+  }
+  return null;
+}
+
+/** Codes MongoDB documents as transient for reads (network, elections, shutdown, cursor loss). */
+const TRANSIENT_MONGO_CODES = new Set([
+  6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436,
+]);
+
+export function isTransientMongoError(error: unknown): boolean {
+  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
+  if (!(error instanceof MongoError)) return false;
+  if (
+    error.hasErrorLabel('ResumableChangeStreamError') ||
+    error.hasErrorLabel('RetryableWriteError') ||
+    error.hasErrorLabel('TransientTransactionError')
+  ) {
+    return true;
+  }
+  if (typeof error.code === 'number' && TRANSIENT_MONGO_CODES.has(error.code)) return true;
+  // The driver closes a stream after a failed resume; reopening it is the cure.
+  return /change ?stream is closed|topology is closed|client was closed/i.test(error.message);
+}
+
+const REDIS_SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+]);
+const REDIS_TRANSIENT_REPLIES =
+  /^(LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|OOM|NOREPLICAS)\b/;
+
+/** Redis is down, restarting, loading, failing over or full: worth waiting for. */
+export function isTransientRedisError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code && REDIS_SOCKET_CODES.has(code)) return true;
+  if (error.name === 'MaxRetriesPerRequestError') return true;
+  if (error.name === 'ReplyError' && REDIS_TRANSIENT_REPLIES.test(error.message)) return true;
+  return /Connection is closed|Stream isn't writeable|Connection (timed out|lost)|ECONNREFUSED|ECONNRESET/.test(
+    error.message,
+  );
+}
+
+export function isRedisFull(error: unknown): boolean {
+  return error instanceof Error && /^OOM\b/.test(error.message);
+}

@@ -1,0 +1,392 @@
+import { EventEmitter } from 'node:events';
+import { Redis } from 'ioredis';
+import { MongoClient, Timestamp, type ChangeStreamDocument } from 'mongodb';
+import {
+  Router,
+  UserError,
+  eventQueueName,
+  ingestKeys,
+  redactUri,
+  redisConnectionOptions,
+  type Logger,
+} from '@changeq/shared';
+import { Backoff, sleep } from './backoff.js';
+import { ChangeSource, type Batch, type StartOptions } from './change-source.js';
+import type { IngestConfig } from './config.js';
+import { Enqueuer } from './enqueuer.js';
+import {
+  LOST_POSITION_CODES,
+  isRedisFull,
+  isTransientMongoError,
+  isTransientRedisError,
+  lostPositionCode,
+} from './failures.js';
+import { planEvent } from './planner.js';
+import { PositionStore, type StoredPosition } from './position-store.js';
+import { tokenClusterTime, tokenData } from './resume-token.js';
+import { clearSnapshot, runSnapshot } from './snapshot.js';
+import { describeScope } from './watch-scope.js';
+
+export type IngestState =
+  'starting' | 'snapshot' | 'streaming' | 'backpressure' | 'retrying' | 'stopping' | 'stopped';
+
+/** What the metrics and health endpoints read. */
+export interface IngestStatus {
+  state: IngestState;
+  streamOpen: boolean;
+  position: StoredPosition | null;
+  lastEvent: { clusterTime: Timestamp | null; wallTime: Date | null } | null;
+  lastError: string | null;
+}
+
+export interface IngestEvents {
+  /** A batch was committed: its events by namespace and operation. */
+  committed: [{ events: readonly ChangeStreamDocument[]; added: number; skipped: number }];
+  /** Backpressure started (true) or ended (false). */
+  backpressure: [boolean];
+  state: [IngestState];
+}
+
+/**
+ * The ingest: one change stream in, jobs on the workers' queues out, resume token in Redis.
+ * Failures never move the position forward on their own: transient ones are retried from the
+ * last committed position with backoff; a lost resume point stops the process (unless the
+ * operator accepted the gap).
+ */
+export class Ingest extends EventEmitter<IngestEvents> {
+  readonly status: IngestStatus = {
+    state: 'starting',
+    streamOpen: false,
+    position: null,
+    lastEvent: null,
+    lastError: null,
+  };
+
+  private readonly mongo: MongoClient;
+  private readonly redis: Redis;
+  private readonly store: PositionStore;
+  private readonly enqueuer: Enqueuer;
+  private readonly router: Router;
+  private readonly source: ChangeSource;
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | null = null;
+  /** Where to start when no token is stored: after a snapshot copy, or now after an accepted gap. */
+  private startOverride: StartOptions | null = null;
+  private snapshotToClear = false;
+
+  constructor(
+    private readonly config: IngestConfig,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.mongo = new MongoClient(config.mongodbUri, {
+      appName: `changeq-ingest-${config.ingestId}`,
+      serverSelectionTimeoutMS: Math.min(config.connectTimeoutMs, 30_000),
+    });
+    this.redis = new Redis({
+      ...redisConnectionOptions(config.redisUrl),
+      connectionName: `changeq-ingest-${config.ingestId}`,
+      lazyConnect: true,
+      // Fail commands fast while Redis is away; the ingest retries whole batches itself.
+      maxRetriesPerRequest: 2,
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 3000),
+    });
+    this.redis.on('error', (error) => this.log.debug({ err: error }, 'redis connection error'));
+    this.router = new Router(config.workers.names);
+    this.store = new PositionStore(this.redis, config.queuePrefix, config.ingestId);
+    const keys = ingestKeys(config.queuePrefix, config.ingestId);
+    this.enqueuer = new Enqueuer({
+      redis: this.redis,
+      prefix: config.queuePrefix,
+      queueNames: config.workers.names.map(eventQueueName),
+      watermarkKey: (queue, kind) =>
+        kind === 'stream' ? keys.watermark(queue) : `${keys.watermark(queue)}:snapshot`,
+      jobOptions: {
+        removeOnComplete: config.keepCompleted,
+        removeOnFail: config.keepFailed,
+      },
+      log,
+    });
+    this.source = new ChangeSource(this.mongo, config);
+  }
+
+  /** Connects, then runs until stop() or a fatal error (which rejects). */
+  async start(): Promise<void> {
+    await this.connect();
+    this.loop = this.run();
+    return this.loop;
+  }
+
+  async stop(): Promise<void> {
+    if (this.abort.signal.aborted) return this.loop ?? undefined;
+    this.setState('stopping');
+    this.abort.abort();
+    await this.loop?.catch(() => undefined);
+  }
+
+  /** Closes connections; call after start() settled. */
+  async close(): Promise<void> {
+    await this.source.close();
+    await this.enqueuer.close().catch(() => undefined);
+    this.redis.disconnect();
+    await this.mongo.close().catch(() => undefined);
+    this.setState('stopped');
+  }
+
+  get stopping(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private setState(state: IngestState): void {
+    if (this.status.state === state) return;
+    this.status.state = state;
+    this.emit('state', state);
+  }
+
+  private async connect(): Promise<void> {
+    const deadline = Date.now() + this.config.connectTimeoutMs;
+    const mongoUri = redactUri(this.config.mongodbUri);
+    const redisUrl = redactUri(this.config.redisUrl);
+    try {
+      await this.mongo.connect();
+    } catch (error) {
+      throw new UserError(
+        `cannot reach MongoDB at ${mongoUri} (${(error as Error).message})`,
+        'check MONGODB_URI and that the server is running and reachable (npm run stack -- up starts a local one)',
+      );
+    }
+    const backoff = new Backoff(100, 2000);
+    for (;;) {
+      try {
+        if (this.redis.status === 'wait') await this.redis.connect();
+        await this.redis.ping();
+        break;
+      } catch (error) {
+        if (Date.now() > deadline || this.stopping) {
+          throw new UserError(
+            `cannot reach Redis at ${redisUrl} (${(error as Error).message})`,
+            'check REDIS_URL and that the server is running and reachable (npm run stack -- up starts a local one)',
+          );
+        }
+        await sleep(backoff.next(), this.abort.signal);
+      }
+    }
+    this.log.info(
+      {
+        mongodbUri: mongoUri,
+        redisUrl,
+        watch: describeScope(this.config.watch),
+        workers: this.config.workers.names,
+      },
+      'connected',
+    );
+  }
+
+  private startOptions(position: StoredPosition | null): StartOptions {
+    if (position) return { startAfter: position.token };
+    if (this.startOverride) return this.startOverride;
+    if (this.config.startAt.kind === 'time') {
+      return {
+        startAtOperationTime: new Timestamp({
+          t: Math.floor(this.config.startAt.at.getTime() / 1000),
+          i: 0,
+        }),
+      };
+    }
+    return {};
+  }
+
+  private async run(): Promise<void> {
+    const retry = new Backoff(200, 30_000);
+    let failing: string | null = null;
+    let position: StoredPosition | null = null;
+    let ready = false;
+    while (!this.stopping) {
+      try {
+        if (!ready) {
+          position = await this.store.load();
+          await this.enqueuer.loadWatermarks('stream');
+          if (position) {
+            if (this.config.startAt.kind !== 'now') {
+              this.log.info(
+                { startAt: this.config.startAt.kind },
+                'a resume token is stored: START_AT is ignored (changeq token reset forces a new start)',
+              );
+            }
+          } else if (this.config.startAt.kind === 'snapshot') {
+            this.setState('snapshot');
+            const startAt = await runSnapshot({
+              mongo: this.mongo,
+              redis: this.redis,
+              enqueuer: this.enqueuer,
+              router: this.router,
+              source: this.source,
+              store: this.store,
+              config: this.config,
+              log: this.log,
+              signal: this.abort.signal,
+            });
+            if (!startAt) break; // stopped during the copy
+            this.startOverride = { startAtOperationTime: startAt };
+            this.snapshotToClear = true;
+          }
+          this.status.position = position;
+          ready = true;
+          this.log.info(
+            { resumeFrom: position ? describePosition(position) : this.config.startAt.kind },
+            position
+              ? 'resuming after the stored resume token'
+              : 'no resume token stored: starting from START_AT',
+          );
+        }
+        if (!this.source.isOpen) {
+          this.source.open(this.startOptions(position));
+        }
+        if (await this.waitForBacklog()) break;
+        const batch = await this.source.next(this.config.batchSize);
+        this.status.streamOpen = true;
+        position = await this.commit(batch, position);
+        if (batch.invalidated) {
+          // The watched collection or database is gone: its drop/rename is enqueued; carry on
+          // after the invalidate, which only startAfter (not resumeAfter) allows.
+          this.log.warn(
+            { position: position && describePosition(position) },
+            'change stream invalidated (watched collection or database dropped or renamed); continuing after it',
+          );
+          await this.source.close();
+        }
+        if (failing) {
+          this.log.info({ after: failing }, 'recovered');
+          failing = null;
+        }
+        retry.reset();
+        this.status.lastError = null;
+        this.setState('streaming');
+      } catch (error) {
+        await this.source.close();
+        this.status.streamOpen = false;
+        if (this.stopping) break;
+        const lost = lostPositionCode(error);
+        if (lost !== null) {
+          position = await this.onLostPosition(error as Error, lost, position);
+          continue;
+        }
+        if (error instanceof UserError) throw error;
+        const transient = isTransientMongoError(error) || isTransientRedisError(error);
+        if (!transient) throw error;
+        const what = isRedisFull(error)
+          ? 'Redis is full (maxmemory with noeviction): no job can be added until memory is freed or raised'
+          : isTransientRedisError(error)
+            ? 'Redis is unavailable'
+            : 'MongoDB is unavailable';
+        this.status.lastError = `${what}: ${(error as Error).message}`;
+        if (failing !== what) {
+          this.log.warn(
+            { err: error },
+            `${what}; retrying with backoff from the last stored position`,
+          );
+          failing = what;
+        }
+        this.setState('retrying');
+        // Everything read since the last commit is read again; the watermarks make it a no-op.
+        ready = ready && !isTransientRedisError(error);
+        await sleep(retry.next(), this.abort.signal);
+      }
+    }
+  }
+
+  /** Stops reading while any queue holds more waiting jobs than the backlog limit. */
+  private async waitForBacklog(): Promise<boolean> {
+    let paused = false;
+    for (;;) {
+      const counts = await this.enqueuer.waitingCounts();
+      const full = [...counts].filter(([, waiting]) => waiting > this.config.backlogLimit);
+      if (full.length === 0) break;
+      if (!paused) {
+        paused = true;
+        this.setState('backpressure');
+        this.emit('backpressure', true);
+        this.log.warn(
+          { queues: Object.fromEntries(full), limit: this.config.backlogLimit },
+          'backlog limit reached: pausing the change stream (the oplog holds the backlog)',
+        );
+      }
+      await sleep(500, this.abort.signal);
+      if (this.stopping) return true;
+    }
+    if (paused) {
+      this.emit('backpressure', false);
+      this.log.info('backlog below the limit: reading again');
+    }
+    return false;
+  }
+
+  private async commit(
+    batch: Batch,
+    previous: StoredPosition | null,
+  ): Promise<StoredPosition | null> {
+    if (batch.token === null) return previous;
+    const jobs = batch.events.flatMap((event) => planEvent(event, this.router));
+    const result = await this.enqueuer.commit(jobs, 'stream');
+    const last = batch.events[batch.events.length - 1];
+    const samePosition = previous !== null && tokenData(previous.token) === tokenData(batch.token);
+    if (samePosition && batch.events.length === 0) return previous;
+    const position: StoredPosition = {
+      token: batch.token,
+      clusterTime:
+        last?.clusterTime ?? tokenClusterTime(batch.token) ?? previous?.clusterTime ?? null,
+      wallTime: (last as { wallTime?: Date } | undefined)?.wallTime ?? previous?.wallTime ?? null,
+      savedAt: new Date(),
+    };
+    await this.store.save(position);
+    this.status.position = position;
+    if (this.snapshotToClear) {
+      await clearSnapshot(this.redis, this.store);
+      this.snapshotToClear = false;
+    }
+    if (last) {
+      this.status.lastEvent = {
+        clusterTime: last.clusterTime ?? null,
+        wallTime: (last as { wallTime?: Date }).wallTime ?? null,
+      };
+    }
+    if (batch.events.length > 0) this.emit('committed', { events: batch.events, ...result });
+    return position;
+  }
+
+  private async onLostPosition(
+    error: Error,
+    code: number,
+    position: StoredPosition | null,
+  ): Promise<StoredPosition | null> {
+    const codeName = LOST_POSITION_CODES[code] ?? String(code);
+    const since = position ? describePosition(position) : `START_AT=${this.config.startAt.kind}`;
+    if (code === 10334) {
+      throw new UserError(
+        `a change event after ${since} is larger than 16 MB (${codeName}); the stream cannot pass it`,
+        'narrow FULL_DOCUMENT/FULL_DOCUMENT_BEFORE_CHANGE (or add a MATCH with $project) so events stay under 16 MB, then restart',
+      );
+    }
+    if (!this.config.acceptGap) {
+      throw new UserError(
+        `the stored resume point (${since}) is no longer in MongoDB's oplog (${codeName} ${code}: ${error.message}); changes after it cannot be read, and changeq never restarts from "now" on its own`,
+        'resync with `changeq token reset` and START_AT=snapshot (copies the watched collections, then streams on), or restart with --accept-gap to continue from now and log the skipped window; a larger oplog avoids this',
+      );
+    }
+    this.log.error(
+      { gapFrom: since, gapTo: new Date().toISOString(), code, codeName },
+      'accepting a gap: the resume point is gone; continuing from now — changes in this window were NOT enqueued',
+    );
+    await this.store.clear();
+    this.status.position = null;
+    this.startOverride = {};
+    return null;
+  }
+}
+
+export function describePosition(position: StoredPosition): string {
+  const time =
+    position.wallTime ?? (position.clusterTime ? new Date(position.clusterTime.high * 1000) : null);
+  const data = tokenData(position.token);
+  return `${time ? time.toISOString() : 'unknown time'} (token ${data ? `${data.slice(0, 24)}…` : 'legacy'})`;
+}

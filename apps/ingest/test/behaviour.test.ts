@@ -1,0 +1,297 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { ingestKeys } from '@changeq/shared';
+import {
+  freePort,
+  startMongo,
+  startStack,
+  type RunningMongo,
+  type RunningStack,
+} from '@changeq/stack';
+import { RecordingConsumer } from './chaos.js';
+import {
+  readQueues,
+  startIngest,
+  stopAll,
+  storedToken,
+  waitFor,
+  type IngestProcess,
+} from './helpers.js';
+
+const WORKERS = ['alpha', 'bravo', 'charlie'];
+
+function workersFile(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'changeq-ingest-')), 'workers.toml');
+  writeFileSync(file, `workers = ["alpha", "bravo", "charlie"]\n`);
+  return file;
+}
+
+let stack: RunningStack;
+let mongo: MongoClient;
+const processes: IngestProcess[] = [];
+let counter = 0;
+
+/** A fresh prefix, ingest id and database per test, so tests sharing the servers never meet. */
+function isolated(extra: Record<string, string> = {}) {
+  counter += 1;
+  return {
+    MONGODB_URI: stack.mongodbUri,
+    REDIS_URL: stack.redisUrl,
+    WORKERS_FILE: workersFile(),
+    QUEUE_PREFIX: `b${counter}`,
+    INGEST_ID: `t${counter}`,
+    MAX_AWAIT_TIME_MS: '100',
+    ...extra,
+  };
+}
+
+function run(env: Record<string, string>, args: string[] = []): IngestProcess {
+  const ingest = startIngest(env, args);
+  processes.push(ingest);
+  return ingest;
+}
+
+async function jobsOf(env: Record<string, string>) {
+  return readQueues(env.REDIS_URL!, env.QUEUE_PREFIX!, WORKERS);
+}
+
+const logged = (ingest: IngestProcess, text: string) => () => ingest.output().includes(text);
+
+beforeAll(async () => {
+  stack = await startStack();
+  mongo = new MongoClient(stack.mongodbUri);
+  await mongo.connect();
+});
+afterEach(async () => {
+  await stopAll(processes.splice(0));
+});
+afterAll(async () => {
+  await mongo?.close();
+  await stack?.stop();
+});
+
+describe('the ingest', () => {
+  test('routes each document event to one queue and namespace events to all, with readable job names', async () => {
+    const env = isolated({ WATCH: 'routing' });
+    const ingest = run(env);
+    await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+    const coll = mongo.db('routing').collection('items');
+    await coll.insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: i, v: i }) as never));
+    await coll.updateOne({ _id: 7 } as never, { $set: { v: 'seven' } });
+    await coll.drop();
+    await waitFor(async () => (await jobsOf(env)).length === 30 + 1 + 3, '34 jobs');
+    const jobs = await jobsOf(env);
+    const byDoc = new Map<string, Set<string>>();
+    for (const job of jobs.filter((j) => j.data.doc !== null)) {
+      byDoc.set(job.data.doc!, (byDoc.get(job.data.doc!) ?? new Set()).add(job.queue));
+    }
+    expect([...byDoc.values()].every((queues) => queues.size === 1)).toBe(true);
+    expect(new Set(jobs.filter((j) => j.data.doc !== null).map((j) => j.queue)).size).toBe(3);
+    const drops = jobs.filter((j) => j.event.operationType === 'drop');
+    expect(drops.map((j) => j.queue).sort()).toEqual(WORKERS);
+    const update = jobs.find((j) => j.event.operationType === 'update')!;
+    expect(update.event).toMatchObject({
+      ns: { db: 'routing', coll: 'items' },
+      documentKey: { _id: 7 },
+    });
+    const queue = update.queue;
+    const names = jobs.filter((j) => j.queue === queue).map((j) => j.data.op);
+    // the update of document 7 comes after its insert in the same queue
+    const doc7 = jobs.filter((j) => j.data.doc === update.data.doc).map((j) => j.data.op);
+    expect(doc7).toEqual(['insert', 'update']);
+    expect(names[names.length - 1]).toBe('drop');
+  });
+
+  test('continues after a drop and a rename of the watched collection (invalidate), without a restart loop', async () => {
+    const env = isolated({ WATCH: 'inval.c' });
+    const ingest = run(env);
+    await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+    const coll = mongo.db('inval').collection('c');
+    await coll.insertOne({ _id: 1 } as never);
+    await coll.drop();
+    await waitFor(logged(ingest, 'change stream invalidated'), 'the invalidate');
+    await coll.insertOne({ _id: 2 } as never);
+    await coll.rename('c2');
+    await mongo
+      .db('inval')
+      .collection('c')
+      .insertOne({ _id: 3 } as never);
+    await waitFor(
+      async () => (await jobsOf(env)).filter((j) => j.data.doc !== null).length === 3,
+      'the inserts after both invalidations',
+    );
+    const jobs = await jobsOf(env);
+    expect(jobs.filter((j) => j.data.op === 'drop')).toHaveLength(3);
+    expect(jobs.filter((j) => j.data.op === 'rename')).toHaveLength(3);
+    expect(jobs.find((j) => j.data.op === 'rename')!.event).toMatchObject({
+      to: { db: 'inval', coll: 'c2' },
+    });
+    expect(ingest.output().match(/change stream invalidated/g)).toHaveLength(2);
+    expect(ingest.child.exitCode).toBeNull();
+  });
+
+  test('advances the stored token on empty batches (a quiet namespace never falls off the oplog)', async () => {
+    const env = isolated({ WATCH: 'quiet.watched' });
+    const ingest = run(env);
+    await waitFor(
+      async () => (await storedToken(env.REDIS_URL, env.QUEUE_PREFIX, env.INGEST_ID)) !== null,
+      'a first token',
+    );
+    const first = await storedToken(env.REDIS_URL, env.QUEUE_PREFIX, env.INGEST_ID);
+    await mongo
+      .db('quiet')
+      .collection('other')
+      .insertMany([{ a: 1 }, { a: 2 }]);
+    await waitFor(
+      async () => (await storedToken(env.REDIS_URL, env.QUEUE_PREFIX, env.INGEST_ID)) !== first,
+      'the token to move',
+    );
+    expect(await jobsOf(env)).toHaveLength(0);
+    expect(ingest.child.exitCode).toBeNull();
+  });
+
+  test('SIGTERM stops reading, stores the token of the last event and exits 0 within 5 seconds', async () => {
+    const env = isolated({ WATCH: 'term.c' });
+    const ingest = run(env);
+    await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+    await mongo
+      .db('term')
+      .collection('c')
+      .insertMany(Array.from({ length: 100 }, (_, i) => ({ i })));
+    await waitFor(async () => (await jobsOf(env)).length === 100, '100 jobs');
+    const started = Date.now();
+    process.kill(ingest.pid, 'SIGTERM');
+    const { code } = await ingest.exited;
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const jobs = await jobsOf(env);
+    const lastToken = (jobs[jobs.length - 1]!.event._id as { _data: string })._data;
+    const stored = (await storedToken(env.REDIS_URL, env.QUEUE_PREFIX, env.INGEST_ID))!;
+    expect(stored >= lastToken || stored.includes(lastToken)).toBe(true);
+  });
+
+  test('backpressure: stops reading above the backlog limit and catches up when the queues drain', async () => {
+    const env = isolated({ WATCH: 'bp.c', BACKLOG_LIMIT: '40', BATCH_SIZE: '10' });
+    const ingest = run(env);
+    await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+    await mongo
+      .db('bp')
+      .collection('c')
+      .insertMany(Array.from({ length: 600 }, (_, i) => ({ _id: i }) as never));
+    await waitFor(logged(ingest, 'backlog limit reached'), 'backpressure');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const held = await jobsOf(env);
+    const perQueue = WORKERS.map((w) => held.filter((j) => j.queue === w).length);
+    // It stops after the batch that crossed the limit: at most limit + one batch per queue.
+    expect(Math.max(...perQueue)).toBeLessThanOrEqual(40 + 10);
+    expect(held.length).toBeLessThan(600);
+    const consumer = new RecordingConsumer(env.REDIS_URL, env.QUEUE_PREFIX, WORKERS);
+    try {
+      await waitFor(() => consumer.total === 600, 'all 600 events after the queues drain', 60_000);
+    } finally {
+      await consumer.close();
+    }
+    expect(ingest.output()).toContain('backlog below the limit');
+  });
+
+  test('a corrupt stored token stops it with a clear message, without touching the token', async () => {
+    const env = isolated({ WATCH: 'corrupt.c' });
+    const redis = new Redis(env.REDIS_URL);
+    const key = ingestKeys(env.QUEUE_PREFIX, env.INGEST_ID).token;
+    await redis.set(key, '{"v":1,"token":{"_data":"zz-not-hex"}}');
+    const ingest = run(env);
+    const { code } = await ingest.exited;
+    expect(code).toBe(2);
+    expect(ingest.output()).toMatch(
+      /resume token stored in Redis at ".*" is corrupt.*Fix: .*changeq token/s,
+    );
+    expect(ingest.output()).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await redis.get(key)).toBe('{"v":1,"token":{"_data":"zz-not-hex"}}');
+    redis.disconnect();
+  });
+
+  test('an unreachable Redis or MongoDB gives one clear line and a non-zero exit', async () => {
+    const closed = await freePort();
+    const noRedis = run(
+      isolated({ REDIS_URL: `redis://127.0.0.1:${closed}`, CONNECT_TIMEOUT_MS: '800' }),
+    );
+    expect((await noRedis.exited).code).toBe(2);
+    expect(noRedis.output()).toMatch(
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ .*Fix: check REDIS_URL/,
+    );
+    const noMongo = run(
+      isolated({
+        MONGODB_URI: `mongodb://127.0.0.1:${closed}/?directConnection=true`,
+        CONNECT_TIMEOUT_MS: '800',
+      }),
+    );
+    expect((await noMongo.exited).code).toBe(2);
+    expect(noMongo.output()).toMatch(
+      /cannot reach MongoDB at mongodb:\/\/127\.0\.0\.1:\d+.*Fix: check MONGODB_URI/,
+    );
+  });
+
+  test('bad settings and flags are one clear line each', async () => {
+    const cases: [Record<string, string>, string[], RegExp][] = [
+      [{ MONGODB_URI: '' }, [], /MONGODB_URI/],
+      [{ WATCH: 'a.b,c' }, [], /WATCH="a\.b,c" mixes a database name with namespaces/],
+      [{ START_AT: 'yesterday' }, [], /START_AT="yesterday"/],
+      [{ BATCH_SIZE: 'lots' }, [], /BATCH_SIZE/],
+      [{ MATCH: '{oops' }, [], /MATCH is not valid Extended JSON/],
+      [{ WORKERS_FILE: '/nonexistent/workers.toml' }, [], /\/nonexistent\/workers\.toml/],
+      [{}, ['--bogus'], /bogus.*Fix: run with --help/],
+    ];
+    for (const [env, args, pattern] of cases) {
+      const ingest = run({ ...isolated(), ...env }, args);
+      const { code } = await ingest.exited;
+      expect(code, ingest.output()).toBe(2);
+      expect(ingest.output()).toMatch(pattern);
+      expect(ingest.output().trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
+
+describe('a resume point older than the history window', () => {
+  let small: RunningMongo;
+  beforeAll(async () => {
+    small = await startMongo({ historyMaxEvents: 50 });
+  });
+  afterAll(async () => {
+    await small?.stop();
+  });
+
+  test('stops with the token time and both ways on; --accept-gap continues and logs the window', async () => {
+    const env = isolated({ MONGODB_URI: small.uri, WATCH: 'window.c' });
+    const client = new MongoClient(small.uri);
+    const coll = client.db('window').collection('c');
+    try {
+      let ingest = run(env);
+      await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+      await coll.insertMany(Array.from({ length: 5 }, (_, i) => ({ i })));
+      await waitFor(async () => (await jobsOf(env)).length === 5, 'five jobs');
+      process.kill(ingest.pid, 'SIGTERM');
+      expect((await ingest.exited).code).toBe(0);
+      await coll.insertMany(Array.from({ length: 200 }, (_, i) => ({ j: i })));
+
+      ingest = run(env);
+      const { code } = await ingest.exited;
+      expect(code).toBe(2);
+      expect(ingest.output()).toMatch(/no longer in MongoDB's oplog \(ChangeStreamHistoryLost 286/);
+      expect(ingest.output()).toMatch(/\d{4}-\d{2}-\d{2}T/); // the token's time
+      expect(ingest.output()).toMatch(/START_AT=snapshot.*--accept-gap/);
+      expect(await jobsOf(env)).toHaveLength(5);
+
+      ingest = run(env, ['--accept-gap']);
+      await waitFor(logged(ingest, 'accepting a gap'), 'the gap to be accepted');
+      await coll.insertOne({ after: true });
+      await waitFor(async () => (await jobsOf(env)).length === 6, 'the event after the gap');
+      expect(ingest.output()).toMatch(/"gapFrom":"\d{4}-/);
+    } finally {
+      await client.close();
+    }
+  });
+});
