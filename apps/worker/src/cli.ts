@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_PREFIX, UserError, loadWorkersConfig } from '@changeq/shared';
+import { DEFAULT_PREFIX, UserError, envReader, loadWorkersConfig } from '@changeq/shared';
 import { defaultPrefetch } from './runner.js';
 import type { WorkerSettings } from './session.js';
 
@@ -39,7 +39,7 @@ export interface CliConfig {
 
 export const DEFAULT_HANDLERS = fileURLToPath(new URL('./examples/read-model.js', import.meta.url));
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 function intSetting(
   name: string,
@@ -98,23 +98,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
       'pass --name <worker> (or set WORKER_NAME) to one of the names in workers.toml',
     );
   }
-  const redisUrl = env.REDIS_URL;
-  if (redisUrl === undefined || redisUrl === '') {
-    throw new UserError('REDIS_URL is not set', 'set REDIS_URL, e.g. redis://127.0.0.1:6379');
-  }
-  if (!/^rediss?:\/\//.test(redisUrl)) {
-    throw new UserError(
-      `REDIS_URL "${redisUrl}" is not a Redis URL`,
-      'use redis://[user:password@]host:port[/db] or rediss://...',
-    );
-  }
-  const logLevel = env.LOG_LEVEL === undefined || env.LOG_LEVEL === '' ? 'info' : env.LOG_LEVEL;
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new UserError(
-      `LOG_LEVEL "${logLevel}" is not a level`,
-      `use one of ${LOG_LEVELS.join(', ')}`,
-    );
-  }
+  const reader = envReader(env);
+  const redisUrl = reader.redisUrl('REDIS_URL');
+  const logLevel = reader.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' });
 
   const workersFile = env.WORKERS_FILE || './workers.toml';
   const config = loadWorkersConfig(resolve(workersFile));

@@ -7,6 +7,16 @@ import { createLogger } from './log.js';
 import { startWorker } from './runner.js';
 
 runMain('changeq-worker', async () => {
+  try {
+    await main();
+  } catch (error) {
+    // A handlers module may hold connections open: leave once runMain has printed the error.
+    setTimeout(() => process.exit(), 200).unref();
+    throw error;
+  }
+});
+
+async function main(): Promise<void> {
   const config = parseCli(process.argv.slice(2), process.env);
   if (config.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -59,4 +69,4 @@ runMain('changeq-worker', async () => {
   log.info('stopped');
   // Handlers that ignore their abort signal may keep timers alive: exit regardless.
   setTimeout(() => process.exit(0), 200).unref();
-});
+}

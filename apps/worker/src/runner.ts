@@ -3,7 +3,13 @@
  * runs a Session while it holds it, goes back to standby if it loses it, and shuts down cleanly.
  */
 import { Redis } from 'ioredis';
-import { DEFAULT_PREFIX, UserError, workerKeys } from '@changeq/shared';
+import {
+  DEFAULT_PREFIX,
+  UserError,
+  redactUri,
+  redisConnectionOptions,
+  workerKeys,
+} from '@changeq/shared';
 import type { Dispatch } from './handlers/load.js';
 import { Lease } from './lease.js';
 import type { Logger } from './log.js';
@@ -45,20 +51,10 @@ export function defaultPrefetch(concurrency: number): number {
   return Math.max(4 * concurrency, concurrency + 16);
 }
 
-/** Shows a Redis URL without its password. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
-}
-
 /** Connects with retries (backoff) and logs once per change between connected and not. */
 export function createRedis(url: string, log: Logger, name: string): Redis {
-  const redis = new Redis(url, {
+  const redis = new Redis({
+    ...redisConnectionOptions(url),
     lazyConnect: true,
     maxRetriesPerRequest: null,
     connectionName: name,
@@ -70,7 +66,7 @@ export function createRedis(url: string, log: Logger, name: string): Redis {
     up = true;
   });
   redis.on('error', (error: Error) => {
-    if (up !== false) {
+    if (up === true) {
       log.warn(
         { err: { message: error.message } },
         `Redis connection lost (${name}); retrying with backoff`,
@@ -85,17 +81,17 @@ export function createRedis(url: string, log: Logger, name: string): Redis {
 export async function connectRedis(redis: Redis, url: string, timeoutMs: number): Promise<void> {
   let lastError: unknown;
   const deadline = Date.now() + timeoutMs;
+  const onError = (error: unknown) => (lastError = error);
+  redis.on('error', onError);
   const connected = redis.connect().then(
     () => true,
-    (error: unknown) => {
-      lastError = error;
-      return false;
-    },
+    () => false,
   );
   while (Date.now() < deadline) {
     if (redis.status === 'ready') {
       try {
         await redis.ping();
+        redis.off('error', onError);
         return;
       } catch (error) {
         lastError = error;
@@ -103,10 +99,11 @@ export async function connectRedis(redis: Redis, url: string, timeoutMs: number)
     }
     await Promise.race([connected, sleep(50)]);
   }
+  redis.off('error', onError);
   redis.disconnect();
   const reason = lastError instanceof Error ? lastError.message : 'no answer';
   throw new UserError(
-    `cannot reach Redis at ${redactRedisUrl(url)} (${reason})`,
+    `cannot reach Redis at ${redactUri(url)} (${reason})`,
     'start Redis or set REDIS_URL to a reachable server, e.g. redis://127.0.0.1:6379',
   );
 }
