@@ -1,0 +1,162 @@
+/** The worker as a process: start-up errors, graceful shutdown, shutdown timeout. */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import { enqueue } from './helpers/events.js';
+import {
+  RECORDING_HANDLERS,
+  eventually,
+  killAll,
+  startWorkerProcess,
+  writeWorkersFile,
+  type WorkerProcess,
+} from './helpers/process.js';
+import { buildScenario, callsOf, missing, orderViolation, seeded } from './helpers/scenario.js';
+
+const WORKERS = `workers = ["alpha", "bravo"]
+[defaults]
+concurrency = 4
+attempts = 3
+backoff_ms = 20
+max_backoff_ms = 100
+timeout_ms = 10000
+`;
+
+describe('worker process', () => {
+  let server: RunningRedis;
+  let redis: Redis;
+  const processes: WorkerProcess[] = [];
+  const workersFile = writeWorkersFile(WORKERS);
+
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = new Redis(server.url, { maxRetriesPerRequest: null });
+  });
+  afterEach(async () => {
+    await killAll(processes);
+  });
+  afterAll(async () => {
+    await redis?.quit();
+    await server?.stop();
+  });
+
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const p = startWorkerProcess(args, {
+      REDIS_URL: server.url,
+      WORKERS_FILE: workersFile,
+      REC_REDIS_URL: server.url,
+      ...env,
+    });
+    processes.push(p);
+    return p;
+  };
+
+  it.each([
+    [['--bogus'], {}, /Unknown option '--bogus'.*Fix: run with --help/],
+    [['--name', 'alpha', '--concurrency', 'lots'], {}, /--concurrency must be a whole number/],
+    [['--name', 'alpha', '--dead-letter', 'maybe'], {}, /--dead-letter must be "block" or "skip"/],
+    [['--name', 'zed'], {}, /worker "zed" is not in .*\(its names: alpha, bravo\)/],
+    [[], {}, /no worker name given/],
+    [['--name', 'alpha'], { REDIS_URL: '' }, /REDIS_URL is not set/],
+    [['--name', 'alpha', '--handlers', '/nowhere/h.mjs'], {}, /\/nowhere\/h\.mjs does not exist/],
+    [['--name', 'alpha'], { MONGODB_URI: '' }, /MONGODB_URI is not set/],
+    [
+      ['--name', 'alpha', '--handlers', RECORDING_HANDLERS],
+      { REDIS_URL: 'redis://127.0.0.1:PORT', CONNECT_TIMEOUT_MS: '500' },
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/,
+    ],
+  ])('%j %j: one line naming the problem and the fix, exit 2', async (args, env, pattern) => {
+    const extra: NodeJS.ProcessEnv = { ...env };
+    if (extra.REDIS_URL?.includes('PORT')) {
+      extra.REDIS_URL = extra.REDIS_URL.replace('PORT', String(await freePort()));
+    }
+    const p = run(args, extra);
+    const { code } = await p.exited;
+    const text = p.output().trim();
+    expect(code).toBe(2);
+    expect(text.split('\n')).toHaveLength(1);
+    expect(text).toMatch(/^changeq-worker: .*Fix: /);
+    expect(text).toMatch(pattern);
+    expect(text).not.toMatch(/\n\s+at /);
+  });
+
+  it('SIGTERM: takes no new jobs, finishes those in flight, releases the lease, exits 0', async () => {
+    const scenario = buildScenario(8, 10, seeded(5));
+    await redis.flushdb();
+    await enqueue(redis, scenario.events, () => 'alpha');
+    const first = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS], {
+      REC_SLEEP_FIXED_MS: '150',
+    });
+    await eventually(
+      async () => (await redis.keys('rec:calls:*')).length >= 4,
+      15_000,
+      () => first.output(),
+    );
+    process.kill(first.pid, 'SIGTERM');
+    const { code } = await first.exited;
+    expect(code).toBe(0);
+    expect(await redis.exists('changeq:worker:alpha:lease')).toBe(0);
+    // Every handler call that started finished its job; the jobs fetched ahead and not started
+    // stay active, for the next process to take over in their order.
+    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    const done = await queue.getCompletedCount();
+    let calls = 0;
+    for (const doc of scenario.byDoc.keys()) calls += (await callsOf(redis, doc)).length;
+    expect(done).toBe(calls);
+    expect(done).toBeLessThan(scenario.events.length);
+    // The next process takes over at once (the lease was released) and finishes, in order.
+    const second = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS]);
+    await second.waitFor(/"msg":"active: this process holds the lease/, 5_000);
+    expect(second.output()).toMatch(/recovered \d+ job\(s\) left active/);
+    await eventually(
+      async () => (await queue.getCompletedCount()) === scenario.events.length,
+      20_000,
+      async () => JSON.stringify(await queue.getJobCounts()),
+    );
+    for (const doc of scenario.byDoc.keys()) {
+      const recorded = await callsOf(redis, doc);
+      expect(orderViolation(recorded)).toBeUndefined();
+      expect(missing(recorded, 10)).toEqual([]);
+    }
+    await queue.close();
+  });
+
+  it('SIGTERM with handlers still running at the timeout: aborts them, the next process reruns them first', async () => {
+    const scenario = buildScenario(4, 5, seeded(6));
+    await redis.flushdb();
+    await enqueue(redis, scenario.events, () => 'alpha');
+    const first = run(
+      ['--name', 'alpha', '--handlers', RECORDING_HANDLERS, '--shutdown-timeout-ms', '200'],
+      { REC_SLEEP_FIXED_MS: '60000', LOG_LEVEL: 'info' },
+    );
+    await first.waitFor(/"msg":"active: this process holds the lease/);
+    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    await eventually(
+      async () => (await queue.getActiveCount()) >= 4,
+      10_000,
+      () => first.output(),
+    );
+    const started = Date.now();
+    process.kill(first.pid, 'SIGTERM');
+    const { code } = await first.exited;
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(first.output()).toMatch(/handlers still running at the shutdown timeout were aborted/);
+    expect(await queue.getActiveCount()).toBeGreaterThanOrEqual(4);
+    expect(await queue.getCompletedCount()).toBe(0);
+    const second = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS]);
+    await second.waitFor(/recovered \d+ job\(s\) left active by the previous process/, 5_000);
+    await eventually(
+      async () => (await queue.getCompletedCount()) === scenario.events.length,
+      20_000,
+      async () => JSON.stringify(await queue.getJobCounts()),
+    );
+    for (const doc of scenario.byDoc.keys()) {
+      const recorded = await callsOf(redis, doc);
+      expect(orderViolation(recorded)).toBeUndefined();
+      expect(recorded.map((c) => c.n)).toEqual([1, 2, 3, 4, 5]);
+    }
+    await queue.close();
+  });
+});
