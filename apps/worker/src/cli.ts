@@ -14,7 +14,7 @@ Options (environment variable in brackets):
   --handlers <path>            handlers module [HANDLERS] (default: the example read-model handlers)
   --concurrency <n>            handler calls at once, overrides workers.toml
   --dead-letter <block|skip>   dead-letter policy, overrides workers.toml
-  --prefetch <n>               jobs held at once [PREFETCH] (default max(4 x concurrency, concurrency + 16))
+  --prefetch <n>               jobs held at once [PREFETCH] (default max(4 x concurrency, concurrency + 16, 128))
   --shutdown-timeout-ms <ms>   SIGTERM/SIGINT: time handlers get to finish [SHUTDOWN_TIMEOUT_MS] (default 10000)
   --lease-ttl-ms <ms>          how long a dead process's lease blocks a standby [LEASE_TTL_MS] (default 10000)
   --help                       show this text

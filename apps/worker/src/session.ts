@@ -149,6 +149,11 @@ export class Session implements TaskDriver<WorkTask> {
   private lockTimer: NodeJS.Timeout | undefined;
   private readonly stopController = new AbortController();
   private fetchErrorLogged = false;
+  private needsAdoption = false;
+  private closed = false;
+  private readonly onReconnecting = () => {
+    this.needsAdoption = true;
+  };
 
   constructor(opts: SessionOptions) {
     this.opts = opts;
@@ -206,6 +211,7 @@ export class Session implements TaskDriver<WorkTask> {
       if (state.state !== 'blocked') this.scheduler.submit(this.replayLineTask(doc));
     }
     await this.recover();
+    redis.on('reconnecting', this.onReconnecting);
     await this.worker.startStalledCheckTimer();
     this.scheduleLockExtension();
     this.fetchLoopDone = this.fetchLoop();
@@ -236,7 +242,9 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   private async close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.lockTimer);
+    this.opts.redis.off('reconnecting', this.onReconnecting);
     await Promise.allSettled([this.fetchLoopDone, this.commandLoopDone]);
     await Promise.allSettled([this.worker.close(true), this.dlq.close()]);
   }
@@ -296,40 +304,97 @@ export class Session implements TaskDriver<WorkTask> {
     waiter?.();
   }
 
+  /**
+   * Fetches in batches of up to 32 concurrent `getNextJob` calls (doubling while the queue has
+   * jobs, back to 1 when it runs dry). The calls go out on one connection, but the order they
+   * return in is not taken on trust: `inFetchOrder` sorts each batch by the jobs' places in the
+   * active list, which is the order Redis moved them in.
+   */
   private async fetchLoop(): Promise<void> {
     let retryDelay = 100;
+    let batch = 1;
     while (this.fetching) {
       if (!this.opts.lease.isValid()) {
         await sleep(50, this.stopController.signal);
         continue;
       }
-      if (this.held.size >= this.opts.prefetch) {
+      // Refill in batches (a quarter of the prefetch at least), not one job at a time.
+      const room = this.opts.prefetch - this.held.size;
+      if (room < Math.max(1, Math.min(batch, Math.floor(this.opts.prefetch / 4)))) {
         await new Promise<void>((resolve) => (this.capacityWaiter = resolve));
         continue;
       }
-      let job: Job | undefined;
+      const size = Math.min(room, batch);
+      let jobs: Job[] = [];
+      let failed: unknown;
       try {
-        job = await this.worker.getNextJob(this.token, { block: false });
-        retryDelay = 100;
-        this.fetchErrorLogged = false;
+        if (this.needsAdoption) await this.adoptOrphans();
+        const results = await Promise.allSettled(
+          Array.from({ length: size }, () => this.worker.getNextJob(this.token, { block: false })),
+        );
+        for (const result of results) {
+          if (result.status === 'rejected') failed = result.reason;
+          else if (result.value !== undefined) jobs.push(result.value);
+        }
+        jobs = await this.inFetchOrder(jobs);
       } catch (error) {
-        if (!this.fetching) break;
+        failed = error;
+        jobs = [];
+      }
+      // A job fetched while stopping stays active with our lock: the next process recovers it.
+      if (!this.fetching) break;
+      if (failed !== undefined) {
+        // Some calls may have moved a job whose reply was lost: adopt them before going on.
+        this.needsAdoption = true;
         if (!this.fetchErrorLogged) {
           this.fetchErrorLogged = true;
-          this.log.warn({ err: error }, 'fetching jobs failed; retrying with backoff');
+          this.log.warn({ err: failed }, 'fetching jobs failed; retrying with backoff');
         }
         await sleep(retryDelay, this.stopController.signal);
         retryDelay = Math.min(retryDelay * 2, 5_000);
         continue;
       }
-      // A job fetched while stopping stays active with our lock: the next process recovers it.
-      if (!this.fetching) break;
-      if (job === undefined) {
+      retryDelay = 100;
+      this.fetchErrorLogged = false;
+      for (const job of jobs) this.accept(job);
+      if (jobs.length === 0) {
+        batch = 1;
         await this.waitForJobs();
-        continue;
+      } else {
+        batch = jobs.length < size ? 1 : Math.min(batch * 2, 128);
       }
-      this.accept(job);
     }
+  }
+
+  /** Sorts jobs fetched concurrently into the order Redis moved them to the active list. */
+  private async inFetchOrder(jobs: Job[]): Promise<Job[]> {
+    if (jobs.length <= 1) return jobs;
+    const { redis } = this.opts;
+    const active = queueKey(this.worker, 'active');
+    // The batch was moved last, so it sits at the head of the list (newest first).
+    let ids = await redis.lrange(active, 0, jobs.length * 2 + 32);
+    if (jobs.some((job) => !ids.includes(job.id!))) ids = await redis.lrange(active, 0, -1);
+    const place = new Map(ids.map((id, index) => [id, index]));
+    return [...jobs].sort((a, b) => (place.get(b.id!) ?? 0) - (place.get(a.id!) ?? 0));
+  }
+
+  /**
+   * Jobs in the active list that this process does not hold, while it holds the lease, were
+   * moved by a fetch whose reply was lost (the connection dropped; ioredis may also have resent
+   * the command). They are older than anything fetched from now on: take them over and submit
+   * them, in their order, before the next fetch.
+   */
+  private async adoptOrphans(): Promise<void> {
+    const { redis, lockDurationMs } = this.opts;
+    const ids = await activeJobsInFetchOrder(redis, this.worker);
+    const orphans = ids.filter((id) => !this.held.has(id));
+    if (orphans.length > 0) {
+      const taken = await takeOverJobs(redis, this.worker, orphans, this.token, lockDurationMs);
+      const jobs = await Promise.all(taken.map((id) => Job.fromId(this.worker, id)));
+      for (const job of jobs) if (job) this.accept(job);
+      this.log.warn({ adopted: taken.length }, 'adopted jobs fetched while the connection dropped');
+    }
+    this.needsAdoption = false;
   }
 
   /** Waits (at most a second) until something is added to the queue. */
@@ -348,7 +413,7 @@ export class Session implements TaskDriver<WorkTask> {
     const every = Math.max(500, Math.floor(this.opts.lockDurationMs / 2));
     this.lockTimer = setTimeout(() => {
       void this.extendLocks().finally(() => {
-        if (this.fetching || this.scheduler.size > 0) this.scheduleLockExtension();
+        if (!this.closed) this.scheduleLockExtension();
       });
     }, every);
   }

@@ -50,7 +50,11 @@ describe('Lease', () => {
     expect(await a.tryAcquire()).toBe(true);
     a.abandon();
     const started = Date.now();
-    await eventually(() => b.tryAcquire(), 2_000, () => 'standby never acquired');
+    await eventually(
+      () => b.tryAcquire(),
+      2_000,
+      () => 'standby never acquired',
+    );
     expect(Date.now() - started).toBeGreaterThan(150);
     await b.release();
   });
@@ -61,7 +65,11 @@ describe('Lease', () => {
     const a = lease(key, 500, lost);
     expect(await a.tryAcquire()).toBe(true);
     await redis.set(`${key}:lease`, 'someone else', 'PX', 5_000);
-    await eventually(async () => lost.length > 0, 2_000, () => 'onLost not called');
+    await eventually(
+      async () => lost.length > 0,
+      2_000,
+      () => 'onLost not called',
+    );
     expect(lost).toEqual(['another process holds the lease now']);
     expect(a.isValid()).toBe(false);
   });
@@ -73,7 +81,11 @@ describe('Lease', () => {
     expect(await a.tryAcquire()).toBe(true);
     process.kill(server.pid, 'SIGSTOP'); // Redis frozen: renewals hang
     try {
-      await eventually(async () => lost.length > 0, 2_000, () => 'onLost not called');
+      await eventually(
+        async () => lost.length > 0,
+        2_000,
+        () => 'onLost not called',
+      );
       expect(a.isValid()).toBe(false);
       expect(lost[0]).toMatch(/not renewed within 240 ms/);
     } finally {

@@ -18,6 +18,7 @@
  * that fail (Redis unreachable) are retried until they succeed or the scheduler is halted, so a
  * document's line never advances past an unpersisted result.
  */
+import { setMaxListeners } from 'node:events';
 import { backoffDelay, sleep } from './backoff.js';
 import { combineHooks, type HookJob, type SchedulerHooks } from './hooks.js';
 import { invokeWithTimeout, type HandlerFailure } from './invoke.js';
@@ -127,6 +128,8 @@ export class OrderedScheduler<T extends SchedulerTask> {
     this.onError = options.onError ?? (() => undefined);
     const list = options.hooks === undefined ? [] : [options.hooks].flat();
     this.hooks = combineHooks(list, (error) => this.onError(error, 'hook'));
+    // Every handler call and every backoff listens to these: one listener per job held.
+    setMaxListeners(0, this.drainController.signal, this.haltController.signal);
   }
 
   /** How many tasks are held (submitted and not finished). */
