@@ -9,10 +9,9 @@
 import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { startRedis } from '@changeq/stack';
-import { documentIdentity, encodeEvent, eventJobName } from '@changeq/shared';
-import { ObjectId, Timestamp } from 'bson';
+import { createLogger, documentIdentity, encodeEvent, eventJobName } from '@changeq/shared';
+import { ObjectId, Timestamp } from 'mongodb';
 import { startWorker, defaultPrefetch } from '../dist/index.js';
 
 const { values } = parseArgs({
@@ -30,7 +29,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const server = await startRedis();
 const redis = new Redis(server.url, { maxRetriesPerRequest: null });
-const log = pino({ level: 'warn' });
+const log = createLogger({ name: 'bench', level: 'warn' });
 let run = 0;
 
 function events(count) {

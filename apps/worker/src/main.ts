@@ -3,7 +3,7 @@
 import { runMain } from '@changeq/shared';
 import { parseCli, USAGE } from './cli.js';
 import { loadHandlers } from './handlers/load.js';
-import { createLogger } from './log.js';
+import { createLogger } from '@changeq/shared';
 import { startWorker } from './runner.js';
 
 runMain('changeq-worker', async () => {

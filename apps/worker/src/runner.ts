@@ -12,7 +12,7 @@ import {
 } from '@changeq/shared';
 import type { Dispatch } from './handlers/load.js';
 import { Lease } from './lease.js';
-import type { Logger } from './log.js';
+import type { Logger } from '@changeq/shared';
 import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import { Session, type WorkerSettings } from './session.js';

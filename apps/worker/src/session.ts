@@ -27,7 +27,7 @@ import {
   type EventJobData,
   type HandlerContext,
 } from '@changeq/shared';
-import type { Logger } from './log.js';
+import type { Logger } from '@changeq/shared';
 import {
   activeJobsInFetchOrder,
   finishErrorCode,

@@ -20,7 +20,7 @@
  * The most specific match wins: the exact namespace before `db.*` before `*`, and within one
  * namespace the operation type before `'*'`. An event that matches nothing completes as a no-op.
  */
-import type { Document } from 'bson';
+import type { Document } from 'mongodb';
 import type { Logger } from 'pino';
 import type { ChangeEvent, OperationType } from './change-event.js';
 

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { Long, ObjectId, Timestamp, type Document } from 'bson';
+import { Long, ObjectId, Timestamp, type Document } from 'mongodb';
 import {
   DEFAULT_PREFIX,
   Router,

@@ -1,0 +1,123 @@
+/**
+ * In-process worker (startWorker) against real Redis: losing the lease stops handler calls at
+ * once; getting it back recovers the held jobs in order. Also checks the scheduler hooks.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startRedis, type RunningRedis } from '@changeq/stack';
+import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/shared';
+import { startWorker } from '../src/runner.js';
+import type { SchedulerHooks } from '../src/scheduler/hooks.js';
+import { enqueue } from './helpers/events.js';
+import { eventually, sleep } from './helpers/process.js';
+import { buildScenario, orderViolation, seeded, type Call } from './helpers/scenario.js';
+
+describe('lease loss', () => {
+  let server: RunningRedis;
+  let redis: Redis;
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = new Redis(server.url, { maxRetriesPerRequest: null });
+  });
+  afterAll(async () => {
+    await redis?.quit();
+    await server?.stop();
+  });
+
+  it('stops starting handler calls when another process holds the lease, and resumes in order when it gets it back', async () => {
+    const scenario = buildScenario(10, 20, seeded(8));
+    await enqueue(redis, scenario.events, () => 'alpha');
+    const calls = new Map<string, Call[]>();
+    const starts: number[] = [];
+    const counts = { queued: 0, started: 0, ok: 0, aborted: 0, done: 0, backlog: 0 };
+    const hooks: SchedulerHooks = {
+      jobQueued: () => counts.queued++,
+      handlerStarted: () => counts.started++,
+      handlerFinished: (e) => {
+        if (e.outcome === 'ok') counts.ok++;
+        if (e.outcome === 'aborted') counts.aborted++;
+      },
+      jobDone: (e) => {
+        if (e.result === 'completed') counts.done++;
+      },
+      backlog: () => counts.backlog++,
+    };
+    const dispatch = (event: ChangeEvent, ctx: HandlerContext) => ({
+      matched: true as const,
+      result: (async () => {
+        starts.push(Date.now());
+        const fields =
+          (event as { updateDescription?: { updatedFields: { doc: string; n: number } } })
+            .updateDescription?.updatedFields ??
+          (event as unknown as { fullDocument: { doc: string; n: number } }).fullDocument;
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, 25);
+          ctx.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(new Error('aborted'));
+          });
+        });
+        const list = calls.get(fields.doc) ?? [];
+        list.push({ n: fields.n, attempt: ctx.attempt, ok: true, pid: 0 });
+        calls.set(fields.doc, list);
+      })(),
+    });
+    const worker = await startWorker({
+      worker: 'alpha',
+      redisUrl: server.url,
+      settings: {
+        concurrency: 4,
+        attempts: 3,
+        backoffMs: 10,
+        maxBackoffMs: 50,
+        timeoutMs: 5_000,
+        deadLetter: 'block',
+      },
+      dispatch,
+      log: createLogger({ name: 'test', level: 'silent' }),
+      leaseTtlMs: 1_000,
+      hooks: [hooks],
+    });
+    try {
+      await eventually(
+        async () => starts.length >= 8,
+        10_000,
+        () => `${starts.length} calls`,
+      );
+      expect(worker.state).toBe('active');
+      await redis.set('changeq:worker:alpha:lease', 'another process', 'PX', 2_000);
+      const stolenAt = Date.now();
+      await eventually(
+        async () => worker.state === 'standby',
+        3_000,
+        () => worker.state,
+      );
+      // Renewal every ttl/5 = 200 ms notices at once; no call may start after that.
+      const lateStarts = () => starts.filter((t) => t > stolenAt + 300).length;
+      await sleep(1_000);
+      expect(lateStarts()).toBe(0);
+      expect(worker.state).toBe('standby');
+      await redis.del('changeq:worker:alpha:lease');
+      const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+      await eventually(
+        async () => (await queue.getCompletedCount()) === scenario.events.length,
+        20_000,
+        async () => JSON.stringify(await queue.getJobCounts()),
+      );
+      await queue.close();
+      expect(lateStarts()).toBeGreaterThan(0);
+      for (const [doc, list] of calls) {
+        expect(orderViolation(list), doc).toBeUndefined();
+        expect(new Set(list.map((c) => c.n)).size).toBe(20);
+      }
+      expect(counts.done).toBe(scenario.events.length);
+      expect(counts.ok).toBeGreaterThanOrEqual(scenario.events.length);
+      expect(counts.started).toBe(counts.ok + counts.aborted);
+      expect(counts.queued).toBeGreaterThanOrEqual(scenario.events.length);
+      expect(counts.backlog).toBeGreaterThan(0);
+    } finally {
+      await worker.stop(1_000);
+    }
+  });
+});
