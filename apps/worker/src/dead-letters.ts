@@ -35,7 +35,10 @@ export interface DeadLetterInfo {
   attempts?: number;
   /** dead: when the last attempt failed (ISO 8601). */
   failedAt?: string;
-  /** parked: the dead letter it waits behind, and its place in the line (ascending). */
+  /**
+   * parked: the dead letter it was parked behind (listDeadLetters reports the one blocking the
+   * document now), and its place in the document's line (ascending).
+   */
   blockedBy?: string;
   seq?: number;
   parkedAt?: string;
@@ -174,6 +177,12 @@ export async function listDeadLetters(
       const data = job.data as DeadLetterJobData;
       if (data?.deadLetter === undefined) continue;
       const block = data.doc === null ? undefined : blocked.get(data.doc);
+      // A parked event waits behind whatever blocks its document now (the job data keeps the
+      // dead letter it was parked behind, which a failed retry may have replaced).
+      const info =
+        data.deadLetter.kind === 'parked' && block !== undefined
+          ? { ...data.deadLetter, blockedBy: block.dead }
+          : data.deadLetter;
       const entry: DeadLetterEntry = {
         jobId: job.id,
         name: job.name,
@@ -182,7 +191,7 @@ export async function listDeadLetters(
         op: data.op,
         doc: data.doc,
         blocking: block !== undefined,
-        info: data.deadLetter,
+        info,
         pending: pending.get(job.id) ?? [],
       };
       if (block !== undefined && block.state !== 'blocked') entry.replay = block.state;

@@ -32,6 +32,7 @@ describe('worker process', () => {
   beforeAll(async () => {
     server = await startRedis();
     redis = new Redis(server.url, { maxRetriesPerRequest: null });
+    redis.on('error', () => undefined); // the Redis restart test stops the server on purpose
   });
   afterEach(async () => {
     await killAll(processes);
@@ -157,6 +158,43 @@ describe('worker process', () => {
       expect(orderViolation(recorded)).toBeUndefined();
       expect(recorded.map((c) => c.n)).toEqual([1, 2, 3, 4, 5]);
     }
+    await queue.close();
+  });
+
+  it('rides out a Redis restart: logs the outage once, reconnects, and finishes in order', async () => {
+    const scenario = buildScenario(6, 15, seeded(9));
+    await redis.flushdb();
+    await enqueue(redis, scenario.events, () => 'alpha');
+    const worker = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS], {
+      REC_SLEEP_FIXED_MS: '30',
+    });
+    await eventually(
+      async () => (await redis.keys('rec:calls:*')).length >= 3,
+      15_000,
+      () => worker.output(),
+    );
+    await server.kill('SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await server.restart();
+    await worker.waitFor(/Redis connection restored/, 20_000);
+    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    await eventually(
+      async () => {
+        for (const doc of scenario.byDoc.keys()) {
+          if (missing(await callsOf(redis, doc), 15).length > 0) return false;
+        }
+        return true;
+      },
+      30_000,
+      async () => JSON.stringify(await queue.getJobCounts()) + worker.output().slice(-2000),
+    );
+    for (const doc of scenario.byDoc.keys()) {
+      expect(orderViolation(await callsOf(redis, doc))).toBeUndefined();
+    }
+    const text = worker.output();
+    expect(text.match(/Redis connection lost \(changeq-worker:alpha\)/g)).toHaveLength(1);
+    expect(text.match(/Redis connection restored \(changeq-worker:alpha\)/g)).toHaveLength(1);
+    expect(text).not.toMatch(/Unhandled error event/);
     await queue.close();
   });
 });
