@@ -76,7 +76,15 @@ timeout_ms = 5000
     let standbyLines = 0;
     for (let kill = 0; kill < KILLS; kill++) {
       await active.waitFor(/"msg":"active: this process holds the lease/);
-      await sleep(300 + Math.floor(random() * 900));
+      // Spread the kills over the run: kill i once a share (i+1)/(KILLS+2) of the events is
+      // done, after a random delay, so that each one lands in the middle of the work.
+      const goal = Math.floor(((kill + 1) / (KILLS + 2)) * scenario.events.length);
+      await eventually(
+        async () => (await queue.getCompletedCount()) >= goal,
+        60_000,
+        () => active.output().slice(-2000),
+      );
+      await sleep(Math.floor(random() * 250));
       const counts = await queue.getJobCounts('wait', 'active');
       if ((counts.wait ?? 0) + (counts.active ?? 0) > 0) killsWithWorkLeft++;
       let next: WorkerProcess;
