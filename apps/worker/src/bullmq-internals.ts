@@ -109,6 +109,8 @@ local wait = KEYS[2]
 local stalled = KEYS[3]
 local lock = KEYS[4]
 local id = ARGV[1]
+local current = redis.call('GET', lock)
+if current and current ~= ARGV[2] then return 'foreign' end
 if redis.call('LPOS', active, id) then
   redis.call('SET', lock, ARGV[2], 'PX', ARGV[3])
   redis.call('SREM', stalled, id)
@@ -126,6 +128,8 @@ return 'gone'
  * For a job this process holds whose lock was lost (it expired while Redis was unreachable, and
  * perhaps BullMQ's stalled checker put the job back in `wait`): lock it again with `token`, moving
  * it back from wait to active if needed, so it is neither fetched a second time nor run twice.
+ * Never takes a lock that another token holds ('foreign': another process took the job over,
+ * so this one is no longer the lease holder).
  */
 export async function reclaimJob(
   redis: Redis,
@@ -133,7 +137,7 @@ export async function reclaimJob(
   jobId: string,
   token: string,
   lockMs: number,
-): Promise<'active' | 'moved-back' | 'gone'> {
+): Promise<'active' | 'moved-back' | 'gone' | 'foreign'> {
   return (await redis.eval(
     RECLAIM,
     4,
@@ -144,5 +148,5 @@ export async function reclaimJob(
     jobId,
     token,
     String(Math.max(1, Math.round(lockMs))),
-  )) as 'active' | 'moved-back' | 'gone';
+  )) as 'active' | 'moved-back' | 'gone' | 'foreign';
 }

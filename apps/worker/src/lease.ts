@@ -130,6 +130,11 @@ export class Lease {
     }
   }
 
+  /** Declares the lease lost (another process was seen acting as the holder). */
+  invalidate(reason: string): void {
+    this.markLost(reason);
+  }
+
   /** Stops renewing without touching Redis (after the lease was lost). */
   abandon(): void {
     this.stopTimers();

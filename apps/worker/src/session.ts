@@ -433,7 +433,7 @@ export class Session implements TaskDriver<WorkTask> {
     }
   }
 
-  private async reclaim(jobId: string): Promise<'active' | 'moved-back' | 'gone'> {
+  private async reclaim(jobId: string): Promise<'active' | 'moved-back' | 'gone' | 'foreign'> {
     if (!this.opts.lease.isValid()) return 'gone';
     const state = await reclaimJob(
       this.opts.redis,
@@ -444,6 +444,10 @@ export class Session implements TaskDriver<WorkTask> {
     );
     if (state === 'moved-back') {
       this.log.warn({ jobId }, 'took back a held job that BullMQ had put back in the queue');
+    }
+    if (state === 'foreign') {
+      // Another process locked one of our jobs: it took over, so our lease is gone.
+      this.opts.lease.invalidate(`job ${jobId} is locked by another process`);
     }
     return state;
   }
@@ -676,7 +680,10 @@ export class Session implements TaskDriver<WorkTask> {
           code === FINISH_LOCK_MISMATCH;
         if (!ownership || tries > 0) throw error;
         this.ensureLease();
-        if ((await this.reclaim(task.jobId)) === 'gone') {
+        const state = await this.reclaim(task.jobId);
+        if (state === 'foreign')
+          throw new StopWork(`job ${task.jobId} is locked by another process`);
+        if (state === 'gone') {
           this.log.warn(
             { jobId: task.jobId },
             'job vanished from the queue before it could be finished',

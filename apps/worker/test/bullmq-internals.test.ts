@@ -133,6 +133,10 @@ describe('BullMQ internals this worker relies on', () => {
     expect(await reclaimJob(redis, worker, 'j0', 'mine', 30_000)).toBe('moved-back');
     expect(await queue.getJobState('j0')).toBe('active');
     expect(await reclaimJob(redis, worker, 'nope', 'mine', 30_000)).toBe('gone');
+    // Never steals a lock another process holds.
+    await redis.set(lockKey(worker, 'j0'), 'theirs');
+    expect(await reclaimJob(redis, worker, 'j0', 'mine', 30_000)).toBe('foreign');
+    expect(await redis.get(lockKey(worker, 'j0'))).toBe('theirs');
     await close();
   });
 });
