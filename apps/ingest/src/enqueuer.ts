@@ -1,6 +1,7 @@
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
+import { faultPoint } from './fault-points.js';
 import { compareTokenData } from './resume-token.js';
 
 /** One job to add: where it goes and the position that orders it within its queue. */
@@ -41,11 +42,32 @@ export class Enqueuer {
   private readonly watermarks = new Map<string, string>();
 
   constructor(private readonly options: EnqueuerOptions) {
-    for (const name of options.queueNames) {
-      const queue = new Queue(name, { connection: options.redis, prefix: options.prefix });
-      queue.on('error', (error) => options.log.debug({ err: error, queue: name }, 'queue error'));
+    this.createQueues();
+  }
+
+  private createQueues(): void {
+    for (const name of this.options.queueNames) {
+      const queue = new Queue(name, {
+        connection: this.options.redis,
+        prefix: this.options.prefix,
+      });
+      queue.on('error', (error) =>
+        this.options.log.debug({ err: error, queue: name }, 'queue error'),
+      );
       this.queues.set(name, queue);
     }
+  }
+
+  /**
+   * Replaces the BullMQ queue objects after a Redis failure: a queue whose initialisation (script
+   * loading, version check) was cut off by a lost connection keeps failing every call.
+   */
+  async reset(): Promise<void> {
+    const old = [...this.queues.values()];
+    this.queues.clear();
+    this.watermarks.clear();
+    this.createQueues();
+    await Promise.all(old.map((queue) => queue.close().catch(() => undefined)));
   }
 
   get queueNames(): string[] {
@@ -143,6 +165,7 @@ export class Enqueuer {
       }
     }
     this.watermarks.set(`${kind}:${queueName}`, last);
+    faultPoint('after-queue-commit');
   }
 
   /** Waiting jobs per queue (what backpressure compares with the backlog limit). */

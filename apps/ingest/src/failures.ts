@@ -53,7 +53,7 @@ const REDIS_TRANSIENT_REPLIES =
 
 /** Redis is down, restarting, loading, failing over or full: worth waiting for. */
 export function isTransientRedisError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
+  if (!(error instanceof Error) || error instanceof MongoError) return false;
   const code = (error as NodeJS.ErrnoException).code;
   if (code && REDIS_SOCKET_CODES.has(code)) return true;
   if (error.name === 'MaxRetriesPerRequestError') return true;

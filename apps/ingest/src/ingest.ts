@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
-import { MongoClient, Timestamp, type ChangeStreamDocument } from 'mongodb';
+import { MongoClient, MongoError, Timestamp, type ChangeStreamDocument } from 'mongodb';
 import {
   Router,
   UserError,
@@ -21,6 +21,7 @@ import {
   isTransientRedisError,
   lostPositionCode,
 } from './failures.js';
+import { faultPoint } from './fault-points.js';
 import { planEvent } from './planner.js';
 import { PositionStore, type StoredPosition } from './position-store.js';
 import { tokenClusterTime, tokenData } from './resume-token.js';
@@ -147,30 +148,28 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const deadline = Date.now() + this.config.connectTimeoutMs;
     const mongoUri = redactUri(this.config.mongodbUri);
     const redisUrl = redactUri(this.config.redisUrl);
-    try {
-      await this.mongo.connect();
-    } catch (error) {
-      throw new UserError(
-        `cannot reach MongoDB at ${mongoUri} (${(error as Error).message})`,
-        'check MONGODB_URI and that the server is running and reachable (npm run stack -- up starts a local one)',
-      );
-    }
-    const backoff = new Backoff(100, 2000);
-    for (;;) {
-      try {
+    // A server that is restarting refuses or resets connections: keep trying until the deadline.
+    await this.retryUntil(
+      deadline,
+      () => this.mongo.connect(),
+      (error) =>
+        new UserError(
+          `cannot reach MongoDB at ${mongoUri} (${error.message})`,
+          'check MONGODB_URI and that the server is running and reachable (npm run stack -- up starts a local one)',
+        ),
+    );
+    await this.retryUntil(
+      deadline,
+      async () => {
         if (this.redis.status === 'wait') await this.redis.connect();
         await this.redis.ping();
-        break;
-      } catch (error) {
-        if (Date.now() > deadline || this.stopping) {
-          throw new UserError(
-            `cannot reach Redis at ${redisUrl} (${(error as Error).message})`,
-            'check REDIS_URL and that the server is running and reachable (npm run stack -- up starts a local one)',
-          );
-        }
-        await sleep(backoff.next(), this.abort.signal);
-      }
-    }
+      },
+      (error) =>
+        new UserError(
+          `cannot reach Redis at ${redisUrl} (${error.message})`,
+          'check REDIS_URL and that the server is running and reachable (npm run stack -- up starts a local one)',
+        ),
+    );
     this.log.info(
       {
         mongodbUri: mongoUri,
@@ -180,6 +179,23 @@ export class Ingest extends EventEmitter<IngestEvents> {
       },
       'connected',
     );
+  }
+
+  private async retryUntil(
+    deadline: number,
+    attempt: () => Promise<unknown>,
+    fail: (error: Error) => Error,
+  ): Promise<void> {
+    const backoff = new Backoff(100, 2000);
+    for (;;) {
+      try {
+        await attempt();
+        return;
+      } catch (error) {
+        if (Date.now() > deadline || this.stopping) throw fail(error as Error);
+        await sleep(backoff.next(), this.abort.signal);
+      }
+    }
   }
 
   private startOptions(position: StoredPosition | null): StartOptions {
@@ -201,9 +217,14 @@ export class Ingest extends EventEmitter<IngestEvents> {
     let failing: string | null = null;
     let position: StoredPosition | null = null;
     let ready = false;
+    let redisFailed = false;
     while (!this.stopping) {
       try {
         if (!ready) {
+          if (redisFailed) {
+            await this.enqueuer.reset();
+            redisFailed = false;
+          }
           position = await this.store.load();
           await this.enqueuer.loadWatermarks('stream');
           if (position) {
@@ -274,11 +295,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (error instanceof UserError) throw error;
         const transient = isTransientMongoError(error) || isTransientRedisError(error);
         if (!transient) throw error;
-        const what = isRedisFull(error)
-          ? 'Redis is full (maxmemory with noeviction): no job can be added until memory is freed or raised'
-          : isTransientRedisError(error)
-            ? 'Redis is unavailable'
-            : 'MongoDB is unavailable';
+        const fromMongo = error instanceof MongoError;
+        const what = fromMongo
+          ? 'MongoDB is unavailable'
+          : isRedisFull(error)
+            ? 'Redis is full (maxmemory with noeviction): no job can be added until memory is freed or raised'
+            : 'Redis is unavailable';
         this.status.lastError = `${what}: ${(error as Error).message}`;
         if (failing !== what) {
           this.log.warn(
@@ -289,7 +311,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
         }
         this.setState('retrying');
         // Everything read since the last commit is read again; the watermarks make it a no-op.
-        ready = ready && !isTransientRedisError(error);
+        ready = ready && fromMongo;
+        redisFailed ||= !fromMongo;
         await sleep(retry.next(), this.abort.signal);
       }
     }
@@ -338,7 +361,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
       wallTime: (last as { wallTime?: Date } | undefined)?.wallTime ?? previous?.wallTime ?? null,
       savedAt: new Date(),
     };
+    faultPoint('before-token-save');
     await this.store.save(position);
+    faultPoint('after-token-save');
     this.status.position = position;
     if (this.snapshotToClear) {
       await clearSnapshot(this.redis, this.store);

@@ -151,6 +151,18 @@ export async function clusterTimeNow(mongodbUri: string): Promise<Timestamp> {
   }
 }
 
+/** The `_data` of the stored resume token, or null. */
+export async function storedTokenData(
+  redisUrl: string,
+  prefix = 'changeq',
+  ingestId = 'default',
+): Promise<string | null> {
+  const raw = await storedToken(redisUrl, prefix, ingestId);
+  if (raw === null) return null;
+  const match = /"_data":"([0-9A-Fa-f]+)"/.exec(raw);
+  return match ? match[1]!.toUpperCase() : null;
+}
+
 export function tokenOf(event: ChangeStreamDocument): string {
   return (event._id as { _data: string })._data;
 }

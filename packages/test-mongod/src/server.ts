@@ -313,6 +313,9 @@ export class MongoServer {
       const ns = typeof collArg === 'string' ? `${db}.${collArg}` : `${db}.$cmd`;
       const action = state.failPoints.evaluate(name, conn.appName, ns);
       if (action) {
+        state.log(
+          `failCommand: ${name} on connection ${conn.id} (appName ${conn.appName ?? 'none'}): ${action.closeConnection ? 'closing the connection' : `error ${action.errorCode ?? '(none)'}`}`,
+        );
         const injected = await this.applyFailAction(conn, action);
         if (injected === 'closed') return undefined;
         if (injected) throw injected;
