@@ -16,7 +16,7 @@
  *    polled from Redis and carried out in order; BullMQ's stalled checker runs with an unlimited
  *    maxStalledCount, and a job it puts back that we still hold is reclaimed, not run twice.
  */
-import { Job, Queue, Worker } from 'bullmq';
+import { Job, Queue, Worker, type JobJson } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   decodeEvent,
@@ -151,8 +151,16 @@ export class Session implements TaskDriver<WorkTask> {
   private fetchErrorLogged = false;
   private needsAdoption = false;
   private closed = false;
+  /** Jobs received from Redis, waiting for their place in fetch order (see `drain`). */
+  private readonly arrived = new Map<string, Job>();
+  /** Calls that may move a job to active and whose reply has not been handled yet. */
+  private inflight = 0;
+  private drainScheduled = false;
+  private draining = false;
+  private drainAgain = false;
   private readonly onReconnecting = () => {
     this.needsAdoption = true;
+    this.requestDrain();
   };
 
   constructor(opts: SessionOptions) {
@@ -298,50 +306,142 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   private release(jobId: string): void {
-    this.held.delete(jobId);
+    if (jobId !== '') this.held.delete(jobId);
     const waiter = this.capacityWaiter;
     this.capacityWaiter = undefined;
     waiter?.();
   }
 
   /**
-   * Fetches in batches of up to 32 concurrent `getNextJob` calls (doubling while the queue has
-   * jobs, back to 1 when it runs dry). The calls go out on one connection, but the order they
-   * return in is not taken on trust: `inFetchOrder` sorts each batch by the jobs' places in the
-   * active list, which is the order Redis moved them in.
+   * Jobs reach this process from two kinds of calls on one connection: the fetch loop's
+   * `getNextJob` (in concurrent batches) and `moveToCompleted(..., fetchNext = true)` when a job
+   * finishes (BullMQ moves the next waiting job to active in the same script). Their replies are
+   * not trusted for order: every job received goes to `arrived`, and `drain` accepts them in the
+   * order of the active list, which is the order Redis moved them in. A job in the active list
+   * that is neither held nor arrived is either a reply still on its way (`inflight > 0`: wait for
+   * it) or, when no fetching call is in flight, a job whose reply was lost (the connection
+   * dropped): it is taken over and accepted in its place.
+   */
+  private room(): number {
+    return this.opts.prefetch - this.held.size - this.arrived.size - this.inflight;
+  }
+
+  private arrive(job: Job): void {
+    if (job.id !== undefined) this.arrived.set(job.id, job);
+  }
+
+  private requestDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) {
+      this.drainAgain = true;
+      return;
+    }
+    this.draining = true;
+    try {
+      do {
+        this.drainAgain = false;
+        if (!this.fetching) return;
+        const adopt = this.needsAdoption && this.inflight === 0;
+        if (this.arrived.size === 0 && !adopt) return;
+        await this.acceptInFetchOrder(adopt);
+      } while (this.drainAgain);
+    } catch (error) {
+      this.log.debug({ err: error }, 'ordering fetched jobs failed; retrying');
+      this.needsAdoption = true;
+      setTimeout(() => this.requestDrain(), 200);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async acceptInFetchOrder(adopt: boolean): Promise<void> {
+    const { redis, lockDurationMs } = this.opts;
+    const ids = await activeJobsInFetchOrder(redis, this.worker);
+    const inList = new Set(ids);
+    const orphans: string[] = [];
+    for (const id of ids) {
+      const job = this.arrived.get(id);
+      if (this.held.has(id)) {
+        if (job !== undefined) {
+          // BullMQ's stalled checker put back a job we hold, and it was fetched again.
+          this.arrived.delete(id);
+          this.accept(job);
+        }
+        continue;
+      }
+      if (job !== undefined) {
+        if (orphans.length > 0) break; // adopt those first, then come back
+        this.arrived.delete(id);
+        this.accept(job);
+        continue;
+      }
+      if (this.inflight > 0 || !adopt) break; // a reply still on its way
+      orphans.push(id);
+    }
+    // Received jobs that are no longer active (removed meanwhile): nothing to order them by.
+    for (const [id, job] of this.arrived) {
+      if (!inList.has(id)) {
+        this.arrived.delete(id);
+        this.log.warn({ jobId: id }, 'a fetched job left the active list before it ran; skipped');
+        void job;
+      }
+    }
+    if (adopt && orphans.length === 0) this.needsAdoption = false;
+    if (orphans.length > 0) {
+      const taken = await takeOverJobs(redis, this.worker, orphans, this.token, lockDurationMs);
+      const jobs = await Promise.all(taken.map((id) => Job.fromId(this.worker, id)));
+      for (const job of jobs) if (job) this.accept(job);
+      this.log.warn({ adopted: taken.length }, 'adopted jobs fetched while the connection dropped');
+      this.drainAgain = true;
+    }
+    if (this.capacityWaiter && this.room() > 0) this.release('');
+  }
+
+  /**
+   * Fetches in batches of up to 128 concurrent `getNextJob` calls (doubling while the queue has
+   * jobs, back to 1 when it runs dry) whenever the jobs held, received and being fetched leave
+   * room; finishing jobs fetches their successors too (see `finishJob`).
    */
   private async fetchLoop(): Promise<void> {
     let retryDelay = 100;
     let batch = 1;
     while (this.fetching) {
-      if (!this.opts.lease.isValid()) {
+      if (!this.opts.lease.isValid() || (this.needsAdoption && this.inflight > 0)) {
         await sleep(50, this.stopController.signal);
         continue;
       }
       // Refill in batches (a quarter of the prefetch at least), not one job at a time.
-      const room = this.opts.prefetch - this.held.size;
+      const room = this.room();
       if (room < Math.max(1, Math.min(batch, Math.floor(this.opts.prefetch / 4)))) {
         await new Promise<void>((resolve) => (this.capacityWaiter = resolve));
         continue;
       }
       const size = Math.min(room, batch);
-      let jobs: Job[] = [];
+      this.inflight += size;
+      const results = await Promise.allSettled(
+        Array.from({ length: size }, () =>
+          this.worker.getNextJob(this.token, { block: false }).then((job) => {
+            if (job !== undefined) this.arrive(job);
+            return job;
+          }),
+        ),
+      );
+      this.inflight -= size;
+      let received = 0;
       let failed: unknown;
-      try {
-        if (this.needsAdoption) await this.adoptOrphans();
-        const results = await Promise.allSettled(
-          Array.from({ length: size }, () => this.worker.getNextJob(this.token, { block: false })),
-        );
-        for (const result of results) {
-          if (result.status === 'rejected') failed = result.reason;
-          else if (result.value !== undefined) jobs.push(result.value);
-        }
-        jobs = await this.inFetchOrder(jobs);
-      } catch (error) {
-        failed = error;
-        jobs = [];
+      for (const result of results) {
+        if (result.status === 'rejected') failed = result.reason;
+        else if (result.value !== undefined) received++;
       }
-      // A job fetched while stopping stays active with our lock: the next process recovers it.
+      this.requestDrain();
       if (!this.fetching) break;
       if (failed !== undefined) {
         // Some calls may have moved a job whose reply was lost: adopt them before going on.
@@ -356,45 +456,13 @@ export class Session implements TaskDriver<WorkTask> {
       }
       retryDelay = 100;
       this.fetchErrorLogged = false;
-      for (const job of jobs) this.accept(job);
-      if (jobs.length === 0) {
+      if (received === 0) {
         batch = 1;
         await this.waitForJobs();
       } else {
-        batch = jobs.length < size ? 1 : Math.min(batch * 2, 128);
+        batch = received < size ? 1 : Math.min(batch * 2, 128);
       }
     }
-  }
-
-  /** Sorts jobs fetched concurrently into the order Redis moved them to the active list. */
-  private async inFetchOrder(jobs: Job[]): Promise<Job[]> {
-    if (jobs.length <= 1) return jobs;
-    const { redis } = this.opts;
-    const active = queueKey(this.worker, 'active');
-    // The batch was moved last, so it sits at the head of the list (newest first).
-    let ids = await redis.lrange(active, 0, jobs.length * 2 + 32);
-    if (jobs.some((job) => !ids.includes(job.id!))) ids = await redis.lrange(active, 0, -1);
-    const place = new Map(ids.map((id, index) => [id, index]));
-    return [...jobs].sort((a, b) => (place.get(b.id!) ?? 0) - (place.get(a.id!) ?? 0));
-  }
-
-  /**
-   * Jobs in the active list that this process does not hold, while it holds the lease, were
-   * moved by a fetch whose reply was lost (the connection dropped; ioredis may also have resent
-   * the command). They are older than anything fetched from now on: take them over and submit
-   * them, in their order, before the next fetch.
-   */
-  private async adoptOrphans(): Promise<void> {
-    const { redis, lockDurationMs } = this.opts;
-    const ids = await activeJobsInFetchOrder(redis, this.worker);
-    const orphans = ids.filter((id) => !this.held.has(id));
-    if (orphans.length > 0) {
-      const taken = await takeOverJobs(redis, this.worker, orphans, this.token, lockDurationMs);
-      const jobs = await Promise.all(taken.map((id) => Job.fromId(this.worker, id)));
-      for (const job of jobs) if (job) this.accept(job);
-      this.log.warn({ adopted: taken.length }, 'adopted jobs fetched while the connection dropped');
-    }
-    this.needsAdoption = false;
   }
 
   /** Waits (at most a second) until something is added to the queue. */
@@ -498,10 +566,10 @@ export class Session implements TaskDriver<WorkTask> {
     return 'park';
   }
 
-  call(task: WorkTask, attempt: number, signal: AbortSignal): unknown {
+  call(task: WorkTask, attempt: number, getSignal: () => AbortSignal): unknown {
     if (task.data === undefined) throw new Error('the job has no data');
     task.event ??= decodeEvent(task.data);
-    const ctx = this.context(task, attempt, signal);
+    const ctx = this.context(task, attempt, getSignal);
     const outcome = this.opts.dispatch(task.event, ctx);
     if (!outcome.matched) {
       ctx.log.debug('no handler matches this event; completed as a no-op');
@@ -510,7 +578,7 @@ export class Session implements TaskDriver<WorkTask> {
     return outcome.result;
   }
 
-  private context(task: WorkTask, attempt: number, signal: AbortSignal): HandlerContext {
+  private context(task: WorkTask, attempt: number, getSignal: () => AbortSignal): HandlerContext {
     let log: Logger | undefined;
     const parent = this.log;
     const data = task.data;
@@ -519,7 +587,9 @@ export class Session implements TaskDriver<WorkTask> {
       worker: this.opts.worker,
       idempotencyKey: task.jobId,
       jobId: task.jobId,
-      signal,
+      get signal() {
+        return getSignal();
+      },
       get log() {
         log ??= parent.child({ jobId: task.jobId, ns: data?.ns, op: data?.op, attempt });
         return log;
@@ -669,10 +739,18 @@ export class Session implements TaskDriver<WorkTask> {
   private async finishJob(task: WorkTask, returnValue: unknown): Promise<void> {
     const job = task.job!;
     for (let tries = 0; ; tries++) {
+      // Fetch the successor in the same script while there is room (it costs no extra call).
+      const fetchNext =
+        this.fetching && !this.needsAdoption && this.room() > 0 && this.opts.lease.isValid();
+      if (fetchNext) this.inflight++;
       try {
-        await job.moveToCompleted(returnValue, this.token, false);
+        const next = (await job.moveToCompleted(returnValue, this.token, fetchNext)) as
+          [JobJson | null | undefined, string | undefined] | undefined;
+        const [data, id] = next ?? [];
+        if (data && id) this.arrive(Job.fromJSON(this.worker, data, id));
         break;
       } catch (error) {
+        if (fetchNext && finishErrorCode(error) === undefined) this.needsAdoption = true;
         const code = finishErrorCode(error);
         const ownership =
           code === FINISH_MISSING_LOCK ||
@@ -689,6 +767,11 @@ export class Session implements TaskDriver<WorkTask> {
             'job vanished from the queue before it could be finished',
           );
           break;
+        }
+      } finally {
+        if (fetchNext) {
+          this.inflight--;
+          this.requestDrain();
         }
       }
     }
@@ -707,6 +790,7 @@ export class Session implements TaskDriver<WorkTask> {
       id: `line:${doc}`,
       jobId: `line:${doc}`,
       kind: 'replay-line',
+      expandable: true,
       key: doc,
       source: 'replay',
       priorAttempts: 0,

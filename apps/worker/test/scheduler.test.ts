@@ -32,7 +32,8 @@ class Recorder implements TaskDriver<Task> {
   async admit(task: Task) {
     return this.admission(task);
   }
-  async call(task: Task, attempt: number, signal: AbortSignal) {
+  async call(task: Task, attempt: number, getSignal: () => AbortSignal) {
+    const signal = getSignal();
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     this.log.push(`${task.id}#${attempt}`);
@@ -314,7 +315,7 @@ describe('OrderedScheduler', () => {
       expand: async (t: Task) => (t.id === 'line' ? [task('r1', 'D'), task('r2', 'D')] : null),
     });
     const scheduler = make(driver);
-    scheduler.submit(task('line', 'D'));
+    scheduler.submit({ ...task('line', 'D'), expandable: true });
     scheduler.submit(task('later', 'D'));
     await settle(scheduler);
     expect(driver.log).toEqual(['r1#1', 'r2#1', 'later#1']);

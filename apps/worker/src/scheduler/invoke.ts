@@ -48,47 +48,95 @@ export function failureFromThrown(thrown: unknown): HandlerFailure {
 }
 
 /**
+ * A cheap stop signal for many concurrent calls: subscribing is a Set insertion, not an
+ * EventTarget listener per call.
+ */
+export class StopSource {
+  private readonly listeners = new Set<() => void>();
+  private reasonValue: unknown;
+  stopped = false;
+
+  get reason(): unknown {
+    return this.reasonValue;
+  }
+
+  stop(reason: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.reasonValue = reason;
+    for (const listener of [...this.listeners]) listener();
+    this.listeners.clear();
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+/**
  * Runs `call(signal)` with a time limit. `stop` aborts the call for shutdown or lease loss; the
- * signal handed to the handler fires on either. A handler that never settles is abandoned
- * (there is no way to cancel a promise): after a timeout, it counts as failed; after `stop`,
- * as aborted.
+ * signal handed to the handler fires on either. It is created only when the handler asks for it
+ * (`getSignal`), so handlers that ignore it cost no AbortController. A handler that never
+ * settles is abandoned (there is no way to cancel a promise): after a timeout, it counts as
+ * failed; after `stop`, as aborted.
  */
 export function invokeWithTimeout(
-  call: (signal: AbortSignal) => unknown,
+  call: (getSignal: () => AbortSignal) => unknown,
   timeoutMs: number,
-  stop: AbortSignal,
+  stop: StopSource,
 ): Promise<InvokeOutcome> {
-  if (stop.aborted) return Promise.resolve({ status: 'aborted' });
-  const controller = new AbortController();
+  if (stop.stopped) return Promise.resolve({ status: 'aborted' });
+  let controller: AbortController | undefined;
+  let abortReason: unknown;
+  let aborted = false;
+  const abort = (reason: unknown) => {
+    aborted = true;
+    abortReason = reason;
+    controller?.abort(reason);
+  };
+  const getSignal = () => {
+    if (controller === undefined) {
+      controller = new AbortController();
+      if (aborted) controller.abort(abortReason);
+    }
+    return controller.signal;
+  };
   return new Promise<InvokeOutcome>((resolve) => {
     let settled = false;
     const finish = (outcome: InvokeOutcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      stop.removeEventListener('abort', onStop);
+      unsubscribe();
       resolve(outcome);
     };
     const timer = setTimeout(() => {
       const message = `handler timed out after ${timeoutMs} ms`;
-      controller.abort(new Error(message));
+      abort(new Error(message));
       finish({ status: 'failed', failure: { message, kind: 'timeout' } });
     }, timeoutMs);
-    const onStop = () => {
-      controller.abort(stop.reason);
+    const unsubscribe = stop.subscribe(() => {
+      abort(stop.reason);
       finish({ status: 'aborted' });
-    };
-    stop.addEventListener('abort', onStop, { once: true });
+    });
     let result: unknown;
     try {
-      result = call(controller.signal);
+      result = call(getSignal);
     } catch (thrown) {
       finish({ status: 'failed', failure: failureFromThrown(thrown) });
       return;
     }
-    Promise.resolve(result).then(
-      (value) => finish({ status: 'ok', value }),
-      (thrown: unknown) => finish({ status: 'failed', failure: failureFromThrown(thrown) }),
-    );
+    if (
+      result instanceof Promise ||
+      (typeof result === 'object' && result !== null && 'then' in result)
+    ) {
+      Promise.resolve(result).then(
+        (value) => finish({ status: 'ok', value }),
+        (thrown: unknown) => finish({ status: 'failed', failure: failureFromThrown(thrown) }),
+      );
+    } else {
+      finish({ status: 'ok', value: result });
+    }
   });
 }

@@ -21,7 +21,7 @@
 import { setMaxListeners } from 'node:events';
 import { backoffDelay, sleep } from './backoff.js';
 import { combineHooks, type HookJob, type SchedulerHooks } from './hooks.js';
-import { invokeWithTimeout, type HandlerFailure } from './invoke.js';
+import { invokeWithTimeout, StopSource, type HandlerFailure } from './invoke.js';
 
 export interface SchedulerTask {
   /** Unique among the tasks held at once: a second task with a held id is refused. */
@@ -33,6 +33,8 @@ export interface SchedulerTask {
   priorAttempts: number;
   /** The failure of the last of those attempts. */
   lastFailure?: HandlerFailure | undefined;
+  /** Ask the driver's `expand` when it is next in line (dead-letter re-runs). */
+  expandable?: boolean;
 }
 
 /** What to do with a task that is next in line: run its handler, park it, or finish it as is. */
@@ -53,8 +55,11 @@ export interface TaskDriver<T extends SchedulerTask> {
    */
   expand?(task: T): Promise<T[] | null>;
   admit(task: T): Promise<Admission>;
-  /** The handler call itself (the scheduler adds the time limit and the abort signal). */
-  call(task: T, attempt: number, signal: AbortSignal): unknown;
+  /**
+   * The handler call itself. The scheduler adds the time limit; `getSignal` returns the call's
+   * abort signal (made on first use).
+   */
+  call(task: T, attempt: number, getSignal: () => AbortSignal): unknown;
   /** Persists a failed attempt that will be retried. */
   attemptFailed(task: T, attempt: number, failure: HandlerFailure): Promise<void>;
   complete(task: T, value: unknown, attempt: number): Promise<void>;
@@ -94,6 +99,9 @@ export class OrderedScheduler<T extends SchedulerTask> {
   private readonly opts: Required<Omit<SchedulerOptions, 'hooks' | 'random' | 'onError'>>;
   private readonly random: () => number;
   private readonly hooks: Required<SchedulerHooks>;
+  /** No hooks at all: skip building their arguments. */
+  private readonly quiet: boolean;
+  private readonly stopSource = new StopSource();
   private readonly onError: (error: unknown, what: string) => void;
 
   private seqCounter = 0;
@@ -128,6 +136,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
     this.onError = options.onError ?? (() => undefined);
     const list = options.hooks === undefined ? [] : [options.hooks].flat();
     this.hooks = combineHooks(list, (error) => this.onError(error, 'hook'));
+    this.quiet = list.length === 0;
     // Every handler call and every backoff listens to these: one listener per job held.
     setMaxListeners(0, this.drainController.signal, this.haltController.signal);
   }
@@ -170,8 +179,10 @@ export class OrderedScheduler<T extends SchedulerTask> {
       if (line === undefined) this.lines.set(task.key, [entry]);
       else line.push(entry);
     }
-    this.hooks.jobQueued(this.hookJob(task));
-    this.report();
+    if (!this.quiet) {
+      this.hooks.jobQueued(this.hookJob(task));
+      this.report();
+    }
     this.tryStart(entry);
     return true;
   }
@@ -192,8 +203,10 @@ export class OrderedScheduler<T extends SchedulerTask> {
     this.held.set(task.id, entry);
     line.splice(index, 0, entry);
     for (const barrier of this.barriers) if (barrier.seq > entry.seq) barrier.before++;
-    this.hooks.jobQueued(this.hookJob(task));
-    this.report();
+    if (!this.quiet) {
+      this.hooks.jobQueued(this.hookJob(task));
+      this.report();
+    }
     this.tryStart(entry);
     return true;
   }
@@ -223,6 +236,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
     this.state = 'halted';
     this.drainController.abort();
     this.haltController.abort(reason);
+    this.stopSource.stop(reason);
     this.denyWaiters();
   }
 
@@ -253,6 +267,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
   }
 
   private report(): void {
+    if (this.quiet) return;
     this.hooks.backlog({
       held: this.held.size,
       running: this.running,
@@ -289,7 +304,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
     for (const barrier of this.barriers) {
       if (barrier !== entry && barrier.seq > entry.seq) barrier.before--;
     }
-    this.hooks.jobDone({ ...this.hookJob(entry.task), result });
+    if (!this.quiet) this.hooks.jobDone({ ...this.hookJob(entry.task), result });
     if (entry.task.key === null) {
       this.barriers.shift();
       this.report();
@@ -390,7 +405,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
   private async work(entry: Entry<T>): Promise<void> {
     const task = entry.task;
     const job = this.hookJob(task);
-    if (this.driver.expand) {
+    if (this.driver.expand && task.expandable === true) {
       const expanded = await this.persist('expand', () => this.driver.expand!(task));
       if (expanded === undefined) return;
       if (expanded.value !== null) {
@@ -425,18 +440,20 @@ export class OrderedScheduler<T extends SchedulerTask> {
     for (;;) {
       attempt++;
       if (!(await this.acquireSlot(entry.seq))) return;
-      this.hooks.handlerStarted({ ...job, attempt });
-      this.report();
+      if (!this.quiet) {
+        this.hooks.handlerStarted({ ...job, attempt });
+        this.report();
+      }
       const started = performance.now();
       const outcome = await invokeWithTimeout(
-        (signal) => this.driver.call(task, attempt, signal),
+        (getSignal) => this.driver.call(task, attempt, getSignal),
         this.opts.timeoutMs,
-        this.haltController.signal,
+        this.stopSource,
       );
       this.releaseSlot();
       const durationMs = performance.now() - started;
       if (outcome.status === 'ok') {
-        this.hooks.handlerFinished({ ...job, attempt, durationMs, outcome: 'ok' });
+        if (!this.quiet) this.hooks.handlerFinished({ ...job, attempt, durationMs, outcome: 'ok' });
         const saved = await this.persist('complete', () =>
           this.driver.complete(task, outcome.value, attempt),
         );

@@ -1,0 +1,93 @@
+/**
+ * The worker must not trust the order in which fetched jobs reach it. Here every reply of
+ * `getNextJob` and of `moveToCompleted` (which fetches the next job too) is delayed at random
+ * after Redis has executed the command, so jobs arrive out of queue order; per document, the
+ * handler must still see the events in order.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Job, Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startRedis, type RunningRedis } from '@changeq/stack';
+import { createLogger, type ChangeEvent } from '@changeq/shared';
+import { startWorker } from '../src/runner.js';
+import { enqueue } from './helpers/events.js';
+import { eventually } from './helpers/process.js';
+import { buildScenario, seeded } from './helpers/scenario.js';
+
+describe('fetch order', () => {
+  let server: RunningRedis;
+  let redis: Redis;
+  const restore: (() => void)[] = [];
+
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = new Redis(server.url, { maxRetriesPerRequest: null });
+    const random = seeded(77);
+    const delay = () => new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
+    const getNextJob = Worker.prototype.getNextJob;
+    Worker.prototype.getNextJob = async function (this: Worker, ...args) {
+      const job = await getNextJob.apply(this, args);
+      await delay();
+      return job;
+    };
+    const moveToCompleted = Job.prototype.moveToCompleted;
+    Job.prototype.moveToCompleted = async function (this: Job, ...args) {
+      const next = await moveToCompleted.apply(this, args);
+      await delay();
+      return next;
+    };
+    restore.push(() => {
+      Worker.prototype.getNextJob = getNextJob;
+      Job.prototype.moveToCompleted = moveToCompleted;
+    });
+  });
+  afterAll(async () => {
+    for (const undo of restore) undo();
+    await redis?.quit();
+    await server?.stop();
+  });
+
+  it('runs each document in queue order although replies arrive shuffled', async () => {
+    const scenario = buildScenario(20, 60, seeded(3));
+    await enqueue(redis, scenario.events, () => 'alpha');
+    const seen = new Map<string, number[]>();
+    const worker = await startWorker({
+      worker: 'alpha',
+      redisUrl: server.url,
+      settings: {
+        concurrency: 8,
+        attempts: 1,
+        backoffMs: 10,
+        maxBackoffMs: 10,
+        timeoutMs: 5_000,
+        deadLetter: 'block',
+      },
+      dispatch: (event: ChangeEvent) => {
+        const e = event as {
+          fullDocument?: { doc: string; n: number };
+          updateDescription?: { updatedFields: { doc: string; n: number } };
+        };
+        const { doc, n } = e.fullDocument ?? e.updateDescription!.updatedFields;
+        seen.set(doc, [...(seen.get(doc) ?? []), n]);
+        return { matched: true, result: undefined };
+      },
+      log: createLogger({ name: 'test', level: 'silent' }),
+      prefetch: 64,
+    });
+    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    try {
+      await eventually(
+        async () => (await queue.getCompletedCount()) === scenario.events.length,
+        30_000,
+        async () => JSON.stringify(await queue.getJobCounts()),
+      );
+      for (const [doc, numbers] of seen) {
+        expect(numbers, doc).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      }
+      expect(seen.size).toBe(20);
+    } finally {
+      await queue.close();
+      await worker.stop(1_000);
+    }
+  });
+});
