@@ -90,12 +90,9 @@ dead_letter = "skip"
       return lines.slice(0, 10).join('; ');
     };
     await eventually(async () => (await report()) === '', 90_000, report);
-    // The dead letters' documents are settled too: wait until each worker is idle.
     for (const doc of scenario.byDoc.keys()) {
       const calls = await callsOf(redis, doc);
       expect(orderViolation(calls), doc).toBeUndefined();
-      const firstAttemptFailures = calls.filter((c) => c.attempt === 1 && !c.ok).length;
-      expect(firstAttemptFailures).toBeLessThanOrEqual(PER_DOC);
     }
     // The random failures really happened (about 30% of first attempts) and were retried.
     let retried = 0;
