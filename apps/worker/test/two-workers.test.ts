@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
-import { listDeadLetters, retryDeadLetter } from '../src/dead-letters.js';
+import { discardDeadLetter, listDeadLetters, retryDeadLetter } from '../src/dead-letters.js';
 import { enqueue, routerFor } from './helpers/events.js';
 import {
   RECORDING_HANDLERS,
@@ -173,5 +173,23 @@ dead_letter = "skip"
     expect(await redis.hlen('changeq:worker:alpha:blocked')).toBe(0);
     // bravo's (skip) dead letters stay until someone acts on them.
     expect((await listDeadLetters({ redis, worker: 'bravo' })).length).toBe(2);
+  });
+
+  it('skip: retry runs the dead event again (after its successors, as documented), discard drops it', async () => {
+    const [first, second] = failing.get('bravo')!;
+    await redis.set(`rec:heal:${first}`, '1');
+    const dead = await listDeadLetters({ redis, worker: 'bravo' });
+    const byDoc = (doc: string) => dead.find((e) => scenario.info.get(e.jobId)?.doc === doc)!.jobId;
+    const before = (await callsOf(redis, first!)).length;
+    await retryDeadLetter({ redis, worker: 'bravo' }, { jobId: byDoc(first!) });
+    await discardDeadLetter({ redis, worker: 'bravo' }, { jobId: byDoc(second!) });
+    await eventually(
+      async () => (await listDeadLetters({ redis, worker: 'bravo' })).length === 0,
+      20_000,
+      async () => JSON.stringify(await listDeadLetters({ redis, worker: 'bravo' })).slice(0, 300),
+    );
+    const after = (await callsOf(redis, first!)).slice(before);
+    expect(after.filter((c) => c.ok).map((c) => c.n)).toEqual([FAIL_AT]);
+    expect(missing(await callsOf(redis, second!), PER_DOC)).toEqual([FAIL_AT]);
   });
 });
