@@ -173,6 +173,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     );
     state = 'active';
     const stopRequested = new Promise<void>((resolve) => (wake = resolve));
+    if (stopping) wake?.(); // stop() was called while the session was starting
     const reason = await Promise.race([lost, stopRequested.then(() => undefined)]);
     if (reason !== undefined) {
       log.warn({ reason }, 'lease lost: stopped taking jobs; back to standby');
