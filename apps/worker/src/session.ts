@@ -383,7 +383,9 @@ export class Session implements TaskDriver<WorkTask> {
         this.accept(job);
         continue;
       }
-      if (this.inflight > 0 || !adopt) break; // a reply still on its way
+      if (this.inflight > 0) break; // perhaps a reply still on its way: wait for it
+      // No call is in flight: nobody will deliver this one (a lost reply), and any job in the
+      // active list is this lease holder's to run.
       orphans.push(id);
     }
     // Received jobs that are no longer active (removed meanwhile): nothing to order them by.
