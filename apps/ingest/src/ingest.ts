@@ -13,7 +13,7 @@ import {
 import { Backoff, sleep } from './backoff.js';
 import { ChangeSource, type Batch, type StartOptions } from './change-source.js';
 import type { IngestConfig } from './config.js';
-import { Enqueuer } from './enqueuer.js';
+import { Enqueuer, type PlannedJob } from './enqueuer.js';
 import {
   LOST_POSITION_CODES,
   isRedisFull,
@@ -27,6 +27,11 @@ import { PositionStore, type StoredPosition } from './position-store.js';
 import { tokenClusterTime, tokenData } from './resume-token.js';
 import { clearSnapshot, runSnapshot } from './snapshot.js';
 import { describeScope } from './watch-scope.js';
+
+/** A batch and the jobs its events become. */
+interface PlannedBatch extends Batch {
+  jobs: PlannedJob[];
+}
 
 export type IngestState =
   'starting' | 'snapshot' | 'streaming' | 'backpressure' | 'retrying' | 'stopping' | 'stopped';
@@ -73,6 +78,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private loop: Promise<void> | null = null;
   /** Where to start when no token is stored: after a snapshot copy, or now after an accepted gap. */
   private startOverride: StartOptions | null = null;
+  private readAhead: Promise<PlannedBatch> | null = null;
+  private backlog: { at: number; counts: Map<string, number>; max: number } | null = null;
   private snapshotToClear = false;
 
   constructor(
@@ -263,8 +270,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (!this.source.isOpen) {
           this.source.open(this.startOptions(position));
         }
-        if (await this.waitForBacklog()) break;
-        const batch = await this.source.next(this.config.batchSize);
+        const batch = await this.nextBatch();
+        if (batch === null) break;
         this.status.streamOpen = true;
         position = await this.commit(batch, position);
         if (batch.invalidated) {
@@ -284,6 +291,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.status.lastError = null;
         this.setState('streaming');
       } catch (error) {
+        this.readAhead = null; // read from a stream that is being reopened: discard it
         await this.source.close();
         this.status.streamOpen = false;
         if (this.stopping) break;
@@ -318,12 +326,29 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
   }
 
+  /**
+   * Whether any queue holds more waiting jobs than the backlog limit. Counting costs a round
+   * trip per queue, so far from the limit the count is reused for a quarter of a second.
+   */
+  private async backlogFull(): Promise<Map<string, number> | null> {
+    const now = Date.now();
+    const cached = this.backlog;
+    if (!cached || now - cached.at > 250 || cached.max > this.config.backlogLimit * 0.5) {
+      const counts = await this.enqueuer.waitingCounts();
+      this.backlog = { at: now, counts, max: Math.max(0, ...counts.values()) };
+    }
+    const full = new Map(
+      [...this.backlog!.counts].filter(([, waiting]) => waiting > this.config.backlogLimit),
+    );
+    return full.size > 0 ? full : null;
+  }
+
   /** Stops reading while any queue holds more waiting jobs than the backlog limit. */
   private async waitForBacklog(): Promise<boolean> {
     let paused = false;
     for (;;) {
-      const counts = await this.enqueuer.waitingCounts();
-      const full = [...counts].filter(([, waiting]) => waiting > this.config.backlogLimit);
+      const fullQueues = await this.backlogFull();
+      const full = fullQueues ? [...fullQueues] : [];
       if (full.length === 0) break;
       if (!paused) {
         paused = true;
@@ -344,13 +369,37 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return false;
   }
 
+  /** Reads a batch from the stream and turns its events into jobs (routing, encoding). */
+  private async readPlanned(): Promise<PlannedBatch> {
+    const batch = await this.source.next(this.config.batchSize);
+    return { ...batch, jobs: batch.events.flatMap((event) => planEvent(event, this.router)) };
+  }
+
+  /**
+   * The next batch, read ahead: while one batch is being committed to Redis, the next one is
+   * read from MongoDB and planned, so the two servers work at the same time. Resolves null when
+   * stopping. A read-ahead batch is only ever committed after the one before it.
+   */
+  private async nextBatch(): Promise<PlannedBatch | null> {
+    // A batch read ahead waits here too while the queues are over the limit (one batch, bounded).
+    if (await this.waitForBacklog()) return null;
+    const next = this.readAhead ?? this.readPlanned();
+    this.readAhead = null;
+    const batch = await next;
+    if (!batch.invalidated && !this.stopping && !(await this.backlogFull())) {
+      const ahead = this.readPlanned();
+      ahead.catch(() => undefined); // its error, if any, surfaces when it is awaited
+      this.readAhead = ahead;
+    }
+    return batch;
+  }
+
   private async commit(
-    batch: Batch,
+    batch: PlannedBatch,
     previous: StoredPosition | null,
   ): Promise<StoredPosition | null> {
     if (batch.token === null) return previous;
-    const jobs = batch.events.flatMap((event) => planEvent(event, this.router));
-    const result = await this.enqueuer.commit(jobs, 'stream');
+    const result = await this.enqueuer.commit(batch.jobs, 'stream');
     const last = batch.events[batch.events.length - 1];
     const samePosition = previous !== null && tokenData(previous.token) === tokenData(batch.token);
     if (samePosition && batch.events.length === 0) return previous;

@@ -1,4 +1,4 @@
-import type { Document } from 'mongodb';
+import type { Binary, Decimal128, Document, ObjectId, Timestamp } from 'mongodb';
 import {
   BSONRegExp,
   Code,
@@ -111,18 +111,141 @@ function explicitTypes(value: unknown, state: { dollar: boolean }): unknown {
   return out;
 }
 
+/** Marks a value the fast encoder leaves to the general path below. */
+const SLOW = Symbol('slow');
+
+function formatDouble(value: number): string {
+  if (Object.is(Math.sign(value), -0)) return '-0.0';
+  return Number.isInteger(value) ? value.toFixed(1) : value.toString();
+}
+
+/**
+ * Canonical Extended JSON for the values the driver hands out in change events, written in one
+ * pass: exactly what `EJSON.serialize(explicitTypes(value))` produces (a test holds them equal),
+ * at a fraction of the cost, because the ingest encodes every event. Anything unusual (regexes,
+ * code, symbols, DBRefs, vectors, field names starting with `$`, invalid dates) answers SLOW.
+ */
+function fastCanonical(value: unknown): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      return !Object.is(value, -0) &&
+        Number.isInteger(value) &&
+        value >= INT32_MIN &&
+        value <= INT32_MAX
+        ? { $numberInt: String(value) }
+        : { $numberDouble: formatDouble(value) };
+    case 'bigint':
+      return { $numberLong: value.toString() };
+    case 'object':
+      break;
+    default:
+      return SLOW;
+  }
+  if (value === null) return null;
+  if (Array.isArray(value)) {
+    const out: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i += 1) {
+      const item = fastCanonical(value[i]);
+      if (item === SLOW) return SLOW;
+      out[i] = item;
+    }
+    return out;
+  }
+  if (value instanceof Date) {
+    const time = value.getTime();
+    return Number.isNaN(time) ? SLOW : { $date: { $numberLong: String(time) } };
+  }
+  const type = (value as { _bsontype?: unknown })._bsontype;
+  if (type !== undefined) {
+    switch (type) {
+      case 'ObjectId':
+        return { $oid: (value as ObjectId).toHexString() };
+      case 'Long':
+        return { $numberLong: (value as Long).toString() };
+      case 'Int32':
+        return { $numberInt: String((value as Int32).value) };
+      case 'Double':
+        return { $numberDouble: formatDouble((value as Double).value) };
+      case 'Decimal128':
+        return { $numberDecimal: (value as Decimal128).toString() };
+      case 'Timestamp':
+        return { $timestamp: { t: (value as Timestamp).t, i: (value as Timestamp).i } };
+      case 'Binary': {
+        const binary = value as Binary;
+        if (binary.sub_type === 9) return SLOW; // vectors are validated by the general path
+        const subType = binary.sub_type.toString(16);
+        return {
+          $binary: {
+            base64: Buffer.from(
+              binary.buffer.buffer,
+              binary.buffer.byteOffset,
+              binary.buffer.byteLength,
+            ).toString('base64'),
+            subType: subType.length === 1 ? `0${subType}` : subType,
+          },
+        };
+      }
+      case 'MinKey':
+        return { $minKey: 1 };
+      case 'MaxKey':
+        return { $maxKey: 1 };
+      default:
+        return SLOW;
+    }
+  }
+  if (!isPlainObject(value)) return SLOW;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    if (key.startsWith('$') || key === '__proto__') return SLOW;
+    const item = fastCanonical(value[key]);
+    if (item === SLOW) return SLOW;
+    out[key] = item;
+  }
+  return out;
+}
+
+/** The fast writer alone: null where it defers to the general path (exported for tests). */
+export function fastExtendedJson(value: unknown): Document | null {
+  const fast = fastCanonical(value);
+  return fast === SLOW ? null : (fast as Document);
+}
+
+/** Canonical Extended JSON of a driver value, by the fast path when it can (exported for tests). */
+export function canonicalExtendedJson(value: unknown): {
+  json: Document | undefined;
+  dollar: boolean;
+} {
+  const fast = fastCanonical(value);
+  if (fast !== SLOW) return { json: fast as Document, dollar: false };
+  return canonicalExtendedJsonGeneral(value);
+}
+
+/** The general (slower) path: bson's own Extended JSON writer after making types explicit. */
+export function canonicalExtendedJsonGeneral(value: unknown): {
+  json: Document | undefined;
+  dollar: boolean;
+} {
+  const state = { dollar: false };
+  try {
+    return {
+      json: EJSON.serialize(explicitTypes(value, state), { relaxed: false }) as Document,
+      dollar: state.dollar,
+    };
+  } catch {
+    return { json: undefined, dollar: state.dollar }; // not expected after explicitTypes
+  }
+}
+
 /** Encodes a change event as it came from the driver into job data. */
 export function encodeEvent(
   event: ChangeEvent | Document,
   route: { ns: string; op: string; doc: string | null },
 ): EventJobData {
-  const state = { dollar: false };
-  let readable: Document | undefined;
-  try {
-    readable = EJSON.serialize(explicitTypes(event, state), { relaxed: false }) as Document;
-  } catch {
-    readable = undefined; // not expected after explicitTypes; keep the exact bytes then
-  }
+  const { json: readable, dollar } = canonicalExtendedJson(event);
+  const state = { dollar };
   const data: EventJobData = {
     v: EVENT_JOB_VERSION,
     ns: route.ns,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** The default prefix of every Redis key changeq writes, BullMQ's queues included. */
 export const DEFAULT_PREFIX = 'changeq';
@@ -33,7 +33,7 @@ export function ingestKeys(prefix: string, ingestId: string) {
 
 /** A BullMQ job id derived from the event's resume token: re-reading an event yields the same id. */
 export function eventJobId(resumeTokenData: string): string {
-  return createHash('sha256').update(resumeTokenData).digest('hex').slice(0, 32);
+  return hash('sha256', resumeTokenData, 'hex').slice(0, 32);
 }
 
 /** A BullMQ job name that makes Bull Board readable: `update shop.orders`. */

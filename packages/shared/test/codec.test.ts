@@ -18,6 +18,11 @@ import {
 import type { Document } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { decodeEvent, encodeEvent, EVENT_JOB_VERSION } from '../src/index.js';
+import {
+  canonicalExtendedJson,
+  canonicalExtendedJsonGeneral,
+  fastExtendedJson,
+} from '../src/codec.js';
 import type { EventJobData } from '../src/index.js';
 
 const ROUTE = { ns: 'shop.orders', op: 'update', doc: '0123456789abcdef0123456789abcdef' };
@@ -303,5 +308,84 @@ describe('one copy of BSON', () => {
     ) as EventJobData;
     const decoded = decodeEvent(data) as unknown as { documentKey: { _id: unknown } };
     expect(decoded.documentKey._id).toBeInstanceOf(ObjectId);
+  });
+});
+
+describe('the fast Extended JSON writer', () => {
+  // A seeded generator of driver-shaped values of every common type.
+  function generator(seed: number) {
+    let state = seed;
+    const next = () => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state / 2 ** 32;
+    };
+    const leaf = (): unknown => {
+      const pick = Math.floor(next() * 16);
+      switch (pick) {
+        case 0:
+          return Math.floor(next() * 1000) - 500;
+        case 1:
+          return next() * 1e6 - 5e5;
+        case 2:
+          return [2 ** 31, -(2 ** 31) - 1, 2 ** 53, -0, 0, NaN, Infinity, -Infinity, 1e21, 5e-324][
+            Math.floor(next() * 10)
+          ];
+        case 3:
+          return `s${Math.floor(next() * 1e6)}`;
+        case 4:
+          return next() < 0.5;
+        case 5:
+          return null;
+        case 6:
+          return new ObjectId();
+        case 7:
+          return new Date(Math.floor(next() * 2e12));
+        case 8:
+          return Long.fromString(String(Math.floor(next() * 1e15)) + '123');
+        case 9:
+          return Decimal128.fromString(`${Math.floor(next() * 1e6)}.${Math.floor(next() * 100)}`);
+        case 10:
+          return new Timestamp({ t: Math.floor(next() * 2e9), i: Math.floor(next() * 100) });
+        case 11:
+          return new UUID();
+        case 12:
+          return new Binary(
+            Buffer.from([1, 2, 3, Math.floor(next() * 255)]),
+            Math.floor(next() * 6),
+          );
+        case 13:
+          return new Int32(Math.floor(next() * 1000));
+        case 14:
+          return new Double(Math.floor(next() * 1000));
+        default:
+          return [new MinKey(), new MaxKey()][Math.floor(next() * 2)];
+      }
+    };
+    const value = (depth: number): unknown => {
+      const roll = next();
+      if (depth > 3 || roll < 0.5) return leaf();
+      if (roll < 0.7) return Array.from({ length: Math.floor(next() * 4) }, () => value(depth + 1));
+      const doc: Record<string, unknown> = {};
+      for (let i = 0; i < Math.floor(next() * 5); i += 1) doc[`f${i}`] = value(depth + 1);
+      return doc;
+    };
+    return () => ({
+      _id: { _data: '82' },
+      operationType: 'update',
+      fullDocument: value(0),
+      extra: value(0),
+    });
+  }
+
+  it('writes exactly what the general path writes, for 2,000 random driver values', () => {
+    const make = generator(7);
+    for (let i = 0; i < 2000; i += 1) {
+      const event = make();
+      const fast = fastExtendedJson(event);
+      const general = canonicalExtendedJsonGeneral(event);
+      expect(fast, 'the fast writer handles every common type').not.toBeNull();
+      expect(canonicalExtendedJson(event)).toEqual(general);
+      expect(JSON.stringify(fast)).toBe(JSON.stringify(general.json));
+    }
   });
 });
