@@ -4,7 +4,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
-import { UserError, loadWorkersConfig, runMain } from '@changeq/shared';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import {
+  DEFAULT_PREFIX,
+  UserError,
+  deadLetterQueueName,
+  eventQueueName,
+  loadWorkersConfig,
+  runMain,
+} from '@changeq/shared';
 import { freePort, spawnTracked, startStack, terminate, waitForExit } from '@changeq/stack';
 import { runWriter } from './writer.js';
 
@@ -30,6 +39,33 @@ function prefixOutput(name: string, child: ChildProcess): void {
       rest = lines.pop() ?? '';
       for (const line of lines) if (line.trim()) process.stdout.write(`${label} ${line}\n`);
     });
+  }
+}
+
+/** What happened to the jobs, per worker queue, read from BullMQ itself. */
+async function printSummary(redisUrl: string, names: readonly string[]): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    for (const name of names) {
+      for (const queueName of [eventQueueName(name), deadLetterQueueName(name)]) {
+        const queue = new Queue(queueName, { connection: redis, prefix: DEFAULT_PREFIX });
+        const counts = await queue.getJobCounts(
+          'waiting',
+          'active',
+          'completed',
+          'failed',
+          'delayed',
+        );
+        await queue.close();
+        console.log(
+          `demo: queue ${queueName.padEnd(16)} ${Object.entries(counts)
+            .map(([state, count]) => `${state} ${count}`)
+            .join(', ')}`,
+        );
+      }
+    }
+  } finally {
+    redis.disconnect();
   }
 }
 
@@ -90,6 +126,7 @@ runMain('demo', async () => {
     });
     prefixOutput(name, child);
     components.push({ name, child });
+    console.log(`demo: started ${name} (pid ${child.pid})`);
   };
 
   let stopping: Promise<void> | null = null;
@@ -97,6 +134,9 @@ runMain('demo', async () => {
     stopping ??= (async () => {
       console.log('\ndemo: stopping everything it started…');
       abort.abort();
+      await printSummary(stack.redisUrl, workers.names).catch((error: Error) =>
+        console.log(`demo: could not read the queues (${error.message})`),
+      );
       await Promise.all(
         components.map(({ child }) =>
           child.pid ? terminate(child.pid, 'SIGTERM', 8000) : undefined,
