@@ -80,6 +80,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private startOverride: StartOptions | null = null;
   private readAhead: Promise<PlannedBatch> | null = null;
   private backlog: { at: number; counts: Map<string, number>; max: number } | null = null;
+  private addedSinceCount = 0;
   private snapshotToClear = false;
 
   constructor(
@@ -328,14 +329,16 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   /**
    * Whether any queue holds more waiting jobs than the backlog limit. Counting costs a round
-   * trip per queue, so far from the limit the count is reused for a quarter of a second.
+   * trip per queue, so a count is reused while it cannot be out of date in a way that matters:
+   * waiting jobs only grow by what this ingest adds, so `max + added since` bounds every queue.
    */
   private async backlogFull(): Promise<Map<string, number> | null> {
-    const now = Date.now();
     const cached = this.backlog;
-    if (!cached || now - cached.at > 250 || cached.max > this.config.backlogLimit * 0.5) {
+    const bound = cached ? cached.max + this.addedSinceCount : Infinity;
+    if (!cached || bound > this.config.backlogLimit || Date.now() - cached.at > 1000) {
       const counts = await this.enqueuer.waitingCounts();
-      this.backlog = { at: now, counts, max: Math.max(0, ...counts.values()) };
+      this.backlog = { at: Date.now(), counts, max: Math.max(0, ...counts.values()) };
+      this.addedSinceCount = 0;
     }
     const full = new Map(
       [...this.backlog!.counts].filter(([, waiting]) => waiting > this.config.backlogLimit),
@@ -400,6 +403,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   ): Promise<StoredPosition | null> {
     if (batch.token === null) return previous;
     const result = await this.enqueuer.commit(batch.jobs, 'stream');
+    this.addedSinceCount += result.added;
     const last = batch.events[batch.events.length - 1];
     const samePosition = previous !== null && tokenData(previous.token) === tokenData(batch.token);
     if (samePosition && batch.events.length === 0) return previous;
