@@ -7,6 +7,7 @@
 import { BSON } from 'mongodb';
 
 export {
+  Binary,
   BSONRegExp,
   Code,
   DBRef,
@@ -14,8 +15,11 @@ export {
   Double,
   Int32,
   Long,
+  MaxKey,
+  MinKey,
   ObjectId,
   Timestamp,
+  UUID,
 } from 'mongodb';
 export const EJSON = BSON.EJSON;
 export const serialize = BSON.serialize;

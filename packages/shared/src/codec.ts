@@ -1,12 +1,19 @@
-import type { Binary, Decimal128, Document, ObjectId, Timestamp } from 'mongodb';
+import type { Document } from 'mongodb';
 import {
+  Binary,
   BSONRegExp,
   Code,
   DBRef,
+  Decimal128,
   Double,
   EJSON,
   Int32,
   Long,
+  MaxKey,
+  MinKey,
+  ObjectId,
+  Timestamp,
+  UUID,
   deserialize,
   serialize,
 } from './bson.js';
@@ -274,6 +281,15 @@ export function decodeEvent<T extends Document = Document>(data: EventJobData): 
   if (typeof data.bson === 'string') {
     return deserialize(Buffer.from(data.bson, 'base64')) as ChangeEvent<T>;
   }
+  const fast = fastDecode(data.event);
+  if (fast !== SLOW) return fast as ChangeEvent<T>;
+  return decodeEventGeneral<T>(data);
+}
+
+/** The general (slower) reader: bson's Extended JSON reader, then a BSON round trip. */
+export function decodeEventGeneral<T extends Document = Document>(
+  data: EventJobData,
+): ChangeEvent<T> {
   let event = data.event;
   let typed: Document;
   try {
@@ -289,6 +305,90 @@ export function decodeEvent<T extends Document = Document>(data: EventJobData): 
     return restoreInvalidDates(deserialize(serialize(typed))) as ChangeEvent<T>;
   }
   return deserialize(serialize(typed)) as ChangeEvent<T>;
+}
+
+const JS_INT_MAX = 2 ** 53;
+const INTEGER = /^-?\d+$/;
+const DOUBLE = /^(-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?|-?Infinity|NaN)$/;
+const OBJECT_ID = /^[0-9a-fA-F]{24}$/;
+
+/**
+ * Canonical Extended JSON back to the values the driver hands out, in one pass: the same result
+ * as `deserialize(serialize(EJSON.deserialize(json)))` with the driver's default options (a test
+ * holds them equal), for the wrappers the fast writer emits. Anything else answers SLOW. Every
+ * `$`-key object here is a type wrapper: events with `$` field names travel as `bson` instead.
+ */
+function fastDecode(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    const out: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i += 1) {
+      const item = fastDecode(value[i]);
+      if (item === SLOW) return SLOW;
+      out[i] = item;
+    }
+    return out;
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  const first = keys[0];
+  if (keys.length === 1 && first !== undefined && first.startsWith('$')) {
+    const inner = record[first];
+    switch (first) {
+      case '$numberInt':
+        return typeof inner === 'string' && INTEGER.test(inner) ? Number(inner) : SLOW;
+      case '$numberDouble':
+        return typeof inner === 'string' && DOUBLE.test(inner) ? parseFloat(inner) : SLOW;
+      case '$numberLong': {
+        if (typeof inner !== 'string' || !INTEGER.test(inner)) return SLOW;
+        const long = Long.fromString(inner);
+        return long.lessThanOrEqual(JS_INT_MAX) && long.greaterThanOrEqual(-JS_INT_MAX)
+          ? long.toNumber()
+          : long;
+      }
+      case '$numberDecimal':
+        return Decimal128.fromString(inner as string);
+      case '$oid':
+        return typeof inner === 'string' && OBJECT_ID.test(inner) ? new ObjectId(inner) : SLOW;
+      case '$date': {
+        const millis = (inner as { $numberLong?: unknown } | null)?.$numberLong;
+        if (typeof millis !== 'string' || !INTEGER.test(millis)) return SLOW;
+        return new Date(Number(millis));
+      }
+      case '$timestamp': {
+        const { t, i } = inner as { t: number; i: number };
+        return new Timestamp({ t, i });
+      }
+      case '$binary': {
+        const { base64, subType } = inner as { base64: string; subType: string };
+        const type = parseInt(subType, 16);
+        if (type === 2 || type === 9) return SLOW; // old byte arrays and vectors: general path
+        const bytes = Buffer.from(base64, 'base64');
+        if (type === 4 && bytes.length === 16) return new UUID(bytes);
+        return new Binary(bytes, type);
+      }
+      case '$minKey':
+        return new MinKey();
+      case '$maxKey':
+        return new MaxKey();
+      default:
+        return SLOW;
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of keys) {
+    if (key === '__proto__') return SLOW;
+    const item = fastDecode(record[key]);
+    if (item === SLOW) return SLOW;
+    out[key] = item;
+  }
+  return out;
+}
+
+/** The fast reader alone: SLOW-free result or null (exported for tests). */
+export function fastDecodeEvent(json: Document): Document | null {
+  const fast = fastDecode(json);
+  return fast === SLOW ? null : (fast as Document);
 }
 
 const INVALID_DATE_MARKER = '\u0000changeq:invalid-date\u0000';
