@@ -2,6 +2,7 @@
 export {
   Ingest,
   describePosition,
+  ingestEnqueuer,
   type IngestState,
   type IngestStatus,
   type IngestEvents,

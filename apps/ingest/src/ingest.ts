@@ -42,6 +42,8 @@ export interface IngestStatus {
   streamOpen: boolean;
   position: StoredPosition | null;
   lastEvent: { clusterTime: Timestamp | null; wallTime: Date | null } | null;
+  /** When a read last found no change waiting (every change before it is enqueued). */
+  caughtUpAt: Date | null;
   lastError: string | null;
 }
 
@@ -65,6 +67,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     streamOpen: false,
     position: null,
     lastEvent: null,
+    caughtUpAt: null,
     lastError: null,
   };
 
@@ -103,20 +106,43 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.redis.on('error', (error) => this.log.debug({ err: error }, 'redis connection error'));
     this.router = new Router(config.workers.names);
     this.store = new PositionStore(this.redis, config.queuePrefix, config.ingestId);
-    const keys = ingestKeys(config.queuePrefix, config.ingestId);
-    this.enqueuer = new Enqueuer({
-      redis: this.redis,
-      prefix: config.queuePrefix,
-      queueNames: config.workers.names.map(eventQueueName),
-      watermarkKey: (queue, kind) =>
-        kind === 'stream' ? keys.watermark(queue) : `${keys.watermark(queue)}:snapshot`,
-      jobOptions: {
-        removeOnComplete: config.keepCompleted,
-        removeOnFail: config.keepFailed,
-      },
-      log,
-    });
+    this.enqueuer = ingestEnqueuer(config, this.redis, log);
     this.source = new ChangeSource(this.mongo, config);
+  }
+
+  /**
+   * Pings MongoDB and Redis over the ingest's own connections (for /readyz): null when the
+   * server answered within `timeoutMs`, else why not.
+   */
+  async probe(timeoutMs: number): Promise<{ mongodb: string | null; redis: string | null }> {
+    const check = async (ping: () => Promise<unknown>): Promise<string | null> => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          ping(),
+          new Promise((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no answer within ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+          }),
+        ]);
+        return null;
+      } catch (error) {
+        return (error as Error).message;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const [mongodb, redis] = await Promise.all([
+      check(() => this.mongo.db('admin').command({ ping: 1 })),
+      check(() =>
+        this.redis.status === 'ready'
+          ? this.redis.ping()
+          : Promise.reject(new Error(`connection ${this.redis.status}`)),
+      ),
+    ]);
+    return { mongodb, redis };
   }
 
   /** Connects, then runs until stop() or a fatal error (which rejects). */
@@ -274,6 +300,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         const batch = await this.nextBatch();
         if (batch === null) break;
         this.status.streamOpen = true;
+        if (batch.events.length === 0 && !batch.invalidated) this.status.caughtUpAt = new Date();
         position = await this.commit(batch, position);
         if (batch.invalidated) {
           // The watched collection or database is gone: its drop/rename is enqueued; carry on
@@ -460,6 +487,23 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.startOverride = {};
     return null;
   }
+}
+
+/** The enqueuer of an ingest's queues: the ingest's and `changeq resync`'s (same keys, same options). */
+export function ingestEnqueuer(config: IngestConfig, redis: Redis, log: Logger): Enqueuer {
+  const keys = ingestKeys(config.queuePrefix, config.ingestId);
+  return new Enqueuer({
+    redis,
+    prefix: config.queuePrefix,
+    queueNames: config.workers.names.map(eventQueueName),
+    watermarkKey: (queue, kind) =>
+      kind === 'stream' ? keys.watermark(queue) : `${keys.watermark(queue)}:snapshot`,
+    jobOptions: {
+      removeOnComplete: config.keepCompleted,
+      removeOnFail: config.keepFailed,
+    },
+    log,
+  });
 }
 
 export function describePosition(position: StoredPosition): string {
