@@ -12,7 +12,11 @@ export {
   PositionStore,
   decodePosition,
   encodePosition,
+  decodeStored,
+  encodeStartMarker,
   type StoredPosition,
+  type StoredStart,
+  type StartMarker,
 } from './position-store.js';
 export {
   runSnapshot,

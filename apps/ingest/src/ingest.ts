@@ -259,9 +259,20 @@ export class Ingest extends EventEmitter<IngestEvents> {
             await this.enqueuer.reset();
             redisFailed = false;
           }
-          position = await this.store.load();
+          const stored = await this.store.loadStart();
+          position = stored?.kind === 'position' ? stored.position : null;
           await this.enqueuer.loadWatermarks('stream');
-          if (position) {
+          if (stored?.kind === 'marker') {
+            // `changeq token set --at` or `changeq resync`: the first batch stores a real token.
+            this.startOverride = { startAtOperationTime: stored.marker.startAt };
+            this.log.info(
+              {
+                startAt: describeTimestamp(stored.marker.startAt),
+                reason: stored.marker.reason,
+              },
+              'a start time is stored: the stream starts at it (START_AT is ignored)',
+            );
+          } else if (position) {
             if (this.config.startAt.kind !== 'now') {
               this.log.info(
                 { startAt: this.config.startAt.kind },
@@ -287,12 +298,14 @@ export class Ingest extends EventEmitter<IngestEvents> {
           }
           this.status.position = position;
           ready = true;
-          this.log.info(
-            { resumeFrom: position ? describePosition(position) : this.config.startAt.kind },
-            position
-              ? 'resuming after the stored resume token'
-              : 'no resume token stored: starting from START_AT',
-          );
+          if (stored?.kind !== 'marker') {
+            this.log.info(
+              { resumeFrom: position ? describePosition(position) : this.config.startAt.kind },
+              position
+                ? 'resuming after the stored resume token'
+                : 'no resume token stored: starting from START_AT',
+            );
+          }
         }
         if (!this.source.isOpen) {
           this.source.open(this.startOptions(position));
@@ -465,7 +478,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
     position: StoredPosition | null,
   ): Promise<StoredPosition | null> {
     const codeName = LOST_POSITION_CODES[code] ?? String(code);
-    const since = position ? describePosition(position) : `START_AT=${this.config.startAt.kind}`;
+    const override = this.startOverride;
+    const since = position
+      ? describePosition(position)
+      : override && 'startAtOperationTime' in override
+        ? `start time ${describeTimestamp(override.startAtOperationTime)}`
+        : `START_AT=${this.config.startAt.kind}`;
     if (code === 10334) {
       throw new UserError(
         `a change event after ${since} is larger than 16 MB (${codeName}); the stream cannot pass it`,
@@ -504,6 +522,10 @@ export function ingestEnqueuer(config: IngestConfig, redis: Redis, log: Logger):
     },
     log,
   });
+}
+
+function describeTimestamp(time: Timestamp): string {
+  return `${new Date(time.getHighBitsUnsigned() * 1000).toISOString()} (cluster time ${time.getHighBitsUnsigned()}.${time.getLowBitsUnsigned()})`;
 }
 
 export function describePosition(position: StoredPosition): string {

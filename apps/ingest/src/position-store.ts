@@ -30,21 +30,78 @@ export function encodePosition(position: StoredPosition): string {
   );
 }
 
-/** Parses a stored position; throws a UserError naming the key and the ways out when corrupt. */
-export function decodePosition(raw: string, key: string): StoredPosition {
-  const corrupt = (why: string) =>
-    new UserError(
-      `the resume token stored in Redis at "${key}" is corrupt (${why}); changeq will not guess where to continue`,
-      'look at it with `changeq token show`, then either `changeq token set --at <ISO time>` to continue from a known time, or `changeq token reset` and start again with START_AT=snapshot (or now, accepting the gap)',
-    );
+/**
+ * Stored in place of a token by `changeq token set --at` and `changeq resync`: the next start
+ * opens the stream with `startAtOperationTime` (and the first batch replaces it with a token).
+ */
+export interface StartMarker {
+  startAt: Timestamp;
+  savedAt: Date;
+  /** Who stored it and why, for `changeq token show` and the ingest's log. */
+  reason: string;
+}
+
+/** What the token key holds: a resume position, or a time to start at. */
+export type StoredStart =
+  { kind: 'position'; position: StoredPosition } | { kind: 'marker'; marker: StartMarker };
+
+export function encodeStartMarker(marker: StartMarker): string {
+  return EJSON.stringify(
+    {
+      v: POSITION_VERSION,
+      startAtOperationTime: marker.startAt,
+      savedAt: marker.savedAt,
+      reason: marker.reason,
+    },
+    { relaxed: false },
+  );
+}
+
+function corruptError(key: string, why: string): UserError {
+  return new UserError(
+    `the resume token stored in Redis at "${key}" is corrupt (${why}); changeq will not guess where to continue`,
+    'look at it with `changeq token show`, then either `changeq token set --at <ISO time>` to continue from a known time, or `changeq token reset` and start again with START_AT=snapshot (or now, accepting the gap)',
+  );
+}
+
+function parseStored(raw: string, key: string): Document {
   let parsed: Document;
   try {
     parsed = EJSON.parse(raw, { relaxed: true }) as Document;
   } catch (error) {
-    throw corrupt(`not Extended JSON: ${(error as Error).message}`);
+    throw corruptError(key, `not Extended JSON: ${(error as Error).message}`);
   }
-  if (parsed === null || typeof parsed !== 'object') throw corrupt('not an object');
-  if (parsed.v !== POSITION_VERSION) throw corrupt(`unknown version ${JSON.stringify(parsed.v)}`);
+  if (parsed === null || typeof parsed !== 'object') throw corruptError(key, 'not an object');
+  if (parsed.v !== POSITION_VERSION) {
+    throw corruptError(key, `unknown version ${JSON.stringify(parsed.v)}`);
+  }
+  return parsed;
+}
+
+/** Parses what the token key holds: a position or a start marker (UserError when corrupt). */
+export function decodeStored(raw: string, key: string): StoredStart {
+  const parsed = parseStored(raw, key);
+  if (!('token' in parsed) && 'startAtOperationTime' in parsed) {
+    const startAt = parsed.startAtOperationTime as unknown;
+    if (!(startAt instanceof Timestamp)) {
+      throw corruptError(key, 'startAtOperationTime is not a Timestamp');
+    }
+    return {
+      kind: 'marker',
+      marker: {
+        startAt,
+        savedAt: parsed.savedAt instanceof Date ? parsed.savedAt : new Date(0),
+        reason: typeof parsed.reason === 'string' ? parsed.reason : '',
+      },
+    };
+  }
+  return { kind: 'position', position: decodePosition(raw, key) };
+}
+
+/** Parses a stored position; throws a UserError naming the key and the ways out when corrupt. */
+export function decodePosition(raw: string, key: string): StoredPosition {
+  const corrupt = (why: string) => corruptError(key, why);
+  const parsed = parseStored(raw, key);
   const token = parsed.token as Document | undefined;
   if (!token || typeof token !== 'object' || !('_data' in token)) throw corrupt('no token._data');
   const data = token._data;
@@ -70,8 +127,19 @@ export class PositionStore {
   }
 
   async load(): Promise<StoredPosition | null> {
+    const stored = await this.loadStart();
+    return stored?.kind === 'position' ? stored.position : null;
+  }
+
+  /** The stored position or start marker, if any. */
+  async loadStart(): Promise<StoredStart | null> {
     const raw = await this.redis.get(this.keys.token);
-    return raw === null ? null : decodePosition(raw, this.keys.token);
+    return raw === null ? null : decodeStored(raw, this.keys.token);
+  }
+
+  /** Makes the next start begin at `startAt` (replacing any stored token). */
+  async saveStartMarker(marker: StartMarker): Promise<void> {
+    await this.redis.set(this.keys.token, encodeStartMarker(marker));
   }
 
   async save(position: StoredPosition): Promise<void> {

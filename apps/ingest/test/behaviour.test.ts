@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
+import { MongoClient, Timestamp } from 'mongodb';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { ingestKeys } from '@changeq/shared';
 import {
@@ -12,6 +12,7 @@ import {
   type RunningMongo,
   type RunningStack,
 } from '@changeq/stack';
+import { PositionStore } from '../src/position-store.js';
 import { RecordingConsumer } from './chaos.js';
 import {
   readQueues,
@@ -196,6 +197,35 @@ describe('the ingest', () => {
       await consumer.close();
     }
     expect(ingest.output()).toContain('backlog below the limit');
+  });
+
+  test('a stored start time (changeq token set --at, resync) starts the stream at it; the first batch replaces it with a token', async () => {
+    const env = isolated({ WATCH: 'marker.c' });
+    const collection = mongo.db('marker').collection('c');
+    await collection.insertMany([{ phase: 'before' }, { phase: 'before' }]);
+    const reply = await mongo.db('admin').command({ hello: 1 });
+    const after = reply.operationTime as Timestamp;
+    const startAt = new Timestamp({
+      t: after.getHighBitsUnsigned(),
+      i: after.getLowBitsUnsigned() + 1,
+    });
+    await collection.insertMany([{ phase: 'after' }, { phase: 'after' }, { phase: 'after' }]);
+    const redis = new Redis(env.REDIS_URL);
+    const store = new PositionStore(redis, env.QUEUE_PREFIX, env.INGEST_ID);
+    await store.saveStartMarker({ startAt, savedAt: new Date(), reason: 'test' });
+    expect(await store.load()).toBeNull(); // a marker is not a resume position
+    const ingest = run(env);
+    await waitFor(async () => (await jobsOf(env)).length >= 3, 'the events after the start time');
+    const jobs = await jobsOf(env);
+    expect(
+      jobs.map((job) => (job.event as { fullDocument?: { phase?: string } }).fullDocument?.phase),
+    ).toEqual(['after', 'after', 'after']);
+    await waitFor(
+      async () => (await store.loadStart())?.kind === 'position',
+      'a token in place of the marker',
+    );
+    expect(ingest.output()).toContain('a start time is stored');
+    redis.disconnect();
   });
 
   test('a corrupt stored token stops it with a clear message, without touching the token', async () => {

@@ -2,7 +2,12 @@ import { Timestamp } from 'mongodb';
 import { describe, expect, test } from 'vitest';
 import { UserError } from '@changeq/shared';
 import { Backoff } from '../src/backoff.js';
-import { decodePosition, encodePosition } from '../src/position-store.js';
+import {
+  decodePosition,
+  decodeStored,
+  encodePosition,
+  encodeStartMarker,
+} from '../src/position-store.js';
 import { compareTokenData, tokenClusterTime } from '../src/resume-token.js';
 import { parseWatch, scopeMatch, singleDatabase } from '../src/watch-scope.js';
 
@@ -86,6 +91,27 @@ describe('resume tokens', () => {
         /changeq:ingest:default:token" is corrupt/,
       );
     }
+  });
+});
+
+describe('start markers', () => {
+  test('a marker survives the round trip, is told apart from a position, and is never read as a token', () => {
+    const marker = {
+      startAt: new Timestamp({ t: 1_795_000_000, i: 3 }),
+      savedAt: new Date('2026-01-02T03:04:06Z'),
+      reason: 'changeq token set --at',
+    };
+    const raw = encodeStartMarker(marker);
+    expect(decodeStored(raw, 'k')).toEqual({ kind: 'marker', marker });
+    expect(() => decodePosition(raw, 'k')).toThrow(/is corrupt \(no token._data\)/);
+    const position = {
+      token: { _data: '8265A1B2C3000000072B' },
+      clusterTime: new Timestamp({ t: 1, i: 2 }),
+      wallTime: null,
+      savedAt: new Date('2026-01-02T03:04:06Z'),
+    };
+    expect(decodeStored(encodePosition(position), 'k')).toEqual({ kind: 'position', position });
+    expect(() => decodeStored('{"v":1,"startAtOperationTime":5}', 'k')).toThrow(/not a Timestamp/);
   });
 });
 
