@@ -1,0 +1,7 @@
+export { readBoardConfig, isLoopback, type BoardConfig } from './config.js';
+export { basicAuth, credentialsMatch, parseBasicAuth } from './auth.js';
+export { formatJobData } from './format.js';
+export { createGuard, type GuardOptions, type QueueKind } from './guard.js';
+export { QueueRegistry } from './queues.js';
+export { startBoard, type Board, type StartBoardOptions } from './server.js';
+export { watchWorkersFile, type WorkersFileWatcher } from './watch.js';

@@ -1,0 +1,209 @@
+/**
+ * The board: Bull Board over the event queue and the dead-letter queue of every worker name in
+ * workers.toml, served by Express, following the file as it changes.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { createBullBoard } from '@bull-board/api';
+import { ExpressAdapter } from '@bull-board/express';
+import express from 'express';
+import { Redis } from 'ioredis';
+import {
+  UserError,
+  formatUserError,
+  redactUri,
+  redisConnectionOptions,
+  type Logger,
+  type WorkersConfig,
+} from '@changeq/shared';
+import { basicAuth } from './auth.js';
+import type { BoardConfig } from './config.js';
+import { createGuard } from './guard.js';
+import { QueueRegistry } from './queues.js';
+import { watchWorkersFile } from './watch.js';
+
+export interface Board {
+  /** The board's address, e.g. `http://127.0.0.1:3000/`. */
+  readonly url: string;
+  readonly port: number;
+  /** The worker names shown now. */
+  workers(): string[];
+  /** Closes the HTTP server, the file watcher and the Redis connection. */
+  close(): Promise<void>;
+}
+
+export interface StartBoardOptions {
+  log: Logger;
+  /** workers.toml as read at start (the caller reports a broken file as a start-up error). */
+  workers: WorkersConfig;
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::' || host === '[::]') return '[::1]';
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+async function listen(app: express.Express, config: BoardConfig): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(config.port, config.host);
+    server.once('listening', () => resolve(server));
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const where = `${config.host}:${config.port}`;
+      if (error.code === 'EADDRINUSE') {
+        reject(
+          new UserError(
+            `port ${config.port} on ${config.host} is already in use`,
+            `stop what listens on ${where} or set BOARD_PORT to a free port`,
+          ),
+        );
+      } else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') {
+        reject(
+          new UserError(
+            `BOARD_HOST=${JSON.stringify(config.host)} is not an address of this machine`,
+            'set BOARD_HOST to one of its addresses (127.0.0.1, or 0.0.0.0 for all), or unset it',
+          ),
+        );
+      } else if (error.code === 'EACCES') {
+        reject(
+          new UserError(
+            `not allowed to listen on ${where}`,
+            'set BOARD_PORT to a port above 1023, or run with the privilege to bind it',
+          ),
+        );
+      } else {
+        reject(error);
+      }
+    });
+  });
+}
+
+export async function startBoard(config: BoardConfig, options: StartBoardOptions): Promise<Board> {
+  const { log } = options;
+  const shownRedis = redactUri(config.redisUrl);
+
+  // One connection for every queue. Commands fail at once while it is down (no offline queue),
+  // and the guard answers 503 meanwhile; ioredis keeps reconnecting, so the board recovers alone.
+  const redis = new Redis({
+    ...redisConnectionOptions(config.redisUrl),
+    connectionName: 'changeq-board',
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times: number) => Math.min(250 * times, 2000),
+  });
+  let closing = false;
+  let lastError: string | undefined;
+  let state: 'connecting' | 'up' | 'down' = 'connecting';
+  redis.on('error', (error: Error) => {
+    lastError = error.message;
+    if (state !== 'down' && !closing) {
+      log.warn(
+        { redisUrl: shownRedis, err: error.message },
+        'cannot reach Redis: the board answers 503 (REDIS_UNAVAILABLE) until it is back; retrying',
+      );
+    }
+    state = 'down';
+  });
+  redis.on('close', () => {
+    if (state === 'up' && !closing) {
+      log.warn({ redisUrl: shownRedis }, 'lost the connection to Redis; reconnecting');
+      state = 'down';
+    }
+  });
+  redis.on('ready', () => {
+    log.info(
+      { redisUrl: shownRedis },
+      state === 'down' ? 'Redis is reachable again' : 'connected to Redis',
+    );
+    state = 'up';
+    lastError = undefined;
+  });
+
+  const registry = new QueueRegistry({ redis, prefix: config.prefix, readOnly: config.readOnly });
+  registry.update(options.workers.names);
+
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath(config.basePath);
+  const board = createBullBoard({
+    queues: registry.adapters,
+    serverAdapter,
+    options: {
+      uiConfig: {
+        boardTitle: config.readOnly ? 'changeq (read-only)' : 'changeq',
+        jobDetails: { defaultTab: 'Data' },
+      },
+      handlerHooks: {
+        before: createGuard({
+          readOnly: config.readOnly,
+          kindOf: (name) => registry.kindOf(name),
+          redisProblem: () =>
+            redis.status === 'ready'
+              ? undefined
+              : `cannot reach Redis at ${shownRedis}${lastError === undefined ? '' : ` (${lastError})`}; the board retries and shows the queues once it is back`,
+        }),
+      },
+    },
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  if (config.credentials !== undefined) app.use(basicAuth(config.credentials));
+  if (config.basePath !== '/') {
+    app.get('/', (_req, res) => res.redirect(`${config.basePath}/`));
+  }
+  app.use(config.basePath, serverAdapter.getRouter() as express.Router);
+
+  const watcher = watchWorkersFile(config.workersFile, readFileSync(config.workersFile, 'utf8'), {
+    onChange: (workers) => {
+      const { added, removed } = registry.update(workers.names);
+      board.replaceQueues(registry.adapters);
+      log.info(
+        { file: config.workersFile, workers: workers.names, added, removed },
+        added.length + removed.length === 0
+          ? 'workers file read again: the same workers'
+          : 'workers file changed: queues updated',
+      );
+    },
+    onError: (error) => {
+      log.error(
+        { file: config.workersFile, line: error.line, workers: registry.workers },
+        `workers file not applied, keeping the last good set of queues: ${formatUserError(error)}`,
+      );
+    },
+  });
+
+  let server: Server;
+  try {
+    server = await listen(app, config);
+  } catch (error) {
+    closing = true;
+    watcher.close();
+    await registry.close();
+    redis.disconnect();
+    throw error;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const path = config.basePath === '/' ? '/' : `${config.basePath}/`;
+  const url = `http://${urlHost(config.host)}:${port}${path}`;
+
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    workers: () => registry.workers,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        watcher.close();
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections(); // the UI's keep-alive connections would hold close() open
+        await stopped;
+        await registry.close();
+        if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+        else redis.disconnect();
+      })();
+      return closed;
+    },
+  };
+}
