@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs what the project needs on a fresh machine, and nothing when it is already there:
-// the npm dependencies (again whenever package-lock.json changed) and Debian's redis-server.
+// the npm dependencies (again whenever package-lock.json changed), Debian's redis-server and,
+// with --browser (the test suite's browser test of Bull Board), Debian's chromium.
 // Uses only Node's standard library, because it runs before `npm ci`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
+const browser = process.argv.includes('--browser');
 const say = (line) => {
   if (!quiet) console.error(`[bootstrap] ${line}`);
 };
@@ -64,18 +66,18 @@ export function redisServerBinary() {
   return onPath('redis-server') ? 'redis-server' : null;
 }
 
-function ensureRedis() {
-  if (redisServerBinary()) return;
+/** Installs Debian packages with apt-get, as root or with passwordless sudo; exits with the fix otherwise. */
+function aptInstall(pkg, { why, fix }) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const sudo = isRoot ? [] : onPath('sudo') ? ['sudo', '-n'] : null;
   if (!sudo || !onPath('apt-get')) {
     fail(
-      'redis-server is not installed and this script cannot install it (needs apt-get and root or passwordless sudo).',
-      'install Redis 6.2+ yourself (Debian: apt-get install redis-server) or set REDIS_SERVER_BIN to its path.',
+      `${pkg} is not installed and this script cannot install it (needs apt-get and root or passwordless sudo).`,
+      fix,
     );
   }
-  say("installing Debian's redis-server with apt-get (the project starts its own instances)");
-  // RUNLEVEL=1 keeps the package's init script from starting a system-wide Redis on 6379.
+  say(`installing Debian's ${pkg} with apt-get (${why})`);
+  // RUNLEVEL=1 keeps a package's init script from starting a system-wide service.
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', RUNLEVEL: '1' };
   const run = (args) => {
     const [cmd, ...rest] = [...sudo, ...args];
@@ -83,18 +85,38 @@ function ensureRedis() {
   };
   try {
     run(['apt-get', 'update']);
-    run(['apt-get', 'install', '-y', '--no-install-recommends', 'redis-server']);
+    run(['apt-get', 'install', '-y', '--no-install-recommends', pkg]);
   } catch {
-    fail(
-      'apt-get could not install redis-server.',
-      'check that the Debian package mirrors are reachable, or install Redis yourself and set REDIS_SERVER_BIN.',
-    );
+    fail(`apt-get could not install ${pkg}.`, `check that the Debian package mirrors are reachable, or ${fix}`);
   }
+}
+
+function ensureRedis() {
+  if (redisServerBinary()) return;
+  aptInstall('redis-server', {
+    why: 'the project starts its own instances',
+    fix: 'install Redis 6.2+ yourself (Debian: apt-get install redis-server) or set REDIS_SERVER_BIN to its path.',
+  });
   if (!redisServerBinary()) {
     fail('redis-server is still missing after apt-get install.', 'install it by hand and set REDIS_SERVER_BIN.');
+  }
+}
+
+/** Where the browser test of apps/board expects Chromium (Debian's package puts it there). */
+export const CHROMIUM_BIN = '/usr/bin/chromium';
+
+function ensureChromium() {
+  if (existsSync(CHROMIUM_BIN)) return;
+  aptInstall('chromium', {
+    why: "the browser test of Bull Board drives it headless; it is not Playwright's download",
+    fix: `install Chromium yourself (Debian: apt-get install chromium) so that ${CHROMIUM_BIN} exists.`,
+  });
+  if (!existsSync(CHROMIUM_BIN)) {
+    fail(`${CHROMIUM_BIN} is still missing after apt-get install chromium.`, "install Debian's chromium package by hand.");
   }
 }
 
 checkNode();
 ensureNpmDependencies();
 ensureRedis();
+if (browser) ensureChromium();
