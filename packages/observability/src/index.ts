@@ -1,1 +1,41 @@
-export {};
+/** @changeq/observability: Prometheus metrics and the /metrics, /healthz, /readyz server. */
+export { createRegistry, METRIC_PREFIX } from './registry.js';
+export {
+  startHttpServer,
+  evaluateReadiness,
+  withTimeout,
+  type HttpServerOptions,
+  type RunningHttpServer,
+  type Readiness,
+  type ReadinessCheck,
+} from './server.js';
+export {
+  QueueCounts,
+  registerQueueMetrics,
+  readJobCounts,
+  JOB_STATES,
+  type JobCounts,
+  type JobState,
+  type QueueCountsOptions,
+} from './queue-counts.js';
+export {
+  createIngestMetrics,
+  namespaceLabel,
+  INGEST_STATES,
+  INGEST_READY_STATES,
+  type IngestMetrics,
+  type IngestMetricsOptions,
+  type IngestStatusLike,
+  type EventLike,
+  type ClusterTimeLike,
+} from './ingest-metrics.js';
+export {
+  createWorkerMetrics,
+  jobIdOf,
+  WORKER_STATES,
+  HANDLER_BUCKETS,
+  type WorkerMetrics,
+  type WorkerMetricHooks,
+  type WorkerMetricsOptions,
+} from './worker-metrics.js';
+export { httpSettings, type HttpSettings } from './settings.js';

@@ -1,0 +1,211 @@
+/**
+ * The worker's metrics: a `SchedulerHooks` implementation (structurally typed: this package does
+ * not depend on @changeq/worker, which depends on it) plus a wrapper for the handler dispatch that
+ * learns each job's namespace and operation, which the hooks do not carry.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { namespaceLabel, type EventLike } from './ingest-metrics.js';
+
+interface HookJobLike {
+  jobId: string;
+}
+
+type Outcome = 'ok' | 'failed' | 'aborted';
+
+/** The subset of `SchedulerHooks` (apps/worker/src/scheduler/hooks.ts) these metrics use. */
+export interface WorkerMetricHooks {
+  handlerFinished(job: HookJobLike & { durationMs: number; outcome: Outcome }): void;
+  retryScheduled(job: HookJobLike): void;
+  deadLettered(job: HookJobLike): void;
+  jobDone(job: HookJobLike & { result: string }): void;
+  backlog(sizes: { held: number; running: number; backingOff: number }): void;
+}
+
+export const WORKER_STATES = ['connecting', 'standby', 'active', 'stopping', 'stopped'] as const;
+
+/** Seconds; handler calls range from sub-millisecond to the 60 s default timeout. */
+export const HANDLER_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+];
+
+export interface WorkerMetricsOptions {
+  registry: Registry;
+  worker: string;
+  /** The worker's state (RunningWorker#state), read when scraped; undefined before it starts. */
+  state: () => string | undefined;
+  /** More gauges read when scraped (e.g. blocked documents), all labelled with the worker. */
+  extra?: () => Promise<{ blockedDocuments: number; pendingCommands: number } | null>;
+}
+
+export interface WorkerMetrics {
+  hooks: WorkerMetricHooks;
+  /**
+   * Wraps the handler dispatch so that the hooks can label a job with its event's namespace and
+   * operation (the dispatch is called between `handlerStarted` and `handlerFinished`).
+   */
+  wrapDispatch<E extends EventLike, C extends { jobId: string }, R>(
+    dispatch: (event: E, ctx: C) => R,
+  ): (event: E, ctx: C) => R;
+}
+
+const MAX_TRACKED = 100_000;
+
+/**
+ * The hooks name a job by the scheduler's task id: the BullMQ job id behind `e:` (an event) or
+ * `r:` (a dead-letter re-run). BullMQ job ids of changeq are hex digests, without a colon.
+ */
+export function jobIdOf(taskId: string): string {
+  const colon = taskId.indexOf(':');
+  return colon < 0 ? taskId : taskId.slice(colon + 1);
+}
+const UNKNOWN = { namespace: 'unknown', operation: 'unknown' };
+
+export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetrics {
+  const registers = [options.registry];
+  const worker = options.worker;
+  /** jobId -> labels, from the dispatch; dropped when the job leaves the scheduler. */
+  const labels = new Map<string, { namespace: string; operation: string }>();
+  const labelsOf = (taskId: string) => ({ worker, ...(labels.get(jobIdOf(taskId)) ?? UNKNOWN) });
+
+  const duration = new Histogram({
+    name: 'changeq_worker_handler_duration_seconds',
+    help: 'Handler calls: how long each took, by namespace, operation and outcome (ok, failed, aborted). The count is the number of calls.',
+    labelNames: ['worker', 'namespace', 'operation', 'outcome'] as const,
+    buckets: HANDLER_BUCKETS,
+    registers,
+  });
+  const failures = new Counter({
+    name: 'changeq_worker_handler_failures_total',
+    help: 'Handler calls that failed (threw, rejected or timed out).',
+    labelNames: ['worker', 'namespace', 'operation'] as const,
+    registers,
+  });
+  const retries = new Counter({
+    name: 'changeq_worker_retries_total',
+    help: 'Failed attempts that will be retried after a backoff.',
+    labelNames: ['worker', 'namespace', 'operation'] as const,
+    registers,
+  });
+  const deadLetters = new Counter({
+    name: 'changeq_worker_dead_letters_total',
+    help: 'Events whose last attempt failed and that went to the dead-letter queue <name>.dead.',
+    labelNames: ['worker', 'namespace', 'operation'] as const,
+    registers,
+  });
+  const finished = new Counter({
+    name: 'changeq_worker_jobs_finished_total',
+    help: 'Jobs that left the worker, by result: completed, dead-lettered, parked (behind a dead letter of their document) or dropped.',
+    labelNames: ['worker', 'result'] as const,
+    registers,
+  });
+  const held = new Gauge({
+    name: 'changeq_worker_jobs_held',
+    help: 'Jobs the worker holds (fetched, running, waiting for their document or a retry).',
+    labelNames: ['worker'] as const,
+    registers,
+  });
+  const running = new Gauge({
+    name: 'changeq_worker_handlers_running',
+    help: 'Handler calls running now (at most concurrency).',
+    labelNames: ['worker'] as const,
+    registers,
+  });
+  const backingOff = new Gauge({
+    name: 'changeq_worker_jobs_backing_off',
+    help: 'Jobs waiting for a retry after a failed attempt.',
+    labelNames: ['worker'] as const,
+    registers,
+  });
+  for (const gauge of [held, running, backingOff]) gauge.set({ worker }, 0);
+
+  new Gauge({
+    name: 'changeq_worker_lease_held',
+    help: "1 while this process holds the worker name's lease and runs its jobs, else 0 (standby, connecting, stopping).",
+    labelNames: ['worker'] as const,
+    registers,
+    collect() {
+      this.set({ worker }, options.state() === 'active' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'changeq_worker_state',
+    help: 'The state of the worker process: 1 for the current state, 0 for the others.',
+    labelNames: ['worker', 'state'] as const,
+    registers,
+    collect() {
+      const current = options.state() ?? 'connecting';
+      this.reset();
+      for (const state of new Set<string>([...WORKER_STATES, current])) {
+        this.set({ worker, state }, state === current ? 1 : 0);
+      }
+    },
+  });
+  if (options.extra) {
+    const extra = options.extra;
+    let reading: ReturnType<typeof extra> | null = null;
+    const read = () => {
+      reading ??= extra().finally(() => (reading = null));
+      return reading;
+    };
+    new Gauge({
+      name: 'changeq_worker_blocked_documents',
+      help: 'Documents blocked by a dead letter (dead_letter = "block"): their later events are parked.',
+      labelNames: ['worker'] as const,
+      registers,
+      async collect() {
+        this.reset();
+        const values = await read().catch(() => null);
+        if (values) this.set({ worker }, values.blockedDocuments);
+      },
+    });
+    new Gauge({
+      name: 'changeq_worker_pending_commands',
+      help: 'Operator commands (dead-letter retry/discard) queued that the active process has not carried out yet.',
+      labelNames: ['worker'] as const,
+      registers,
+      async collect() {
+        this.reset();
+        const values = await read().catch(() => null);
+        if (values) this.set({ worker }, values.pendingCommands);
+      },
+    });
+  }
+
+  return {
+    hooks: {
+      handlerFinished(job) {
+        const jobLabels = labelsOf(job.jobId);
+        duration.observe({ ...jobLabels, outcome: job.outcome }, job.durationMs / 1000);
+        if (job.outcome === 'failed') failures.inc(jobLabels);
+      },
+      retryScheduled(job) {
+        retries.inc(labelsOf(job.jobId));
+      },
+      deadLettered(job) {
+        deadLetters.inc(labelsOf(job.jobId));
+      },
+      jobDone(job) {
+        finished.inc({ worker, result: job.result });
+        labels.delete(jobIdOf(job.jobId));
+      },
+      backlog(sizes) {
+        held.set({ worker }, sizes.held);
+        running.set({ worker }, sizes.running);
+        backingOff.set({ worker }, sizes.backingOff);
+      },
+    },
+    wrapDispatch(dispatch) {
+      return (event, ctx) => {
+        if (!labels.has(ctx.jobId)) {
+          // Jobs abandoned when the lease is lost never report jobDone: keep the map bounded.
+          if (labels.size >= MAX_TRACKED) labels.delete(labels.keys().next().value!);
+          labels.set(ctx.jobId, {
+            namespace: namespaceLabel(event),
+            operation: String(event.operationType),
+          });
+        }
+        return dispatch(event, ctx);
+      };
+    },
+  };
+}

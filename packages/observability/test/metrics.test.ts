@@ -1,0 +1,259 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import { createLogger } from '@changeq/shared';
+import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import {
+  QueueCounts,
+  createIngestMetrics,
+  createRegistry,
+  createWorkerMetrics,
+  jobIdOf,
+  registerQueueMetrics,
+  type IngestStatusLike,
+} from '../src/index.js';
+
+const log = createLogger({ name: 'test', level: 'silent' });
+
+/** The value of one sample in the registry's text output, or undefined when it has none. */
+async function sample(registry: Registry, name: string, labels: Record<string, string> = {}) {
+  const text = await registry.metrics();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (.+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = Object.fromEntries(
+      [...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]),
+    );
+    if (Object.entries(labels).every(([key, value]) => have[key] === value))
+      return Number(match[3]);
+  }
+  return undefined;
+}
+
+const ts = (seconds: number) => ({ getHighBitsUnsigned: () => seconds });
+
+describe('ingest metrics', () => {
+  test('events by namespace and operation, jobs, state, lag, token age and backpressure time', async () => {
+    const registry = createRegistry({ defaultMetrics: false });
+    let nowMs = 1_000_000_000;
+    const status: IngestStatusLike = {
+      state: 'starting',
+      position: null,
+      lastEvent: null,
+      caughtUpAt: null,
+    };
+    const metrics = createIngestMetrics({
+      registry,
+      status: () => status,
+      ingestId: 'main',
+      prefix: 'changeq',
+      watch: 'database shop',
+      now: () => nowMs,
+    });
+    expect(await sample(registry, 'changeq_ingest_lag_seconds')).toBeNaN();
+    expect(await sample(registry, 'changeq_ingest_token_age_seconds')).toBeNaN();
+    expect(await sample(registry, 'changeq_ingest_state', { state: 'starting' })).toBe(1);
+
+    metrics.committed({
+      events: [
+        { operationType: 'insert', ns: { db: 'shop', coll: 'orders' } },
+        { operationType: 'insert', ns: { db: 'shop', coll: 'orders' } },
+        { operationType: 'dropDatabase', ns: { db: 'shop' } },
+      ],
+      added: 5,
+      skipped: 1,
+    });
+    metrics.state('streaming');
+    status.state = 'streaming';
+    const eventSeconds = nowMs / 1000 - 30;
+    status.lastEvent = { clusterTime: ts(eventSeconds), wallTime: null };
+    status.position = {
+      clusterTime: ts(eventSeconds),
+      wallTime: null,
+      savedAt: new Date(nowMs - 1000),
+    };
+    const events = (labels: Record<string, string>) =>
+      sample(registry, 'changeq_ingest_events_total', labels);
+    expect(await events({ namespace: 'shop.orders', operation: 'insert' })).toBe(2);
+    expect(await events({ namespace: 'shop', operation: 'dropDatabase' })).toBe(1);
+    expect(await sample(registry, 'changeq_ingest_jobs_added_total')).toBe(5);
+    expect(await sample(registry, 'changeq_ingest_jobs_skipped_total')).toBe(1);
+    expect(await sample(registry, 'changeq_ingest_state', { state: 'streaming' })).toBe(1);
+    expect(await sample(registry, 'changeq_ingest_state', { state: 'starting' })).toBe(0);
+    expect(await sample(registry, 'changeq_ingest_lag_seconds')).toBe(30);
+    expect(await sample(registry, 'changeq_ingest_token_age_seconds')).toBe(30);
+    expect(await sample(registry, 'changeq_ingest_last_event_timestamp_seconds')).toBe(
+      eventSeconds,
+    );
+
+    // A read found nothing waiting: the ingest is current although the last event is old.
+    status.caughtUpAt = new Date(nowMs - 500);
+    expect(await sample(registry, 'changeq_ingest_lag_seconds')).toBe(0.5);
+    expect(await sample(registry, 'changeq_ingest_token_age_seconds')).toBe(30);
+
+    metrics.backpressure(true);
+    nowMs += 4000;
+    expect(await sample(registry, 'changeq_ingest_backpressure_seconds_total')).toBe(4);
+    nowMs += 2000;
+    metrics.backpressure(false);
+    nowMs += 9000;
+    expect(await sample(registry, 'changeq_ingest_backpressure_seconds_total')).toBe(6);
+    expect(await sample(registry, 'changeq_ingest_backpressure_pauses_total')).toBe(1);
+    expect(
+      await sample(registry, 'changeq_ingest_info', {
+        ingest_id: 'main',
+        prefix: 'changeq',
+        watch: 'database shop',
+      }),
+    ).toBe(1);
+  });
+});
+
+describe('worker metrics', () => {
+  test('hooks labelled by the dispatched event: durations, failures, retries, dead letters, lease', async () => {
+    const registry = createRegistry({ defaultMetrics: false });
+    const worker: { state?: string } = {};
+    const metrics = createWorkerMetrics({
+      registry,
+      worker: 'alpha',
+      state: () => worker.state,
+      extra: async () => ({ blockedDocuments: 2, pendingCommands: 1 }),
+    });
+    expect(await sample(registry, 'changeq_worker_lease_held', { worker: 'alpha' })).toBe(0);
+    worker.state = 'active';
+    expect(await sample(registry, 'changeq_worker_lease_held', { worker: 'alpha' })).toBe(1);
+
+    const dispatch = metrics.wrapDispatch(
+      (
+        event: { operationType: string; ns: { db: string; coll: string } },
+        ctx: { jobId: string },
+      ) => `${event.operationType} ${ctx.jobId}`,
+    );
+    const order = { operationType: 'update', ns: { db: 'shop', coll: 'orders' } };
+    expect(dispatch(order, { jobId: 'j1' })).toBe('update j1');
+    metrics.hooks.handlerFinished({ jobId: 'e:j1', durationMs: 20, outcome: 'failed' });
+    metrics.hooks.retryScheduled({ jobId: 'e:j1' });
+    dispatch(order, { jobId: 'j1' });
+    metrics.hooks.handlerFinished({ jobId: 'e:j1', durationMs: 40, outcome: 'failed' });
+    metrics.hooks.deadLettered({ jobId: 'e:j1' });
+    metrics.hooks.jobDone({ jobId: 'e:j1', result: 'dead-lettered' });
+    dispatch({ operationType: 'insert', ns: { db: 'shop', coll: 'users' } }, { jobId: 'j2' });
+    metrics.hooks.handlerFinished({ jobId: 'e:j2', durationMs: 5, outcome: 'ok' });
+    metrics.hooks.jobDone({ jobId: 'e:j2', result: 'completed' });
+    metrics.hooks.jobDone({ jobId: 'e:j3', result: 'parked' });
+    metrics.hooks.backlog({ held: 7, running: 3, backingOff: 1 });
+
+    const labels = { worker: 'alpha', namespace: 'shop.orders', operation: 'update' };
+    expect(
+      await sample(registry, 'changeq_worker_handler_duration_seconds_count', {
+        ...labels,
+        outcome: 'failed',
+      }),
+    ).toBe(2);
+    expect(
+      await sample(registry, 'changeq_worker_handler_duration_seconds_sum', {
+        ...labels,
+        outcome: 'failed',
+      }),
+    ).toBeCloseTo(0.06);
+    expect(
+      await sample(registry, 'changeq_worker_handler_duration_seconds_count', {
+        worker: 'alpha',
+        namespace: 'shop.users',
+        operation: 'insert',
+        outcome: 'ok',
+      }),
+    ).toBe(1);
+    expect(await sample(registry, 'changeq_worker_handler_failures_total', labels)).toBe(2);
+    expect(await sample(registry, 'changeq_worker_retries_total', labels)).toBe(1);
+    expect(await sample(registry, 'changeq_worker_dead_letters_total', labels)).toBe(1);
+    for (const [result, count] of [
+      ['completed', 1],
+      ['dead-lettered', 1],
+      ['parked', 1],
+    ] as const) {
+      expect(
+        await sample(registry, 'changeq_worker_jobs_finished_total', { worker: 'alpha', result }),
+      ).toBe(count);
+    }
+    expect(await sample(registry, 'changeq_worker_jobs_held')).toBe(7);
+    expect(await sample(registry, 'changeq_worker_handlers_running')).toBe(3);
+    expect(await sample(registry, 'changeq_worker_jobs_backing_off')).toBe(1);
+    expect(await sample(registry, 'changeq_worker_blocked_documents')).toBe(2);
+    expect(await sample(registry, 'changeq_worker_pending_commands')).toBe(1);
+    expect(await sample(registry, 'changeq_worker_state', { state: 'active' })).toBe(1);
+  });
+
+  test('task ids map to job ids', () => {
+    expect(jobIdOf('e:9f2c')).toBe('9f2c');
+    expect(jobIdOf('r:9f2c')).toBe('9f2c');
+    expect(jobIdOf('9f2c')).toBe('9f2c');
+  });
+});
+
+describe('queue counts', () => {
+  let server: RunningRedis;
+  let redis: Redis;
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+
+  test('agree with BullMQ, are cached for maxAgeMs, and vanish (not go stale) when Redis cannot be read', async () => {
+    const queue = new Queue('alpha', { connection: redis, prefix: 'qc' });
+    await queue.addBulk([1, 2, 3].map((n) => ({ name: 'insert shop.orders', data: { n } })));
+    await queue.add('later', {}, { delay: 60_000 });
+
+    const cached = new QueueCounts({
+      redis,
+      prefix: 'qc',
+      queues: ['alpha', 'alpha.dead'],
+      maxAgeMs: 3_600_000,
+      log,
+    });
+    const fresh = new QueueCounts({
+      redis,
+      prefix: 'qc',
+      queues: ['alpha', 'alpha.dead'],
+      maxAgeMs: 0,
+      log,
+    });
+    const registry = createRegistry({ defaultMetrics: false });
+    registerQueueMetrics(registry, fresh);
+
+    const truth = await queue.getJobCounts('waiting', 'delayed', 'active');
+    const first = await cached.get();
+    expect(first.get('alpha')).toMatchObject(truth);
+    expect(first.get('alpha.dead')?.waiting).toBe(0);
+    expect(await sample(registry, 'changeq_queue_jobs', { queue: 'alpha', state: 'waiting' })).toBe(
+      truth.waiting,
+    );
+
+    await queue.add('one more', {});
+    expect((await cached.get()).get('alpha')?.waiting).toBe(truth.waiting); // cached
+    expect((await fresh.get()).get('alpha')?.waiting).toBe(await queue.getWaitingCount());
+
+    const unreachable = new Redis({
+      port: await freePort(),
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    unreachable.on('error', () => undefined);
+    const broken = new QueueCounts({ redis: unreachable, prefix: 'qc', queues: ['alpha'], log });
+    const brokenRegistry = createRegistry({ defaultMetrics: false });
+    registerQueueMetrics(brokenRegistry, broken);
+    await expect(broken.get()).rejects.toThrow();
+    expect(await sample(brokenRegistry, 'changeq_queue_jobs')).toBeUndefined();
+
+    await Promise.all([cached.close(), fresh.close(), broken.close(), queue.close()]);
+    unreachable.disconnect();
+  });
+});
