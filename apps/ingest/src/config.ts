@@ -58,7 +58,8 @@ Settings come from the environment (see docs/configuration.md):
   BATCH_SIZE (1000)   MAX_AWAIT_TIME_MS (1000)   QUEUE_PREFIX (changeq)   INGEST_ID (default)
   BACKLOG_LIMIT (100000)   KEEP_COMPLETED_SECONDS (3600)   KEEP_COMPLETED_COUNT (10000)
   KEEP_FAILED_SECONDS (604800)   CONNECT_TIMEOUT_MS (30000)   SHUTDOWN_TIMEOUT_MS (4000)
-  HTTP_PORT (0 = off)   EXCLUDE_DBS (extra databases a deployment-wide stream skips)
+  HTTP_PORT (0 = off; /metrics, /healthz, /readyz)   HTTP_HOST (127.0.0.1)
+  EXCLUDE_DBS (extra databases a deployment-wide stream skips)
 
 Options:
   --accept-gap   if the stored resume point has left the oplog, continue from now and log the

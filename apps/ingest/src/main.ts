@@ -1,7 +1,27 @@
 #!/usr/bin/env node
-import { createLogger, runMain } from '@changeq/shared';
-import { USAGE, loadConfig, parseFlags } from './config.js';
+import { Redis } from 'ioredis';
+import {
+  INGEST_READY_STATES,
+  QueueCounts,
+  createIngestMetrics,
+  createRegistry,
+  evaluateReadiness,
+  httpSettings,
+  registerQueueMetrics,
+  startHttpServer,
+  type HttpSettings,
+} from '@changeq/observability';
+import {
+  createLogger,
+  deadLetterQueueName,
+  eventQueueName,
+  redisConnectionOptions,
+  runMain,
+  type Logger,
+} from '@changeq/shared';
+import { USAGE, loadConfig, parseFlags, type IngestConfig } from './config.js';
 import { Ingest } from './ingest.js';
+import { describeScope } from './watch-scope.js';
 
 runMain('changeq-ingest', async () => {
   const flags = parseFlags(process.argv.slice(2));
@@ -10,8 +30,11 @@ runMain('changeq-ingest', async () => {
     return;
   }
   const config = loadConfig(process.env, flags);
+  const http = httpSettings({ ...process.env, HTTP_PORT: String(config.httpPort) });
   const log = createLogger({ name: 'ingest' });
   const ingest = new Ingest(config, log);
+  const observability =
+    http.port === 0 ? null : await serveObservability(ingest, config, http, log);
 
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -40,6 +63,76 @@ runMain('changeq-ingest', async () => {
     await ingest.start();
   } finally {
     await ingest.close();
+    await observability?.close();
   }
   log.info('stopped');
 });
+
+/** /metrics, /healthz and /readyz on HTTP_HOST:HTTP_PORT. */
+async function serveObservability(
+  ingest: Ingest,
+  config: IngestConfig,
+  http: HttpSettings,
+  log: Logger,
+): Promise<{ close(): Promise<void> }> {
+  const registry = createRegistry();
+  const metrics = createIngestMetrics({
+    registry,
+    status: () => ingest.status,
+    ingestId: config.ingestId,
+    prefix: config.queuePrefix,
+    watch: describeScope(config.watch),
+  });
+  ingest.on('committed', (batch) => metrics.committed(batch));
+  ingest.on('backpressure', (paused) => metrics.backpressure(paused));
+  ingest.on('state', (state) => metrics.state(state));
+
+  // Its own connection: a scrape never queues behind (or delays) the ingest's commits.
+  const redis = new Redis({
+    ...redisConnectionOptions(config.redisUrl),
+    connectionName: `changeq-ingest-${config.ingestId}:metrics`,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
+  });
+  redis.on('error', (error) => log.debug({ err: error }, 'metrics redis connection error'));
+  redis.connect().catch(() => undefined); // retried by ioredis; scrapes report it meanwhile
+  const counts = new QueueCounts({
+    redis,
+    prefix: config.queuePrefix,
+    queues: config.workers.names.flatMap((name) => [
+      eventQueueName(name),
+      deadLetterQueueName(name),
+    ]),
+    log,
+  });
+  registerQueueMetrics(registry, counts);
+
+  const server = await startHttpServer({
+    port: http.port,
+    host: http.host,
+    registry,
+    log,
+    readiness: async () => {
+      const servers = await ingest.probe(2000);
+      const state = ingest.status.state;
+      return evaluateReadiness({
+        mongodb: () => ({ ok: servers.mongodb === null, detail: servers.mongodb ?? 'connected' }),
+        redis: () => ({ ok: servers.redis === null, detail: servers.redis ?? 'connected' }),
+        stream: () => ({
+          ok: INGEST_READY_STATES.includes(state),
+          detail: `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
+        }),
+      });
+    },
+  });
+  log.info({ url: server.url }, `serving ${server.url}/metrics, /healthz and /readyz`);
+  return {
+    async close() {
+      await server.close();
+      await counts.close();
+      redis.disconnect();
+    },
+  };
+}
