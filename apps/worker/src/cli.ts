@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { httpSettings, type HttpSettings } from '@changeq/observability';
 import { DEFAULT_PREFIX, UserError, envReader, loadWorkersConfig } from '@changeq/shared';
 import { defaultPrefetch } from './runner.js';
 import type { WorkerSettings } from './session.js';
@@ -17,6 +18,8 @@ Options (environment variable in brackets):
   --prefetch <n>               jobs held at once [PREFETCH] (default max(4 x concurrency, concurrency + 16, 128))
   --shutdown-timeout-ms <ms>   SIGTERM/SIGINT: time handlers get to finish [SHUTDOWN_TIMEOUT_MS] (default 10000)
   --lease-ttl-ms <ms>          how long a dead process's lease blocks a standby [LEASE_TTL_MS] (default 10000)
+  --http-port <port>           serve /metrics, /healthz and /readyz on this port [HTTP_PORT] (default 0: off)
+  --http-host <address>        address of that server [HTTP_HOST] (default 127.0.0.1)
   --help                       show this text
 Environment: REDIS_URL (required), WORKERS_FILE (default ./workers.toml), QUEUE_PREFIX (default changeq),
   LOG_LEVEL (default info), CONNECT_TIMEOUT_MS (default 10000), LOCK_DURATION_MS (default 30000).`;
@@ -35,6 +38,8 @@ export interface CliConfig {
   lockDurationMs: number;
   connectTimeoutMs: number;
   workersFile: string;
+  /** /metrics, /healthz, /readyz; port 0 = no server. */
+  http: HttpSettings;
 }
 
 export const DEFAULT_HANDLERS = fileURLToPath(new URL('./examples/read-model.js', import.meta.url));
@@ -74,6 +79,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
         prefetch: { type: 'string' },
         'shutdown-timeout-ms': { type: 'string' },
         'lease-ttl-ms': { type: 'string' },
+        'http-port': { type: 'string' },
+        'http-host': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -119,8 +126,17 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
       'pass --dead-letter block or --dead-letter skip',
     );
   }
+  const httpPortFlag = values['http-port'];
+  const http = httpSettings(env, {
+    port:
+      typeof httpPortFlag === 'string'
+        ? String(intSetting('--http-port', httpPortFlag, 0, 0, 65_535))
+        : undefined,
+    host: typeof values['http-host'] === 'string' ? values['http-host'] : undefined,
+  });
   return {
     help: false,
+    http,
     worker,
     handlers: resolve(str('handlers', 'HANDLERS') ?? DEFAULT_HANDLERS),
     redisUrl,

@@ -1,10 +1,28 @@
 #!/usr/bin/env node
 /** `changeq-worker --name <worker>`: see cli.ts for the flags and docs/handlers.md for the rest. */
 import { runMain } from '@changeq/shared';
-import { parseCli, USAGE } from './cli.js';
+import { Redis } from 'ioredis';
+import {
+  QueueCounts,
+  createRegistry,
+  createWorkerMetrics,
+  evaluateReadiness,
+  registerQueueMetrics,
+  startHttpServer,
+  withTimeout,
+  type WorkerMetrics,
+} from '@changeq/observability';
+import {
+  deadLetterQueueName,
+  eventQueueName,
+  redisConnectionOptions,
+  workerKeys,
+  type Logger,
+} from '@changeq/shared';
+import { parseCli, USAGE, type CliConfig } from './cli.js';
 import { loadHandlers } from './handlers/load.js';
 import { createLogger } from '@changeq/shared';
-import { startWorker } from './runner.js';
+import { startWorker, type RunningWorker } from './runner.js';
 
 runMain('changeq-worker', async () => {
   try {
@@ -24,18 +42,29 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ name: 'changeq-worker', level: config.logLevel });
   const handlers = await loadHandlers(config.handlers);
-  const worker = await startWorker({
-    worker: config.worker,
-    redisUrl: config.redisUrl,
-    prefix: config.prefix,
-    settings: config.settings,
-    dispatch: handlers.dispatch,
-    log,
-    prefetch: config.prefetch,
-    leaseTtlMs: config.leaseTtlMs,
-    lockDurationMs: config.lockDurationMs,
-    connectTimeoutMs: config.connectTimeoutMs,
-  });
+  let worker: RunningWorker | undefined;
+  const observability =
+    config.http.port === 0 ? null : await serveObservability(config, () => worker, log);
+  try {
+    worker = await startWorker({
+      worker: config.worker,
+      redisUrl: config.redisUrl,
+      prefix: config.prefix,
+      settings: config.settings,
+      dispatch: observability
+        ? observability.metrics.wrapDispatch(handlers.dispatch)
+        : handlers.dispatch,
+      hooks: observability ? [observability.metrics.hooks] : [],
+      log,
+      prefetch: config.prefetch,
+      leaseTtlMs: config.leaseTtlMs,
+      lockDurationMs: config.lockDurationMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+    });
+  } catch (error) {
+    await observability?.close();
+    throw error;
+  }
   log.info(
     {
       worker: config.worker,
@@ -63,10 +92,91 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
 
   await worker.done;
+  await observability?.close();
   await handlers
     .close()
     .catch((error: unknown) => log.warn({ err: error }, 'the handlers module failed to close'));
   log.info('stopped');
   // Handlers that ignore their abort signal may keep timers alive: exit regardless.
   setTimeout(() => process.exit(0), 200).unref();
+}
+
+/** /metrics, /healthz and /readyz of this worker process (HTTP_PORT / --http-port). */
+async function serveObservability(
+  config: CliConfig,
+  worker: () => RunningWorker | undefined,
+  log: Logger,
+): Promise<{ metrics: WorkerMetrics; close(): Promise<void> }> {
+  const registry = createRegistry();
+  const keys = workerKeys(config.prefix, config.worker);
+  // Its own connection: a scrape never waits behind (or delays) the worker's own commands.
+  const redis = new Redis({
+    ...redisConnectionOptions(config.redisUrl),
+    connectionName: `changeq-worker:${config.worker}:metrics`,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
+  });
+  redis.on('error', (error) => log.debug({ err: error }, 'metrics redis connection error'));
+  redis.connect().catch(() => undefined); // retried by ioredis; scrapes report it meanwhile
+  const metrics = createWorkerMetrics({
+    registry,
+    worker: config.worker,
+    state: () => worker()?.state,
+    extra: async () => {
+      const [blockedDocuments, pendingCommands] = await withTimeout(
+        Promise.all([redis.hlen(keys.blocked), redis.llen(keys.commands)]),
+        2000,
+        'reading the blocked documents',
+      );
+      return { blockedDocuments, pendingCommands };
+    },
+  });
+  const counts = new QueueCounts({
+    redis,
+    prefix: config.prefix,
+    queues: [eventQueueName(config.worker), deadLetterQueueName(config.worker)],
+    log,
+  });
+  registerQueueMetrics(registry, counts);
+  const server = await startHttpServer({
+    port: config.http.port,
+    host: config.http.host,
+    registry,
+    log,
+    readiness: () => {
+      const current = worker();
+      return evaluateReadiness({
+        redis: () =>
+          current?.redisReady
+            ? { ok: true, detail: 'connected' }
+            : { ok: false, detail: current ? 'connection lost; reconnecting' : 'connecting' },
+        lease: async () => {
+          if (current?.leaseValid) return { ok: true, detail: 'held: this process runs the jobs' };
+          const holder = current?.redisReady
+            ? await withTimeout(current.leaseHolder(), 2000, 'reading the lease').catch(
+                () => undefined,
+              )
+            : undefined;
+          const state = current?.state ?? 'connecting';
+          return {
+            ok: false,
+            detail: holder
+              ? `${state}: held by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}`
+              : `${state}: not held`,
+          };
+        },
+      });
+    },
+  });
+  log.info({ url: server.url }, `serving ${server.url}/metrics, /healthz and /readyz`);
+  return {
+    metrics,
+    async close() {
+      await server.close();
+      await counts.close();
+      redis.disconnect();
+    },
+  };
 }

@@ -11,7 +11,7 @@ import {
   workerKeys,
 } from '@changeq/shared';
 import type { Dispatch } from './handlers/load.js';
-import { Lease } from './lease.js';
+import { Lease, type LeaseHolder } from './lease.js';
 import type { Logger } from '@changeq/shared';
 import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
@@ -41,6 +41,12 @@ export type WorkerState = 'connecting' | 'standby' | 'active' | 'stopping' | 'st
 
 export interface RunningWorker {
   readonly state: WorkerState;
+  /** Whether the worker's Redis connection is up (for /readyz). */
+  readonly redisReady: boolean;
+  /** Whether this process holds the lease and may act on jobs now (for /readyz). */
+  readonly leaseValid: boolean;
+  /** Who holds the lease, as stored in Redis (for /readyz on a standby). */
+  leaseHolder(): Promise<LeaseHolder | undefined>;
   /** Graceful stop: handlers get up to `graceMs` to finish; then the lease is released. */
   stop(graceMs: number): Promise<void>;
   /** Resolves when the worker has stopped. */
@@ -237,6 +243,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     get state() {
       return state;
     },
+    get redisReady() {
+      return redis.status === 'ready';
+    },
+    get leaseValid() {
+      return state === 'active' && lease.isValid();
+    },
+    leaseHolder: () => lease.currentHolder(),
     async stop(ms: number) {
       if (!stopping) {
         stopping = true;
