@@ -79,6 +79,25 @@ async function listen(app: express.Express, config: BoardConfig): Promise<Server
   });
 }
 
+/** How long the board waits for Redis before it listens anyway. */
+const FIRST_CONNECTION_WAIT_MS = 3000;
+
+/** Resolves when the client is ready, its first attempt failed, or `timeoutMs` passed. */
+function firstConnection(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      redis.off('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    redis.once('ready', done);
+    redis.once('error', done);
+  });
+}
+
 export async function startBoard(config: BoardConfig, options: StartBoardOptions): Promise<Board> {
   const { log } = options;
   const shownRedis = redactUri(config.redisUrl);
@@ -137,10 +156,11 @@ export async function startBoard(config: BoardConfig, options: StartBoardOptions
         before: createGuard({
           readOnly: config.readOnly,
           kindOf: (name) => registry.kindOf(name),
-          redisProblem: () =>
-            redis.status === 'ready'
-              ? undefined
-              : `cannot reach Redis at ${shownRedis}${lastError === undefined ? '' : ` (${lastError})`}; the board retries and shows the queues once it is back`,
+          redisProblem: () => {
+            if (redis.status === 'ready') return undefined;
+            if (state === 'connecting') return `connecting to Redis at ${shownRedis}`;
+            return `cannot reach Redis at ${shownRedis}${lastError === undefined ? '' : ` (${lastError})`}; the board retries and shows the queues once it is back`;
+          },
         }),
       },
     },
@@ -157,7 +177,10 @@ export async function startBoard(config: BoardConfig, options: StartBoardOptions
   const watcher = watchWorkersFile(config.workersFile, readFileSync(config.workersFile, 'utf8'), {
     onChange: (workers) => {
       const { added, removed } = registry.update(workers.names);
-      board.replaceQueues(registry.adapters);
+      // Emptied and refilled (synchronously, no request sees the gap) so the board lists the
+      // queues in the file's order; replaceQueues alone would append new names at the end.
+      board.replaceQueues([]);
+      board.setQueues(registry.adapters);
       log.info(
         { file: config.workersFile, workers: workers.names, added, removed },
         added.length + removed.length === 0
@@ -172,6 +195,10 @@ export async function startBoard(config: BoardConfig, options: StartBoardOptions
       );
     },
   });
+
+  // Listen once Redis answered (or refused) the first connection, so that a board that says it
+  // is listening shows the queues; an unreachable Redis does not hold the board back.
+  await firstConnection(redis, FIRST_CONNECTION_WAIT_MS);
 
   let server: Server;
   try {
