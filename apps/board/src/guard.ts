@@ -5,7 +5,7 @@
  * - Redis not connected: every API call answers 503 `REDIS_UNAVAILABLE` with the reason, at once,
  *   rather than waiting for a reconnect.
  * - Dead-letter queues are always read-only: a dead letter is retried or discarded through the
- *   worker (`changeq dlq retry` / `changeq dlq discard`), which keeps the document's order and its block. Removing
+ *   worker (`changeq dlq retry|discard --worker <name> --job <id>`), which keeps the document's order and its block. Removing
  *   or editing it here would leave the document blocked behind a job that no longer exists.
  * - Event queues allow only what can neither lose an event nor reorder one: pausing and resuming,
  *   and cleaning or removing jobs that are already completed or failed. Retrying (it re-runs an
@@ -52,7 +52,7 @@ const refuse = (
   message,
 });
 
-async function eventQueueRule(context: HookContext): Promise<string | undefined> {
+async function eventQueueRule(context: HookContext, worker: string): Promise<string | undefined> {
   const { route, request } = context;
   const params = request.params as Record<string, string | undefined>;
   if (PAUSE_ROUTES.has(route)) return undefined;
@@ -65,10 +65,10 @@ async function eventQueueRule(context: HookContext): Promise<string | undefined>
     const job = await queue?.getJob(params.jobId ?? '');
     const state = job ? await job.getState() : undefined;
     if (state === undefined || FINISHED.has(state)) return undefined; // Bull Board answers 404
-    return `job ${params.jobId ?? ''} is ${state}: removing it would drop a change event that has not run. A failing event becomes a dead letter: discard it with changeq dlq discard`;
+    return `job ${params.jobId ?? ''} is ${state}: removing it would drop a change event that has not run. A failing event becomes a dead letter: discard it with changeq dlq discard --worker ${worker} --job <id>`;
   }
   if (/\/retry(\/|$)/.test(route)) {
-    return 'retrying an event from Bull Board would run it after newer events of its document. Failed events are retried by the worker, then kept as dead letters: retry them with changeq dlq retry';
+    return `retrying an event from Bull Board would run it after newer events of its document. Failed events are retried by the worker, then kept as dead letters: retry them with changeq dlq retry --worker ${worker} --job <id>`;
   }
   if (route.endsWith('/add')) {
     return 'adding or duplicating a job in an event queue is refused: only the ingest enqueues change events, in oplog order';
@@ -96,13 +96,19 @@ export function createGuard(options: GuardOptions): BeforeHook {
     const queue = options.kindOf(queueName);
     if (queue === undefined) return undefined; // not a changeq queue: Bull Board answers 404
     if (queue.kind === 'dead') {
+      const w = queue.worker;
+      const jobId = (context.request.params as Record<string, string | undefined>).jobId;
+      const how =
+        jobId === undefined
+          ? `changeq dlq list --worker ${w}, then changeq dlq retry (or discard) --worker ${w} --job <id>, or --all`
+          : `changeq dlq retry --worker ${w} --job ${jobId}, or changeq dlq discard --worker ${w} --job ${jobId}`;
       return refuse(
         405,
         'ERRORS.QUEUE_READ_ONLY',
-        `${queue.worker}'s dead letters are retried and discarded through its worker, which keeps each document's order: use changeq dlq retry or changeq dlq discard`,
+        `dead letters are retried and discarded through the worker, which keeps each document's order: ${how}`,
       );
     }
-    const reason = await eventQueueRule(context);
+    const reason = await eventQueueRule(context, queue.worker);
     return reason === undefined ? undefined : refuse(403, 'ERRORS.FORBIDDEN', reason);
   };
 }

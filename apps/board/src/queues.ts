@@ -85,7 +85,7 @@ export class QueueRegistry {
       description:
         kind === 'events'
           ? `Change events routed to worker ${worker}, in oplog order per document (BullMQ queue ${name}).`
-          : `Dead letters of worker ${worker}: events whose handler failed every attempt, and events parked behind them (BullMQ queue ${name}). Read-only: retry or discard them with changeq dlq retry / changeq dlq discard.`,
+          : `Dead letters of worker ${worker}: events whose handler failed every attempt, and events parked behind them (BullMQ queue ${name}). Read-only here: retry or discard them with changeq dlq retry|discard --worker ${worker} --job <id>.`,
     });
     adapter.setFormatter('data', formatJobData);
     return { worker, kind, queue, adapter };

@@ -183,7 +183,9 @@ describe('board process', () => {
       ['bravo.dead', 'bravo: dead letters', true, false],
     ]);
     expect(queues[0]?.description).toMatch(/Change events routed to worker alpha/);
-    expect(queues[1]?.description).toMatch(/Dead letters of worker alpha.*changeq dlq retry/);
+    expect(queues[1]?.description).toMatch(
+      /Dead letters of worker alpha.*changeq dlq retry\|discard --worker alpha/,
+    );
     const dead = queues[1]?.jobs[0];
     expect(dead?.name).toBe('insert shop.orders');
     expect(dead?.data).toMatchObject({
@@ -206,7 +208,11 @@ describe('board process', () => {
         body: JSON.stringify({ name: 'x', data: {}, jobData: {} }),
       });
       expect(response.status, `${method} ${path}`).toBe(405);
-      expect(await response.text()).toMatch(/changeq dlq retry or changeq dlq discard/);
+      expect(await response.text()).toMatch(
+        path.includes('/d1/')
+          ? /changeq dlq retry --worker alpha --job d1, or changeq dlq discard --worker alpha --job d1/
+          : /changeq dlq list --worker alpha, then changeq dlq retry \(or discard\)/,
+      );
     }
     expect(await client.exists('changeq:alpha.dead:d1')).toBe(1);
   });

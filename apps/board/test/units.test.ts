@@ -8,6 +8,7 @@ import {
   isLoopback,
   parseBasicAuth,
   readBoardConfig,
+  relaxExtendedJson,
 } from '../src/index.js';
 
 const REDIS = { REDIS_URL: 'redis://127.0.0.1:6379' };
@@ -190,5 +191,47 @@ describe('job data formatter', () => {
     });
     expect(formatJobData({ hello: 'world' })).toEqual({ hello: 'world' });
     expect(formatJobData(null)).toBeNull();
+  });
+});
+
+describe('relaxed but exact Extended JSON', () => {
+  it('relaxes what it can write exactly and keeps the wrapper otherwise', () => {
+    const canonical = BSON.EJSON.serialize(
+      {
+        int: 7,
+        double: 2.5,
+        whole: new BSON.Double(3),
+        negZero: -0,
+        nan: NaN,
+        inf: -Infinity,
+        small: Long.fromNumber(42),
+        huge: Long.fromString('-9223372036854775808'),
+        date: new Date('2026-05-06T07:08:09.010Z'),
+        early: new Date(-1),
+        late: new Date(253_402_300_800_000),
+        list: [1, { nested: Long.fromString('9007199254740993') }],
+      },
+      { relaxed: false },
+    );
+    expect(relaxExtendedJson(canonical)).toEqual({
+      int: 7,
+      double: 2.5,
+      whole: 3,
+      negZero: { $numberDouble: '-0.0' },
+      nan: { $numberDouble: 'NaN' },
+      inf: { $numberDouble: '-Infinity' },
+      small: 42,
+      huge: { $numberLong: '-9223372036854775808' },
+      date: { $date: '2026-05-06T07:08:09.010Z' },
+      early: { $date: { $numberLong: '-1' } },
+      late: { $date: { $numberLong: '253402300800000' } },
+      list: [1, { nested: { $numberLong: '9007199254740993' } }],
+    });
+  });
+
+  it('keeps a field named __proto__ as data', () => {
+    const relaxed = relaxExtendedJson(JSON.parse('{"__proto__": {"$numberInt": "1"}}')) as object;
+    expect(Object.getOwnPropertyDescriptor(relaxed, '__proto__')?.value).toBe(1);
+    expect(Object.getPrototypeOf(relaxed)).toBe(Object.prototype);
   });
 });
