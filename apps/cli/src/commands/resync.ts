@@ -1,0 +1,216 @@
+import cliProgress from 'cli-progress';
+import { BSON, Timestamp, type Document, type MongoClient } from 'mongodb';
+import { Router, UserError, ingestKeys, type Logger } from '@changeq/shared';
+import {
+  ChangeSource,
+  PositionStore,
+  clearSnapshot,
+  decodeStored,
+  describePosition,
+  encodeStartMarker,
+  ingestEnqueuer,
+  loadConfig,
+  runSnapshot,
+  snapshotNamespaces,
+  type IngestConfig,
+} from '@changeq/ingest';
+import { confirm } from '../confirm.js';
+import { connectMongo, connectRedis, refuseWhileIngestRuns } from '../connect.js';
+import { clusterTimeDate, clusterTimeText, duration } from '../format.js';
+import type { Settings } from '../settings.js';
+
+export interface ResyncOptions {
+  yes: boolean;
+  ingestStopped: boolean;
+  fresh: boolean;
+}
+
+/** Documents per collection, estimated from the collection's metadata (fast, no scan). */
+async function estimate(mongo: MongoClient, namespaces: readonly string[]) {
+  return Promise.all(
+    namespaces.map(async (ns) => {
+      const dot = ns.indexOf('.');
+      const count = await mongo
+        .db(ns.slice(0, dot))
+        .collection(ns.slice(dot + 1))
+        .estimatedDocumentCount()
+        .catch(() => 0);
+      return { ns, count };
+    }),
+  );
+}
+
+interface SavedCopy {
+  namespaces: string[];
+  copied: number;
+  done: boolean;
+  startAt: Timestamp | null;
+}
+
+function savedCopy(raw: string | null): SavedCopy | null {
+  if (raw === null) return null;
+  try {
+    const state = BSON.EJSON.parse(raw, { relaxed: true }) as Document;
+    return {
+      namespaces: Array.isArray(state.namespaces) ? (state.namespaces as string[]) : [],
+      copied: typeof state.copied === 'number' ? state.copied : 0,
+      done: state.done === true,
+      startAt: state.startAt instanceof Timestamp ? state.startAt : null,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Copies the watched collections into the queues with the ingest's own snapshot code, then
+ * stores the copy's start time as the ingest's start marker: its next start streams every change
+ * made since the copy began (a document changed during the copy arrives as its snapshot, then as
+ * its changes).
+ */
+export async function resync(
+  settings: Settings,
+  options: ResyncOptions,
+  log: Logger,
+  io: { stderr: NodeJS.WriteStream } = process,
+): Promise<void> {
+  // The same settings as the ingest, validated the same way (WATCH, BATCH_SIZE, KEEP_*, ...).
+  settings.servers();
+  const config: IngestConfig = loadConfig(settings.env, { acceptGap: false });
+  const redis = await connectRedis(settings);
+  let mongo: MongoClient | undefined;
+  const enqueuer = ingestEnqueuer(config, redis, log);
+  try {
+    mongo = await connectMongo(settings);
+    await refuseWhileIngestRuns(redis, config.ingestId, 'resync', options.ingestStopped);
+    const store = new PositionStore(redis, config.queuePrefix, config.ingestId);
+    const keys = ingestKeys(config.queuePrefix, config.ingestId);
+
+    const rawToken = await redis.get(keys.token);
+    if (rawToken !== null) {
+      let what = 'a corrupt token';
+      try {
+        const stored = decodeStored(rawToken, keys.token);
+        what =
+          stored.kind === 'position'
+            ? `the resume token at ${describePosition(stored.position)}`
+            : `the start time ${clusterTimeDate(stored.marker.startAt).toISOString()}`;
+      } catch {
+        // replaced all the same
+      }
+      await confirm(
+        `${what} is stored; resync replaces it, so the next ingest start streams from the copy's start instead. Go ahead?`,
+        { yes: options.yes, command: 'resync' },
+      );
+    }
+    if (options.fresh) await clearSnapshot(redis, store);
+    const saved = savedCopy(await redis.get(keys.snapshot));
+    if (saved && !saved.done) {
+      log.info(
+        { copied: saved.copied },
+        'resuming an interrupted copy (--fresh starts over instead)',
+      );
+    }
+
+    const namespaces = saved?.namespaces.length
+      ? saved.namespaces
+      : await snapshotNamespaces(mongo, config);
+    const counts = await estimate(mongo, namespaces);
+    const total = counts.reduce((sum, c) => sum + c.count, 0);
+    process.stderr.write(
+      `resync: copying ${namespaces.length} collection${namespaces.length === 1 ? '' : 's'}, about ${total} documents: ${counts
+        .map((c) => `${c.ns} ~${c.count}`)
+        .join(', ')}\n`,
+    );
+
+    const showBar = io.stderr.isTTY === true;
+    const bar = showBar
+      ? new cliProgress.SingleBar(
+          {
+            stream: io.stderr,
+            format:
+              'resync [{bar}] {percentage}% | {value}/{total} documents | {namespace} | {eta_formatted} left',
+            etaBuffer: 50,
+            hideCursor: true,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
+    bar?.start(Math.max(total, 1), saved && !saved.done ? saved.copied : 0, {
+      namespace: namespaces[0] ?? '',
+    });
+    let lastNamespace = '';
+    const abort = new AbortController();
+    const onSignal = () => abort.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const started = Date.now();
+    let copied = saved?.copied ?? 0;
+    let startAt: Timestamp | null;
+    try {
+      startAt = await runSnapshot({
+        mongo,
+        redis,
+        enqueuer,
+        router: new Router(config.workers.names),
+        source: new ChangeSource(mongo, config),
+        store,
+        config,
+        // With a progress bar, the copy's own info lines would tear it.
+        log: showBar ? log.child({}, { level: 'warn' }) : log,
+        signal: abort.signal,
+        onProgress: (progress) => {
+          copied = progress.copied;
+          if (bar) {
+            if (copied > bar.getTotal()) bar.setTotal(copied);
+            bar.update(copied, { namespace: progress.namespace });
+          } else if (progress.namespace !== lastNamespace) {
+            lastNamespace = progress.namespace;
+            process.stderr.write(
+              `resync: copying ${progress.namespace} (${progress.index + 1}/${progress.total}); ${copied} documents so far\n`,
+            );
+          }
+        },
+      });
+    } finally {
+      bar?.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    if (startAt === null) {
+      process.stderr.write(
+        `changeq: resync interrupted after ${copied} documents; the stored token is unchanged. Run \`changeq resync\` again to resume the copy where it stopped.\n`,
+      );
+      process.exitCode = 130;
+      return;
+    }
+    // One transaction: the start marker replaces the token, and the finished copy is forgotten
+    // (a later START_AT=snapshot must make a new copy, not reuse this one's start time).
+    await redis
+      .multi()
+      .set(
+        keys.token,
+        encodeStartMarker({
+          startAt,
+          savedAt: new Date(),
+          reason: 'changeq resync',
+        }),
+      )
+      .del(keys.snapshot)
+      .exec();
+    process.stdout.write(
+      `resync: copied ${copied} documents of ${namespaces.length} collection${namespaces.length === 1 ? '' : 's'} in ${duration((Date.now() - started) / 1000)}; the next ingest start streams every change since the copy began (${clusterTimeDate(startAt).toISOString()}, cluster time ${clusterTimeText(startAt)})\n`,
+    );
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    // A server failing mid-copy: the progress is saved per batch, a rerun resumes.
+    throw new UserError(
+      `resync stopped: ${(error as Error).message.split('\n')[0]}; the copy's progress is saved and the stored token is unchanged`,
+      'check that MongoDB and Redis are reachable, then run `changeq resync` again to resume the copy',
+    );
+  } finally {
+    await enqueuer.close().catch(() => undefined);
+    redis.disconnect();
+    await mongo?.close().catch(() => undefined);
+  }
+}

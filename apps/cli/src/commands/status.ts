@@ -1,0 +1,285 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { BSON, Timestamp, type Document } from 'mongodb';
+import {
+  deadLetterQueueName,
+  eventQueueName,
+  ingestKeys,
+  redactUri,
+  workerKeys,
+} from '@changeq/shared';
+import { decodeStored, tokenData } from '@changeq/ingest';
+import { parseLeaseValue } from '@changeq/worker';
+import { connectRedis, ingestConnections, type IngestConnection } from '../connect.js';
+import { clusterTimeDate, clusterTimeJson, duration, table } from '../format.js';
+import type { Settings } from '../settings.js';
+
+/** The job states `status` reports per queue (BullMQ's names). */
+export const QUEUE_STATES = [
+  'waiting',
+  'active',
+  'delayed',
+  'prioritized',
+  'failed',
+  'completed',
+] as const;
+export type QueueCounts = Record<(typeof QUEUE_STATES)[number], number>;
+
+/** `changeq status --json`, version 1 (see docs/operations.md). */
+export interface StatusReport {
+  version: 1;
+  at: string;
+  redis: string;
+  prefix: string;
+  ingestId: string;
+  ingest: {
+    /** null when Redis does not allow CLIENT LIST. */
+    running: boolean | null;
+    connections: IngestConnection[];
+  };
+  position:
+    | null
+    | {
+        kind: 'token';
+        token: string | null;
+        clusterTime: { t: number; i: number } | null;
+        time: string | null;
+        wallTime: string | null;
+        savedAt: string;
+        lagSeconds: number | null;
+      }
+    | {
+        kind: 'startAt';
+        clusterTime: { t: number; i: number };
+        time: string;
+        savedAt: string;
+        reason: string;
+      };
+  snapshot: null | {
+    done: boolean;
+    copied: number;
+    namespaces: string[];
+    current: string | null;
+    startAt: { t: number; i: number } | null;
+  };
+  workers: {
+    name: string;
+    queue: string;
+    counts: QueueCounts;
+    deadLetterQueue: string;
+    deadLetters: number;
+    blockedDocuments: number;
+    pendingCommands: number;
+    process: null | {
+      pid: number;
+      host: string;
+      since: string;
+      owner: string;
+      fence: number;
+      leaseExpiresInMs: number;
+    };
+  }[];
+  workersWithoutProcess: string[];
+}
+
+async function counts(redis: Redis, prefix: string, name: string) {
+  const queue = new Queue(name, { connection: redis, prefix });
+  try {
+    return await queue.getJobCounts(...QUEUE_STATES);
+  } finally {
+    await queue.close();
+  }
+}
+
+function parseSnapshot(raw: string | null): StatusReport['snapshot'] {
+  if (raw === null) return null;
+  try {
+    const state = BSON.EJSON.parse(raw, { relaxed: true }) as Document;
+    const namespaces = Array.isArray(state.namespaces) ? (state.namespaces as string[]) : [];
+    const index = typeof state.index === 'number' ? state.index : 0;
+    return {
+      done: state.done === true,
+      copied: typeof state.copied === 'number' ? state.copied : 0,
+      namespaces,
+      current: state.done === true ? null : (namespaces[index] ?? null),
+      startAt: state.startAt instanceof Timestamp ? clusterTimeJson(state.startAt) : null,
+    };
+  } catch {
+    return { done: false, copied: 0, namespaces: [], current: null, startAt: null };
+  }
+}
+
+export async function collectStatus(redis: Redis, settings: Settings): Promise<StatusReport> {
+  const prefix = settings.prefix;
+  const ingestId = settings.ingestId;
+  const names = settings.workers.names;
+  const keys = ingestKeys(prefix, ingestId);
+  const now = Date.now();
+
+  let running: boolean | null = null;
+  let connections: IngestConnection[] = [];
+  try {
+    connections = await ingestConnections(redis, ingestId);
+    running = connections.length > 0;
+  } catch {
+    running = null;
+  }
+
+  const [rawToken, rawSnapshot] = await Promise.all([
+    redis.get(keys.token),
+    redis.get(keys.snapshot),
+  ]);
+  let position: StatusReport['position'] = null;
+  if (rawToken !== null) {
+    const stored = decodeStored(rawToken, keys.token);
+    if (stored.kind === 'position') {
+      const p = stored.position;
+      const time = p.clusterTime ? clusterTimeDate(p.clusterTime) : p.wallTime;
+      position = {
+        kind: 'token',
+        token: tokenData(p.token),
+        clusterTime: p.clusterTime ? clusterTimeJson(p.clusterTime) : null,
+        time: time ? time.toISOString() : null,
+        wallTime: p.wallTime ? p.wallTime.toISOString() : null,
+        savedAt: p.savedAt.toISOString(),
+        lagSeconds: time ? Math.max(0, (now - time.getTime()) / 1000) : null,
+      };
+    } else {
+      const m = stored.marker;
+      position = {
+        kind: 'startAt',
+        clusterTime: clusterTimeJson(m.startAt),
+        time: clusterTimeDate(m.startAt).toISOString(),
+        savedAt: m.savedAt.toISOString(),
+        reason: m.reason,
+      };
+    }
+  }
+
+  const workers = await Promise.all(
+    names.map(async (name) => {
+      const wk = workerKeys(prefix, name);
+      const [queueCounts, deadCounts, extra] = await Promise.all([
+        counts(redis, prefix, eventQueueName(name)),
+        counts(redis, prefix, deadLetterQueueName(name)),
+        redis.multi().get(wk.lease).pttl(wk.lease).hlen(wk.blocked).llen(wk.commands).exec(),
+      ]);
+      const [lease, ttl, blocked, commands] = (extra ?? []).map(([error, value]) => {
+        if (error) throw error;
+        return value;
+      });
+      const holder = parseLeaseValue((lease as string | null) ?? null);
+      return {
+        name,
+        queue: eventQueueName(name),
+        counts: Object.fromEntries(
+          QUEUE_STATES.map((state) => [state, queueCounts[state] ?? 0]),
+        ) as QueueCounts,
+        deadLetterQueue: deadLetterQueueName(name),
+        deadLetters:
+          (deadCounts.waiting ?? 0) + (deadCounts.delayed ?? 0) + (deadCounts.prioritized ?? 0),
+        blockedDocuments: Number(blocked ?? 0),
+        pendingCommands: Number(commands ?? 0),
+        process: holder
+          ? {
+              pid: holder.pid,
+              host: holder.host,
+              since: holder.startedAt,
+              owner: holder.owner,
+              fence: holder.fence,
+              leaseExpiresInMs: Number(ttl),
+            }
+          : null,
+      };
+    }),
+  );
+
+  return {
+    version: 1,
+    at: new Date(now).toISOString(),
+    redis: redactUri(settings.redisUrl),
+    prefix,
+    ingestId,
+    ingest: { running, connections },
+    position,
+    snapshot: parseSnapshot(rawSnapshot),
+    workers,
+    workersWithoutProcess: workers.filter((w) => w.process === null).map((w) => w.name),
+  };
+}
+
+export function renderStatus(report: StatusReport): string {
+  const lines: string[] = [];
+  const ingest = report.ingest;
+  lines.push(
+    `ingest "${report.ingestId}" (prefix ${report.prefix}, ${report.redis}): ${
+      ingest.running === null
+        ? 'unknown (Redis refused CLIENT LIST)'
+        : ingest.running
+          ? `running (connected ${duration(Math.max(...ingest.connections.map((c) => c.ageSeconds)))} from ${ingest.connections.map((c) => c.addr).join(', ')})`
+          : 'NOT RUNNING'
+    }`,
+  );
+  const p = report.position;
+  if (p === null) {
+    lines.push('position: no token stored (the next ingest start begins at START_AT)');
+  } else if (p.kind === 'token') {
+    const ago = (Date.parse(report.at) - Date.parse(p.savedAt)) / 1000;
+    lines.push(
+      `position: ${p.time ?? 'unknown time'}${p.clusterTime ? ` (cluster time ${p.clusterTime.t}.${p.clusterTime.i})` : ''}, lag ${p.lagSeconds === null ? '?' : duration(p.lagSeconds)}, stored ${duration(ago)} ago`,
+    );
+    if (p.token) lines.push(`          token ${p.token}`);
+  } else {
+    lines.push(
+      `position: start time ${p.time} (cluster time ${p.clusterTime.t}.${p.clusterTime.i}), set ${p.savedAt}${p.reason ? ` by ${p.reason}` : ''}: the next ingest start streams from it`,
+    );
+  }
+  const s = report.snapshot;
+  if (s) {
+    lines.push(
+      s.done
+        ? `snapshot: copy complete (${s.copied} documents); the stream continues from its start`
+        : `snapshot: copy in progress or interrupted: ${s.copied} documents copied, at ${s.current ?? '?'} (${s.namespaces.length} collections)`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    table(
+      ['queue', 'waiting', 'active', 'delayed', 'failed', 'completed', 'dead letters', 'blocked'],
+      report.workers.map((w) => [
+        w.queue,
+        w.counts.waiting + w.counts.prioritized,
+        w.counts.active,
+        w.counts.delayed,
+        w.counts.failed,
+        w.counts.completed,
+        w.deadLetters,
+        w.blockedDocuments,
+      ]),
+    ),
+  );
+  lines.push('');
+  lines.push('workers:');
+  const width = Math.max(...report.workers.map((w) => w.name.length));
+  for (const w of report.workers) {
+    const pending = w.pendingCommands > 0 ? `; ${w.pendingCommands} operator commands queued` : '';
+    lines.push(
+      w.process
+        ? `  ${w.name.padEnd(width)}  pid ${w.process.pid} on ${w.process.host}, active since ${w.process.since} (fence ${w.process.fence}, lease renewed, expires in ${duration(w.process.leaseExpiresInMs / 1000)})${pending}`
+        : `  ${w.name.padEnd(width)}  NO LIVE PROCESS (no lease): its jobs wait${pending}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export async function statusCommand(settings: Settings, options: { json: boolean }) {
+  const redis = await connectRedis(settings);
+  try {
+    const report = await collectStatus(redis, settings);
+    process.stdout.write(
+      options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`,
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
