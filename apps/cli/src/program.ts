@@ -71,7 +71,10 @@ function toUserError(error: CommanderError, command: Command): Error {
       `run \`${path} --help\` to see the commands: ${subcommands.join(', ')}`,
     );
   }
-  const problem = error.message.replace(/^error: /, '').replace(/\.$/, '');
+  const problem = error.message
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/\.$/, '');
   const fix =
     error.code === 'commander.unknownCommand'
       ? `run \`${path} --help\` to see the commands: ${command.commands

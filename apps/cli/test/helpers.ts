@@ -6,8 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { MongoClient } from 'mongodb';
-import { type Timestamp } from 'mongodb';
+import type { MongoClient, Timestamp } from 'mongodb';
 import { decodeEvent, type EventJobData } from '@changeq/shared';
 import { isAlive, spawnTracked, terminate } from '@changeq/stack';
 
