@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -40,6 +41,14 @@ function prefixOutput(name: string, child: ChildProcess): void {
       for (const line of lines) if (line.trim()) process.stdout.write(`${label} ${line}\n`);
     });
   }
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 /** What happened to the jobs, per worker queue, read from BullMQ itself. */
@@ -153,7 +162,9 @@ runMain('demo', async () => {
 
   try {
     const ingestPort = await freePort();
-    const boardPort = Number(process.env.BOARD_PORT ?? 3000);
+    // Bull Board on 3000 when it is free (a stable address to bookmark), else on a free port.
+    const wanted = Number(process.env.BOARD_PORT ?? 3000);
+    const boardPort = wanted > 0 && (await portIsFree(wanted)) ? wanted : await freePort();
     start('ingest', 'apps/ingest/dist/main.js', [], {
       WATCH: 'shop',
       HTTP_PORT: String(ingestPort),
