@@ -112,6 +112,7 @@ describe('metrics and health of a real run', () => {
     expect(paused.value('changeq_ingest_backpressure_pauses_total')).toBeGreaterThanOrEqual(1);
     expect(paused.value('changeq_ingest_jobs_added_total')).toBe(docs.length);
     expect((await readyz(url)).status).toBe(200); // backpressure is a state of a healthy ingest
+    expect(paused.value('changeq_worker_live', { worker: 'alpha' })).toBe(0);
     const lagPaused = paused.value('changeq_ingest_lag_seconds');
     let lagLater = lagPaused;
     await waitFor(
@@ -165,6 +166,10 @@ describe('metrics and health of a real run', () => {
       expect(scrape.sum('changeq_worker_handler_failures_total')).toBe(0);
       expect(scrape.value('changeq_worker_blocked_documents', { worker: name })).toBe(0);
     }
+    await waitFor(
+      async () => (await Scrape.of(url)).sum('changeq_worker_live') === 2,
+      'the ingest to see both workers live',
+    );
     const final = await Scrape.of(url);
     expect(events(final)).toBe(docs.length);
     expect(final.value('changeq_ingest_backpressure_seconds_total')).toBeGreaterThan(0);

@@ -8,6 +8,7 @@ import {
   evaluateReadiness,
   httpSettings,
   registerQueueMetrics,
+  registerWorkerLeaseMetrics,
   startHttpServer,
   type HttpSettings,
 } from '@changeq/observability';
@@ -108,6 +109,11 @@ async function serveObservability(
     log,
   });
   registerQueueMetrics(registry, counts);
+  registerWorkerLeaseMetrics(registry, {
+    redis,
+    prefix: config.queuePrefix,
+    workers: config.workers.names,
+  });
 
   const server = await startHttpServer({
     port: http.port,

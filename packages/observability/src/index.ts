@@ -39,3 +39,4 @@ export {
   type WorkerMetricsOptions,
 } from './worker-metrics.js';
 export { httpSettings, type HttpSettings } from './settings.js';
+export { registerWorkerLeaseMetrics, type WorkerLeasesOptions } from './worker-leases.js';

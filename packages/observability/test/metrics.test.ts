@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { createLogger } from '@changeq/shared';
+import { createLogger, workerKeys } from '@changeq/shared';
 import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
 import {
   QueueCounts,
@@ -11,6 +11,7 @@ import {
   createWorkerMetrics,
   jobIdOf,
   registerQueueMetrics,
+  registerWorkerLeaseMetrics,
   type IngestStatusLike,
 } from '../src/index.js';
 
@@ -255,5 +256,20 @@ describe('queue counts', () => {
 
     await Promise.all([cached.close(), fresh.close(), broken.close(), queue.close()]);
     unreachable.disconnect();
+  });
+
+  test('worker liveness: 1 for a name whose lease is held, 0 for the others', async () => {
+    const registry = createRegistry({ defaultMetrics: false });
+    registerWorkerLeaseMetrics(registry, {
+      redis,
+      prefix: 'wl',
+      workers: ['alpha', 'bravo'],
+      maxAgeMs: 0,
+    });
+    await redis.set(workerKeys('wl', 'alpha').lease, '{"pid":1}', 'PX', 60_000);
+    expect(await sample(registry, 'changeq_worker_live', { worker: 'alpha' })).toBe(1);
+    expect(await sample(registry, 'changeq_worker_live', { worker: 'bravo' })).toBe(0);
+    await redis.del(workerKeys('wl', 'alpha').lease);
+    expect(await sample(registry, 'changeq_worker_live', { worker: 'alpha' })).toBe(0);
   });
 });
