@@ -3,6 +3,7 @@
  * backlog grows while no worker runs and falls to zero once they do, the ingest's lag grows
  * while backpressure holds it and falls when it catches up, counters match what was written.
  */
+import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { freePort, startStack, type RunningStack } from '@changeq/stack';
@@ -236,5 +237,28 @@ describe('metrics and health of a real run', () => {
       'the standby to take over',
     );
     expect((await Scrape.of(second.url)).value('changeq_worker_lease_held')).toBe(1);
+  });
+
+  test('a port in use stops the ingest and a worker with one line naming HTTP_PORT, exit 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((res) => taken.listen(0, '127.0.0.1', res));
+    const port = String((taken.address() as { port: number }).port);
+    try {
+      const env = { ...base(), QUEUE_PREFIX: 'm3', INGEST_ID: 'm3', HTTP_PORT: port };
+      const apps = [startApp(INGEST, [], env), startApp(WORKER, ['--name', 'alpha'], env)];
+      processes.push(...apps);
+      for (const app of apps) {
+        expect((await app.exited).code).toBe(2);
+        const lines = app.output().trim().split('\n');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(
+          new RegExp(
+            `cannot serve /metrics on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)\\. Fix: set HTTP_PORT`,
+          ),
+        );
+      }
+    } finally {
+      taken.close();
+    }
   });
 });

@@ -10,6 +10,7 @@ import {
   registerQueueMetrics,
   registerWorkerLeaseMetrics,
   startHttpServer,
+  type RunningHttpServer,
   type HttpSettings,
 } from '@changeq/observability';
 import {
@@ -35,7 +36,12 @@ runMain('changeq-ingest', async () => {
   const log = createLogger({ name: 'ingest' });
   const ingest = new Ingest(config, log);
   const observability =
-    http.port === 0 ? null : await serveObservability(ingest, config, http, log);
+    http.port === 0
+      ? null
+      : await serveObservability(ingest, config, http, log).catch(async (error: unknown) => {
+          await ingest.close(); // its queues hold connections that would keep the process alive
+          throw error;
+        });
 
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -115,24 +121,32 @@ async function serveObservability(
     workers: config.workers.names,
   });
 
-  const server = await startHttpServer({
-    port: http.port,
-    host: http.host,
-    registry,
-    log,
-    readiness: async () => {
-      const servers = await ingest.probe(2000);
-      const state = ingest.status.state;
-      return evaluateReadiness({
-        mongodb: () => ({ ok: servers.mongodb === null, detail: servers.mongodb ?? 'connected' }),
-        redis: () => ({ ok: servers.redis === null, detail: servers.redis ?? 'connected' }),
-        stream: () => ({
-          ok: INGEST_READY_STATES.includes(state),
-          detail: `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
-        }),
-      });
-    },
-  });
+  let server: RunningHttpServer;
+  try {
+    server = await startHttpServer({
+      port: http.port,
+      host: http.host,
+      registry,
+      log,
+      readiness: async () => {
+        const servers = await ingest.probe(2000);
+        const state = ingest.status.state;
+        return evaluateReadiness({
+          mongodb: () => ({ ok: servers.mongodb === null, detail: servers.mongodb ?? 'connected' }),
+          redis: () => ({ ok: servers.redis === null, detail: servers.redis ?? 'connected' }),
+          stream: () => ({
+            ok: INGEST_READY_STATES.includes(state),
+            detail: `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
+          }),
+        });
+      },
+    });
+  } catch (error) {
+    // A port in use: leave no connection behind that would keep the process alive.
+    await counts.close();
+    redis.disconnect();
+    throw error;
+  }
   log.info({ url: server.url }, `serving ${server.url}/metrics, /healthz and /readyz`);
   return {
     async close() {

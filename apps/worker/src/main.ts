@@ -9,6 +9,7 @@ import {
   evaluateReadiness,
   registerQueueMetrics,
   startHttpServer,
+  type RunningHttpServer,
   withTimeout,
   type WorkerMetrics,
 } from '@changeq/observability';
@@ -140,36 +141,45 @@ async function serveObservability(
     log,
   });
   registerQueueMetrics(registry, counts);
-  const server = await startHttpServer({
-    port: config.http.port,
-    host: config.http.host,
-    registry,
-    log,
-    readiness: () => {
-      const current = worker();
-      return evaluateReadiness({
-        redis: () =>
-          current?.redisReady
-            ? { ok: true, detail: 'connected' }
-            : { ok: false, detail: current ? 'connection lost; reconnecting' : 'connecting' },
-        lease: async () => {
-          if (current?.leaseValid) return { ok: true, detail: 'held: this process runs the jobs' };
-          const holder = current?.redisReady
-            ? await withTimeout(current.leaseHolder(), 2000, 'reading the lease').catch(
-                () => undefined,
-              )
-            : undefined;
-          const state = current?.state ?? 'connecting';
-          return {
-            ok: false,
-            detail: holder
-              ? `${state}: held by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}`
-              : `${state}: not held`,
-          };
-        },
-      });
-    },
-  });
+  let server: RunningHttpServer;
+  try {
+    server = await startHttpServer({
+      port: config.http.port,
+      host: config.http.host,
+      registry,
+      log,
+      readiness: () => {
+        const current = worker();
+        return evaluateReadiness({
+          redis: () =>
+            current?.redisReady
+              ? { ok: true, detail: 'connected' }
+              : { ok: false, detail: current ? 'connection lost; reconnecting' : 'connecting' },
+          lease: async () => {
+            if (current?.leaseValid)
+              return { ok: true, detail: 'held: this process runs the jobs' };
+            const holder = current?.redisReady
+              ? await withTimeout(current.leaseHolder(), 2000, 'reading the lease').catch(
+                  () => undefined,
+                )
+              : undefined;
+            const state = current?.state ?? 'connecting';
+            return {
+              ok: false,
+              detail: holder
+                ? `${state}: held by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}`
+                : `${state}: not held`,
+            };
+          },
+        });
+      },
+    });
+  } catch (error) {
+    // A port in use: leave no connection behind that would keep the process alive.
+    await counts.close();
+    redis.disconnect();
+    throw error;
+  }
   log.info({ url: server.url }, `serving ${server.url}/metrics, /healthz and /readyz`);
   return {
     metrics,
