@@ -156,12 +156,12 @@ describe('Bull Board in a browser, over a running system', () => {
       expect(await nav.getByRole('link', { name: `${worker}.dead`, exact: true }).count()).toBe(1);
     }
     await nav.getByRole('link', { name: `${idle}.dead`, exact: true }).click();
-    await page.getByText(`${idle}: dead letters`, { exact: true }).waitFor();
+    await page.getByRole('heading', { name: `${idle}: dead letters`, exact: true }).waitFor();
     await expect
       .poll(() => page.locator('body').innerText())
       .toContain(`Dead letters of worker ${idle}`);
     await nav.getByRole('link', { name: idle, exact: true }).click();
-    await page.getByText(`${idle}: events`, { exact: true }).waitFor();
+    await page.getByRole('heading', { name: `${idle}: events`, exact: true }).waitFor();
     expect(await page.locator('body').innerText()).toContain(
       `Change events routed to worker ${idle}`,
     );
@@ -196,7 +196,7 @@ describe('Bull Board in a browser, over a running system', () => {
 
   it('shows the dead letter and the parked event, decoded, without any action button', async () => {
     const page = await open(`${board.origin}/queue/${owner}.dead?status=waiting`);
-    await page.getByText(`${owner}: dead letters`, { exact: true }).waitFor();
+    await page.getByRole('heading', { name: `${owner}: dead letters`, exact: true }).waitFor();
     await expect.poll(() => jobCards(page).count()).toBe(2);
     await expandAll(page);
     const text = await page.locator('main').innerText();
