@@ -1,23 +1,19 @@
 #!/usr/bin/env node
-import { Redis } from 'ioredis';
 import {
   INGEST_READY_STATES,
-  QueueCounts,
   createIngestMetrics,
   createRegistry,
   evaluateReadiness,
   httpSettings,
-  registerQueueMetrics,
+  metricsRedis,
   registerWorkerLeaseMetrics,
-  startHttpServer,
-  type RunningHttpServer,
+  serveObservability,
   type HttpSettings,
 } from '@changeq/observability';
 import {
   createLogger,
   deadLetterQueueName,
   eventQueueName,
-  redisConnectionOptions,
   runMain,
   type Logger,
 } from '@changeq/shared';
@@ -38,7 +34,7 @@ runMain('changeq-ingest', async () => {
   const observability =
     http.port === 0
       ? null
-      : await serveObservability(ingest, config, http, log).catch(async (error: unknown) => {
+      : await serve(ingest, config, http, log).catch(async (error: unknown) => {
           await ingest.close(); // its queues hold connections that would keep the process alive
           throw error;
         });
@@ -76,7 +72,7 @@ runMain('changeq-ingest', async () => {
 });
 
 /** /metrics, /healthz and /readyz on HTTP_HOST:HTTP_PORT. */
-async function serveObservability(
+async function serve(
   ingest: Ingest,
   config: IngestConfig,
   http: HttpSettings,
@@ -94,18 +90,15 @@ async function serveObservability(
   ingest.on('backpressure', (paused) => metrics.backpressure(paused));
   ingest.on('state', (state) => metrics.state(state));
 
-  // Its own connection: a scrape never queues behind (or delays) the ingest's commits.
-  const redis = new Redis({
-    ...redisConnectionOptions(config.redisUrl),
-    connectionName: `changeq-ingest-${config.ingestId}:metrics`,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
+  const redis = metricsRedis(config.redisUrl, `changeq-ingest-${config.ingestId}:metrics`, log);
+  registerWorkerLeaseMetrics(registry, {
+    redis,
+    prefix: config.queuePrefix,
+    workers: config.workers.names,
   });
-  redis.on('error', (error) => log.debug({ err: error }, 'metrics redis connection error'));
-  redis.connect().catch(() => undefined); // retried by ioredis; scrapes report it meanwhile
-  const counts = new QueueCounts({
+  return serveObservability({
+    http,
+    registry,
     redis,
     prefix: config.queuePrefix,
     queues: config.workers.names.flatMap((name) => [
@@ -113,46 +106,17 @@ async function serveObservability(
       deadLetterQueueName(name),
     ]),
     log,
-  });
-  registerQueueMetrics(registry, counts);
-  registerWorkerLeaseMetrics(registry, {
-    redis,
-    prefix: config.queuePrefix,
-    workers: config.workers.names,
-  });
-
-  let server: RunningHttpServer;
-  try {
-    server = await startHttpServer({
-      port: http.port,
-      host: http.host,
-      registry,
-      log,
-      readiness: async () => {
-        const servers = await ingest.probe(2000);
-        const state = ingest.status.state;
-        return evaluateReadiness({
-          mongodb: () => ({ ok: servers.mongodb === null, detail: servers.mongodb ?? 'connected' }),
-          redis: () => ({ ok: servers.redis === null, detail: servers.redis ?? 'connected' }),
-          stream: () => ({
-            ok: INGEST_READY_STATES.includes(state),
-            detail: `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
-          }),
-        });
-      },
-    });
-  } catch (error) {
-    // A port in use: leave no connection behind that would keep the process alive.
-    await counts.close();
-    redis.disconnect();
-    throw error;
-  }
-  log.info({ url: server.url }, `serving ${server.url}/metrics, /healthz and /readyz`);
-  return {
-    async close() {
-      await server.close();
-      await counts.close();
-      redis.disconnect();
+    readiness: async () => {
+      const servers = await ingest.probe(2000);
+      const state = ingest.status.state;
+      return evaluateReadiness({
+        mongodb: () => ({ ok: servers.mongodb === null, detail: servers.mongodb ?? 'connected' }),
+        redis: () => ({ ok: servers.redis === null, detail: servers.redis ?? 'connected' }),
+        stream: () => ({
+          ok: INGEST_READY_STATES.includes(state),
+          detail: `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
+        }),
+      });
     },
-  };
+  });
 }

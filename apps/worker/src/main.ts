@@ -1,28 +1,24 @@
 #!/usr/bin/env node
 /** `changeq-worker --name <worker>`: see cli.ts for the flags and docs/handlers.md for the rest. */
-import { runMain } from '@changeq/shared';
-import { Redis } from 'ioredis';
 import {
-  QueueCounts,
   createRegistry,
   createWorkerMetrics,
   evaluateReadiness,
-  registerQueueMetrics,
-  startHttpServer,
-  type RunningHttpServer,
+  metricsRedis,
+  serveObservability,
   withTimeout,
   type WorkerMetrics,
 } from '@changeq/observability';
 import {
+  createLogger,
   deadLetterQueueName,
   eventQueueName,
-  redisConnectionOptions,
+  runMain,
   workerKeys,
   type Logger,
 } from '@changeq/shared';
 import { parseCli, USAGE, type CliConfig } from './cli.js';
 import { loadHandlers } from './handlers/load.js';
-import { createLogger } from '@changeq/shared';
 import { startWorker, type RunningWorker } from './runner.js';
 
 runMain('changeq-worker', async () => {
@@ -44,8 +40,7 @@ async function main(): Promise<void> {
   const log = createLogger({ name: 'changeq-worker', level: config.logLevel });
   const handlers = await loadHandlers(config.handlers);
   let worker: RunningWorker | undefined;
-  const observability =
-    config.http.port === 0 ? null : await serveObservability(config, () => worker, log);
+  const observability = config.http.port === 0 ? null : await serve(config, () => worker, log);
   try {
     worker = await startWorker({
       worker: config.worker,
@@ -103,24 +98,14 @@ async function main(): Promise<void> {
 }
 
 /** /metrics, /healthz and /readyz of this worker process (HTTP_PORT / --http-port). */
-async function serveObservability(
+async function serve(
   config: CliConfig,
   worker: () => RunningWorker | undefined,
   log: Logger,
 ): Promise<{ metrics: WorkerMetrics; close(): Promise<void> }> {
   const registry = createRegistry();
   const keys = workerKeys(config.prefix, config.worker);
-  // Its own connection: a scrape never waits behind (or delays) the worker's own commands.
-  const redis = new Redis({
-    ...redisConnectionOptions(config.redisUrl),
-    connectionName: `changeq-worker:${config.worker}:metrics`,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
-  });
-  redis.on('error', (error) => log.debug({ err: error }, 'metrics redis connection error'));
-  redis.connect().catch(() => undefined); // retried by ioredis; scrapes report it meanwhile
+  const redis = metricsRedis(config.redisUrl, `changeq-worker:${config.worker}:metrics`, log);
   const metrics = createWorkerMetrics({
     registry,
     worker: config.worker,
@@ -134,59 +119,37 @@ async function serveObservability(
       return { blockedDocuments, pendingCommands };
     },
   });
-  const counts = new QueueCounts({
+  const served = await serveObservability({
+    http: config.http,
+    registry,
     redis,
     prefix: config.prefix,
     queues: [eventQueueName(config.worker), deadLetterQueueName(config.worker)],
     log,
-  });
-  registerQueueMetrics(registry, counts);
-  let server: RunningHttpServer;
-  try {
-    server = await startHttpServer({
-      port: config.http.port,
-      host: config.http.host,
-      registry,
-      log,
-      readiness: () => {
-        const current = worker();
-        return evaluateReadiness({
-          redis: () =>
-            current?.redisReady
-              ? { ok: true, detail: 'connected' }
-              : { ok: false, detail: current ? 'connection lost; reconnecting' : 'connecting' },
-          lease: async () => {
-            if (current?.leaseValid)
-              return { ok: true, detail: 'held: this process runs the jobs' };
-            const holder = current?.redisReady
-              ? await withTimeout(current.leaseHolder(), 2000, 'reading the lease').catch(
-                  () => undefined,
-                )
-              : undefined;
-            const state = current?.state ?? 'connecting';
-            return {
-              ok: false,
-              detail: holder
-                ? `${state}: held by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}`
-                : `${state}: not held`,
-            };
-          },
-        });
-      },
-    });
-  } catch (error) {
-    // A port in use: leave no connection behind that would keep the process alive.
-    await counts.close();
-    redis.disconnect();
-    throw error;
-  }
-  log.info({ url: server.url }, `serving ${server.url}/metrics, /healthz and /readyz`);
-  return {
-    metrics,
-    async close() {
-      await server.close();
-      await counts.close();
-      redis.disconnect();
+    readiness: () => {
+      const current = worker();
+      return evaluateReadiness({
+        redis: () =>
+          current?.redisReady
+            ? { ok: true, detail: 'connected' }
+            : { ok: false, detail: current ? 'connection lost; reconnecting' : 'connecting' },
+        lease: async () => {
+          if (current?.leaseValid) return { ok: true, detail: 'held: this process runs the jobs' };
+          const holder = current?.redisReady
+            ? await withTimeout(current.leaseHolder(), 2000, 'reading the lease').catch(
+                () => undefined,
+              )
+            : undefined;
+          const state = current?.state ?? 'connecting';
+          return {
+            ok: false,
+            detail: holder
+              ? `${state}: held by pid ${holder.pid} on ${holder.host} since ${holder.startedAt}`
+              : `${state}: not held`,
+          };
+        },
+      });
     },
-  };
+  });
+  return { metrics, close: () => served.close() };
 }

@@ -40,3 +40,4 @@ export {
 } from './worker-metrics.js';
 export { httpSettings, type HttpSettings } from './settings.js';
 export { registerWorkerLeaseMetrics, type WorkerLeasesOptions } from './worker-leases.js';
+export { metricsRedis, serveObservability, type ServeOptions } from './serve.js';

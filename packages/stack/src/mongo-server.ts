@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
-import { freePort, isAlive, spawnTracked, terminate, waitForExit } from './processes.js';
+import { freePort, spawnTracked, terminate } from './processes.js';
+import { restartable } from './restartable.js';
 import { waitForLine } from './wait-for-line.js';
 
 export interface MongoServerProcessOptions {
@@ -59,7 +60,6 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
   if (options.historyMaxAgeSeconds !== undefined) {
     args.push('--history-max-age-seconds', String(options.historyMaxAgeSeconds));
   }
-  let pid = 0;
   let uri = '';
 
   const launch = async () => {
@@ -68,13 +68,13 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
       stdio: ['ignore', 'pipe', logFd],
       detached: options.detached ?? false,
     });
+    closeSync(logFd); // the child holds its own copy
     if (child.pid === undefined) throw new Error('could not start test-mongod');
-    pid = child.pid;
     try {
       const line = await waitForLine(child, /^\{.*"uri"/, 60_000, `test-mongod on port ${port}`);
       uri = (JSON.parse(line) as { uri: string }).uri;
     } catch (error) {
-      await terminate(pid, 'SIGKILL');
+      await terminate(child.pid, 'SIGKILL');
       throw new Error(`${(error as Error).message}\nsee ${join(dataDir, 'mongod.log')}`);
     }
     child.stdout?.resume();
@@ -85,7 +85,9 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
     return child;
   };
 
-  let child = await launch();
+  const server = await restartable(launch, () => {
+    if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+  });
   return {
     get uri() {
       return uri;
@@ -93,25 +95,12 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
     port,
     dataDir,
     get pid() {
-      return pid;
+      return server.pid;
     },
     external: false,
-    async stop() {
-      await terminate(pid, 'SIGTERM');
-      await waitForExit(child);
-      if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
-    },
-    async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (isAlive(pid)) process.kill(pid, signal);
-      await waitForExit(child);
-    },
-    async restart() {
-      if (isAlive(pid)) {
-        await terminate(pid, 'SIGTERM');
-        await waitForExit(child);
-      }
-      child = await launch();
-    },
+    stop: () => server.stop(),
+    kill: (signal) => server.kill(signal),
+    restart: () => server.restart(),
   };
 }
 

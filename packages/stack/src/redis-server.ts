@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { freePort, isAlive, spawnTracked, terminate, waitForExit } from './processes.js';
+import { freePort, spawnTracked, terminate } from './processes.js';
+import { restartable } from './restartable.js';
 import { pingRedis } from './resp-ping.js';
 
 export interface RedisServerOptions {
@@ -75,20 +76,17 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Runn
     '--logfile',
     join(dataDir, 'redis.log'),
   ];
-  let pid = 0;
-
   const launch = async () => {
     const child = spawnTracked(redisServerBinary(), args, {
       stdio: 'ignore',
       detached: options.detached ?? false,
     });
     if (child.pid === undefined) throw new Error(`could not start ${redisServerBinary()}`);
-    pid = child.pid;
     if (options.detached) child.unref();
     const deadline = Date.now() + 60_000;
     while (!(await pingRedis(port))) {
       if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
-        await terminate(pid, 'SIGKILL');
+        await terminate(child.pid, 'SIGKILL');
         throw new Error(
           `redis-server did not start on port ${port}; see ${join(dataDir, 'redis.log')}`,
         );
@@ -98,29 +96,18 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Runn
     return child;
   };
 
-  let child = await launch();
+  const server = await restartable(launch, () => {
+    if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+  });
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     dataDir,
     get pid() {
-      return pid;
+      return server.pid;
     },
-    async stop() {
-      await terminate(pid, 'SIGTERM');
-      await waitForExit(child);
-      if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
-    },
-    async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (isAlive(pid)) process.kill(pid, signal);
-      await waitForExit(child);
-    },
-    async restart() {
-      if (isAlive(pid)) {
-        await terminate(pid, 'SIGTERM');
-        await waitForExit(child);
-      }
-      child = await launch();
-    },
+    stop: () => server.stop(),
+    kill: (signal) => server.kill(signal),
+    restart: () => server.restart(),
   };
 }

@@ -9,21 +9,11 @@ import {
   workerKeys,
 } from '@changeq/shared';
 import { decodeStored, tokenData } from '@changeq/ingest';
+import { readJobCounts, type JobCounts } from '@changeq/observability';
 import { parseLeaseValue } from '@changeq/worker';
 import { connectRedis, ingestConnections, type IngestConnection } from '../connect.js';
 import { clusterTimeDate, clusterTimeJson, duration, table } from '../format.js';
 import type { Settings } from '../settings.js';
-
-/** The job states `status` reports per queue (BullMQ's names). */
-export const QUEUE_STATES = [
-  'waiting',
-  'active',
-  'delayed',
-  'prioritized',
-  'failed',
-  'completed',
-] as const;
-export type QueueCounts = Record<(typeof QUEUE_STATES)[number], number>;
 
 /** `changeq status --json`, version 1 (see docs/operations.md). */
 export interface StatusReport {
@@ -65,7 +55,7 @@ export interface StatusReport {
   workers: {
     name: string;
     queue: string;
-    counts: QueueCounts;
+    counts: JobCounts;
     deadLetterQueue: string;
     deadLetters: number;
     blockedDocuments: number;
@@ -82,10 +72,10 @@ export interface StatusReport {
   workersWithoutProcess: string[];
 }
 
-async function counts(redis: Redis, prefix: string, name: string) {
+async function counts(redis: Redis, prefix: string, name: string): Promise<JobCounts> {
   const queue = new Queue(name, { connection: redis, prefix });
   try {
-    return await queue.getJobCounts(...QUEUE_STATES);
+    return await readJobCounts(queue);
   } finally {
     await queue.close();
   }
@@ -172,9 +162,7 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
       return {
         name,
         queue: eventQueueName(name),
-        counts: Object.fromEntries(
-          QUEUE_STATES.map((state) => [state, queueCounts[state] ?? 0]),
-        ) as QueueCounts,
+        counts: queueCounts,
         deadLetterQueue: deadLetterQueueName(name),
         deadLetters:
           (deadCounts.waiting ?? 0) + (deadCounts.delayed ?? 0) + (deadCounts.prioritized ?? 0),

@@ -1,0 +1,77 @@
+import { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import { redisConnectionOptions, type Logger } from '@changeq/shared';
+import { QueueCounts, registerQueueMetrics } from './queue-counts.js';
+import { startHttpServer, type Readiness } from './server.js';
+import type { HttpSettings } from './settings.js';
+
+/**
+ * The Redis connection metrics read through: its own, so a scrape never queues behind (or
+ * delays) the process's real work, failing fast while Redis is away (scrapes report it).
+ */
+export function metricsRedis(redisUrl: string, connectionName: string, log: Logger): Redis {
+  const redis = new Redis({
+    ...redisConnectionOptions(redisUrl),
+    connectionName,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
+  });
+  redis.on('error', (error) => log.debug({ err: error }, 'metrics redis connection error'));
+  redis.connect().catch(() => undefined); // retried by ioredis meanwhile
+  return redis;
+}
+
+export interface ServeOptions {
+  http: HttpSettings;
+  registry: Registry;
+  /** From metricsRedis(); closed with the server. */
+  redis: Redis;
+  prefix: string;
+  /** BullMQ queues whose job counts are exported (event and dead-letter queues). */
+  queues: readonly string[];
+  readiness: () => Promise<Readiness>;
+  log: Logger;
+}
+
+/**
+ * Adds the queue metrics to `registry` and serves /metrics, /healthz and /readyz; a failure to
+ * listen (a port in use) leaves no connection behind that would keep the process alive.
+ */
+export async function serveObservability(
+  options: ServeOptions,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const counts = new QueueCounts({
+    redis: options.redis,
+    prefix: options.prefix,
+    queues: options.queues,
+    log: options.log,
+  });
+  registerQueueMetrics(options.registry, counts);
+  const release = async () => {
+    await counts.close();
+    options.redis.disconnect();
+  };
+  let server;
+  try {
+    server = await startHttpServer({
+      port: options.http.port,
+      host: options.http.host,
+      registry: options.registry,
+      readiness: options.readiness,
+      log: options.log,
+    });
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  options.log.info({ url: server.url }, `serving ${server.url}/metrics, /healthz and /readyz`);
+  return {
+    url: server.url,
+    async close() {
+      await server.close();
+      await release();
+    },
+  };
+}
