@@ -493,7 +493,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (!this.config.acceptGap) {
       throw new UserError(
         `the stored resume point (${since}) is no longer in MongoDB's oplog (${codeName} ${code}: ${error.message}); changes after it cannot be read, and changeq never restarts from "now" on its own`,
-        'resync with `changeq token reset` and START_AT=snapshot (copies the watched collections, then streams on), or restart with --accept-gap to continue from now and log the skipped window; a larger oplog avoids this',
+        'resync with `changeq resync` (copies the watched collections, then the ingest streams on from the copy; or `changeq token reset` and START_AT=snapshot), or restart with --accept-gap to continue from now and log the skipped window; a larger oplog avoids this',
       );
     }
     this.log.error(

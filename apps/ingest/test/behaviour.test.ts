@@ -312,7 +312,7 @@ describe('a resume point older than the history window', () => {
       expect(code, ingest.output()).toBe(2);
       expect(ingest.output()).toMatch(/no longer in MongoDB's oplog \(ChangeStreamHistoryLost 286/);
       expect(ingest.output()).toMatch(/\d{4}-\d{2}-\d{2}T/); // the token's time
-      expect(ingest.output()).toMatch(/START_AT=snapshot.*--accept-gap/);
+      expect(ingest.output()).toMatch(/changeq resync.*START_AT=snapshot.*--accept-gap/);
       expect(await jobsOf(env)).toHaveLength(5);
 
       ingest = run(env, ['--accept-gap']);
