@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import { afterAll, expect, test } from 'vitest';
+import { isAlive, terminate } from '../src/index.js';
+
+const run = promisify(execFile);
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'changeq-stack-cli-'));
+
+afterAll(async () => {
+  // Whatever happened, stop what `up` started (by the PIDs it recorded).
+  try {
+    const state = JSON.parse(readFileSync(join(dir, 'stack.json'), 'utf8')) as {
+      redis: { pid: number };
+      mongo: { pid: number };
+    };
+    await Promise.all([
+      terminate(state.redis.pid, 'SIGKILL', 1000),
+      terminate(state.mongo.pid, 'SIGKILL', 1000),
+    ]);
+  } catch {
+    // already down
+  }
+});
+
+test('up starts Redis and MongoDB and prints their settings; down stops exactly those', async () => {
+  const { stdout } = await run(process.execPath, [CLI, 'up', '--json', '--dir', dir]);
+  const settings = JSON.parse(stdout) as { mongodbUri: string; redisUrl: string };
+  expect(settings.mongodbUri).toMatch(/^mongodb:\/\/127\.0\.0\.1:\d+\/\?replicaSet=rs0$/);
+  expect(settings.redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+  const state = JSON.parse(readFileSync(join(dir, 'stack.json'), 'utf8')) as {
+    redis: { pid: number };
+    mongo: { pid: number };
+  };
+
+  const redis = new Redis(settings.redisUrl);
+  expect(await redis.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'noeviction']);
+  redis.disconnect();
+  const mongo = new MongoClient(settings.mongodbUri);
+  await mongo.db('t').collection('c').insertOne({ ok: true });
+  await mongo.close();
+
+  // A second `up` reports the running servers instead of starting new ones; shell exports too.
+  const again = await run(process.execPath, [CLI, 'up', '--dir', dir]);
+  expect(again.stdout).toBe(
+    `export MONGODB_URI='${settings.mongodbUri}'\nexport REDIS_URL='${settings.redisUrl}'\n`,
+  );
+
+  await run(process.execPath, [CLI, 'down', '--dir', dir]);
+  expect(isAlive(state.redis.pid)).toBe(false);
+  expect(isAlive(state.mongo.pid)).toBe(false);
+}, 60_000);
+
+test('a wrong command or flag is one line with the fix and exit code 2', async () => {
+  for (const args of [['bogus'], ['up', '--nope'], []]) {
+    const failure = await run(process.execPath, [CLI, ...args, '--dir', dir]).catch(
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect((failure as { code: number }).code).toBe(2);
+    const stderr = (failure as { stderr: string }).stderr.trim();
+    expect(stderr.split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/^stack: .* Fix: /);
+  }
+});
