@@ -70,7 +70,7 @@ describe('Bull Board in a browser, over a running system', () => {
     processes.push(board);
     readOnlyBoard = await startBoardProcess({ ...env, BOARD_READ_ONLY: 'true' });
     processes.push(readOnlyBoard);
-    await ingest.waitFor(/no resume token stored/);
+    await ingest.waitFor(/change stream open/);
     await worker.waitFor(/active: this process holds the lease/);
 
     const client = new MongoClient(stack.mongodbUri);

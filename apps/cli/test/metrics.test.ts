@@ -182,7 +182,10 @@ describe('metrics and health of a real run', () => {
     const env = { QUEUE_PREFIX: 'm2', INGEST_ID: 'm2', WATCH: 'metrics2.c' };
     const ingest = startApp(INGEST, [], { ...base(), ...env, MAX_AWAIT_TIME_MS: '100' });
     processes.push(ingest);
-    await waitFor(() => ingest.output().includes('no resume token stored'), 'the ingest to start');
+    await waitFor(
+      () => ingest.output().includes('change stream open'),
+      'the ingest to open its stream',
+    );
 
     const first = await startWorker('alpha', env);
     await waitFor(

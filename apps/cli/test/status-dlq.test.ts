@@ -80,7 +80,10 @@ beforeAll(async () => {
   redis = new Redis(stack.redisUrl);
   const ingest = startApp(INGEST, [], { ...env(), WATCH: 'sd.c', MAX_AWAIT_TIME_MS: '100' });
   processes.push(ingest);
-  await waitFor(() => ingest.output().includes('no resume token stored'), 'the ingest to start');
+  await waitFor(
+    () => ingest.output().includes('change stream open'),
+    'the ingest to open its stream',
+  );
   alpha = startApp(WORKER, ['--name', 'alpha', '--handlers', HANDLERS], { ...env(), HEAL_FILE });
   processes.push(alpha);
   await waitFor(() => alpha.output().includes('active: this process holds the lease'), 'alpha');

@@ -312,6 +312,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
         }
         const batch = await this.nextBatch();
         if (batch === null) break;
+        if (!this.status.streamOpen) {
+          // The server has answered: from here on no change is missed (with START_AT=now, "now"
+          // is this moment, not the moment the process started).
+          this.log.info({ watch: describeScope(this.config.watch) }, 'change stream open');
+        }
         this.status.streamOpen = true;
         if (batch.events.length === 0 && !batch.invalidated) this.status.caughtUpAt = new Date();
         position = await this.commit(batch, position);

@@ -62,6 +62,13 @@ async function jobsOf(env: Record<string, string>) {
 
 const logged = (ingest: IngestProcess, text: string) => () => ingest.output().includes(text);
 
+/** Waits for a log line; on timeout the error carries the end of the ingest's log. */
+async function waitForLog(ingest: IngestProcess, text: string, what: string): Promise<void> {
+  await waitFor(logged(ingest, text), what).catch((error: Error) => {
+    throw new Error(`${error.message}\n--- ingest log ---\n${ingest.output().slice(-4000)}`);
+  });
+}
+
 beforeAll(async () => {
   stack = await startStack();
   mongo = new MongoClient(stack.mongodbUri);
@@ -79,7 +86,7 @@ describe('the ingest', () => {
   test('routes each document event to one queue and namespace events to all, with readable job names', async () => {
     const env = isolated({ WATCH: 'routing' });
     const ingest = run(env);
-    await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+    await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
     const coll = mongo.db('routing').collection('items');
     await coll.insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: i, v: i }) as never));
     await coll.updateOne({ _id: 7 } as never, { $set: { v: 'seven' } });
@@ -110,11 +117,11 @@ describe('the ingest', () => {
   test('continues after a drop and a rename of the watched collection (invalidate), without a restart loop', async () => {
     const env = isolated({ WATCH: 'inval.c' });
     const ingest = run(env);
-    await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+    await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
     const coll = mongo.db('inval').collection('c');
     await coll.insertOne({ _id: 1 } as never);
     await coll.drop();
-    await waitFor(logged(ingest, 'change stream invalidated'), 'the invalidate');
+    await waitForLog(ingest, 'change stream invalidated', 'the invalidate');
     await coll.insertOne({ _id: 2 } as never);
     await coll.rename('c2');
     await mongo
@@ -124,7 +131,15 @@ describe('the ingest', () => {
     await waitFor(
       async () => (await jobsOf(env)).filter((j) => j.data.doc !== null).length === 3,
       'the inserts after both invalidations',
-    );
+    ).catch(async (error: Error) => {
+      const jobs = (await jobsOf(env)).map(
+        (j) =>
+          `${j.data.op} ${JSON.stringify((j.event as { documentKey?: unknown }).documentKey ?? null)}`,
+      );
+      throw new Error(
+        `${error.message}; jobs: ${jobs.join(', ')}\n${ingest.output().slice(-3000)}`,
+      );
+    });
     const jobs = await jobsOf(env);
     expect(jobs.filter((j) => j.data.op === 'drop')).toHaveLength(3);
     expect(jobs.filter((j) => j.data.op === 'rename')).toHaveLength(3);
@@ -158,7 +173,7 @@ describe('the ingest', () => {
   test('SIGTERM stops reading, stores the token of the last event and exits 0 within 5 seconds', async () => {
     const env = isolated({ WATCH: 'term.c' });
     const ingest = run(env);
-    await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+    await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
     await mongo
       .db('term')
       .collection('c')
@@ -178,12 +193,12 @@ describe('the ingest', () => {
   test('backpressure: stops reading above the backlog limit and catches up when the queues drain', async () => {
     const env = isolated({ WATCH: 'bp.c', BACKLOG_LIMIT: '40', BATCH_SIZE: '10' });
     const ingest = run(env);
-    await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+    await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
     await mongo
       .db('bp')
       .collection('c')
       .insertMany(Array.from({ length: 600 }, (_, i) => ({ _id: i }) as never));
-    await waitFor(logged(ingest, 'backlog limit reached'), 'backpressure');
+    await waitForLog(ingest, 'backlog limit reached', 'backpressure');
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const held = await jobsOf(env);
     const perQueue = WORKERS.map((w) => held.filter((j) => j.queue === w).length);
@@ -300,7 +315,7 @@ describe('a resume point older than the history window', () => {
     const coll = client.db('window').collection('c');
     try {
       let ingest = run(env);
-      await waitFor(logged(ingest, 'no resume token stored'), 'the ingest to start');
+      await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
       await coll.insertMany(Array.from({ length: 5 }, (_, i) => ({ i })));
       await waitFor(async () => (await jobsOf(env)).length === 5, 'five jobs');
       process.kill(ingest.pid, 'SIGTERM');
@@ -316,7 +331,8 @@ describe('a resume point older than the history window', () => {
       expect(await jobsOf(env)).toHaveLength(5);
 
       ingest = run(env, ['--accept-gap']);
-      await waitFor(logged(ingest, 'accepting a gap'), 'the gap to be accepted');
+      await waitForLog(ingest, 'accepting a gap', 'the gap to be accepted');
+      await waitForLog(ingest, 'change stream open', 'the stream to reopen from now');
       await coll.insertOne({ after: true });
       await waitFor(async () => (await jobsOf(env)).length === 6, 'the event after the gap');
       expect(ingest.output()).toMatch(/"gapFrom":"\d{4}-/);
