@@ -58,7 +58,9 @@ export function isTransientRedisError(error: unknown): boolean {
   if (code && REDIS_SOCKET_CODES.has(code)) return true;
   if (error.name === 'MaxRetriesPerRequestError') return true;
   if (error.name === 'ReplyError' && REDIS_TRANSIENT_REPLIES.test(error.message)) return true;
-  return /Connection is closed|Stream isn't writeable|Connection (timed out|lost)|ECONNREFUSED|ECONNRESET/.test(
+  // ioredis: "Connection is closed.", "Command aborted due to connection close" (an AbortError
+  // for commands in flight when the socket dropped), "Stream isn't writeable", timeouts.
+  return /Connection is closed|connection close|Stream isn't writeable|Connection (timed out|lost)|Command timed out|ECONNREFUSED|ECONNRESET/.test(
     error.message,
   );
 }

@@ -136,9 +136,13 @@ async function runScenario(
     );
     const lastToken = (truth[truth.length - 1]!._id as { _data: string })._data;
     await waitFor(
-      async () =>
-        ((await storedTokenData(stack.redisUrl, env.QUEUE_PREFIX, env.INGEST_ID)) ?? '') >=
-        lastToken.toUpperCase(),
+      async () => {
+        if (fatal) throw new Error(fatal);
+        return (
+          ((await storedTokenData(stack.redisUrl, env.QUEUE_PREFIX, env.INGEST_ID)) ?? '') >=
+          lastToken.toUpperCase()
+        );
+      },
       'the ingest to store a token at or after the last event',
       60_000,
     );

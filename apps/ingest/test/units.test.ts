@@ -2,6 +2,7 @@ import { Timestamp } from 'mongodb';
 import { describe, expect, test } from 'vitest';
 import { UserError } from '@changeq/shared';
 import { Backoff } from '../src/backoff.js';
+import { isTransientRedisError } from '../src/failures.js';
 import {
   decodePosition,
   decodeStored,
@@ -112,6 +113,29 @@ describe('start markers', () => {
     };
     expect(decodeStored(encodePosition(position), 'k')).toEqual({ kind: 'position', position });
     expect(() => decodeStored('{"v":1,"startAtOperationTime":5}', 'k')).toThrow(/not a Timestamp/);
+  });
+});
+
+describe('failure classification', () => {
+  test('Redis connection losses are transient, whatever ioredis calls them', () => {
+    const aborted = Object.assign(new Error('Command aborted due to connection close'), {
+      name: 'AbortError',
+    });
+    expect(isTransientRedisError(aborted)).toBe(true);
+    expect(isTransientRedisError(new Error('Connection is closed.'))).toBe(true);
+    expect(
+      isTransientRedisError(
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+      ),
+    ).toBe(true);
+    expect(
+      isTransientRedisError(
+        Object.assign(new Error('LOADING Redis is loading the dataset in memory'), {
+          name: 'ReplyError',
+        }),
+      ),
+    ).toBe(true);
+    expect(isTransientRedisError(new TypeError('cannot read properties of undefined'))).toBe(false);
   });
 });
 
