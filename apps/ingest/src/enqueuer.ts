@@ -1,6 +1,7 @@
-import { Job, Queue, type JobsOptions } from 'bullmq';
+import { Queue, type JobsOptions } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
+import { EncodedJob } from './encoded-job.js';
 import { faultPoint } from './fault-points.js';
 import { compareTokenData } from './resume-token.js';
 
@@ -9,7 +10,8 @@ export interface PlannedJob {
   queue: string;
   name: string;
   jobId: string;
-  data: unknown;
+  /** The job's data as BullMQ stores it: JSON text, encoded where the event was read. */
+  json: string;
   /**
    * Sorts in the order jobs are produced (a resume token's `_data` for stream events, a padded
    * batch counter for snapshot copies), so a re-read after a crash can skip what a queue holds.
@@ -139,10 +141,10 @@ export class Enqueuer {
     // Job#addJob accepts a transaction: BullMQ queues its Lua script on it without running it.
     await Promise.all(
       jobs.map((job) =>
-        new Job(
+        new EncodedJob(
           queue,
           job.name,
-          job.data,
+          job.json,
           { ...this.options.jobOptions, jobId: job.jobId },
           job.jobId,
         ).addJob(transaction),

@@ -41,7 +41,7 @@ export function planEvent(event: ChangeStreamDocument, router: Router): PlannedJ
   const base = {
     name: eventJobName(op, ns),
     jobId: eventJobId(data),
-    data: encodeEvent(event, { ns, op, doc }),
+    json: JSON.stringify(encodeEvent(event, { ns, op, doc })),
     position: data,
   };
   if (hasDocument) return [{ ...base, queue: eventQueueName(router.route(ns, documentKey._id)) }];

@@ -13,7 +13,6 @@ import {
   type Router,
   type SnapshotEvent,
 } from '@changeq/shared';
-import type { ChangeSource } from './change-source.js';
 import type { IngestConfig } from './config.js';
 import type { Enqueuer, PlannedJob } from './enqueuer.js';
 import { idAfter, idAtOrBefore } from './id-order.js';
@@ -43,7 +42,6 @@ export interface SnapshotContext {
   redis: Redis;
   enqueuer: Enqueuer;
   router: Router;
-  source: ChangeSource;
   store: PositionStore;
   config: IngestConfig;
   log: Logger;
@@ -138,7 +136,7 @@ function planDocument(
     queue: eventQueueName(router.route(ns, doc._id)),
     name: eventJobName('snapshot', ns),
     jobId: eventJobId(`snapshot\0${state.runId}\0${identity}`),
-    data: encodeEvent(event, { ns, op: 'snapshot', doc: identity }),
+    json: JSON.stringify(encodeEvent(event, { ns, op: 'snapshot', doc: identity })),
     position: `${pad(seq, 12)}:${pad(index, 6)}`,
   };
 }

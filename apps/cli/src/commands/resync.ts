@@ -2,7 +2,6 @@ import cliProgress from 'cli-progress';
 import { BSON, Timestamp, type Document, type MongoClient } from 'mongodb';
 import { Router, UserError, ingestKeys, type Logger } from '@changeq/shared';
 import {
-  ChangeSource,
   PositionStore,
   clearSnapshot,
   decodeStored,
@@ -153,7 +152,6 @@ export async function resync(
         redis,
         enqueuer,
         router: new Router(config.workers.names),
-        source: new ChangeSource(mongo, config),
         store,
         config,
         // With a progress bar, the copy's own info lines would tear it.
