@@ -1,4 +1,28 @@
 import { MongoError, MongoNetworkError, MongoServerSelectionError } from 'mongodb';
+import type { WireError } from './reader/protocol.js';
+
+/**
+ * A failure of the stream reader thread, as the main thread sees it: the driver's error classes
+ * do not survive the thread boundary, so it carries the classification made where they did.
+ */
+export class StreamReadError extends Error {
+  readonly code: number | string | undefined;
+  readonly codeName: string | undefined;
+  readonly fromMongo: boolean;
+  readonly transient: boolean;
+  readonly lostPositionCode: number | null;
+
+  constructor(wire: WireError) {
+    super(wire.message);
+    this.name = wire.name;
+    if (wire.stack !== undefined) this.stack = wire.stack;
+    this.code = wire.code;
+    this.codeName = wire.codeName;
+    this.fromMongo = wire.fromMongo;
+    this.transient = wire.transient;
+    this.lostPositionCode = wire.lostPositionCode;
+  }
+}
 
 /** Server codes that mean the stream cannot continue from its resume point. */
 export const LOST_POSITION_CODES: Readonly<Record<number, string>> = {
@@ -9,6 +33,7 @@ export const LOST_POSITION_CODES: Readonly<Record<number, string>> = {
 };
 
 export function lostPositionCode(error: unknown): number | null {
+  if (error instanceof StreamReadError) return error.lostPositionCode;
   if (
     error instanceof MongoError &&
     typeof error.code === 'number' &&
@@ -25,6 +50,7 @@ const TRANSIENT_MONGO_CODES = new Set([
 ]);
 
 export function isTransientMongoError(error: unknown): boolean {
+  if (error instanceof StreamReadError) return error.fromMongo && error.transient;
   if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
   if (!(error instanceof MongoError)) return false;
   if (
@@ -53,7 +79,7 @@ const REDIS_TRANSIENT_REPLIES =
 
 /** Redis is down, restarting, loading, failing over or full: worth waiting for. */
 export function isTransientRedisError(error: unknown): boolean {
-  if (!(error instanceof Error) || error instanceof MongoError) return false;
+  if (!(error instanceof Error) || isMongoError(error)) return false;
   const code = (error as NodeJS.ErrnoException).code;
   if (code && REDIS_SOCKET_CODES.has(code)) return true;
   if (error.name === 'MaxRetriesPerRequestError') return true;
@@ -63,6 +89,11 @@ export function isTransientRedisError(error: unknown): boolean {
   return /Connection is closed|connection close|Stream isn't writeable|Connection (timed out|lost)|Command timed out|ECONNREFUSED|ECONNRESET/.test(
     error.message,
   );
+}
+
+/** Whether an error came from MongoDB (in this thread or in the stream reader thread). */
+export function isMongoError(error: unknown): boolean {
+  return error instanceof MongoError || (error instanceof StreamReadError && error.fromMongo);
 }
 
 export function isRedisFull(error: unknown): boolean {

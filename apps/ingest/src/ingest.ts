@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
-import { MongoClient, MongoError, Timestamp, type ChangeStreamDocument } from 'mongodb';
+import { MongoClient, Timestamp } from 'mongodb';
 import {
   Router,
   UserError,
@@ -11,27 +11,24 @@ import {
   type Logger,
 } from '@changeq/shared';
 import { Backoff, sleep } from './backoff.js';
-import { ChangeSource, type Batch, type StartOptions } from './change-source.js';
+import type { StartOptions } from './change-source.js';
 import type { IngestConfig } from './config.js';
-import { Enqueuer, type PlannedJob } from './enqueuer.js';
+import { Enqueuer } from './enqueuer.js';
 import {
   LOST_POSITION_CODES,
+  isMongoError,
   isRedisFull,
   isTransientMongoError,
   isTransientRedisError,
   lostPositionCode,
 } from './failures.js';
 import { faultPoint } from './fault-points.js';
-import { planEvent } from './planner.js';
 import { PositionStore, type StoredPosition } from './position-store.js';
+import type { EventTally } from './reader/protocol.js';
+import { StreamReader, type ReadBatch } from './reader/stream-reader.js';
 import { tokenClusterTime, tokenData } from './resume-token.js';
 import { clearSnapshot, runSnapshot } from './snapshot.js';
 import { describeScope } from './watch-scope.js';
-
-/** A batch and the jobs its events become. */
-interface PlannedBatch extends Batch {
-  jobs: PlannedJob[];
-}
 
 export type IngestState =
   'starting' | 'snapshot' | 'streaming' | 'backpressure' | 'retrying' | 'stopping' | 'stopped';
@@ -48,8 +45,8 @@ export interface IngestStatus {
 }
 
 export interface IngestEvents {
-  /** A batch was committed: its events by namespace and operation. */
-  committed: [{ events: readonly ChangeStreamDocument[]; added: number; skipped: number }];
+  /** A batch was committed: its events by namespace and operation, and the jobs added. */
+  committed: [{ tally: readonly EventTally[]; added: number; skipped: number }];
   /** Backpressure started (true) or ended (false). */
   backpressure: [boolean];
   state: [IngestState];
@@ -76,12 +73,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly store: PositionStore;
   private readonly enqueuer: Enqueuer;
   private readonly router: Router;
-  private readonly source: ChangeSource;
+  /** The change stream, read and planned in a worker thread. */
+  private readonly reader: StreamReader;
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   /** Where to start when no token is stored: after a snapshot copy, or now after an accepted gap. */
   private startOverride: StartOptions | null = null;
-  private readAhead: Promise<PlannedBatch> | null = null;
+  private readAhead: Promise<ReadBatch> | null = null;
   private backlog: { at: number; counts: Map<string, number>; max: number } | null = null;
   private addedSinceCount = 0;
   private snapshotToClear = false;
@@ -91,8 +89,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     private readonly log: Logger,
   ) {
     super();
+    const appName = `changeq-ingest-${config.ingestId}`;
     this.mongo = new MongoClient(config.mongodbUri, {
-      appName: `changeq-ingest-${config.ingestId}`,
+      appName,
       serverSelectionTimeoutMS: Math.min(config.connectTimeoutMs, 30_000),
     });
     this.redis = new Redis({
@@ -107,7 +106,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.router = new Router(config.workers.names);
     this.store = new PositionStore(this.redis, config.queuePrefix, config.ingestId);
     this.enqueuer = ingestEnqueuer(config, this.redis, log);
-    this.source = new ChangeSource(this.mongo, config);
+    this.reader = new StreamReader(config, appName);
   }
 
   /**
@@ -161,7 +160,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   /** Closes connections; call after start() settled. */
   async close(): Promise<void> {
-    await this.source.close();
+    await this.reader.shutdown();
     await this.enqueuer.close().catch(() => undefined);
     this.redis.disconnect();
     await this.mongo.close().catch(() => undefined);
@@ -286,7 +285,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
               redis: this.redis,
               enqueuer: this.enqueuer,
               router: this.router,
-              source: this.source,
               store: this.store,
               config: this.config,
               log: this.log,
@@ -307,8 +305,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
             );
           }
         }
-        if (!this.source.isOpen) {
-          this.source.open(this.startOptions(position));
+        if (!this.reader.isOpen) {
+          await this.reader.open(this.startOptions(position));
         }
         const batch = await this.nextBatch();
         if (batch === null) break;
@@ -318,7 +316,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           this.log.info({ watch: describeScope(this.config.watch) }, 'change stream open');
         }
         this.status.streamOpen = true;
-        if (batch.events.length === 0 && !batch.invalidated) this.status.caughtUpAt = new Date();
+        if (batch.count === 0 && !batch.invalidated) this.status.caughtUpAt = new Date();
         position = await this.commit(batch, position);
         if (batch.invalidated) {
           // The watched collection or database is gone: its drop/rename is enqueued; carry on
@@ -327,7 +325,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
             { position: position && describePosition(position) },
             'change stream invalidated (watched collection or database dropped or renamed); continuing after it',
           );
-          await this.source.close();
+          await this.reader.close();
         }
         if (failing) {
           this.log.info({ after: failing }, 'recovered');
@@ -338,7 +336,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.setState('streaming');
       } catch (error) {
         this.readAhead = null; // read from a stream that is being reopened: discard it
-        await this.source.close();
+        await this.reader.close().catch(() => undefined); // the error below says what failed
         this.status.streamOpen = false;
         if (this.stopping) break;
         const lost = lostPositionCode(error);
@@ -349,7 +347,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (error instanceof UserError) throw error;
         const transient = isTransientMongoError(error) || isTransientRedisError(error);
         if (!transient) throw error;
-        const fromMongo = error instanceof MongoError;
+        const fromMongo = isMongoError(error);
         const what = fromMongo
           ? 'MongoDB is unavailable'
           : isRedisFull(error)
@@ -417,18 +415,17 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return false;
   }
 
-  /** Reads a batch from the stream and turns its events into jobs (routing, encoding). */
-  private async readPlanned(): Promise<PlannedBatch> {
-    const batch = await this.source.next(this.config.batchSize);
-    return { ...batch, jobs: batch.events.flatMap((event) => planEvent(event, this.router)) };
+  /** Reads a batch from the stream, its events turned into jobs (routing, encoding). */
+  private readPlanned(): Promise<ReadBatch> {
+    return this.reader.next(this.config.batchSize);
   }
 
   /**
-   * The next batch, read ahead: while one batch is being committed to Redis, the next one is
-   * read from MongoDB and planned, so the two servers work at the same time. Resolves null when
+   * The next batch, read ahead: while one batch is being committed to Redis, the reader thread
+   * reads and plans the next one, so the two threads and the two servers work at the same time. Resolves null when
    * stopping. A read-ahead batch is only ever committed after the one before it.
    */
-  private async nextBatch(): Promise<PlannedBatch | null> {
+  private async nextBatch(): Promise<ReadBatch | null> {
     // A batch read ahead waits here too while the queues are over the limit (one batch, bounded).
     if (await this.waitForBacklog()) return null;
     const next = this.readAhead ?? this.readPlanned();
@@ -443,20 +440,20 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   private async commit(
-    batch: PlannedBatch,
+    batch: ReadBatch,
     previous: StoredPosition | null,
   ): Promise<StoredPosition | null> {
     if (batch.token === null) return previous;
     const result = await this.enqueuer.commit(batch.jobs, 'stream');
     this.addedSinceCount += result.added;
-    const last = batch.events[batch.events.length - 1];
+    const last = batch.last;
     const samePosition = previous !== null && tokenData(previous.token) === tokenData(batch.token);
-    if (samePosition && batch.events.length === 0) return previous;
+    if (samePosition && batch.count === 0) return previous;
     const position: StoredPosition = {
       token: batch.token,
       clusterTime:
         last?.clusterTime ?? tokenClusterTime(batch.token) ?? previous?.clusterTime ?? null,
-      wallTime: (last as { wallTime?: Date } | undefined)?.wallTime ?? previous?.wallTime ?? null,
+      wallTime: last?.wallTime ?? previous?.wallTime ?? null,
       savedAt: new Date(),
     };
     faultPoint('before-token-save');
@@ -467,13 +464,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
       await clearSnapshot(this.redis, this.store);
       this.snapshotToClear = false;
     }
-    if (last) {
-      this.status.lastEvent = {
-        clusterTime: last.clusterTime ?? null,
-        wallTime: (last as { wallTime?: Date }).wallTime ?? null,
-      };
-    }
-    if (batch.events.length > 0) this.emit('committed', { events: batch.events, ...result });
+    if (last) this.status.lastEvent = last;
+    if (batch.count > 0) this.emit('committed', { tally: batch.tally, ...result });
     return position;
   }
 

@@ -1,8 +1,21 @@
-import { Timestamp } from 'mongodb';
+import { ObjectId, Timestamp } from 'mongodb';
 import { describe, expect, test } from 'vitest';
 import { UserError } from '@changeq/shared';
 import { Backoff } from '../src/backoff.js';
-import { isTransientRedisError } from '../src/failures.js';
+import {
+  StreamReadError,
+  isMongoError,
+  isTransientMongoError,
+  isTransientRedisError,
+  lostPositionCode,
+} from '../src/failures.js';
+import {
+  decodeMatch,
+  decodeStart,
+  encodeError,
+  encodeMatch,
+  encodeStart,
+} from '../src/reader/protocol.js';
 import {
   decodePosition,
   decodeStored,
@@ -147,5 +160,60 @@ describe('backoff', () => {
     expect(backoff.next()).toBe(100);
     const jittered = new Backoff(100, 1000, () => 0.5);
     expect(jittered.next()).toBe(50);
+  });
+});
+
+describe('the reader thread protocol', () => {
+  // Only plain data crosses a thread boundary: what the structured clone keeps, the ingest gets.
+  const clone = <T>(value: T): T => structuredClone(value);
+
+  test('start positions survive the trip, a Timestamp included', () => {
+    const token = { _data: '8263A1B2C3000000012B022C0100296E5A1004' };
+    expect(decodeStart(clone(encodeStart({ startAfter: token })))).toEqual({ startAfter: token });
+    const at = decodeStart(
+      clone(encodeStart({ startAtOperationTime: new Timestamp({ t: 1_700_000_000, i: 7 }) })),
+    );
+    expect(at).toEqual({ startAtOperationTime: new Timestamp({ t: 1_700_000_000, i: 7 }) });
+    expect((at as { startAtOperationTime: unknown }).startAtOperationTime).toBeInstanceOf(
+      Timestamp,
+    );
+    expect(decodeStart(clone(encodeStart({})))).toEqual({});
+  });
+
+  test('a MATCH filter keeps its BSON values (an ObjectId stays an ObjectId)', () => {
+    const match = { 'documentKey._id': new ObjectId('64b7f0c2a1b2c3d4e5f60718'), n: { $gt: 5 } };
+    const back = decodeMatch(clone(encodeMatch(match)));
+    expect(back).toEqual(match);
+    expect((back as { 'documentKey._id': unknown })['documentKey._id']).toBeInstanceOf(ObjectId);
+    expect(decodeMatch(clone(encodeMatch(null)))).toBeNull();
+  });
+
+  test('errors arrive classified: lost position, transient MongoDB, bugs', () => {
+    const lost = new StreamReadError(
+      clone({
+        ...encodeError(new Error('history lost')),
+        fromMongo: true,
+        code: 286,
+        lostPositionCode: 286,
+      }),
+    );
+    expect(lostPositionCode(lost)).toBe(286);
+    expect(isMongoError(lost)).toBe(true);
+    expect(isTransientRedisError(lost)).toBe(false);
+
+    const transient = new StreamReadError(
+      clone({ ...encodeError(new Error('socket closed')), fromMongo: true, transient: true }),
+    );
+    expect(isTransientMongoError(transient)).toBe(true);
+    expect(lostPositionCode(transient)).toBeNull();
+
+    const bug = new StreamReadError(clone(encodeError(new TypeError('x is undefined'))));
+    expect(bug.name).toBe('TypeError');
+    expect(bug.message).toBe('x is undefined');
+    expect(bug.stack).toContain('x is undefined');
+    expect(isMongoError(bug)).toBe(false);
+    expect(isTransientMongoError(bug)).toBe(false);
+    expect(isTransientRedisError(bug)).toBe(false);
+    expect(lostPositionCode(bug)).toBeNull();
   });
 });

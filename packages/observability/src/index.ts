@@ -27,6 +27,7 @@ export {
   type IngestMetricsOptions,
   type IngestStatusLike,
   type EventLike,
+  type EventTally,
   type ClusterTimeLike,
 } from './ingest-metrics.js';
 export {

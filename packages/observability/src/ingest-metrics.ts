@@ -23,6 +23,13 @@ export interface IngestStatusLike {
 }
 
 /** A change event as far as the labels go. */
+/** How many events of one namespace (`db.coll`, or `db` for database-wide events) and operation. */
+export interface EventTally {
+  namespace: string;
+  operation: string;
+  count: number;
+}
+
 export interface EventLike {
   operationType: string;
   ns?: { db?: string; coll?: string };
@@ -65,7 +72,7 @@ export interface IngestMetricsOptions {
 
 export interface IngestMetrics {
   /** Wire to `ingest.on('committed', ...)`. */
-  committed(batch: { events: readonly EventLike[]; added: number; skipped: number }): void;
+  committed(batch: { tally: readonly EventTally[]; added: number; skipped: number }): void;
   /** Wire to `ingest.on('backpressure', ...)`. */
   backpressure(paused: boolean): void;
   /** Wire to `ingest.on('state', ...)`. */
@@ -193,8 +200,8 @@ export function createIngestMetrics(options: IngestMetricsOptions): IngestMetric
   return {
     committed(batch) {
       batches.inc();
-      for (const event of batch.events) {
-        events.inc({ namespace: namespaceLabel(event), operation: event.operationType });
+      for (const { namespace, operation, count } of batch.tally) {
+        events.inc({ namespace, operation }, count);
       }
       added.inc(batch.added);
       skipped.inc(batch.skipped);

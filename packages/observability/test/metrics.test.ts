@@ -58,10 +58,9 @@ describe('ingest metrics', () => {
     expect(await sample(registry, 'changeq_ingest_state', { state: 'starting' })).toBe(1);
 
     metrics.committed({
-      events: [
-        { operationType: 'insert', ns: { db: 'shop', coll: 'orders' } },
-        { operationType: 'insert', ns: { db: 'shop', coll: 'orders' } },
-        { operationType: 'dropDatabase', ns: { db: 'shop' } },
+      tally: [
+        { namespace: 'shop.orders', operation: 'insert', count: 2 },
+        { namespace: 'shop', operation: 'dropDatabase', count: 1 },
       ],
       added: 5,
       skipped: 1,
