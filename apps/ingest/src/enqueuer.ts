@@ -21,6 +21,14 @@ export interface PlannedJob {
 
 export type WatermarkKind = 'stream' | 'snapshot';
 
+/** KEYS[1] the watermark, KEYS[2..] the job hashes of the transaction; ARGV[1] the position. */
+const SET_WATERMARK_IF_ALL_PRESENT = `
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`;
+
 export interface EnqueuerOptions {
   redis: Redis;
   prefix: string;
@@ -151,20 +159,38 @@ export class Enqueuer {
       ),
     );
     const last = jobs[jobs.length - 1]!.position;
-    // BullMQ's transaction wraps an ioredis MULTI; plain commands go on the same transaction.
-    (transaction as unknown as ChainableCommander).set(
+    // The watermark goes last, guarded: EXEC does not roll back when one command fails (a
+    // NOSCRIPT after a SCRIPT FLUSH, a refused job), and an unguarded watermark would then claim
+    // jobs that are not there, and the retry would skip them. Set only if every job is present.
+    (transaction as unknown as ChainableCommander).eval(
+      SET_WATERMARK_IF_ALL_PRESENT,
+      jobs.length + 1,
       this.options.watermarkKey(queueName, kind),
+      ...jobs.map((job) => queue.toKey(job.jobId)),
       last,
     );
     const results = await transaction.exec();
     if (results === null)
       throw new Error(`the Redis transaction for queue ${queueName} was aborted`);
     for (const [error, reply] of results) {
-      if (error) throw error;
+      if (error) {
+        if (/^NOSCRIPT\b/.test(error.message)) {
+          // Redis lost its scripts (SCRIPT FLUSH) under a live connection. ioredis sends a
+          // script in full on the first use per connection, so a new connection heals it; the
+          // ingest retries the batch (failures.ts counts NOSCRIPT as transient).
+          client.disconnect(true);
+        }
+        throw error;
+      }
       // BullMQ's add scripts answer a negative code for a refused job (e.g. a missing parent).
       if (typeof reply === 'number' && reply < 0) {
         throw new Error(`BullMQ refused a job for queue ${queueName} (code ${reply})`);
       }
+    }
+    if (results[results.length - 1]?.[1] !== 1) {
+      throw new Error(
+        `a job of queue ${queueName} is missing after its transaction; the watermark was left as it was`,
+      );
     }
     this.watermarks.set(`${kind}:${queueName}`, last);
     faultPoint('after-queue-commit');

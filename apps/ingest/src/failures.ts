@@ -75,7 +75,7 @@ const REDIS_SOCKET_CODES = new Set([
   'EAI_AGAIN',
 ]);
 const REDIS_TRANSIENT_REPLIES =
-  /^(LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|OOM|NOREPLICAS)\b/;
+  /^(LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|OOM|NOREPLICAS|NOSCRIPT)\b/;
 
 /** Redis is down, restarting, loading, failing over or full: worth waiting for. */
 export function isTransientRedisError(error: unknown): boolean {

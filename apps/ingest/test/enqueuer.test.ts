@@ -1,0 +1,87 @@
+/**
+ * The enqueuer's transaction on a real Redis: a queue's jobs and its watermark in one MULTI, and
+ * the watermark set only when every job of the transaction is in Redis. EXEC does not roll back
+ * when one command fails; without the guard, a failed add would sit below the watermark and the
+ * retry would skip it: a lost event.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Redis } from 'ioredis';
+import { createLogger } from '@changeq/shared';
+import { startRedis, type RunningRedis } from '@changeq/stack';
+import { Enqueuer, type PlannedJob } from '../src/enqueuer.js';
+import { isTransientRedisError } from '../src/failures.js';
+
+describe('Enqueuer', () => {
+  let redis: RunningRedis;
+  let connection: Redis;
+  let inspector: Redis;
+  let prefixes = 0;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    inspector = new Redis(redis.url);
+  });
+
+  afterAll(async () => {
+    connection?.disconnect();
+    inspector?.disconnect();
+    await redis?.stop();
+  });
+
+  const job = (n: number): PlannedJob => ({
+    queue: 'alpha',
+    name: 'insert shop.orders',
+    jobId: `job-${n}`,
+    json: JSON.stringify({ n }),
+    position: `82${String(n).padStart(12, '0')}`,
+  });
+
+  const setup = () => {
+    const prefix = `enq${++prefixes}`;
+    const enqueuer = new Enqueuer({
+      redis: connection,
+      prefix,
+      queueNames: ['alpha'],
+      watermarkKey: (queue, kind) => `${prefix}:watermark:${queue}:${kind}`,
+      jobOptions: {},
+      log: createLogger({ name: 'test', level: 'silent' }),
+    });
+    const waiting = async () => (await inspector.lrange(`${prefix}:alpha:wait`, 0, -1)).reverse(); // LPUSHed: oldest last
+    const watermark = () => inspector.get(`${prefix}:watermark:alpha:stream`);
+    return { enqueuer, waiting, watermark };
+  };
+
+  test('a batch committed twice is added once (the watermark skips the replay)', async () => {
+    const { enqueuer, waiting, watermark } = setup();
+    expect(await enqueuer.commit([job(1), job(2)], 'stream')).toEqual({ added: 2, skipped: 0 });
+    expect(await enqueuer.commit([job(1), job(2), job(3)], 'stream')).toEqual({
+      added: 1,
+      skipped: 2,
+    });
+    expect(await waiting()).toEqual(['job-1', 'job-2', 'job-3']);
+    expect(await watermark()).toBe(job(3).position);
+    await enqueuer.close();
+  });
+
+  test('Redis lost its scripts (SCRIPT FLUSH): the commit fails, the watermark stays, the retry adds every job once', async () => {
+    const { enqueuer, waiting, watermark } = setup();
+    await enqueuer.commit([job(1), job(2)], 'stream');
+    await inspector.script('FLUSH');
+
+    const failure = await enqueuer.commit([job(3), job(4)], 'stream').catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toMatch(/^NOSCRIPT/);
+    expect(isTransientRedisError(failure)).toBe(true);
+    expect(await watermark()).toBe(job(2).position);
+    expect(await waiting()).toEqual(['job-1', 'job-2']);
+
+    // What the ingest does next: reload the watermarks and commit the batch again.
+    await connection.ping(); // the enqueuer reconnected; wait until the connection is back
+    await enqueuer.loadWatermarks('stream');
+    expect(await enqueuer.commit([job(3), job(4)], 'stream')).toEqual({ added: 2, skipped: 0 });
+    expect(await waiting()).toEqual(['job-1', 'job-2', 'job-3', 'job-4']);
+    expect(await watermark()).toBe(job(4).position);
+    await enqueuer.close();
+  });
+});
