@@ -12,6 +12,8 @@ const USAGE = `Usage: changeq-test-mongod [options]
   --repl-set <name>                 replica set name (default rs0)
   --history-max-events <n>          change history window by count (default 1000000)
   --history-max-age-seconds <n>     change history window by age (default 86400)
+  --noop-interval-ms <n>            write a periodic no-op after <n> ms without writes, so idle
+                                    change streams' resume tokens advance (default 10000, 0: off)
   --help                            show this help`;
 
 function fail(message: string): never {
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
         'repl-set': { type: 'string' },
         'history-max-events': { type: 'string' },
         'history-max-age-seconds': { type: 'string' },
+        'noop-interval-ms': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -61,6 +64,7 @@ async function main(): Promise<void> {
         maxEvents: intFlag('history-max-events', values['history-max-events']),
         maxAgeSeconds: intFlag('history-max-age-seconds', values['history-max-age-seconds']),
       },
+      noopIntervalMs: intFlag('noop-interval-ms', values['noop-interval-ms']),
       log,
     },
     { argv: process.argv.slice(1) },

@@ -12,6 +12,13 @@ export interface MongoServerOptions {
   replSetName?: string;
   /** The change history ("oplog window") kept for resuming change streams. */
   history?: { maxEvents?: number; maxAgeSeconds?: number };
+  /**
+   * After this many milliseconds without a write, write a periodic no-op (an internal history
+   * entry, never a change event) so the cluster time and idle change streams'
+   * postBatchResumeToken keep advancing, like MongoDB's periodicNoopIntervalSecs. Default
+   * 10,000 (MongoDB's 10 s); 0 disables.
+   */
+  noopIntervalMs?: number;
   /** Receives log lines; default silent. */
   log?: (line: string) => void;
 }
@@ -24,6 +31,9 @@ export interface RunningMongoServer {
 }
 
 export const DEFAULT_HISTORY = { maxEvents: 1_000_000, maxAgeSeconds: 24 * 60 * 60 };
+
+/** MongoDB's default periodicNoopIntervalSecs (10 s). */
+export const DEFAULT_NOOP_INTERVAL_MS = 10_000;
 
 /** Internal knobs for this package's own tests and CLI; not part of the public API. */
 export interface InternalServerOptions {
@@ -41,10 +51,15 @@ export async function startMongoServer(
   if (!(maxEvents >= 1) || !(maxAgeSeconds > 0)) {
     throw new RangeError('history.maxEvents must be >= 1 and history.maxAgeSeconds > 0');
   }
+  const noopIntervalMs = options.noopIntervalMs ?? DEFAULT_NOOP_INTERVAL_MS;
+  if (!Number.isInteger(noopIntervalMs) || noopIntervalMs < 0 || noopIntervalMs > 2 ** 31 - 1) {
+    throw new RangeError('noopIntervalMs must be an integer from 0 (no no-ops) to 2147483647');
+  }
   const server = await MongoServer.start({
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     replSetName,
+    noopIntervalMs,
     log: options.log ?? (() => undefined),
     argv: internal.argv,
     engine: {

@@ -66,6 +66,8 @@ export interface ServerOptions {
   port: number;
   replSetName: string;
   engine: Omit<EngineOptions, 'log'>;
+  /** Write a periodic no-op after this many ms without a write; 0 disables. */
+  noopIntervalMs: number;
   log: (line: string) => void;
   argv?: string[];
 }
@@ -131,6 +133,9 @@ export class MongoServer {
   private readonly connections = new Map<number, ClientConnection>();
   private nextConnectionId = 1;
   private reaper: NodeJS.Timeout | undefined;
+  private noopTimer: NodeJS.Timeout | undefined;
+  /** engine.commits when the no-op writer last looked. */
+  private noopSeenCommits = 0;
 
   private constructor(options: ServerOptions, engine: Engine) {
     this.state = {
@@ -142,6 +147,7 @@ export class MongoServer {
       host: options.host,
       port: options.port,
       replSetName: options.replSetName,
+      noopIntervalMs: options.noopIntervalMs,
       startedAt: Date.now(),
       log: options.log,
       connections: new Set(),
@@ -173,6 +179,7 @@ export class MongoServer {
     if (options.host === '0.0.0.0' || options.host === '::') s.state.host = '127.0.0.1';
     s.reaper = setInterval(() => s.state.cursors.reap(), 60_000);
     s.reaper.unref();
+    s.startNoopWriter(options.noopIntervalMs);
     options.log(
       `listening on ${s.state.host}:${s.state.port} (replica set ${options.replSetName})`,
     );
@@ -187,12 +194,39 @@ export class MongoServer {
     if (this.state.stopping) return;
     this.state.stopping = true;
     clearInterval(this.reaper);
+    clearInterval(this.noopTimer);
     clearTimeout(this.state.topology.stepUpTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of this.connections.values()) c.destroy();
     await closed;
     this.state.engine.close();
     this.state.log('stopped');
+  }
+
+  /**
+   * Like a replica-set primary's periodic no-op writer (server parameter
+   * periodicNoopIntervalSecs, default 10 s): every interval, if nothing was written since the
+   * last look, write a no-op so the cluster time, and the postBatchResumeToken of idle change
+   * streams, keep moving. Only the primary writes them. The timer never keeps the process alive.
+   */
+  private startNoopWriter(intervalMs: number): void {
+    if (!(intervalMs > 0)) return;
+    this.noopSeenCommits = this.state.engine.commits;
+    this.noopTimer = setInterval(() => this.periodicNoop(), intervalMs);
+    this.noopTimer.unref();
+  }
+
+  private periodicNoop(): void {
+    const { engine, topology } = this.state;
+    if (this.state.stopping) return;
+    if (engine.commits === this.noopSeenCommits && topology.primary) {
+      try {
+        engine.writeNoop();
+      } catch (err) {
+        this.state.log(`periodic no-op: write failed: ${(err as Error).message}`);
+      }
+    }
+    this.noopSeenCommits = engine.commits;
   }
 
   private accept(socket: net.Socket): void {

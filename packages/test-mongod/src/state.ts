@@ -145,6 +145,8 @@ export interface ServerState {
   host: string;
   port: number;
   replSetName: string;
+  /** Periodic no-op interval; 0 when disabled. */
+  noopIntervalMs: number;
   startedAt: number;
   log: (line: string) => void;
   connections: Set<{ id: number }>;

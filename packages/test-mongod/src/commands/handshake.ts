@@ -117,6 +117,9 @@ function getParameter(ctx: CommandContext): Doc {
     maxTransactionLockRequestTimeoutMillis: 5,
     cursorTimeoutMillis: Long.fromNumber(600_000),
     authenticationMechanisms: [],
+    // The periodic no-op writer (a real server's interval is whole seconds; ours is in ms).
+    writePeriodicNoops: ctx.state.noopIntervalMs > 0,
+    periodicNoopIntervalSecs: ctx.state.noopIntervalMs / 1000,
   };
   const { cmd } = ctx;
   if (

@@ -2,6 +2,9 @@
 // (clusterTime, txnOpIndex); the oldest are trimmed by count and age. `floor` is the position of
 // the newest entry ever trimmed (or of the initialisation marker): resuming at or before it
 // would miss events, so it fails with ChangeStreamHistoryLost (286).
+// Periodic no-op entries (op 'noop', see Engine.writeNoop) are kept in order like any entry and
+// age out like any entry, but the count limit counts change events only: an idle server's
+// no-ops never push a real event out of the window.
 import { MongoServerError } from '../errors.js';
 import { compareTs, nextTs } from './clock.js';
 import type { Ts } from './clock.js';
@@ -27,6 +30,8 @@ export class ChangeHistory {
   private head = 0;
   /** Sequence number of entries[head]; sequence numbers never repeat within a process. */
   private headSeq = 0;
+  /** Retained entries that are periodic no-ops (not counted by maxEvents). */
+  private noops = 0;
   floor: Floor;
   private readonly waiters = new Set<() => void>();
 
@@ -65,18 +70,23 @@ export class ChangeHistory {
 
   append(entry: HistoryEntry): void {
     this.entries.push(entry);
+    if (entry.op === 'noop') this.noops++;
   }
 
-  /** Drop entries beyond the window. Returns how many were removed. */
+  /**
+   * Drop entries beyond the window: older than maxAgeSeconds, or before the newest maxEvents
+   * change events (no-ops are not counted). Returns how many were removed.
+   */
   trim(now = Date.now()): number {
     const { maxEvents, maxAgeSeconds } = this.limits;
     const minWall = now - maxAgeSeconds * 1000;
     let removed = 0;
     while (this.entries.length - this.head > 0) {
       const e = this.entries[this.head] as HistoryEntry;
-      const tooMany = this.entries.length - this.head > maxEvents;
+      const tooMany = this.entries.length - this.head - this.noops > maxEvents;
       if (!tooMany && e.wall.getTime() >= minWall) break;
       this.floor = { ts: e.ts, txnOpIndex: e.txnOpIndex };
+      if (e.op === 'noop') this.noops--;
       this.head++;
       this.headSeq++;
       removed++;

@@ -156,6 +156,8 @@ export class Engine {
   private persistence: Persistence | undefined;
   private pending: Buffer[] = [];
   private appended = false;
+  /** Commits so far (writes of any kind, no-ops included); the no-op writer watches it. */
+  commits = 0;
   private readonly compactBytes: number;
   private readonly log: (line: string) => void;
 
@@ -274,7 +276,21 @@ export class Engine {
           this.pending.push(encodeRecord({ k: 'entries', es: [entryToRecord(e)] }));
     }
     this.appended = true;
+    this.commits++;
     return entries;
+  }
+
+  /**
+   * Write a periodic no-op: a history entry with its own cluster time that produces no change
+   * event for any stream (like the `{op: 'n', o: {msg: 'periodic noop'}}` oplog entry an idle
+   * replica-set primary writes). It moves the cluster time, and with it the high-water-mark
+   * postBatchResumeToken of idle change streams; it is logged like any entry, so the time it
+   * reached survives a restart.
+   */
+  writeNoop(): HistoryEntry {
+    const [e] = this.commit([{ op: 'noop', db: '', info: { msg: 'periodic noop' } }]);
+    this.flush();
+    return e as HistoryEntry;
   }
 
   /**
