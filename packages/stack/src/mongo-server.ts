@@ -14,6 +14,8 @@ export interface MongoServerProcessOptions {
   /** The change-history window ("oplog size"), by event count and age. */
   historyMaxEvents?: number;
   historyMaxAgeSeconds?: number;
+  /** Periodic no-op after this many ms without writes (default 10,000 like MongoDB; 0: off). */
+  noopIntervalMs?: number;
   detached?: boolean;
 }
 
@@ -60,6 +62,8 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
   if (options.historyMaxAgeSeconds !== undefined) {
     args.push('--history-max-age-seconds', String(options.historyMaxAgeSeconds));
   }
+  if (options.noopIntervalMs !== undefined)
+    args.push('--noop-interval-ms', String(options.noopIntervalMs));
   let uri = '';
 
   const launch = async () => {
