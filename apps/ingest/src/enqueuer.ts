@@ -37,12 +37,25 @@ export interface EnqueuerOptions {
   watermarkKey: (queue: string, kind: WatermarkKind) => string;
   jobOptions: JobsOptions;
   log: Logger;
+  /** Jobs per transaction (default 100). */
+  chunkSize?: number;
+}
+
+const DEFAULT_CHUNK_SIZE = 100;
+
+type RedisClient = Awaited<ReturnType<Queue['getBackend']>['client']>;
+type Transaction = ReturnType<RedisClient['multi']>;
+
+/** A transaction built and not yet sent, and the watermark it sets. */
+interface Prepared {
+  transaction: Transaction;
+  last: string;
 }
 
 /**
  * Adds jobs to the workers' queues so that each event is enqueued exactly once, even when the
- * process dies between two Redis round trips: every queue's jobs of a batch are added in ONE
- * MULTI transaction together with that queue's watermark (the position of its last job). After
+ * process dies between two Redis round trips: a queue's jobs are added in MULTI transactions,
+ * each together with that queue's watermark (the position of its last job). After
  * a crash the ingest re-reads from its stored resume token and skips, per queue, every job at or
  * below the watermark. A per-queue transaction (rather than one across all queues) keeps each
  * transaction on one Redis Cluster slot when queues carry their own hash tags.
@@ -138,6 +151,13 @@ export class Enqueuer {
     return { added, skipped };
   }
 
+  /**
+   * Commits one queue's jobs as a lane of transactions of at most `chunkSize` jobs, each with
+   * its own guarded watermark. A transaction is sent only once the one before it succeeded (so
+   * a failure never leaves a later job in the queue ahead of an earlier one), but the next one
+   * is built while Redis runs the current one: BullMQ's job building and Redis' script runs
+   * overlap instead of taking turns.
+   */
   private async commitQueue(
     queueName: string,
     jobs: readonly PlannedJob[],
@@ -145,6 +165,28 @@ export class Enqueuer {
   ): Promise<void> {
     const queue = this.queue(queueName);
     const client = await queue.getBackend().client;
+    const size = this.options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    let next: Promise<Prepared> | null = this.prepare(queue, client, jobs.slice(0, size), kind);
+    for (let start = 0; next !== null; start += size) {
+      const current: Prepared = await next;
+      const execution = current.transaction.exec();
+      const following = jobs.slice(start + size, start + 2 * size);
+      next = following.length > 0 ? this.prepare(queue, client, following, kind) : null;
+      // Built but never sent when this transaction fails: an unsent MULTI costs nothing.
+      next?.catch(() => undefined);
+      this.check(queueName, await execution, client);
+      this.watermarks.set(`${kind}:${queueName}`, current.last);
+      faultPoint('after-queue-commit');
+    }
+  }
+
+  /** Queues the jobs and the guarded watermark on a MULTI, without sending it. */
+  private async prepare(
+    queue: Queue,
+    client: RedisClient,
+    jobs: readonly PlannedJob[],
+    kind: WatermarkKind,
+  ): Promise<Prepared> {
     const transaction = client.multi();
     // Job#addJob accepts a transaction: BullMQ queues its Lua script on it without running it.
     await Promise.all(
@@ -165,11 +207,19 @@ export class Enqueuer {
     (transaction as unknown as ChainableCommander).eval(
       SET_WATERMARK_IF_ALL_PRESENT,
       jobs.length + 1,
-      this.options.watermarkKey(queueName, kind),
+      this.options.watermarkKey(queue.name, kind),
       ...jobs.map((job) => queue.toKey(job.jobId)),
       last,
     );
-    const results = await transaction.exec();
+    return { transaction, last };
+  }
+
+  /** Throws unless every command of the transaction succeeded and the watermark was set. */
+  private check(
+    queueName: string,
+    results: [Error | null, unknown][] | null,
+    client: RedisClient,
+  ): void {
     if (results === null)
       throw new Error(`the Redis transaction for queue ${queueName} was aborted`);
     for (const [error, reply] of results) {
@@ -192,8 +242,6 @@ export class Enqueuer {
         `a job of queue ${queueName} is missing after its transaction; the watermark was left as it was`,
       );
     }
-    this.watermarks.set(`${kind}:${queueName}`, last);
-    faultPoint('after-queue-commit');
   }
 
   /** Waiting jobs per queue (what backpressure compares with the backlog limit). */

@@ -37,9 +37,10 @@ describe('Enqueuer', () => {
     position: `82${String(n).padStart(12, '0')}`,
   });
 
-  const setup = () => {
+  const setup = (chunkSize?: number) => {
     const prefix = `enq${++prefixes}`;
     const enqueuer = new Enqueuer({
+      ...(chunkSize === undefined ? {} : { chunkSize }),
       redis: connection,
       prefix,
       queueNames: ['alpha'],
@@ -61,6 +62,22 @@ describe('Enqueuer', () => {
     });
     expect(await waiting()).toEqual(['job-1', 'job-2', 'job-3']);
     expect(await watermark()).toBe(job(3).position);
+    await enqueuer.close();
+  });
+
+  test("a queue's jobs go in transactions of chunkSize, one after another, in order", async () => {
+    const { enqueuer, waiting, watermark } = setup(100);
+    const jobs = Array.from({ length: 250 }, (_, i) => job(i + 1));
+    const before = Number(
+      (await inspector.info('commandstats')).match(/cmdstat_exec:calls=(\d+)/)?.[1] ?? 0,
+    );
+    expect(await enqueuer.commit(jobs, 'stream')).toEqual({ added: 250, skipped: 0 });
+    const after = Number(
+      (await inspector.info('commandstats')).match(/cmdstat_exec:calls=(\d+)/)?.[1] ?? 0,
+    );
+    expect(after - before).toBe(3);
+    expect(await waiting()).toEqual(jobs.map((j) => j.jobId));
+    expect(await watermark()).toBe(job(250).position);
     await enqueuer.close();
   });
 
