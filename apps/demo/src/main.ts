@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
@@ -54,6 +55,7 @@ function portIsFree(port: number): Promise<boolean> {
 /** What happened to the jobs, per worker queue, read from BullMQ itself. */
 async function printSummary(redisUrl: string, names: readonly string[]): Promise<void> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined); // a failure rejects the calls below, reported by the caller
   try {
     for (const name of names) {
       for (const queueName of [eventQueueName(name), deadLetterQueueName(name)]) {
@@ -113,7 +115,11 @@ runMain('demo', async () => {
   const workers = loadWorkersConfig(workersFile);
 
   console.log('demo: starting Redis and MongoDB on loopback ports of their own…');
-  const stack = await startStack();
+  // The servers outlive a Ctrl-C to the terminal's process group; stop() stops them last.
+  const stack = await startStack({
+    redis: { ownProcessGroup: true },
+    mongo: { ownProcessGroup: true },
+  });
   const components: Component[] = [];
   const abort = new AbortController();
   const baseEnv = {
@@ -143,15 +149,22 @@ runMain('demo', async () => {
     stopping ??= (async () => {
       console.log('\ndemo: stopping everything it started…');
       abort.abort();
+      // Ctrl-C in a terminal signals the whole process group: the components are already
+      // stopping, and a second signal would make them exit at once. Give them a moment to stop
+      // on their own, then send SIGTERM to what is left (stopped with `kill <demo pid>`, say).
+      const exited = Promise.all(components.map(({ child }) => waitForExit(child)));
+      await Promise.race([exited, sleep(3000)]);
+      await Promise.all(
+        components.map(({ child }) =>
+          child.pid && child.exitCode === null && child.signalCode === null
+            ? terminate(child.pid, 'SIGTERM', 8000)
+            : undefined,
+        ),
+      );
+      await exited;
       await printSummary(stack.redisUrl, workers.names).catch((error: Error) =>
         console.log(`demo: could not read the queues (${error.message})`),
       );
-      await Promise.all(
-        components.map(({ child }) =>
-          child.pid ? terminate(child.pid, 'SIGTERM', 8000) : undefined,
-        ),
-      );
-      await Promise.all(components.map(({ child }) => waitForExit(child)));
       await stack.stop();
       console.log('demo: stopped');
     })();

@@ -17,6 +17,12 @@ export interface MongoServerProcessOptions {
   /** Periodic no-op after this many ms without writes (default 10,000 like MongoDB; 0: off). */
   noopIntervalMs?: number;
   detached?: boolean;
+  /**
+   * Start it in a process group of its own: a Ctrl-C in a terminal signals the whole foreground
+   * group, and the demo must stop its components (which still need this server) before the
+   * server. It is still stopped when this process exits.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface RunningMongo {
@@ -70,7 +76,8 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
     const logFd = openSync(join(dataDir, 'mongod.log'), 'a');
     const child = spawnTracked(process.execPath, args, {
       stdio: ['ignore', 'pipe', logFd],
-      detached: options.detached ?? false,
+      detached: (options.detached ?? false) || (options.ownProcessGroup ?? false),
+      outlive: options.detached ?? false,
     });
     closeSync(logFd); // the child holds its own copy
     if (child.pid === undefined) throw new Error('could not start test-mongod');

@@ -22,12 +22,24 @@ function installExitHook(): void {
   });
 }
 
-export function spawnTracked(command: string, args: string[], options: SpawnOptions): ChildProcess {
+export interface TrackedSpawnOptions extends SpawnOptions {
+  /**
+   * Keep the child running after this process exits (not killed by the exit hook). Default: the
+   * value of `detached`; a detached child that should still be cleaned up sets it to false.
+   */
+  outlive?: boolean;
+}
+
+export function spawnTracked(
+  command: string,
+  args: string[],
+  { outlive, ...options }: TrackedSpawnOptions,
+): ChildProcess {
   installExitHook();
   const child = spawn(command, args, options);
   if (child.pid !== undefined) {
     const pid = child.pid;
-    if (!options.detached) children.add(pid);
+    if (!(outlive ?? options.detached ?? false)) children.add(pid);
     child.once('exit', () => children.delete(pid));
   }
   return child;

@@ -18,6 +18,12 @@ export interface RedisServerOptions {
   appendfsync?: 'always' | 'everysec' | 'no';
   /** Keep running after this process exits (the `stack up` command). */
   detached?: boolean;
+  /**
+   * Start it in a process group of its own: a Ctrl-C in a terminal signals the whole foreground
+   * group, and the demo must stop its components (which still need this server) before the
+   * server. It is still stopped when this process exits.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface RunningRedis {
@@ -79,7 +85,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Runn
   const launch = async () => {
     const child = spawnTracked(redisServerBinary(), args, {
       stdio: 'ignore',
-      detached: options.detached ?? false,
+      detached: (options.detached ?? false) || (options.ownProcessGroup ?? false),
+      outlive: options.detached ?? false,
     });
     if (child.pid === undefined) throw new Error(`could not start ${redisServerBinary()}`);
     if (options.detached) child.unref();
