@@ -11,7 +11,9 @@
  *    waits on the queue's marker (BZPOPMIN) for at most a second, and checks the lease before
  *    every fetch, so a process whose lease may have expired never fetches.
  * 3. The scheduler runs the jobs (see scheduler.ts); this file is its driver: completing jobs,
- *    recording attempts, dead letters, parking and dead-letter re-runs.
+ *    recording attempts (session/attempts.ts), dead letters, parking and dead-letter re-runs.
+ *    The tasks it gives the scheduler are made in session/tasks.ts, and the handler calls in
+ *    session/handler-call.ts.
  * 4. Housekeeping: job locks extended every lockDuration/2; operator commands (retry/discard)
  *    polled from Redis and carried out in order; BullMQ's stalled checker runs with an unlimited
  *    maxStalledCount, and a job it puts back that we still hold is reclaimed, not run twice.
@@ -19,13 +21,10 @@
 import { Job, Queue, Worker, type JobJson } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
-  decodeEvent,
   deadLetterQueueName,
   eventQueueName,
   workerKeys,
-  type ChangeEvent,
   type EventJobData,
-  type HandlerContext,
 } from '@changeq/shared';
 import type { Logger } from '@changeq/shared';
 import {
@@ -57,9 +56,11 @@ import {
   OrderedScheduler,
   StopWork,
   type Admission,
-  type SchedulerTask,
   type TaskDriver,
 } from './scheduler/scheduler.js';
+import { recordFailedAttempt } from './session/attempts.js';
+import { callHandler, storableReturnValue } from './session/handler-call.js';
+import { eventTask, replayLineTask, replayTask, type WorkTask } from './session/tasks.js';
 
 export interface WorkerSettings {
   concurrency: number;
@@ -87,44 +88,6 @@ export interface SessionOptions {
   log: Logger;
   hooks: SchedulerHooks[];
   random?: () => number;
-}
-
-/** The persisted progress of a job: attempts made so far and the last failure. */
-export interface AttemptProgress {
-  attempt: number;
-  lastError: string;
-  lastFailedAt: string;
-}
-
-interface WorkTask extends SchedulerTask {
-  kind: 'event' | 'replay' | 'replay-line';
-  /** event: the job in the worker's queue; replay: the job in the dead-letter queue. */
-  job?: Job;
-  jobId: string;
-  data?: EventJobData;
-  event?: ChangeEvent;
-}
-
-export function readProgress(progress: unknown): { attempts: number; failure?: HandlerFailure } {
-  if (typeof progress !== 'object' || progress === null) return { attempts: 0 };
-  const p = progress as Partial<AttemptProgress>;
-  const attempts = typeof p.attempt === 'number' && p.attempt > 0 ? Math.floor(p.attempt) : 0;
-  if (attempts === 0) return { attempts };
-  return {
-    attempts,
-    failure: { message: typeof p.lastError === 'string' ? p.lastError : 'unknown', kind: 'error' },
-  };
-}
-
-/** A handler's return value as BullMQ can store it (JSON); anything else is recorded as null. */
-function storableReturnValue(value: unknown): unknown {
-  if (value === undefined) return null;
-  try {
-    JSON.stringify(value);
-    return value;
-  } catch {
-    return null;
-  }
 }
 
 export class Session implements TaskDriver<WorkTask> {
@@ -216,7 +179,7 @@ export class Session implements TaskDriver<WorkTask> {
     // Dead-letter re-runs that were under way go first: their events are older than any
     // event of the same document still in the queue.
     for (const [doc, state] of this.blocked) {
-      if (state.state !== 'blocked') this.scheduler.submit(this.replayLineTask(doc));
+      if (state.state !== 'blocked') this.scheduler.submit(replayLineTask(doc));
     }
     await this.recover();
     redis.on('reconnecting', this.onReconnecting);
@@ -287,22 +250,9 @@ export class Session implements TaskDriver<WorkTask> {
       this.log.warn({ jobId: id }, 'job redelivered while still held here; not running it twice');
       return;
     }
-    const data = job.data as EventJobData | undefined;
-    const key =
-      typeof data?.doc === 'string' ? data.doc : data?.doc === null ? null : `invalid:${id}`;
-    const { attempts, failure } = readProgress(job.progress);
+    const task = eventTask(job, id);
     this.held.set(id, job);
-    this.scheduler.submit({
-      id: `e:${id}`,
-      jobId: id,
-      kind: 'event',
-      key,
-      source: 'event',
-      priorAttempts: attempts,
-      lastFailure: failure,
-      job,
-      ...(data ? { data } : {}),
-    });
+    this.scheduler.submit(task);
   }
 
   private release(jobId: string): void {
@@ -547,7 +497,7 @@ export class Session implements TaskDriver<WorkTask> {
     const tasks: WorkTask[] = [];
     for (const job of jobs) {
       if (job?.id === undefined) continue;
-      tasks.push(this.replayTask(job, doc));
+      tasks.push(replayTask(job, doc));
     }
     if (tasks.length === 0) await this.unblockIfDone(doc);
     else
@@ -569,48 +519,12 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   call(task: WorkTask, attempt: number, getSignal: () => AbortSignal): unknown {
-    if (task.data === undefined) throw new Error('the job has no data');
-    task.event ??= decodeEvent(task.data);
-    const ctx = this.context(task, attempt, getSignal);
-    const outcome = this.opts.dispatch(task.event, ctx);
-    if (!outcome.matched) {
-      ctx.log.debug('no handler matches this event; completed as a no-op');
-      return undefined;
-    }
-    return outcome.result;
-  }
-
-  private context(task: WorkTask, attempt: number, getSignal: () => AbortSignal): HandlerContext {
-    let log: Logger | undefined;
-    const parent = this.log;
-    const data = task.data;
-    return {
-      attempt,
-      worker: this.opts.worker,
-      idempotencyKey: task.jobId,
-      jobId: task.jobId,
-      get signal() {
-        return getSignal();
-      },
-      get log() {
-        log ??= parent.child({ jobId: task.jobId, ns: data?.ns, op: data?.op, attempt });
-        return log;
-      },
-    };
+    return callHandler(this.opts, task, attempt, getSignal);
   }
 
   async attemptFailed(task: WorkTask, attempt: number, failure: HandlerFailure): Promise<void> {
     this.ensureLease();
-    const progress: AttemptProgress = {
-      attempt,
-      lastError: failure.message,
-      lastFailedAt: new Date().toISOString(),
-    };
-    await task.job?.updateProgress(progress);
-    this.log.info(
-      { jobId: task.jobId, attempt, error: failure.message },
-      'handler failed; retrying after backoff',
-    );
+    await recordFailedAttempt(task, attempt, failure, this.log);
   }
 
   async complete(task: WorkTask, value: unknown): Promise<void> {
@@ -787,34 +701,6 @@ export class Session implements TaskDriver<WorkTask> {
     if (this.blocked.has(task.key)) await this.unblockIfDone(task.key);
   }
 
-  private replayLineTask(doc: string): WorkTask {
-    return {
-      id: `line:${doc}`,
-      jobId: `line:${doc}`,
-      kind: 'replay-line',
-      expandable: true,
-      key: doc,
-      source: 'replay',
-      priorAttempts: 0,
-    };
-  }
-
-  private replayTask(job: Job, doc: string | null): WorkTask {
-    const { attempts, failure } = readProgress(job.progress);
-    const data = job.data as DeadLetterJobData;
-    return {
-      id: `r:${job.id!}`,
-      jobId: job.id!,
-      kind: 'replay',
-      key: doc,
-      source: 'replay',
-      priorAttempts: attempts,
-      lastFailure: failure,
-      job,
-      data,
-    };
-  }
-
   // ---------------------------------------------------------------------------------------------
   // Operator commands
 
@@ -864,7 +750,7 @@ export class Session implements TaskDriver<WorkTask> {
         { jobId: command.jobId, doc, op: command.op },
         `dead letter ${command.op} requested`,
       );
-      this.scheduler.submitFront(this.replayLineTask(doc));
+      this.scheduler.submitFront(replayLineTask(doc));
       return;
     }
     if (data.deadLetter?.kind === 'parked') {
@@ -889,6 +775,6 @@ export class Session implements TaskDriver<WorkTask> {
     }
     await job.updateProgress(0);
     this.log.info({ jobId: command.jobId, doc }, 'dead letter retry requested');
-    this.scheduler.submit(this.replayTask((await this.dlq.getJob(command.jobId)) ?? job, doc));
+    this.scheduler.submit(replayTask((await this.dlq.getJob(command.jobId)) ?? job, doc));
   }
 }
