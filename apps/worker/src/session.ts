@@ -9,16 +9,18 @@
  *    submitted to the scheduler is exactly the order Redis moved them to active (= queue order =
  *    oplog order per document). It keeps up to `prefetch` jobs held; when the queue is empty it
  *    waits on the queue's marker (BZPOPMIN) for at most a second, and checks the lease before
- *    every fetch, so a process whose lease may have expired never fetches.
+ *    every fetch, so a process whose lease may have expired never fetches (session/fetch-loop.ts,
+ *    session/fetch-order.ts).
  * 3. The scheduler runs the jobs (see scheduler.ts); this file is its driver: completing jobs,
  *    recording attempts (session/attempts.ts), dead letters, parking and dead-letter re-runs.
  *    The tasks it gives the scheduler are made in session/tasks.ts, and the handler calls in
  *    session/handler-call.ts.
- * 4. Housekeeping: job locks extended every lockDuration/2; operator commands (retry/discard)
- *    polled from Redis and carried out in order; BullMQ's stalled checker runs with an unlimited
- *    maxStalledCount, and a job it puts back that we still hold is reclaimed, not run twice.
+ * 4. Housekeeping: job locks extended every lockDuration/2 (session/locks.ts); operator commands
+ *    (retry/discard) polled from Redis and carried out in order; BullMQ's stalled checker runs
+ *    with an unlimited maxStalledCount, and a job it puts back that we still hold is reclaimed,
+ *    not run twice.
  */
-import { Job, Queue, Worker, type JobJson } from 'bullmq';
+import { Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   deadLetterQueueName,
@@ -27,16 +29,7 @@ import {
   type EventJobData,
 } from '@changeq/shared';
 import type { Logger } from '@changeq/shared';
-import {
-  activeJobsInFetchOrder,
-  finishErrorCode,
-  queueKey,
-  FINISH_LOCK_MISMATCH,
-  FINISH_MISSING_LOCK,
-  FINISH_NOT_ACTIVE,
-  reclaimJob,
-  takeOverJobs,
-} from './bullmq-internals.js';
+import { activeJobsInFetchOrder, takeOverJobs } from './bullmq-internals.js';
 import {
   docDigest,
   PARK_SCRIPT,
@@ -52,15 +45,14 @@ import type { Lease } from './lease.js';
 import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import type { HandlerFailure } from './scheduler/invoke.js';
-import {
-  OrderedScheduler,
-  StopWork,
-  type Admission,
-  type TaskDriver,
-} from './scheduler/scheduler.js';
+import { OrderedScheduler, type Admission, type TaskDriver } from './scheduler/scheduler.js';
 import { recordFailedAttempt } from './session/attempts.js';
+import { ensureLease, type SessionContext } from './session/context.js';
+import { FetchLoop } from './session/fetch-loop.js';
+import { FetchOrder } from './session/fetch-order.js';
 import { callHandler, storableReturnValue } from './session/handler-call.js';
-import { eventTask, replayLineTask, replayTask, type WorkTask } from './session/tasks.js';
+import { LockExtension, reclaim } from './session/locks.js';
+import { replayLineTask, replayTask, type WorkTask } from './session/tasks.js';
 
 export interface WorkerSettings {
   concurrency: number;
@@ -97,33 +89,23 @@ export class Session implements TaskDriver<WorkTask> {
   private readonly queueName: string;
   private readonly dlqName: string;
   private readonly keys: ReturnType<typeof workerKeys>;
+  readonly scheduler: OrderedScheduler<WorkTask>;
+  private readonly blocked = new Map<string, BlockState>();
+  private readonly stopController = new AbortController();
+
+  // Made in `start`, with the BullMQ worker and dead-letter queue they act through.
   private worker!: Worker;
   private dlq!: Queue;
-  readonly scheduler: OrderedScheduler<WorkTask>;
+  private fetchOrder!: FetchOrder;
+  private fetchLoop!: FetchLoop;
+  /** Undefined until `start` makes it (`close` may follow a `start` that failed early). */
+  private locks: LockExtension | undefined;
 
-  /** Event jobs held (fetched or recovered, not finished): their locks are ours to extend. */
-  private readonly held = new Map<string, Job>();
-  private readonly blocked = new Map<string, BlockState>();
-
-  private fetching = true;
-  private capacityWaiter: (() => void) | undefined;
   private fetchLoopDone: Promise<void> = Promise.resolve();
   private commandLoopDone: Promise<void> = Promise.resolve();
-  private lockTimer: NodeJS.Timeout | undefined;
-  private readonly stopController = new AbortController();
-  private fetchErrorLogged = false;
-  private needsAdoption = false;
-  private closed = false;
-  /** Jobs received from Redis, waiting for their place in fetch order (see `drain`). */
-  private readonly arrived = new Map<string, Job>();
-  /** Calls that may move a job to active and whose reply has not been handled yet. */
-  private inflight = 0;
-  private drainScheduled = false;
-  private draining = false;
-  private drainAgain = false;
   private readonly onReconnecting = () => {
-    this.needsAdoption = true;
-    this.requestDrain();
+    this.fetchOrder.repliesMayBeLost();
+    this.fetchOrder.requestDrain();
   };
 
   constructor(opts: SessionOptions) {
@@ -150,7 +132,7 @@ export class Session implements TaskDriver<WorkTask> {
 
   /** Recovers the predecessor's jobs and starts fetching. */
   async start(): Promise<void> {
-    const { redis, prefix, lockDurationMs } = this.opts;
+    const { redis, prefix, lockDurationMs, lease } = this.opts;
     this.worker = new Worker(this.queueName, null, {
       connection: redis,
       prefix,
@@ -163,12 +145,27 @@ export class Session implements TaskDriver<WorkTask> {
       name: `${this.opts.worker}@${this.token}`,
     });
     this.worker.on('error', (error) => this.log.debug({ err: error }, 'BullMQ worker error'));
-    this.worker.on('stalled', (jobId) => {
-      if (this.held.has(jobId)) void this.reclaim(jobId);
-      else this.log.warn({ jobId }, 'BullMQ moved a stalled job back to the queue');
-    });
     this.dlq = new Queue(this.dlqName, { connection: redis, prefix });
     this.dlq.on('error', (error) => this.log.debug({ err: error }, 'dead-letter queue error'));
+
+    const ctx: SessionContext = {
+      redis,
+      worker: this.worker,
+      token: this.token,
+      lease,
+      lockDurationMs,
+      log: this.log,
+      stopSignal: this.stopController.signal,
+    };
+    this.fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch);
+    this.fetchLoop = new FetchLoop(ctx, this.fetchOrder, this.opts.blocking);
+    const locks = new LockExtension(ctx, this.fetchOrder.heldJobs);
+    this.locks = locks;
+    this.worker.on('stalled', (jobId) => {
+      if (this.fetchOrder.heldJobs.has(jobId)) void reclaim(ctx, jobId);
+      else this.log.warn({ jobId }, 'BullMQ moved a stalled job back to the queue');
+    });
+
     await this.worker.waitUntilReady();
 
     const blocked = await redis.hgetall(this.keys.blocked);
@@ -184,8 +181,8 @@ export class Session implements TaskDriver<WorkTask> {
     await this.recover();
     redis.on('reconnecting', this.onReconnecting);
     await this.worker.startStalledCheckTimer();
-    this.scheduleLockExtension();
-    this.fetchLoopDone = this.fetchLoop();
+    locks.start();
+    this.fetchLoopDone = this.fetchLoop.run();
     this.commandLoopDone = this.commandLoop();
   }
 
@@ -205,23 +202,24 @@ export class Session implements TaskDriver<WorkTask> {
     await this.close();
   }
 
+  private get fetching(): boolean {
+    return !this.stopController.signal.aborted;
+  }
+
   private stopFetching(): void {
-    this.fetching = false;
-    this.stopController.abort();
-    this.capacityWaiter?.();
+    this.stopController.abort(); // also wakes a fetch loop waiting for room (see FetchOrder)
     this.opts.blocking.disconnect(false);
   }
 
   private async close(): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.lockTimer);
+    this.locks?.stop();
     this.opts.redis.off('reconnecting', this.onReconnecting);
     await Promise.allSettled([this.fetchLoopDone, this.commandLoopDone]);
     await Promise.allSettled([this.worker.close(true), this.dlq.close()]);
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Fetching
+  // Recovery
 
   private async recover(): Promise<void> {
     const { redis, lockDurationMs } = this.opts;
@@ -232,7 +230,7 @@ export class Session implements TaskDriver<WorkTask> {
     let recovered = 0;
     for (const job of jobs) {
       if (job === undefined) continue;
-      this.accept(job);
+      this.fetchOrder.accept(job);
       recovered++;
     }
     this.log.info(
@@ -241,247 +239,12 @@ export class Session implements TaskDriver<WorkTask> {
     );
   }
 
-  private accept(job: Job): void {
-    const id = job.id;
-    if (id === undefined) return;
-    if (this.held.has(id)) {
-      // BullMQ's stalled checker put back a job we still hold (its lock lapsed, e.g. while Redis
-      // was unreachable); fetching it wrote our token into its lock again. Never run it twice.
-      this.log.warn({ jobId: id }, 'job redelivered while still held here; not running it twice');
-      return;
-    }
-    const task = eventTask(job, id);
-    this.held.set(id, job);
-    this.scheduler.submit(task);
-  }
-
-  private release(jobId: string): void {
-    if (jobId !== '') this.held.delete(jobId);
-    const waiter = this.capacityWaiter;
-    this.capacityWaiter = undefined;
-    waiter?.();
-  }
-
-  /**
-   * Jobs reach this process from two kinds of calls on one connection: the fetch loop's
-   * `getNextJob` (in concurrent batches) and `moveToCompleted(..., fetchNext = true)` when a job
-   * finishes (BullMQ moves the next waiting job to active in the same script). Their replies are
-   * not trusted for order: every job received goes to `arrived`, and `drain` accepts them in the
-   * order of the active list, which is the order Redis moved them in. A job in the active list
-   * that is neither held nor arrived is either a reply still on its way (`inflight > 0`: wait for
-   * it) or, when no fetching call is in flight, a job whose reply was lost (the connection
-   * dropped): it is taken over and accepted in its place.
-   */
-  private room(): number {
-    return this.opts.prefetch - this.held.size - this.arrived.size - this.inflight;
-  }
-
-  private arrive(job: Job): void {
-    if (job.id !== undefined) this.arrived.set(job.id, job);
-  }
-
-  private requestDrain(): void {
-    if (this.drainScheduled) return;
-    this.drainScheduled = true;
-    setImmediate(() => {
-      this.drainScheduled = false;
-      void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    if (this.draining) {
-      this.drainAgain = true;
-      return;
-    }
-    this.draining = true;
-    try {
-      do {
-        this.drainAgain = false;
-        if (!this.fetching) return;
-        const adopt = this.needsAdoption && this.inflight === 0;
-        if (this.arrived.size === 0 && !adopt) return;
-        await this.acceptInFetchOrder(adopt);
-      } while (this.drainAgain);
-    } catch (error) {
-      this.log.debug({ err: error }, 'ordering fetched jobs failed; retrying');
-      this.needsAdoption = true;
-      setTimeout(() => this.requestDrain(), 200);
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  private async acceptInFetchOrder(adopt: boolean): Promise<void> {
-    const { redis, lockDurationMs } = this.opts;
-    const ids = await activeJobsInFetchOrder(redis, this.worker);
-    const inList = new Set(ids);
-    const orphans: string[] = [];
-    for (const id of ids) {
-      const job = this.arrived.get(id);
-      if (this.held.has(id)) {
-        if (job !== undefined) {
-          // BullMQ's stalled checker put back a job we hold, and it was fetched again.
-          this.arrived.delete(id);
-          this.accept(job);
-        }
-        continue;
-      }
-      if (job !== undefined) {
-        if (orphans.length > 0) break; // adopt those first, then come back
-        this.arrived.delete(id);
-        this.accept(job);
-        continue;
-      }
-      if (this.inflight > 0) break; // perhaps a reply still on its way: wait for it
-      // No call is in flight: nobody will deliver this one (a lost reply), and any job in the
-      // active list is this lease holder's to run.
-      orphans.push(id);
-    }
-    // Received jobs that are no longer active (removed meanwhile): nothing to order them by.
-    for (const [id, job] of this.arrived) {
-      if (!inList.has(id)) {
-        this.arrived.delete(id);
-        this.log.warn({ jobId: id }, 'a fetched job left the active list before it ran; skipped');
-        void job;
-      }
-    }
-    if (adopt && orphans.length === 0) this.needsAdoption = false;
-    if (orphans.length > 0) {
-      const taken = await takeOverJobs(redis, this.worker, orphans, this.token, lockDurationMs);
-      const jobs = await Promise.all(taken.map((id) => Job.fromId(this.worker, id)));
-      for (const job of jobs) if (job) this.accept(job);
-      this.log.warn({ adopted: taken.length }, 'adopted jobs fetched while the connection dropped');
-      this.drainAgain = true;
-    }
-    if (this.capacityWaiter && this.room() > 0) this.release('');
-  }
-
-  /**
-   * Fetches in batches of up to 128 concurrent `getNextJob` calls (doubling while the queue has
-   * jobs, back to 1 when it runs dry) whenever the jobs held, received and being fetched leave
-   * room; finishing jobs fetches their successors too (see `finishJob`).
-   */
-  private async fetchLoop(): Promise<void> {
-    let retryDelay = 100;
-    let batch = 1;
-    while (this.fetching) {
-      if (!this.opts.lease.isValid() || (this.needsAdoption && this.inflight > 0)) {
-        await sleep(50, this.stopController.signal);
-        continue;
-      }
-      // Refill in batches (a quarter of the prefetch at least), not one job at a time.
-      const room = this.room();
-      if (room < Math.max(1, Math.min(batch, Math.floor(this.opts.prefetch / 4)))) {
-        await new Promise<void>((resolve) => (this.capacityWaiter = resolve));
-        continue;
-      }
-      const size = Math.min(room, batch);
-      this.inflight += size;
-      const results = await Promise.allSettled(
-        Array.from({ length: size }, () =>
-          this.worker.getNextJob(this.token, { block: false }).then((job) => {
-            if (job !== undefined) this.arrive(job);
-            return job;
-          }),
-        ),
-      );
-      this.inflight -= size;
-      let received = 0;
-      let failed: unknown;
-      for (const result of results) {
-        if (result.status === 'rejected') failed = result.reason;
-        else if (result.value !== undefined) received++;
-      }
-      this.requestDrain();
-      if (!this.fetching) break;
-      if (failed !== undefined) {
-        // Some calls may have moved a job whose reply was lost: adopt them before going on.
-        this.needsAdoption = true;
-        if (!this.fetchErrorLogged) {
-          this.fetchErrorLogged = true;
-          this.log.warn({ err: failed }, 'fetching jobs failed; retrying with backoff');
-        }
-        await sleep(retryDelay, this.stopController.signal);
-        retryDelay = Math.min(retryDelay * 2, 5_000);
-        continue;
-      }
-      retryDelay = 100;
-      this.fetchErrorLogged = false;
-      if (received === 0) {
-        batch = 1;
-        await this.waitForJobs();
-      } else {
-        batch = received < size ? 1 : Math.min(batch * 2, 128);
-      }
-    }
-  }
-
-  /** Waits (at most a second) until something is added to the queue. */
-  private async waitForJobs(): Promise<void> {
-    try {
-      await this.opts.blocking.bzpopmin(queueKey(this.worker, 'marker'), 1);
-    } catch {
-      if (this.fetching) await sleep(100, this.stopController.signal);
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Locks
-
-  private scheduleLockExtension(): void {
-    const every = Math.max(500, Math.floor(this.opts.lockDurationMs / 2));
-    this.lockTimer = setTimeout(() => {
-      void this.extendLocks().finally(() => {
-        if (!this.closed) this.scheduleLockExtension();
-      });
-    }, every);
-  }
-
-  private async extendLocks(): Promise<void> {
-    if (!this.opts.lease.isValid() || this.held.size === 0) return;
-    const ids = [...this.held.keys()];
-    try {
-      const failed = await this.worker.extendJobLocks(
-        ids,
-        ids.map(() => this.token),
-        this.opts.lockDurationMs,
-      );
-      for (const id of failed) if (this.held.has(id)) await this.reclaim(id);
-    } catch (error) {
-      this.log.debug({ err: error }, 'extending job locks failed; retrying');
-    }
-  }
-
-  private async reclaim(jobId: string): Promise<'active' | 'moved-back' | 'gone' | 'foreign'> {
-    if (!this.opts.lease.isValid()) return 'gone';
-    const state = await reclaimJob(
-      this.opts.redis,
-      this.worker,
-      jobId,
-      this.token,
-      this.opts.lockDurationMs,
-    );
-    if (state === 'moved-back') {
-      this.log.warn({ jobId }, 'took back a held job that BullMQ had put back in the queue');
-    }
-    if (state === 'foreign') {
-      // Another process locked one of our jobs: it took over, so our lease is gone.
-      this.opts.lease.invalidate(`job ${jobId} is locked by another process`);
-    }
-    return state;
-  }
-
-  private ensureLease(): void {
-    if (!this.opts.lease.isValid()) throw new StopWork('the worker lease is not held');
-  }
-
   // ---------------------------------------------------------------------------------------------
   // TaskDriver
 
   async expand(task: WorkTask): Promise<WorkTask[] | null> {
     if (task.kind !== 'replay-line' || task.key === null) return null;
-    this.ensureLease();
+    ensureLease(this.opts.lease);
     const doc = task.key;
     const block = this.blocked.get(doc);
     if (block === undefined || block.state === 'blocked') return [];
@@ -523,18 +286,18 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   async attemptFailed(task: WorkTask, attempt: number, failure: HandlerFailure): Promise<void> {
-    this.ensureLease();
+    ensureLease(this.opts.lease);
     await recordFailedAttempt(task, attempt, failure, this.log);
   }
 
   async complete(task: WorkTask, value: unknown): Promise<void> {
-    this.ensureLease();
-    if (task.kind === 'event') await this.finishJob(task, storableReturnValue(value));
+    ensureLease(this.opts.lease);
+    if (task.kind === 'event') await this.fetchOrder.finish(task, storableReturnValue(value));
     else await this.finishReplay(task);
   }
 
   async deadLetter(task: WorkTask, failure: HandlerFailure, attempts: number): Promise<void> {
-    this.ensureLease();
+    ensureLease(this.opts.lease);
     const now = new Date().toISOString();
     const error =
       failure.stack === undefined
@@ -577,11 +340,11 @@ export class Session implements TaskDriver<WorkTask> {
     if (this.opts.settings.deadLetter === 'block' && task.key !== null) {
       await this.setBlocked(task.key, { dead: task.jobId, state: 'blocked', since: now });
     }
-    await this.finishJob(task, { deadLetter: { queue: this.dlqName, jobId: task.jobId } });
+    await this.fetchOrder.finish(task, { deadLetter: { queue: this.dlqName, jobId: task.jobId } });
   }
 
   async park(task: WorkTask): Promise<void> {
-    this.ensureLease();
+    ensureLease(this.opts.lease);
     const doc = task.key!;
     const block = this.blocked.get(doc)!;
     const seq = Number(
@@ -609,15 +372,17 @@ export class Session implements TaskDriver<WorkTask> {
       { jobId: task.jobId, doc, blockedBy: block.dead },
       'document is blocked by a dead letter; event parked behind it',
     );
-    await this.finishJob(task, {
+    await this.fetchOrder.finish(task, {
       parked: { queue: this.dlqName, jobId: task.jobId, blockedBy: block.dead },
     });
   }
 
   async drop(task: WorkTask): Promise<void> {
     if (task.kind === 'event') {
-      this.ensureLease();
-      await this.finishJob(task, { deadLetter: { queue: this.dlqName, jobId: task.jobId } });
+      ensureLease(this.opts.lease);
+      await this.fetchOrder.finish(task, {
+        deadLetter: { queue: this.dlqName, jobId: task.jobId },
+      });
     }
   }
 
@@ -649,49 +414,6 @@ export class Session implements TaskDriver<WorkTask> {
       this.blocked.delete(doc);
       this.log.info({ doc }, 'document unblocked: its dead letter and parked events are done');
     }
-  }
-
-  /** Moves an event job to completed; the job must be ours (reclaimed if its lock lapsed). */
-  private async finishJob(task: WorkTask, returnValue: unknown): Promise<void> {
-    const job = task.job!;
-    for (let tries = 0; ; tries++) {
-      // Fetch the successor in the same script while there is room (it costs no extra call).
-      const fetchNext =
-        this.fetching && !this.needsAdoption && this.room() > 0 && this.opts.lease.isValid();
-      if (fetchNext) this.inflight++;
-      try {
-        const next = (await job.moveToCompleted(returnValue, this.token, fetchNext)) as
-          [JobJson | null | undefined, string | undefined] | undefined;
-        const [data, id] = next ?? [];
-        if (data && id) this.arrive(Job.fromJSON(this.worker, data, id));
-        break;
-      } catch (error) {
-        if (fetchNext && finishErrorCode(error) === undefined) this.needsAdoption = true;
-        const code = finishErrorCode(error);
-        const ownership =
-          code === FINISH_MISSING_LOCK ||
-          code === FINISH_NOT_ACTIVE ||
-          code === FINISH_LOCK_MISMATCH;
-        if (!ownership || tries > 0) throw error;
-        this.ensureLease();
-        const state = await this.reclaim(task.jobId);
-        if (state === 'foreign')
-          throw new StopWork(`job ${task.jobId} is locked by another process`);
-        if (state === 'gone') {
-          this.log.warn(
-            { jobId: task.jobId },
-            'job vanished from the queue before it could be finished',
-          );
-          break;
-        }
-      } finally {
-        if (fetchNext) {
-          this.inflight--;
-          this.requestDrain();
-        }
-      }
-    }
-    this.release(task.jobId);
   }
 
   private async finishReplay(task: WorkTask): Promise<void> {

@@ -1,0 +1,246 @@
+/**
+ * The jobs a session holds from the worker's queue, given to the scheduler in fetch order.
+ *
+ * Jobs reach this process from two kinds of calls on one connection: the fetch loop's
+ * `getNextJob` (in concurrent batches) and `moveToCompleted(..., fetchNext = true)` when a job
+ * finishes (BullMQ moves the next waiting job to active in the same script). Their replies are
+ * not trusted for order: every job received goes to `arrived`, and `drain` accepts them in the
+ * order of the active list, which is the order Redis moved them in. A job in the active list
+ * that is neither held nor arrived is either a reply still on its way (`inflight > 0`: wait for
+ * it) or, when no fetching call is in flight, a job whose reply was lost (the connection
+ * dropped): it is taken over and accepted in its place.
+ */
+import { Job, type JobJson } from 'bullmq';
+import {
+  activeJobsInFetchOrder,
+  finishErrorCode,
+  FINISH_LOCK_MISMATCH,
+  FINISH_MISSING_LOCK,
+  FINISH_NOT_ACTIVE,
+  takeOverJobs,
+} from '../bullmq-internals.js';
+import { StopWork, type OrderedScheduler } from '../scheduler/scheduler.js';
+import { ensureLease, type SessionContext } from './context.js';
+import { reclaim } from './locks.js';
+import { eventTask, type WorkTask } from './tasks.js';
+
+export class FetchOrder {
+  /** Jobs held, received and being fetched at once, at most. */
+  readonly prefetch: number;
+  private readonly ctx: SessionContext;
+  private readonly scheduler: OrderedScheduler<WorkTask>;
+
+  /** Event jobs held (fetched or recovered, not finished): their locks are ours to extend. */
+  private readonly held = new Map<string, Job>();
+  /** Jobs received from Redis, waiting for their place in fetch order (see `drain`). */
+  private readonly arrived = new Map<string, Job>();
+  /** Calls that may move a job to active and whose reply has not been handled yet. */
+  private inflight = 0;
+  private needsAdoption = false;
+  private capacityWaiter: (() => void) | undefined;
+  private drainScheduled = false;
+  private draining = false;
+  private drainAgain = false;
+
+  constructor(ctx: SessionContext, scheduler: OrderedScheduler<WorkTask>, prefetch: number) {
+    this.ctx = ctx;
+    this.scheduler = scheduler;
+    this.prefetch = prefetch;
+    // Stopping wakes a fetch loop waiting for room, so that it sees it must stop.
+    ctx.stopSignal.addEventListener('abort', () => this.capacityWaiter?.(), { once: true });
+  }
+
+  get heldJobs(): ReadonlyMap<string, Job> {
+    return this.held;
+  }
+
+  private get fetching(): boolean {
+    return !this.ctx.stopSignal.aborted;
+  }
+
+  accept(job: Job): void {
+    const id = job.id;
+    if (id === undefined) return;
+    if (this.held.has(id)) {
+      // BullMQ's stalled checker put back a job we still hold (its lock lapsed, e.g. while Redis
+      // was unreachable); fetching it wrote our token into its lock again. Never run it twice.
+      this.ctx.log.warn(
+        { jobId: id },
+        'job redelivered while still held here; not running it twice',
+      );
+      return;
+    }
+    const task = eventTask(job, id);
+    this.held.set(id, job);
+    this.scheduler.submit(task);
+  }
+
+  private release(jobId: string): void {
+    if (jobId !== '') this.held.delete(jobId);
+    const waiter = this.capacityWaiter;
+    this.capacityWaiter = undefined;
+    waiter?.();
+  }
+
+  room(): number {
+    return this.prefetch - this.held.size - this.arrived.size - this.inflight;
+  }
+
+  /** Resolves when a job is released and there may be room again, or when the session stops. */
+  waitForRoom(): Promise<void> {
+    return new Promise<void>((resolve) => (this.capacityWaiter = resolve));
+  }
+
+  /** `count` calls that may move a job to active were sent. */
+  fetchesStarted(count: number): void {
+    this.inflight += count;
+  }
+
+  /** `count` such calls have settled (each job they returned has `arrive`d). */
+  fetchesSettled(count: number): void {
+    this.inflight -= count;
+  }
+
+  /**
+   * A call that may have moved a job to active failed, or the connection dropped: some job may
+   * be in the active list without its reply. The fetch loop waits until every call in flight has
+   * settled (`waitingToAdopt`), then `drain` adopts such jobs.
+   */
+  repliesMayBeLost(): void {
+    this.needsAdoption = true;
+  }
+
+  get waitingToAdopt(): boolean {
+    return this.needsAdoption && this.inflight > 0;
+  }
+
+  arrive(job: Job): void {
+    if (job.id !== undefined) this.arrived.set(job.id, job);
+  }
+
+  requestDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) {
+      this.drainAgain = true;
+      return;
+    }
+    this.draining = true;
+    try {
+      do {
+        this.drainAgain = false;
+        if (!this.fetching) return;
+        const adopt = this.needsAdoption && this.inflight === 0;
+        if (this.arrived.size === 0 && !adopt) return;
+        await this.acceptInFetchOrder(adopt);
+      } while (this.drainAgain);
+    } catch (error) {
+      this.ctx.log.debug({ err: error }, 'ordering fetched jobs failed; retrying');
+      this.needsAdoption = true;
+      setTimeout(() => this.requestDrain(), 200);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async acceptInFetchOrder(adopt: boolean): Promise<void> {
+    const { redis, worker, token, lockDurationMs } = this.ctx;
+    const ids = await activeJobsInFetchOrder(redis, worker);
+    const inList = new Set(ids);
+    const orphans: string[] = [];
+    for (const id of ids) {
+      const job = this.arrived.get(id);
+      if (this.held.has(id)) {
+        if (job !== undefined) {
+          // BullMQ's stalled checker put back a job we hold, and it was fetched again.
+          this.arrived.delete(id);
+          this.accept(job);
+        }
+        continue;
+      }
+      if (job !== undefined) {
+        if (orphans.length > 0) break; // adopt those first, then come back
+        this.arrived.delete(id);
+        this.accept(job);
+        continue;
+      }
+      if (this.inflight > 0) break; // perhaps a reply still on its way: wait for it
+      // No call is in flight: nobody will deliver this one (a lost reply), and any job in the
+      // active list is this lease holder's to run.
+      orphans.push(id);
+    }
+    // Received jobs that are no longer active (removed meanwhile): nothing to order them by.
+    for (const [id, job] of this.arrived) {
+      if (!inList.has(id)) {
+        this.arrived.delete(id);
+        this.ctx.log.warn(
+          { jobId: id },
+          'a fetched job left the active list before it ran; skipped',
+        );
+        void job;
+      }
+    }
+    if (adopt && orphans.length === 0) this.needsAdoption = false;
+    if (orphans.length > 0) {
+      const taken = await takeOverJobs(redis, worker, orphans, token, lockDurationMs);
+      const jobs = await Promise.all(taken.map((id) => Job.fromId(worker, id)));
+      for (const job of jobs) if (job) this.accept(job);
+      this.ctx.log.warn(
+        { adopted: taken.length },
+        'adopted jobs fetched while the connection dropped',
+      );
+      this.drainAgain = true;
+    }
+    if (this.capacityWaiter && this.room() > 0) this.release('');
+  }
+
+  /** Moves an event job to completed; the job must be ours (reclaimed if its lock lapsed). */
+  async finish(task: WorkTask, returnValue: unknown): Promise<void> {
+    const job = task.job!;
+    for (let tries = 0; ; tries++) {
+      // Fetch the successor in the same script while there is room (it costs no extra call).
+      const fetchNext =
+        this.fetching && !this.needsAdoption && this.room() > 0 && this.ctx.lease.isValid();
+      if (fetchNext) this.inflight++;
+      try {
+        const next = (await job.moveToCompleted(returnValue, this.ctx.token, fetchNext)) as
+          [JobJson | null | undefined, string | undefined] | undefined;
+        const [data, id] = next ?? [];
+        if (data && id) this.arrive(Job.fromJSON(this.ctx.worker, data, id));
+        break;
+      } catch (error) {
+        if (fetchNext && finishErrorCode(error) === undefined) this.needsAdoption = true;
+        const code = finishErrorCode(error);
+        const ownership =
+          code === FINISH_MISSING_LOCK ||
+          code === FINISH_NOT_ACTIVE ||
+          code === FINISH_LOCK_MISMATCH;
+        if (!ownership || tries > 0) throw error;
+        ensureLease(this.ctx.lease);
+        const state = await reclaim(this.ctx, task.jobId);
+        if (state === 'foreign')
+          throw new StopWork(`job ${task.jobId} is locked by another process`);
+        if (state === 'gone') {
+          this.ctx.log.warn(
+            { jobId: task.jobId },
+            'job vanished from the queue before it could be finished',
+          );
+          break;
+        }
+      } finally {
+        if (fetchNext) {
+          this.inflight--;
+          this.requestDrain();
+        }
+      }
+    }
+    this.release(task.jobId);
+  }
+}
