@@ -5,9 +5,11 @@
  *    predecessor. They are taken over (our token written into their locks, see
  *    bullmq-internals.ts) and submitted first, in their original fetch order, together with the
  *    dead-letter re-runs that were under way (session/recovery.ts).
- * 2. Fetch loop: one `getNextJob(token, { block: false })` at a time, so the order jobs are
- *    submitted to the scheduler is exactly the order Redis moved them to active (= queue order =
- *    oplog order per document). It keeps up to `prefetch` jobs held; when the queue is empty it
+ * 2. Fetch loop: batches of concurrent `getNextJob(token, { block: false })` calls (and the next
+ *    job that finishing one moves to active). Replies may arrive in any order, so received jobs
+ *    wait in a reorder buffer and are submitted to the scheduler in the order of the queue's
+ *    active list, the order Redis moved them in (= queue order = oplog order per document). It
+ *    keeps up to `prefetch` jobs held; when the queue is empty it
  *    waits on the queue's marker (BZPOPMIN) for at most a second, and checks the lease before
  *    every fetch, so a process whose lease may have expired never fetches (session/fetch-loop.ts,
  *    session/fetch-order.ts).
