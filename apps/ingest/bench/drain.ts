@@ -230,7 +230,7 @@ async function main() {
         EVENTS,
         start,
         sample(servers),
-        `the ingest's Enqueuer, ${fmt(CHUNK)} jobs per MULTI, ${byQueue.size} queues in parallel`,
+        `the ingest's Enqueuer, ${fmt(CHUNK)} jobs per commit (100 per MULTI), ${byQueue.size} queues in parallel`,
       ),
     );
     await enqueuer.close();
