@@ -7,56 +7,20 @@
 // (manual: Change Events). These tests need this server's options (interval, restarts), so they
 // live here and not in the conformance suite.
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MongoClient, MongoServerError, Timestamp } from 'mongodb';
+import { describe, expect, it } from 'vitest';
+import { MongoServerError, Timestamp } from 'mongodb';
+import type { MongoClient } from 'mongodb';
 import type { ChangeStream, Document, ResumeToken } from 'mongodb';
 import { startMongoServer } from '../../src/index.js';
-import type { MongoServerOptions, RunningMongoServer } from '../../src/index.js';
 import { decodeToken, hwmToken } from '../../src/history/token.js';
 import { nextTs } from '../../src/history/clock.js';
 import type { Ts } from '../../src/history/clock.js';
-import { CLI, ensureBuilt, killCli, startCli } from '../helpers/cli.js';
-import type { CliServer } from '../helpers/cli.js';
+import { CLI, killCli, startCli } from '../helpers/cli.js';
+import { useTestResources } from '../helpers/resources.js';
 import { sleep, take } from '../helpers/streams.js';
 
-const servers: RunningMongoServer[] = [];
-const clients: MongoClient[] = [];
-const clis: CliServer[] = [];
-const dirs: string[] = [];
-
-async function start(
-  options: MongoServerOptions,
-): Promise<{ s: RunningMongoServer; c: MongoClient }> {
-  const s = await startMongoServer(options);
-  servers.push(s);
-  return { s, c: await connect(s.uri) };
-}
-
-async function connect(uri: string): Promise<MongoClient> {
-  const c = new MongoClient(uri, { serverSelectionTimeoutMS: 20_000 });
-  clients.push(c);
-  await c.connect();
-  return c;
-}
-
-function tmpDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'cq-mongod-noop-'));
-  dirs.push(d);
-  return d;
-}
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close(true)));
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-  for (const s of clis.splice(0)) await killCli(s);
-});
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const { start, connect, tmpDir, server, cli } = useTestResources('cq-mongod-noop-');
 
 /** Short awaitData waits: an empty getMore answers after 50 ms. */
 const FAST = { maxAwaitTimeMS: 50 } as const;
@@ -247,7 +211,7 @@ describe('Resume a Change Stream (manual: Change Streams) across periodic no-ops
     // at the last no-op's, so the next write gets a later time even within the same second, and
     // a stream resumed from the token cannot skip it.
     s = await startMongoServer({ dataDir: dir, noopIntervalMs: 0 });
-    servers.push(s);
+    server(s);
     c = await connect(s.uri);
     const restored = await operationTime(c);
     expect(tokenData(token)).toBe(tokenData(hwmAfter(restored)));
@@ -359,7 +323,7 @@ describe('CLI --noop-interval-ms and shutdown', () => {
       /exited with 2.*--noop-interval-ms expects a non-negative integer/s,
     );
     const s = await startCli(['--port', '0', '--noop-interval-ms', '100']);
-    clis.push(s);
+    cli(s);
     const c = await connect(s.uri);
     await c.db('n').createCollection('c');
     const cs = c.db('n').collection('c').watch([], FAST);

@@ -2,44 +2,16 @@
 // survive a restart, also after kill -9 of the CLI process; a change stream resumed with a token
 // from before the restart continues exactly after it.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BSON, MongoClient } from 'mongodb';
+import { describe, expect, it } from 'vitest';
+import { BSON } from 'mongodb';
 import type { ChangeStreamDocument, Document, ResumeToken, Timestamp } from 'mongodb';
 import { startMongoServer } from '../../src/index.js';
-import type { RunningMongoServer } from '../../src/index.js';
-import { ensureBuilt, killCli, startCli } from '../helpers/cli.js';
-import type { CliServer } from '../helpers/cli.js';
+import { killCli, startCli } from '../helpers/cli.js';
+import { useTestResources } from '../helpers/resources.js';
 import { take } from '../helpers/streams.js';
 
-const dirs: string[] = [];
-const clis: CliServer[] = [];
-const servers: RunningMongoServer[] = [];
-const clients: MongoClient[] = [];
-
-function tmpDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'cq-mongod-'));
-  dirs.push(d);
-  return d;
-}
-
-async function connect(uri: string): Promise<MongoClient> {
-  const c = new MongoClient(uri, { serverSelectionTimeoutMS: 20_000 });
-  clients.push(c);
-  await c.connect();
-  return c;
-}
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close(true)));
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-  for (const s of clis.splice(0)) await killCli(s);
-});
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const { connect, tmpDir, server, cli } = useTestResources('cq-mongod-');
 
 describe('restart with dataDir', () => {
   it('keeps documents, metadata, cluster time and history; resumes after a token from before', async () => {
@@ -64,7 +36,7 @@ describe('restart with dataDir', () => {
     await s.stop();
 
     s = await startMongoServer({ dataDir: dir });
-    servers.push(s);
+    server(s);
     c = await connect(s.uri);
     const d2 = c.db('p');
     expect(await d2.collection('c').find().toArray()).toEqual([
@@ -109,7 +81,7 @@ describe('restart with dataDir', () => {
     const first = BSON.deserialize(log.subarray(8, 8 + log.readUInt32LE(0)));
     expect(first.k).toBe('snap');
     s = await startMongoServer({ dataDir: dir, history });
-    servers.push(s);
+    server(s);
     c = await connect(s.uri);
     expect(await c.db('p').collection('c').countDocuments()).toBe(1000);
     const resumed = c.db('p').collection('c').watch([], { startAtOperationTime: before });
@@ -136,7 +108,7 @@ describe('restart with dataDir', () => {
     await s.stop();
     fs.appendFileSync(path.join(dir, 'changeq-mongod.log'), Buffer.from([200, 0, 0, 0, 1, 2, 3]));
     s = await startMongoServer({ dataDir: dir });
-    servers.push(s);
+    server(s);
     c = await connect(s.uri);
     expect(await c.db('p').collection('c').find().toArray()).toEqual([{ _id: 1 }]);
     await c
@@ -152,7 +124,7 @@ describe('CLI process (kill -9 and restart on the same --dbpath)', () => {
     const bad = startCli(['--no-such-flag']);
     await expect(bad).rejects.toThrow(/exited with 2/);
     const s = await startCli(['--port', '0']);
-    clis.push(s);
+    cli(s);
     expect(s.uri).toBe(`mongodb://127.0.0.1:${s.port}/?replicaSet=rs0`);
     expect(s.pid).toBe(s.child.pid);
     const c = await connect(s.uri);
@@ -164,7 +136,7 @@ describe('CLI process (kill -9 and restart on the same --dbpath)', () => {
   it('loses no acknowledged write and no change event across kill -9, and the driver resumes by itself', async () => {
     const dir = tmpDir();
     let s = await startCli(['--dbpath', dir, '--port', '0']);
-    clis.push(s);
+    cli(s);
     const port = s.port;
     const writer = await connect(`mongodb://127.0.0.1:${port}/?replicaSet=rs0`);
     const reader = await connect(`mongodb://127.0.0.1:${port}/?replicaSet=rs0`);
@@ -183,7 +155,7 @@ describe('CLI process (kill -9 and restart on the same --dbpath)', () => {
     // Acknowledged writes are in the log; kill without warning and restart on the same port.
     await killCli(s, 'SIGKILL');
     s = await startCli(['--dbpath', dir, '--port', String(port)]);
-    clis.push(s);
+    cli(s);
     for (let i = 200; i < 400; i++) await coll.insertOne({ i });
     await consuming;
     await stream.close();
@@ -196,7 +168,7 @@ describe('data directory lock', () => {
   it('refuses a second server on the same dataDir while the first runs', async () => {
     const dir = tmpDir();
     const s = await startMongoServer({ dataDir: dir });
-    servers.push(s);
+    server(s);
     await expect(startMongoServer({ dataDir: dir })).rejects.toThrow(/in use/);
   });
 });
