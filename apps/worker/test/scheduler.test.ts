@@ -237,6 +237,39 @@ describe('OrderedScheduler', () => {
     });
   });
 
+  it('describes values that cannot be printed the usual way, without throwing', async () => {
+    const driver = new Recorder();
+    const noPrototype = Object.assign(Object.create(null) as object, { n: 1n });
+    const badToString = {
+      toString: () => {
+        throw new Error('no');
+      },
+      toJSON: () => {
+        throw new Error('no');
+      },
+    };
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const badError = new Error('x');
+    Object.defineProperty(badError, 'message', {
+      get: () => {
+        throw new Error('getter');
+      },
+    });
+    const thrown: unknown[] = [noPrototype, badToString, revoked.proxy, badError];
+    driver.behaviour = (t) => {
+      throw thrown[t.n];
+    };
+    const scheduler = make(driver, { attempts: 1 });
+    thrown.forEach((_, n) => scheduler.submit(task(`t${n}`, `D${n}`, n)));
+    await settle(scheduler);
+    const messages = Object.fromEntries(driver.dead.map((d) => [d.id, d.failure.message]));
+    expect(messages.t0).toBe('handler threw a non-Error value: [Object: null prototype] { n: 1n }');
+    expect(messages.t1).toMatch(/^handler threw a non-Error value: \{ toString: \[Function/);
+    expect(messages.t2).toMatch(/^handler threw a non-Error value: ./);
+    expect(messages.t3).toMatch(/^handler threw a non-Error value: ./);
+  });
+
   it('refuses a second task with an id it holds (a redelivered job never runs twice at once)', async () => {
     const driver = new Recorder();
     driver.behaviour = () => tick(5);

@@ -2,6 +2,7 @@
  * Calls a handler once: turns everything a handler can do wrong (throw a non-Error, never
  * settle, run past its time limit) into a failure with a readable reason.
  */
+import { inspect } from 'node:util';
 
 export interface HandlerFailure {
   /** One line: the Error's message, or a description of what went wrong. */
@@ -17,29 +18,47 @@ export type InvokeOutcome =
   /** The worker is shutting down or lost its lease: the attempt does not count. */
   | { status: 'aborted' };
 
-/** A short, readable rendering of a thrown non-Error value. */
+/**
+ * A short, readable rendering of a thrown non-Error value. It never throws itself: a handler may
+ * throw anything (an object without a prototype, one whose `toString` or getters throw, a
+ * revoked proxy), and a failure to describe it must not crash the worker on every attempt.
+ */
 export function describeThrown(value: unknown): string {
-  let text: string;
-  if (typeof value === 'string') text = JSON.stringify(value);
-  else if (value === undefined) text = 'undefined';
-  else if (typeof value === 'bigint') text = `${value}n`;
-  else if (typeof value === 'symbol' || typeof value === 'function') text = String(value);
-  else {
-    try {
-      text = JSON.stringify(value) ?? String(value);
-    } catch {
-      text = String(value);
-    }
-  }
+  const text = firstRendering(value, [
+    (v) => (typeof v === 'string' ? JSON.stringify(v) : undefined),
+    (v) => (v === undefined ? 'undefined' : undefined),
+    (v) => (typeof v === 'bigint' ? `${v}n` : undefined),
+    (v) => (typeof v === 'symbol' || typeof v === 'function' ? String(v) : undefined),
+    (v) => JSON.stringify(v),
+    (v) => inspect(v, { depth: 2, breakLength: Infinity, maxStringLength: 200 }),
+    (v) => Object.prototype.toString.call(v),
+  ]);
   return text.length > 200 ? `${text.slice(0, 197)}...` : text;
 }
 
+function firstRendering(value: unknown, renderers: ((v: unknown) => string | undefined)[]) {
+  for (const render of renderers) {
+    try {
+      const text = render(value);
+      if (typeof text === 'string') return text;
+    } catch {
+      // this rendering threw (a getter, a toJSON, a proxy trap): try the next one
+    }
+  }
+  return 'a value that cannot be described';
+}
+
 export function failureFromThrown(thrown: unknown): HandlerFailure {
-  if (thrown instanceof Error) {
-    const message = thrown.message || thrown.name || 'Error';
-    return thrown.stack === undefined
-      ? { message, kind: 'error' }
-      : { message, stack: thrown.stack, kind: 'error' };
+  try {
+    if (thrown instanceof Error) {
+      const message = String(thrown.message || thrown.name || 'Error');
+      const stack = thrown.stack;
+      return typeof stack === 'string'
+        ? { message, stack, kind: 'error' }
+        : { message, kind: 'error' };
+    }
+  } catch {
+    // an Error subclass whose message, name or stack getter throws: described as a value
   }
   return {
     message: `handler threw a non-Error value: ${describeThrown(thrown)}`,
