@@ -1,5 +1,5 @@
 export { readBoardConfig, isLoopback, type BoardConfig } from './config.js';
-export { basicAuth, credentialsMatch, parseBasicAuth } from './auth.js';
+export { FailedSignInThrottle, basicAuth, credentialsMatch, parseBasicAuth } from './auth.js';
 export { formatJobData, relaxExtendedJson } from './format.js';
 export { createGuard, type GuardOptions, type QueueKind } from './guard.js';
 export { QueueRegistry } from './queues.js';

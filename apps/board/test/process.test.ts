@@ -160,6 +160,28 @@ describe('board process', () => {
     }
   });
 
+  it('slows down password guessing: after 10 failed sign-ins an address gets 429 and Retry-After', async () => {
+    const run = await board({
+      BOARD_HOST: '0.0.0.0',
+      BOARD_USER: 'ops',
+      BOARD_PASSWORD: 'right/p@ss:w%rd',
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const wrong = await fetch(`${run.origin}/api/queues`, { headers: basic('ops', `guess${i}`) });
+      statuses.push(wrong.status);
+      if (wrong.status === 429) expect(Number(wrong.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+    expect(statuses.slice(10).every((s) => s === 429)).toBe(true);
+    // While the budget is spent even the right password is not checked (no oracle for guessers).
+    const right = await fetch(`${run.origin}/api/queues`, {
+      headers: basic('ops', 'right/p@ss:w%rd'),
+    });
+    expect(right.status).toBe(429);
+    expect(run.output()).not.toContain('right/p@ss:w%rd');
+  });
+
   it('on loopback: open without credentials, protected as soon as they are set', async () => {
     const open = await board();
     expect((await fetch(`${open.origin}/api/queues`)).status).toBe(200);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { BSON, Decimal128, Long, ObjectId, Timestamp } from 'mongodb';
 import { encodeEvent, type UserError } from '@changeq/shared';
 import {
+  FailedSignInThrottle,
   credentialsMatch,
   formatJobData,
   isLoopback,
@@ -115,6 +116,30 @@ describe('basic auth', () => {
       expect(credentialsMatch(parseBasicAuth(header(wrong)), expected)).toBe(false);
     }
     expect(credentialsMatch(undefined, expected)).toBe(false);
+  });
+});
+
+describe('failed sign-in throttle', () => {
+  it('allows a burst, then one failure per refill period; a success restores the budget', () => {
+    let now = 1_000_000;
+    const throttle = new FailedSignInThrottle({ burst: 3, refillMs: 1000, now: () => now });
+    for (let i = 0; i < 3; i++) {
+      expect(throttle.retryAfterMs('a')).toBe(0);
+      throttle.failed('a');
+    }
+    expect(throttle.retryAfterMs('a')).toBe(1000);
+    expect(throttle.retryAfterMs('b')).toBe(0); // another address is not affected
+    now += 400;
+    expect(throttle.retryAfterMs('a')).toBe(600);
+    now += 600;
+    expect(throttle.retryAfterMs('a')).toBe(0); // one more guess after a whole period
+    throttle.failed('a');
+    expect(throttle.retryAfterMs('a')).toBe(1000);
+    now += 10_000; // refills to the burst, never beyond it
+    for (let i = 0; i < 3; i++) throttle.failed('a');
+    expect(throttle.retryAfterMs('a')).toBeGreaterThan(0);
+    throttle.succeeded('a');
+    expect(throttle.retryAfterMs('a')).toBe(0);
   });
 });
 
