@@ -18,6 +18,7 @@ import {
   type Logger,
 } from '@changeq/shared';
 import { parseCli, USAGE, type CliConfig } from './cli.js';
+import { guardProcessExit } from './exit-guard.js';
 import { loadHandlers } from './handlers/load.js';
 import { startWorker, type RunningWorker } from './runner.js';
 
@@ -71,6 +72,8 @@ async function main(): Promise<void> {
     'worker started',
   );
 
+  const running = worker;
+  const guard = guardProcessExit(log, () => running.stop(config.shutdownTimeoutMs));
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
@@ -79,7 +82,7 @@ async function main(): Promise<void> {
         { signal },
         'second signal: exiting now (jobs in flight run again in the next process)',
       );
-      process.exit(130);
+      guard.exit(130);
     }
     log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: no new jobs');
     void worker.stop(config.shutdownTimeoutMs);
@@ -88,6 +91,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
 
   await worker.done;
+  guard.restore();
   await observability?.close();
   await handlers
     .close()

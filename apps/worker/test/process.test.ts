@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
 import { enqueue } from './helpers/events.js';
 import {
+  APP_DIR,
   RECORDING_HANDLERS,
   eventually,
   killAll,
@@ -159,6 +160,42 @@ describe('worker process', () => {
       expect(recorded.map((c) => c.n)).toEqual([1, 2, 3, 4, 5]);
     }
     await queue.close();
+  });
+
+  it('a handler calling process.exit(0): logged with its caller, graceful stop, lease released, exit 1', async () => {
+    await redis.flushdb();
+    const scenario = buildScenario(1, 1, seeded(3));
+    await enqueue(redis, scenario.events, () => 'alpha');
+    const worker = run([
+      '--name',
+      'alpha',
+      '--handlers',
+      `${APP_DIR}/test/fixtures/exit-handler.mjs`,
+    ]);
+    const { code } = await worker.exited;
+    expect(code).toBe(1);
+    expect(worker.output()).toMatch(/process\.exit\(\) was called while the worker was running/);
+    expect(worker.output()).toMatch(/"caller":"at handle \(file:[^"]*exit-handler\.mjs/);
+    // The event was not completed (the handler did not finish): the next process runs it again.
+    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    expect(await queue.getJobCounts('completed')).toEqual({ completed: 0 });
+    await queue.close();
+    // The lease is released at once: status does not list a dead process as active.
+    expect(await redis.exists('changeq:worker:alpha:lease')).toBe(0);
+  });
+
+  it('a handlers module whose top-level await never settles: one line naming it, exit 2', async () => {
+    const worker = run([
+      '--name',
+      'alpha',
+      '--handlers',
+      `${APP_DIR}/test/fixtures/never-loads.mjs`,
+    ]);
+    const { code } = await worker.exited;
+    const text = worker.output().trim();
+    expect(code).toBe(2);
+    expect(text.split('\n')).toHaveLength(1);
+    expect(text).toMatch(/never-loads\.mjs never finished loading: a top-level await.*Fix: /);
   });
 
   it('rides out a Redis restart: logs the outage once, reconnects, and finishes in order', async () => {

@@ -48,8 +48,9 @@ export async function loadHandlers(path: string): Promise<LoadedHandlers> {
   }
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    mod = await importOrNever(file, fix);
   } catch (error) {
+    if (error instanceof UserError) throw error;
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new UserError(
       `the handlers module ${file} could not be loaded: ${reason}`,
@@ -73,4 +74,29 @@ export async function loadHandlers(path: string): Promise<LoadedHandlers> {
       if (close) await close();
     },
   };
+}
+
+/**
+ * Imports the module, failing when its loading can never finish: a top-level `await` on
+ * something that nothing will ever settle leaves Node with no work, and the process would exit
+ * with code 0 in silence. `beforeExit` fires exactly then (the event loop is empty).
+ */
+async function importOrNever(file: string, fix: string): Promise<Record<string, unknown>> {
+  const loading = import(pathToFileURL(file).href) as Promise<Record<string, unknown>>;
+  let onBeforeExit: (() => void) | undefined;
+  const never = new Promise<never>((_, reject) => {
+    onBeforeExit = () =>
+      reject(
+        new UserError(
+          `the handlers module ${file} never finished loading: a top-level await in it (or in a module it imports) waits for something that nothing can settle any more`,
+          `make every top-level await settle (or move the waiting into a handler), or ${fix}`,
+        ),
+      );
+    process.once('beforeExit', onBeforeExit);
+  });
+  try {
+    return await Promise.race([loading, never]);
+  } finally {
+    if (onBeforeExit) process.off('beforeExit', onBeforeExit);
+  }
 }
