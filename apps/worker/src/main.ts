@@ -130,6 +130,12 @@ async function serve(
     prefix: config.prefix,
     queues: [eventQueueName(config.worker), deadLetterQueueName(config.worker)],
     log,
+    liveness: () => {
+      const stuck = worker()?.stuck();
+      return stuck === undefined
+        ? { ok: true, detail: 'making progress' }
+        : { ok: false, detail: stuck };
+    },
     readiness: () => {
       const current = worker();
       return evaluateReadiness({

@@ -51,7 +51,15 @@ export interface RunningWorker {
   stop(graceMs: number): Promise<void>;
   /** Resolves when the worker has stopped. */
   readonly done: Promise<void>;
+  /**
+   * Why the worker is stuck, if it is: a step (starting or ending a term, or stopping) that has
+   * run past its deadline and will not end by itself. Undefined while it makes progress.
+   */
+  stuck(): string | undefined;
 }
+
+/** How long ending a term may take beyond its grace period before the process counts as stuck. */
+const STEP_SLACK_MS = 30_000;
 
 /**
  * Jobs held at once: enough that documents waiting for a predecessor or a retry do not starve
@@ -129,6 +137,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   let state: WorkerState = 'connecting';
   let stopping = false;
+  /** The step under way that must end by a deadline (see RunningWorker#stuck). */
+  let step: { what: string; deadline: number } | undefined;
+  const during = async <T>(what: string, limitMs: number, run: () => Promise<T>): Promise<T> => {
+    step = { what, deadline: Date.now() + limitMs };
+    try {
+      return await run();
+    } finally {
+      step = undefined;
+    }
+  };
   let graceMs = 0;
   let wake: (() => void) | undefined;
   let leaseLost: ((reason: string) => void) | undefined;
@@ -167,7 +185,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       await current.start();
     } catch (error) {
       log.error({ err: error }, 'could not start working; giving the lease back');
-      await current.halt('start failed');
+      await during('giving up a failed start', STEP_SLACK_MS, () => current.halt('start failed'));
       blocking.disconnect();
       await lease.release().catch(() => undefined);
       await sleep(1_000);
@@ -182,12 +200,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (stopping) wake?.(); // stop() was called while the session was starting
     const reason = await Promise.race([lost, stopRequested.then(() => undefined)]);
     if (reason !== undefined) {
-      log.warn({ reason }, 'lease lost: stopped taking jobs; back to standby');
-      await current.halt(reason);
-      lease.abandon();
+      // Not active from this moment on, whatever halting takes: metrics and status say so.
       state = 'standby';
+      log.warn({ reason }, 'lease lost: stopped taking jobs; back to standby');
+      await during('ending a term after losing the lease', STEP_SLACK_MS, () =>
+        current.halt(reason),
+      );
+      lease.abandon();
     } else {
-      const { drained } = await current.stop(graceMs);
+      const { drained } = await during('stopping', graceMs + STEP_SLACK_MS, () =>
+        current.stop(graceMs),
+      );
       if (!drained) log.warn('handlers still running at the shutdown timeout were aborted');
       await lease.release().catch(() => undefined);
     }
@@ -241,7 +264,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   return {
     get state() {
-      return state;
+      // The lease lapses on this process's clock before the lost-lease callback has run.
+      return state === 'active' && !lease.isValid() ? 'standby' : state;
     },
     get redisReady() {
       return redis.status === 'ready';
@@ -250,6 +274,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return state === 'active' && lease.isValid();
     },
     leaseHolder: () => lease.currentHolder(),
+    stuck() {
+      const now = Date.now();
+      if (step === undefined || now <= step.deadline) return undefined;
+      return `${step.what} has not finished ${Math.round((now - step.deadline) / 1000)} s after its deadline`;
+    },
     async stop(ms: number) {
       if (!stopping) {
         stopping = true;

@@ -162,6 +162,57 @@ describe('worker process', () => {
     await queue.close();
   });
 
+  it('an outage longer than the lease (9 s): the lease is lost, and taken again once Redis is back', async () => {
+    const scenario = buildScenario(60, 100, seeded(11));
+    await redis.flushdb();
+    await enqueue(redis, scenario.events.slice(0, 30), () => 'alpha');
+    const httpPort = await freePort();
+    const worker = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS], {
+      REC_SLEEP_FIXED_MS: '2',
+      HTTP_PORT: String(httpPort),
+    });
+    const metrics = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    await eventually(
+      async () => {
+        const c = await queueCounts(redis);
+        return c.waiting === 0 && c.active === 0;
+      },
+      15_000,
+      () => worker.output(),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // idle: waiting on the marker
+    await server.kill('SIGKILL');
+    await worker.waitFor(/lease lost/, 20_000);
+    // While Redis is away the metrics tell the truth: not active, no lease; the process is live.
+    const during = await metrics();
+    expect(during).toMatch(/changeq_worker_lease_held\{worker="alpha"\} 0/);
+    expect(during).toMatch(/changeq_worker_state\{worker="alpha",state="active"\} 0/);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(503);
+    await new Promise((resolve) => setTimeout(resolve, 9_000 - 6_000));
+    await server.restart();
+    await enqueue(redis, scenario.events.slice(30), () => 'alpha');
+    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    await eventually(
+      async () => {
+        for (const doc of scenario.byDoc.keys()) {
+          if (missing(await callsOf(redis, doc), 100).length > 0) return false;
+        }
+        return true;
+      },
+      30_000,
+      async () => JSON.stringify(await queue.getJobCounts()) + worker.output().slice(-3000),
+    );
+    for (const doc of scenario.byDoc.keys()) {
+      expect(orderViolation(await callsOf(redis, doc))).toBeUndefined();
+    }
+    expect(worker.output()).toMatch(
+      /active: this process holds the lease[^]*lease lost[^]*active: this process holds the lease/,
+    );
+    expect(await metrics()).toMatch(/changeq_worker_lease_held\{worker="alpha"\} 1/);
+    await queue.close();
+  }, 90_000);
+
   it('a handler calling process.exit(0): logged with its caller, graceful stop, lease released, exit 1', async () => {
     await redis.flushdb();
     const scenario = buildScenario(1, 1, seeded(3));
@@ -235,3 +286,12 @@ describe('worker process', () => {
     await queue.close();
   });
 });
+
+async function queueCounts(redis: Redis) {
+  const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+  try {
+    return await queue.getJobCounts();
+  } finally {
+    await queue.close();
+  }
+}

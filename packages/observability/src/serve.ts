@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { redisConnectionOptions, type Logger } from '@changeq/shared';
 import { QueueCounts, registerQueueMetrics } from './queue-counts.js';
-import { startHttpServer, type Readiness } from './server.js';
+import { startHttpServer, type Readiness, type ReadinessCheck } from './server.js';
 import type { HttpSettings } from './settings.js';
 
 /**
@@ -32,6 +32,8 @@ export interface ServeOptions {
   /** BullMQ queues whose job counts are exported (event and dead-letter queues). */
   queues: readonly string[];
   readiness: () => Promise<Readiness>;
+  /** See HttpServerOptions.liveness. */
+  liveness?: () => ReadinessCheck;
   log: Logger;
 }
 
@@ -60,6 +62,7 @@ export async function serveObservability(
       host: options.http.host,
       registry: options.registry,
       readiness: options.readiness,
+      ...(options.liveness ? { liveness: options.liveness } : {}),
       log: options.log,
     });
   } catch (error) {

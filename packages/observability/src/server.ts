@@ -1,6 +1,7 @@
 /**
  * The one HTTP server of a changeq process: `/metrics` (Prometheus text), `/healthz` (the process
- * answers) and `/readyz` (it does its job right now). node:http only; GET and HEAD.
+ * is not stuck: it answers, and its own liveness check passes) and `/readyz` (it does its job
+ * right now). node:http only; GET and HEAD.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -52,6 +53,11 @@ export interface HttpServerOptions {
   host?: string;
   registry: Registry;
   readiness: () => Promise<Readiness>;
+  /**
+   * Whether the process still makes progress (no step stuck past its deadline). A failing check
+   * makes /healthz answer 503, so a supervisor restarts a process that would never recover alone.
+   */
+  liveness?: () => ReadinessCheck;
   log: Logger;
 }
 
@@ -98,9 +104,12 @@ async function handle(
       send(res, 200, options.registry.contentType, text, head);
       return;
     }
-    case '/healthz':
-      send(res, 200, JSON_TYPE, JSON.stringify({ status: 'ok' }), head);
+    case '/healthz': {
+      const live = options.liveness?.() ?? { ok: true, detail: 'answering' };
+      const body = live.ok ? { status: 'ok' } : { status: 'stuck', detail: live.detail };
+      send(res, live.ok ? 200 : 503, JSON_TYPE, JSON.stringify(body), head);
       return;
+    }
     case '/readyz': {
       const readiness = await options.readiness();
       const missing = Object.entries(readiness.checks)

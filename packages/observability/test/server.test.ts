@@ -94,6 +94,27 @@ describe('the observability server', () => {
     expect(await head.text()).toBe('');
   });
 
+  test('/healthz is 503 naming the stuck step while the liveness check fails, 200 again after', async () => {
+    let stuck: string | undefined = 'ending a term has not finished 12 s after its deadline';
+    const server = await startHttpServer({
+      port: 0,
+      registry: createRegistry({ defaultMetrics: false }),
+      log,
+      readiness: () => evaluateReadiness({}),
+      liveness: () =>
+        stuck === undefined ? { ok: true, detail: 'fine' } : { ok: false, detail: stuck },
+    });
+    servers.push(server);
+    const res = await fetch(`${server.url}/healthz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({
+      status: 'stuck',
+      detail: 'ending a term has not finished 12 s after its deadline',
+    });
+    stuck = undefined;
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+
   test('a port in use is a UserError naming HTTP_PORT', async () => {
     const first = await serve({ redis: true, lease: true });
     const attempt = startHttpServer({

@@ -88,12 +88,26 @@ export class FetchLoop {
     }
   }
 
-  /** Waits (at most a second) until something is added to the queue. */
+  /**
+   * Waits (at most a second) until something is added to the queue, or the session stops.
+   * The stop must end the wait by itself: stopping disconnects the blocking connection, and
+   * ioredis never answers a command queued on a connection that is disconnected between two
+   * reconnection attempts (Redis down), which left a halted session waiting here for ever.
+   */
   private async waitForJobs(): Promise<void> {
+    const { stopSignal } = this.ctx;
+    if (stopSignal.aborted) return;
+    let onStop: (() => void) | undefined;
+    const stopped = new Promise<void>((resolve) => {
+      onStop = resolve;
+      stopSignal.addEventListener('abort', onStop, { once: true });
+    });
     try {
-      await this.blocking.bzpopmin(queueKey(this.ctx.worker, 'marker'), 1);
+      await Promise.race([this.blocking.bzpopmin(queueKey(this.ctx.worker, 'marker'), 1), stopped]);
     } catch {
-      if (this.fetching) await sleep(100, this.ctx.stopSignal);
+      if (this.fetching) await sleep(100, stopSignal);
+    } finally {
+      stopSignal.removeEventListener('abort', onStop!);
     }
   }
 }
