@@ -470,6 +470,8 @@ async function getMoreCommand(ctx: CommandContext): Promise<Doc> {
   const max = batchSize && batchSize > 0 ? batchSize : Number.MAX_SAFE_INTEGER;
   cursor.busy = true;
   try {
+    const injected = ctx.state.failPoints.afterCursorCheckout(ctx.conn.appName, cursor.ns);
+    if (injected) throw injected;
     if (cursor.state.kind === 'find') {
       const items = takeDocs(cursor, max);
       const done = cursor.state.pos >= cursor.state.docs.length;
@@ -508,6 +510,11 @@ async function getMoreCommand(ctx: CommandContext): Promise<Doc> {
       },
       ok: 1,
     };
+  } catch (err) {
+    // A getMore that fails holding its cursor destroys it, as on a real server.
+    ctx.state.cursors.kill(cursor.id);
+    if (err instanceof MongoServerError) err.changeStreamCursor = cursor.state.kind !== 'find';
+    throw err;
   } finally {
     cursor.busy = false;
     cursor.lastUsed = Date.now();
