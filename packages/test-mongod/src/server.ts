@@ -5,6 +5,7 @@ import { Binary, Long } from 'bson';
 import { isPlainObject } from './bson/types.js';
 import type { Doc } from './bson/types.js';
 import { catalogCommands } from './commands/catalog.js';
+import { refuseCollation } from './commands/collation.js';
 import type { CommandContext, CommandSpec, Connection } from './commands/context.js';
 import { crudCommands } from './commands/crud.js';
 import { FailPoints } from './commands/failpoints.js';
@@ -354,6 +355,7 @@ export class MongoServer {
         if (injected === 'closed') return undefined;
         if (injected) throw injected;
       }
+      refuseCollation(name, cmd);
       if (spec.adminOnly && db !== 'admin') {
         throw new MongoServerError(13, `${name} may only be run against the admin database.`, {
           codeName: 'Unauthorized',

@@ -6,17 +6,17 @@ import type { Timestamp } from 'bson';
 import { serialize } from '../wire/raw.js';
 import { canonicalKey } from '../bson/canonical.js';
 import { identical } from '../bson/compare.js';
-import { isPlainObject } from '../bson/types.js';
+import { isPlainObject, typeName } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { MongoServerError } from '../errors.js';
 import { fromTimestamp, nextTs } from '../history/clock.js';
 import type { HistoryEntry } from '../history/entry.js';
 import { historyLost } from '../history/history.js';
 import { decodeToken, eventToken, hwmToken } from '../history/token.js';
-import { compileDocStage, PER_DOCUMENT_STAGES, stageName } from '../query/pipeline.js';
 import type { DocStage } from '../query/pipeline.js';
 import type { Engine } from '../storage/engine.js';
 import { buildEvent, EXPANDED_OPS, invalidateEvent } from './event.js';
+import { parseFollowOnStages } from './stages.js';
 import type { EventOptions } from './event.js';
 
 export type Scope =
@@ -36,6 +36,8 @@ export interface StreamSpec {
   stages: DocStage[];
   /** Stages only filter (no reshaping), so cached event bytes can be sent as they are. */
   filterOnly: boolean;
+  /** The pipeline ends with $changeStreamSplitLargeEvent. */
+  split: boolean;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -48,9 +50,31 @@ const KNOWN_OPTIONS = new Set([
   'showExpandedEvents',
   'showSystemEvents',
   'showMigrationEvents',
+  'showRawUpdateDescription',
   'allowToRunOnConfigDB',
   'allowToRunOnSystemNS',
 ]);
+
+const BOOLEAN_OPTIONS = [
+  'allChangesForCluster',
+  'showExpandedEvents',
+  'showSystemEvents',
+  'showMigrationEvents',
+  'showRawUpdateDescription',
+  'allowToRunOnConfigDB',
+  'allowToRunOnSystemNS',
+];
+
+/**
+ * Options MongoDB 7.0 has but this server does not implement: refused when true rather than
+ * accepted and ignored. (showMigrationEvents needs nothing: a replica set has no migrations.)
+ */
+const UNSUPPORTED_WHEN_TRUE = [
+  'showSystemEvents',
+  'showRawUpdateDescription',
+  'allowToRunOnConfigDB',
+  'allowToRunOnSystemNS',
+];
 
 const INTERNAL_DBS = new Set(['admin', 'config', 'local']);
 
@@ -84,6 +108,24 @@ export function parseChangeStream(
   for (const k of Object.keys(spec)) {
     if (!KNOWN_OPTIONS.has(k))
       throw new MongoServerError(40415, `BSON field '$changeStream.${k}' is an unknown field.`);
+  }
+  for (const k of BOOLEAN_OPTIONS) {
+    const v = spec[k];
+    if (v !== undefined && typeof v !== 'boolean') {
+      throw new MongoServerError(
+        14,
+        `BSON field '$changeStream.${k}' is the wrong type '${typeName(v)}', expected type 'bool'`,
+      );
+    }
+  }
+  for (const k of UNSUPPORTED_WHEN_TRUE) {
+    if (spec[k] === true) {
+      throw new MongoServerError(
+        2,
+        `$changeStream option '${k}: true' is not supported by changeq test-mongod`,
+        { extra: { unsupported: true } },
+      );
+    }
   }
   let scope: Scope;
   const all = spec.allChangesForCluster === true;
@@ -166,24 +208,7 @@ export function parseChangeStream(
       fromInvalidate: false,
     });
   }
-  const stages: DocStage[] = [];
-  let filterOnly = true;
-  for (const s of rest) {
-    const [name, stageSpec] = stageName(s);
-    if (name === '$changeStream') {
-      throw new MongoServerError(
-        40602,
-        '$changeStream is only valid as the first stage in a pipeline.',
-      );
-    }
-    if (!PER_DOCUMENT_STAGES.has(name)) {
-      throw new MongoServerError(20, `${name} is not permitted in a $changeStream pipeline`, {
-        codeName: 'IllegalOperation',
-      });
-    }
-    if (name !== '$match') filterOnly = false;
-    stages.push(compileDocStage(name, stageSpec));
-  }
+  const { stages, filterOnly, split } = parseFollowOnStages(rest);
   return {
     scope,
     fullDocument,
@@ -192,6 +217,7 @@ export function parseChangeStream(
     start,
     stages,
     filterOnly,
+    split,
   };
 }
 

@@ -55,3 +55,25 @@ export async function failPointsAvailable(target: Target, client: MongoClient): 
     return false;
   }
 }
+
+/**
+ * The server's version as [major, minor, patch], so a test of behaviour that differs between the
+ * MongoDB versions the hosted workflow runs (6.0, 7.0, 8.0) can ask which one it talks to.
+ */
+export async function serverVersion(client: MongoClient): Promise<[number, number, number]> {
+  const info = await client.db('admin').command({ buildInfo: 1 });
+  const [major = 0, minor = 0, patch = 0] = String(info.version)
+    .split('.')
+    .map((p) => Number.parseInt(p, 10));
+  return [major, minor, patch];
+}
+
+/** Whether `version` is at least `min`. */
+export function atLeast(version: [number, number, number], min: [number, number, number]): boolean {
+  for (let i = 0; i < 3; i++) {
+    const a = version[i] as number;
+    const b = min[i] as number;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
