@@ -4,6 +4,7 @@ import type { Doc } from '../bson/types.js';
 import { toTimestamp } from '../history/clock.js';
 import type { HistoryEntry } from '../history/entry.js';
 import { eventToken } from '../history/token.js';
+import { disambiguatedPathsOf } from '../update/disambiguate.js';
 
 export const ID_INDEX_SPEC = { v: 2, key: { _id: 1 }, name: '_id_' };
 
@@ -58,6 +59,12 @@ export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
         removedFields: e.desc?.removedFields ?? [],
         truncatedArrays: e.desc?.truncatedArrays ?? [],
       };
+      if (o.showExpandedEvents) {
+        // MongoDB 6.1-8.1 show disambiguatedPaths only with showExpandedEvents.
+        (ev.updateDescription as Doc).disambiguatedPaths =
+          e.desc?.disambiguatedPaths ??
+          (e.desc && e.doc ? disambiguatedPathsOf(e.doc, e.desc) : {});
+      }
       break;
     case 'delete':
       if (withUuid) ev.collectionUUID = e.uuid;
