@@ -106,6 +106,7 @@ export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
       if (withUuid) ev.collectionUUID = e.uuid;
       ev.ns = ns(e);
       ev.operationDescription = (e.info?.options as Doc | undefined) ?? {};
+      if (e.info?.before) ev.stateBeforeChange = { collectionOptions: e.info.before };
       break;
     default:
       break;

@@ -263,11 +263,17 @@ function collMod(ctx: CommandContext): Doc {
         );
     }
   }
-  if (Object.keys(changes).length > 0) {
-    ctx.state.engine.commit([
-      { op: 'modify', db: ctx.db, coll, uuid: c.uuid, info: { options: changes } },
-    ]);
-  }
+  // Like MongoDB, every collMod is logged, even one that changes nothing: it is a modify event
+  // (with showExpandedEvents) whose stateBeforeChange holds the options it started from.
+  ctx.state.engine.commit([
+    {
+      op: 'modify',
+      db: ctx.db,
+      coll,
+      uuid: c.uuid,
+      info: { options: changes, before: { uuid: c.uuid, ...c.options } },
+    },
+  ]);
   return { ok: 1 };
 }
 

@@ -212,6 +212,29 @@ describe('stream levels (manual: Change Streams — Watch a Collection, Database
   });
 });
 
+describe('modify events (manual: modify Event)', () => {
+  it('every collMod is a modify event, even one that changes nothing, with stateBeforeChange', async () => {
+    const d = await newDb('cs_modify');
+    await d.createCollection('c');
+    const cs = d.collection('c').watch([], { ...FAST, showExpandedEvents: true });
+    await cs.tryNext();
+    await d.command({ collMod: 'c' });
+    await d.command({ collMod: 'c', changeStreamPreAndPostImages: { enabled: true } });
+    const [empty, images] = (await take(cs, 2)) as [Ev, Ev];
+    await cs.close();
+    expect(empty.operationType).toBe('modify');
+    expect(empty.operationDescription).toEqual({});
+    const uuid = empty.collectionUUID;
+    expect(uuid).toBeDefined();
+    expect(empty.stateBeforeChange).toEqual({ collectionOptions: { uuid } });
+    expect(images.operationType).toBe('modify');
+    expect(images.operationDescription).toEqual({
+      changeStreamPreAndPostImages: { enabled: true },
+    });
+    expect(images.stateBeforeChange).toEqual({ collectionOptions: { uuid } });
+  });
+});
+
 describe('invalidation (manual: invalidate event; Change Streams — Resume)', () => {
   it('drop of the watched collection gives drop then invalidate and closes the cursor', async () => {
     const d = await newDb('cs_drop');
