@@ -9,10 +9,12 @@ import { identical } from '../bson/compare.js';
 import { isPlainObject, typeName } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { MongoServerError } from '../errors.js';
-import { fromTimestamp, nextTs } from '../history/clock.js';
+import { compareTs, fromTimestamp, nextTs } from '../history/clock.js';
+import type { Ts } from '../history/clock.js';
 import type { HistoryEntry } from '../history/entry.js';
 import { historyLost } from '../history/history.js';
-import { decodeToken, eventToken, hwmToken } from '../history/token.js';
+import { decodeToken, encodeToken, eventToken, hwmToken } from '../history/token.js';
+import type { TokenPosition } from '../history/token.js';
 import type { DocStage } from '../query/pipeline.js';
 import type { Engine } from '../storage/engine.js';
 import { buildEvent, EXPANDED_OPS, invalidateEvent } from './event.js';
@@ -33,6 +35,8 @@ export interface StreamSpec {
   fullDocumentBeforeChange: FullDocumentBeforeChange;
   showExpandedEvents: boolean;
   start: { seq: number; afterMain: boolean } | undefined;
+  /** Where the stream starts, as the first postBatchResumeToken reports it. */
+  origin: TokenPosition;
   stages: DocStage[];
   /** Stages only filter (no reshaping), so cached event bytes can be sent as they are. */
   filterOnly: boolean;
@@ -182,6 +186,13 @@ export function parseChangeStream(
     );
   }
   let start: StreamSpec['start'];
+  // A new stream starts just after the latest cluster time, as MongoDB's does.
+  let origin: TokenPosition = {
+    kind: 'hwm',
+    ts: nextTs(engine.clock.now()),
+    txnOpIndex: 0,
+    fromInvalidate: false,
+  };
   // Apply the age limit now, so an idle server does not accept positions it should have lost.
   engine.history.trim();
   if (spec.resumeAfter !== undefined || spec.startAfter !== undefined) {
@@ -193,6 +204,7 @@ export function parseChangeStream(
       );
     }
     start = engine.history.resolve(pos);
+    origin = pos;
   } else if (spec.startAtOperationTime !== undefined) {
     const ts = spec.startAtOperationTime as Timestamp;
     if ((ts as { _bsontype?: string })?._bsontype !== 'Timestamp') {
@@ -201,12 +213,8 @@ export function parseChangeStream(
         "BSON field '$changeStream.startAtOperationTime' is the wrong type, expected type 'timestamp'",
       );
     }
-    start = engine.history.resolve({
-      kind: 'hwm',
-      ts: fromTimestamp(ts),
-      txnOpIndex: 0,
-      fromInvalidate: false,
-    });
+    origin = { kind: 'hwm', ts: fromTimestamp(ts), txnOpIndex: 0, fromInvalidate: false };
+    start = engine.history.resolve(origin);
   }
   const { stages, filterOnly, split } = parseFollowOnStages(rest);
   return {
@@ -215,6 +223,7 @@ export function parseChangeStream(
     fullDocumentBeforeChange,
     showExpandedEvents: spec.showExpandedEvents === true,
     start,
+    origin,
     stages,
     filterOnly,
     split,
@@ -274,6 +283,10 @@ const BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024;
 export class ChangeStreamReader {
   private seq: number;
   private afterMain: boolean;
+  /** The postBatchResumeToken: the last event returned, or a high-water mark past it. */
+  private pbrt: string;
+  /** The latest history time this stream has scanned up to (MongoDB's latestOplogTimestamp). */
+  private latestTs: Ts;
   closed = false;
 
   constructor(
@@ -282,6 +295,8 @@ export class ChangeStreamReader {
   ) {
     this.seq = spec.start?.seq ?? engine.history.endSeq;
     this.afterMain = spec.start?.afterMain ?? false;
+    this.pbrt = encodeToken(spec.origin);
+    this.latestTs = spec.origin.ts;
   }
 
   /** Read what is available now, up to `maxCount` events. Never waits. */
@@ -289,7 +304,6 @@ export class ChangeStreamReader {
     const history = this.engine.history;
     const items: Buffer[] = [];
     let bytes = 0;
-    let token: string | undefined;
     const { scope, showExpandedEvents } = this.spec;
     while (this.seq < history.endSeq) {
       if (this.seq < history.firstSeq) throw historyLost();
@@ -302,8 +316,8 @@ export class ChangeStreamReader {
           if (items.length > 0 && bytes + b.length > BATCH_BYTES) break;
           items.push(b);
           bytes += b.length;
+          this.returned(eventToken(e.ts, e.txnOpIndex), e.ts);
         }
-        token = eventToken(e.ts, e.txnOpIndex);
       }
       this.afterMain = true;
       if (out.invalidate) {
@@ -317,21 +331,22 @@ export class ChangeStreamReader {
       this.afterMain = false;
     }
     if (this.seq >= history.endSeq) {
-      // Caught up: a high-water mark just after the latest cluster time.
-      token = hwmToken(nextTs(this.engine.clock.now()));
+      // Caught up. As MongoDB's: when the scan has seen history past the last event returned,
+      // a high-water mark at that time (which sorts before any later event at it); otherwise the
+      // token stays the last event's, so a driver that cached it after the batch holds exactly
+      // the last event's _id.
+      const last = history.at(history.endSeq - 1);
+      if (last && compareTs(last.ts, this.latestTs) > 0) {
+        this.pbrt = hwmToken(last.ts);
+        this.latestTs = last.ts;
+      }
     }
-    return {
-      items,
-      postBatchResumeToken: { _data: token ?? this.positionToken() },
-      invalidated: false,
-    };
+    return { items, postBatchResumeToken: { _data: this.pbrt }, invalidated: false };
   }
 
-  private positionToken(): string {
-    const e = this.engine.history.at(this.seq);
-    if (!e) return hwmToken(nextTs(this.engine.clock.now()));
-    // Not yet read: a high-water mark at that entry's time precedes it.
-    return this.afterMain ? eventToken(e.ts, e.txnOpIndex) : hwmToken(e.ts);
+  private returned(token: string, ts: Ts): void {
+    this.pbrt = token;
+    if (compareTs(ts, this.latestTs) > 0) this.latestTs = ts;
   }
 
   /** Serialised event after stages, or undefined when filtered out. */

@@ -337,6 +337,38 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
     await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
   });
 
+  it('a batch that ends at the newest event carries that event’s _id as postBatchResumeToken', async () => {
+    // So a driver that caches the token after a batch holds the last event's _id (driver spec:
+    // "cache the change stream resume token"). Against a shared server, another writer may slip
+    // an entry in after the event (then a high-water mark past it is right), so this retries.
+    const d = await newDb('cs_pbrt_last');
+    await d.createCollection('c');
+    const agg = await d.command({ aggregate: 'c', pipeline: [{ $changeStream: {} }], cursor: {} });
+    let exact = 0;
+    for (let attempt = 0; attempt < 5 && exact === 0; attempt++) {
+      await d.collection('c').insertOne({ attempt });
+      const more = await d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 1000 });
+      const batch = more.cursor.nextBatch as { _id: { _data: string } }[];
+      expect(batch).toHaveLength(1);
+      const pbrt = more.cursor.postBatchResumeToken as { _data: string };
+      expect(pbrt._data >= (batch[0]?._id._data ?? '')).toBe(true);
+      if (pbrt._data === batch[0]?._id._data) exact++;
+    }
+    expect(exact).toBe(1);
+    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    // And through the driver: the cached resumeToken is the event's _id.
+    const cs = d.collection('c').watch([], FAST);
+    await cs.tryNext();
+    let same = false;
+    for (let attempt = 0; attempt < 5 && !same; attempt++) {
+      await d.collection('c').insertOne({ attempt });
+      const [ev] = await take(cs, 1);
+      same = JSON.stringify(cs.resumeToken) === JSON.stringify(ev?._id);
+    }
+    await cs.close();
+    expect(same).toBe(true);
+  });
+
   it('blocks a getMore until an event arrives, and honours maxTimeMS when none does', async () => {
     const d = await newDb('cs_await');
     await d.createCollection('c');
