@@ -19,6 +19,8 @@ import type { DocStage } from '../query/pipeline.js';
 import type { Engine } from '../storage/engine.js';
 import { buildEvent, EXPANDED_OPS, invalidateEvent } from './event.js';
 import { parseFollowOnStages } from './stages.js';
+import { eventTooLarge, MAX_EVENT_SIZE, splitEvent, SPLIT_THRESHOLD } from './split.js';
+import type { Fragment } from './split.js';
 import type { EventOptions } from './event.js';
 
 export type Scope =
@@ -193,18 +195,16 @@ export function parseChangeStream(
     txnOpIndex: 0,
     fromInvalidate: false,
   };
-  // Apply the age limit now, so an idle server does not accept positions it should have lost.
-  engine.history.trim();
+  let resumeToken: TokenPosition | undefined;
   if (spec.resumeAfter !== undefined || spec.startAfter !== undefined) {
-    const pos = decodeToken(spec.resumeAfter ?? spec.startAfter);
-    if (spec.resumeAfter !== undefined && pos.fromInvalidate) {
+    resumeToken = decodeToken(spec.resumeAfter ?? spec.startAfter);
+    if (spec.resumeAfter !== undefined && resumeToken.fromInvalidate) {
       throw new MongoServerError(
         260,
         "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.",
       );
     }
-    start = engine.history.resolve(pos);
-    origin = pos;
+    origin = resumeToken;
   } else if (spec.startAtOperationTime !== undefined) {
     const ts = spec.startAtOperationTime as Timestamp;
     if ((ts as { _bsontype?: string })?._bsontype !== 'Timestamp') {
@@ -214,9 +214,22 @@ export function parseChangeStream(
       );
     }
     origin = { kind: 'hwm', ts: fromTimestamp(ts), txnOpIndex: 0, fromInvalidate: false };
-    start = engine.history.resolve(origin);
   }
+  // The pipeline is parsed and validated before the stream looks for its start in the history.
   const { stages, filterOnly, split } = parseFollowOnStages(rest);
+  if (origin.fragment !== undefined && !split) {
+    throw new MongoServerError(
+      280,
+      'To resume from a split event, the $changeStream pipeline must include a $changeStreamSplitLargeEvent stage',
+    );
+  }
+  // Apply the age limit now, so an idle server does not accept positions it should have lost.
+  engine.history.trim();
+  if (resumeToken || spec.startAtOperationTime !== undefined) {
+    start = engine.history.resolve(origin);
+    // Resuming from a fragment reads its event again, to split it and skip what was delivered.
+    if (origin.fragment !== undefined) start = { ...start, afterMain: false };
+  }
   return {
     scope,
     fullDocument,
@@ -279,6 +292,7 @@ export interface Batch {
 }
 
 const BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024;
+const NOT_EXPANDED: EventOptions = { showExpandedEvents: false };
 
 export class ChangeStreamReader {
   private seq: number;
@@ -287,6 +301,10 @@ export class ChangeStreamReader {
   private pbrt: string;
   /** The latest history time this stream has scanned up to (MongoDB's latestOplogTimestamp). */
   private latestTs: Ts;
+  /** Fragments of a split event not delivered yet (a batch filled up in the middle of them). */
+  private pending: { fragments: Fragment[]; next: number } | undefined;
+  /** Resuming from this fragment of the first event: deliver only the fragments after it. */
+  private resumeFragment: number | undefined;
   closed = false;
 
   constructor(
@@ -297,6 +315,7 @@ export class ChangeStreamReader {
     this.afterMain = spec.start?.afterMain ?? false;
     this.pbrt = encodeToken(spec.origin);
     this.latestTs = spec.origin.ts;
+    this.resumeFragment = spec.origin.fragment;
   }
 
   /** Read what is available now, up to `maxCount` events. Never waits. */
@@ -310,13 +329,48 @@ export class ChangeStreamReader {
       const e = history.at(this.seq) as HistoryEntry;
       const out = outputsFor(e, scope, showExpandedEvents);
       if (out.main && !this.afterMain) {
-        if (items.length >= maxCount) break;
-        const b = this.render(e);
-        if (b) {
-          if (items.length > 0 && bytes + b.length > BATCH_BYTES) break;
-          items.push(b);
-          bytes += b.length;
-          this.returned(eventToken(e.ts, e.txnOpIndex), e.ts);
+        if (!this.pending) {
+          if (items.length >= maxCount) break;
+          const b = this.render(e);
+          const resumeFragment = this.resumeFragment;
+          this.resumeFragment = undefined;
+          if (b && b.length > (this.spec.split ? SPLIT_THRESHOLD : MAX_EVENT_SIZE)) {
+            if (!this.spec.split) throw eventTooLarge(b.length, buildEvent(e, NOT_EXPANDED)._id);
+            this.pending = { fragments: this.split(e), next: 0 };
+            if (resumeFragment !== undefined) {
+              if (this.pending.fragments.length <= resumeFragment) {
+                throw new MongoServerError(
+                  280,
+                  'Attempted to resume from a split event, but the resumed stream produced a different split. Ensure that the pipeline used to resume is the same as the original',
+                );
+              }
+              this.pending.next = resumeFragment + 1;
+            }
+          } else if (resumeFragment !== undefined) {
+            throw new MongoServerError(
+              280,
+              'Attempted to resume from a split event fragment, but the event in the resumed stream was not large enough to be split',
+            );
+          } else if (b) {
+            if (items.length > 0 && bytes + b.length > BATCH_BYTES) break;
+            items.push(b);
+            bytes += b.length;
+            this.returned(eventToken(e.ts, e.txnOpIndex), e.ts);
+          }
+        }
+        const pending = this.pending;
+        if (pending) {
+          while (pending.next < pending.fragments.length) {
+            const f = pending.fragments[pending.next] as Fragment;
+            if (items.length >= maxCount) break;
+            if (items.length > 0 && bytes + f.bytes.length > BATCH_BYTES) break;
+            items.push(f.bytes);
+            bytes += f.bytes.length;
+            this.returned(f.token, e.ts);
+            pending.next++;
+          }
+          if (pending.next < pending.fragments.length) break;
+          this.pending = undefined;
         }
       }
       this.afterMain = true;
@@ -344,6 +398,16 @@ export class ChangeStreamReader {
     return { items, postBatchResumeToken: { _data: this.pbrt }, invalidated: false };
   }
 
+  private split(e: HistoryEntry): Fragment[] {
+    const doc = this.renderDoc(e) as Doc;
+    return splitEvent(doc, {
+      ts: e.ts,
+      kind: 'event',
+      txnOpIndex: e.txnOpIndex,
+      fromInvalidate: false,
+    });
+  }
+
   private returned(token: string, ts: Ts): void {
     this.pbrt = token;
     if (compareTs(ts, this.latestTs) > 0) this.latestTs = ts;
@@ -365,6 +429,15 @@ export class ChangeStreamReader {
       }
       return (e.bytes ??= serialize(buildEvent(e, { showExpandedEvents: false })));
     }
+    const doc = this.renderDoc(e);
+    return doc && serialize(doc);
+  }
+
+  /** The event after stages, or undefined when filtered out. */
+  private renderDoc(e: HistoryEntry): Doc | undefined {
+    const { stages, filterOnly, fullDocument, fullDocumentBeforeChange, showExpandedEvents } =
+      this.spec;
+    const isCrud = e.op === 'update' || e.op === 'replace' || e.op === 'delete';
     const opts: EventOptions = { showExpandedEvents };
     if (e.op === 'update' && fullDocument !== 'default')
       opts.fullDocument = this.postImage(e, fullDocument);
@@ -389,7 +462,7 @@ export class ChangeStreamReader {
         'Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.',
       );
     }
-    return serialize(cur);
+    return cur;
   }
 
   private postImage(e: HistoryEntry, mode: FullDocument): Doc | null {
