@@ -173,6 +173,9 @@ describe('$changeStreamSplitLargeEvent', () => {
       );
     expect((await open([SPLIT, { $match: { x: 1 } }])).code).toBe(7182802);
     expect((await open([{ $changeStreamSplitLargeEvent: { a: 1 } }])).code).toBe(7182800);
+    // Outside a change stream it is IllegalOperation.
+    const outside = await failure(d.command({ aggregate: 'c', pipeline: [SPLIT], cursor: {} }));
+    expect(outside.code).toBe(20);
     // Small events pass through unchanged, without splitEvent.
     const cs = d.collection('c').watch([SPLIT], FAST);
     await cs.tryNext();
