@@ -6,6 +6,7 @@ import { isPlainObject } from './bson/types.js';
 import type { Doc } from './bson/types.js';
 import { catalogCommands } from './commands/catalog.js';
 import { refuseCollation } from './commands/collation.js';
+import { refuseOnView } from './commands/views.js';
 import type { CommandContext, CommandSpec, Connection } from './commands/context.js';
 import { crudCommands } from './commands/crud.js';
 import { FailPoints } from './commands/failpoints.js';
@@ -356,6 +357,7 @@ export class MongoServer {
         if (injected) throw injected;
       }
       refuseCollation(name, cmd);
+      refuseOnView(state.engine.catalog, name, db, cmd);
       if (spec.adminOnly && db !== 'admin') {
         throw new MongoServerError(13, `${name} may only be run against the admin database.`, {
           codeName: 'Unauthorized',

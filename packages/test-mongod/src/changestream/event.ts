@@ -40,6 +40,15 @@ export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
     clusterTime: toTimestamp(e.ts),
     wallTime: e.wall,
   };
+  if (e.info?.view === true) {
+    // Events for a view's definition (system.views): no collectionUUID, no documentKey.
+    ev.ns = ns(e);
+    if (e.op === 'create') {
+      const options = (e.info.options as Doc | undefined) ?? {};
+      ev.operationDescription = { viewOn: options.viewOn, pipeline: options.pipeline };
+    }
+    return ev;
+  }
   const withUuid = o.showExpandedEvents && e.uuid instanceof Binary;
   switch (e.op) {
     case 'insert':

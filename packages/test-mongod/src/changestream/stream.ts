@@ -261,6 +261,13 @@ function outputsFor(
   if (scope.type === 'collection' && e.bytes && e.coll === scope.coll && e.db === scope.db)
     return MAIN;
   if (e.op === 'noop') return none;
+  if (e.info?.view === true) {
+    // A view's definition lives in system.views: MongoDB reports its create/drop only to
+    // database and deployment streams with showExpandedEvents, and it never invalidates one.
+    if (scope.type === 'collection' || !expanded) return none;
+    if (scope.type === 'database' && e.db !== scope.db) return none;
+    return MAIN;
+  }
   const main = !EXPANDED_OPS.has(e.op) || expanded;
   switch (scope.type) {
     case 'cluster':

@@ -63,4 +63,21 @@ describe('refused, naming the test server', () => {
       .find({}, { collation: { locale: 'simple' } })
       .toArray();
   });
+
+  it('reading through a view, changing or renaming one', async () => {
+    const { c } = await start({});
+    const d = c.db('u');
+    await d.collection('src').insertOne({ a: 1 });
+    await d.createCollection('v', { viewOn: 'src', pipeline: [] });
+    await refusal(d.collection('v').find({}).toArray());
+    await refusal(
+      d
+        .collection('v')
+        .aggregate([{ $match: {} }])
+        .toArray(),
+    );
+    await refusal(d.collection('v').countDocuments());
+    await refusal(d.command({ collMod: 'v', viewOn: 'src', pipeline: [{ $match: { a: 1 } }] }));
+    await refusal(d.collection('v').rename('w'));
+  });
 });
