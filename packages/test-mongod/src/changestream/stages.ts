@@ -3,7 +3,7 @@
 // does not allow is 20 IllegalOperation, a later $changeStream 40602, a misplaced
 // $changeStreamSplitLargeEvent 7182802). Manual: "Modify Change Stream Output",
 // "Large Change Stream Events".
-import { isPlainObject } from '../bson/types.js';
+import { isNumeric, isPlainObject } from '../bson/types.js';
 import { MongoServerError } from '../errors.js';
 import { compileDocStage, stageName } from '../query/pipeline.js';
 import type { DocStage } from '../query/pipeline.js';
@@ -77,6 +77,12 @@ export interface FollowOnStages {
   filterOnly: boolean;
   /** The pipeline ends with $changeStreamSplitLargeEvent. */
   split: boolean;
+  /** Some stage compares or computes values (so a collation could change its outcome). */
+  comparesValues: boolean;
+}
+
+function isFlag(v: unknown): boolean {
+  return typeof v === 'boolean' || typeof v === 'number' || isNumeric(v);
 }
 
 export function unrecognizedStage(name: string): MongoServerError {
@@ -112,11 +118,15 @@ export function parseFollowOnStages(rest: unknown[]): FollowOnStages {
   const stages: DocStage[] = [];
   let filterOnly = true;
   let split = false;
+  let comparesValues = false;
   for (const { name, spec } of parsed) {
     if (name === SPLIT_STAGE) {
       split = true;
       continue;
     }
+    const flagsOnly =
+      name === '$project' && isPlainObject(spec) && Object.values(spec).every(isFlag);
+    if (name !== '$unset' && !flagsOnly) comparesValues = true;
     if (name === '$redact') {
       throw new MongoServerError(
         40324,
@@ -127,5 +137,5 @@ export function parseFollowOnStages(rest: unknown[]): FollowOnStages {
     if (name !== '$match') filterOnly = false;
     stages.push(compileDocStage(name, spec));
   }
-  return { stages, filterOnly, split };
+  return { stages, filterOnly, split, comparesValues };
 }

@@ -19,6 +19,7 @@ import type { DocStage } from '../query/pipeline.js';
 import type { Engine } from '../storage/engine.js';
 import { buildEvent, EXPANDED_OPS, invalidateEvent } from './event.js';
 import { parseFollowOnStages } from './stages.js';
+import { nonSimpleCollation } from '../query/collation.js';
 import { eventTooLarge, MAX_EVENT_SIZE, splitEvent, SPLIT_THRESHOLD } from './split.js';
 import type { Fragment } from './split.js';
 import type { EventOptions } from './event.js';
@@ -107,6 +108,7 @@ export function parseChangeStream(
   target: string | undefined,
   spec: unknown,
   rest: unknown[],
+  collation?: unknown,
 ): StreamSpec {
   if (!isPlainObject(spec)) {
     throw new MongoServerError(50808, '$changeStream stage expects a document as argument');
@@ -216,7 +218,14 @@ export function parseChangeStream(
     origin = { kind: 'hwm', ts: fromTimestamp(ts), txnOpIndex: 0, fromInvalidate: false };
   }
   // The pipeline is parsed and validated before the stream looks for its start in the history.
-  const { stages, filterOnly, split } = parseFollowOnStages(rest);
+  const { stages, filterOnly, split, comparesValues } = parseFollowOnStages(rest);
+  if (nonSimpleCollation(collation) && comparesValues) {
+    throw new MongoServerError(
+      2,
+      'a collation on a change stream whose stages compare values ($match, computed fields) is not supported by changeq test-mongod',
+      { extra: { unsupported: true } },
+    );
+  }
   if (origin.fragment !== undefined && !split) {
     throw new MongoServerError(
       280,

@@ -1,9 +1,16 @@
-// Collations: this server compares strings by their UTF-8 bytes only (the "simple" collation).
-// Any other collation, on a command, a statement or a new collection, is refused instead of being
-// accepted and then ignored (which would silently change matching, sorting and key equality).
+// Collations on commands. This server compares strings by their UTF-8 bytes (the "simple"
+// collation); the one place it accepts another is a change stream whose stages compare nothing
+// (see query/collation.ts).
+// Anywhere else a collation is refused instead of being accepted and then ignored (which would
+// silently change matching, sorting and key equality).
 import { isPlainObject } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { MongoServerError } from '../errors.js';
+
+function isChangeStreamAggregate(name: string, cmd: Doc): boolean {
+  const first = Array.isArray(cmd.pipeline) ? (cmd.pipeline[0] as unknown) : undefined;
+  return name === 'aggregate' && isPlainObject(first) && '$changeStream' in first;
+}
 
 function isSimple(collation: unknown): boolean {
   return (
@@ -13,7 +20,7 @@ function isSimple(collation: unknown): boolean {
   );
 }
 
-function refuse(where: string): MongoServerError {
+export function unsupportedCollation(where: string): MongoServerError {
   return new MongoServerError(
     2,
     `${where}: collations other than { locale: "simple" } are not supported by changeq test-mongod`,
@@ -21,14 +28,18 @@ function refuse(where: string): MongoServerError {
   );
 }
 
-/** Throw for a non-simple collation on a command or on its update/delete statements. */
+/**
+ * Throw for a non-simple collation on a command or on its update/delete statements (change
+ * stream aggregates check theirs themselves, see parseCollation).
+ */
 export function refuseCollation(name: string, cmd: Doc): void {
-  if (cmd.collation !== undefined && !isSimple(cmd.collation)) throw refuse(name);
+  if (isChangeStreamAggregate(name, cmd)) return;
+  if (cmd.collation !== undefined && !isSimple(cmd.collation)) throw unsupportedCollation(name);
   for (const list of [cmd.updates, cmd.deletes]) {
     if (!Array.isArray(list)) continue;
     for (const st of list) {
       if (isPlainObject(st) && st.collation !== undefined && !isSimple(st.collation)) {
-        throw refuse(name);
+        throw unsupportedCollation(name);
       }
     }
   }

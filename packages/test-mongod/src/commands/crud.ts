@@ -630,6 +630,7 @@ function aggregateCommand(ctx: CommandContext): Doc {
       coll,
       (first as Doc).$changeStream,
       pipeline.slice(1),
+      cmd.collation,
     );
     const reader = new ChangeStreamReader(ctx.state.engine, spec);
     const ns = coll === undefined ? `${ctx.db}.$cmd.aggregate` : `${ctx.db}.${coll}`;

@@ -85,4 +85,31 @@ describe('stages after $changeStream', () => {
     expect(err.hasErrorLabel('NonResumableChangeStreamError')).toBe(true);
     expect(err.hasErrorLabel('ResumableChangeStreamError')).toBe(false);
   });
+
+  it('accepts a collation (it applies to the stream’s own stages; updateLookup uses the collection’s)', async () => {
+    const d = client.db(uniqueDb('st_collation'));
+    await d.createCollection('c');
+    const collation = { locale: 'en', strength: 2, maxVariable: 'punct' };
+    const cs = d.collection('c').watch([], { ...FAST, collation, fullDocument: 'updateLookup' });
+    await cs.tryNext();
+    await d.collection('c').insertOne({ _id: 'e', v: 0 } as Document);
+    await d.collection('c').insertOne({ _id: 'E', v: 1 } as Document);
+    await d.collection('c').updateOne({ _id: 'e' } as Document, { $set: { v: 2 } });
+    const evs = (await take(cs, 3)) as Document[];
+    await cs.close();
+    expect(evs.map((e) => e.operationType)).toEqual(['insert', 'insert', 'update']);
+    // 'e' and 'E' are equal at strength 2, but the lookup is by the collection's (simple) one.
+    expect(evs[2]?.fullDocument).toEqual({ _id: 'e', v: 2 });
+    // A malformed collation is refused as MongoDB refuses it.
+    const bad = (await d
+      .command({
+        aggregate: 'c',
+        pipeline: [{ $changeStream: {} }],
+        cursor: {},
+        collation: { strength: 1 },
+      })
+      .catch((e: unknown) => e)) as MongoServerError;
+    expect(bad).toBeInstanceOf(MongoServerError);
+    expect(bad.code).toBe(40414);
+  });
 });

@@ -52,7 +52,12 @@ describe('refused, naming the test server', () => {
     const fr = { locale: 'fr' };
     await refusal(d.collection('c').find({}, { collation: fr }).toArray());
     await refusal(
-      d.command({ aggregate: 'c', pipeline: [{ $changeStream: {} }], cursor: {}, collation: fr }),
+      d.command({
+        aggregate: 'c',
+        pipeline: [{ $changeStream: {} }, { $match: { 'fullDocument.s': 'é' } }],
+        cursor: {},
+        collation: fr,
+      }),
     );
     await refusal(d.collection('c').updateOne({}, { $set: { a: 1 } }, { collation: fr }));
     await refusal(d.collection('c').deleteMany({}, { collation: fr }));
