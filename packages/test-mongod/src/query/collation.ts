@@ -28,17 +28,24 @@ export function nonSimpleCollation(v: unknown): boolean {
       "BSON field 'collation' is the wrong type, expected type 'object'",
     );
   }
-  for (const k of Object.keys(v)) {
-    if (!FIELDS.has(k)) throw new MongoServerError(40415, `BSON field '${k}' is an unknown field.`);
+  const spec = JSON.stringify(v);
+  if (v.locale === undefined) {
+    throw new MongoServerError(4, 'Missing expected field "locale"', { codeName: 'NoSuchKey' });
   }
   if (typeof v.locale !== 'string') {
-    throw new MongoServerError(40414, "BSON field 'locale' is missing but a required field");
+    throw new MongoServerError(14, `"locale" had the wrong type. Expected string`);
   }
   if (v.locale === 'simple') {
     if (Object.keys(v).length > 1) {
-      throw new MongoServerError(2, 'If "locale" is set to "simple", no other fields may be set');
+      throw new MongoServerError(
+        9,
+        `If locale=simple, no other fields should be present in: ${spec}`,
+      );
     }
     return false;
+  }
+  if (!Object.keys(v).every((k) => FIELDS.has(k))) {
+    throw new MongoServerError(9, `Collation spec contains unknown field. Collation spec: ${spec}`);
   }
   // MongoDB's collations are ICU's, as Intl.Collator's are.
   if (Intl.Collator.supportedLocalesOf(v.locale).length === 0) {
