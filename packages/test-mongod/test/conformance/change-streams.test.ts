@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoServerError, Timestamp } from 'mongodb';
 import type { ChangeStreamDocument, Db, Document, MongoClient } from 'mongodb';
-import { startTarget, uniqueDb } from '../helpers/target.js';
+import { cursorId, startTarget, uniqueDb } from '../helpers/target.js';
 import type { Target } from '../helpers/target.js';
 import { sleep, take } from '../helpers/streams.js';
 
@@ -317,12 +317,12 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
     expect(agg.cursor.firstBatch).toEqual([]);
     const pbrt0 = agg.cursor.postBatchResumeToken;
     expect(typeof pbrt0._data).toBe('string');
-    const more = await d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 100 });
+    const more = await d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 100 });
     expect(more.cursor.nextBatch).toEqual([]);
     expect(typeof more.cursor.postBatchResumeToken._data).toBe('string');
     expect(more.cursor.postBatchResumeToken._data >= pbrt0._data).toBe(true);
     await d.collection('c').insertOne({ x: 1 });
-    const more2 = await d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 1000 });
+    const more2 = await d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 1000 });
     expect(more2.cursor.nextBatch).toHaveLength(1);
     expect(more2.cursor.postBatchResumeToken._data >= more2.cursor.nextBatch[0]._id._data).toBe(
       true,
@@ -334,7 +334,7 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
     const evs = (await take(resumed, 1)) as Ev[];
     expect(evs[0]?.fullDocument).toMatchObject({ x: 1 });
     await resumed.close();
-    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
   });
 
   it('a batch that ends at the newest event carries that event’s _id as postBatchResumeToken', async () => {
@@ -347,7 +347,7 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
     let exact = 0;
     for (let attempt = 0; attempt < 5 && exact === 0; attempt++) {
       await d.collection('c').insertOne({ attempt });
-      const more = await d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 1000 });
+      const more = await d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 1000 });
       const batch = more.cursor.nextBatch as { _id: { _data: string } }[];
       expect(batch).toHaveLength(1);
       const pbrt = more.cursor.postBatchResumeToken as { _data: string };
@@ -355,7 +355,7 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
       if (pbrt._data === batch[0]?._id._data) exact++;
     }
     expect(exact).toBe(1);
-    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
     // And through the driver: the cached resumeToken is the event's _id.
     const cs = d.collection('c').watch([], FAST);
     await cs.tryNext();
@@ -374,19 +374,19 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
     await d.createCollection('c');
     const agg = await d.command({ aggregate: 'c', pipeline: [{ $changeStream: {} }], cursor: {} });
     let t0 = Date.now();
-    const empty = await d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 300 });
+    const empty = await d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 300 });
     const waited = Date.now() - t0;
     expect(empty.cursor.nextBatch).toEqual([]);
     expect(waited).toBeGreaterThanOrEqual(250);
     expect(waited).toBeLessThan(3000);
     t0 = Date.now();
-    const pending = d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 5000 });
+    const pending = d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 5000 });
     await sleep(100);
     await client.db(d.databaseName).collection('c').insertOne({ y: 1 });
     const got = await pending;
     expect(got.cursor.nextBatch).toHaveLength(1);
     expect(Date.now() - t0).toBeLessThan(2000);
-    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
   });
 
   it('honours batchSize on getMore', async () => {
@@ -398,12 +398,12 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
       cursor: { batchSize: 0 },
     });
     await d.collection('c').insertMany(Array.from({ length: 10 }, (_, i) => ({ i })));
-    const b1 = await d.command({ getMore: agg.cursor.id, collection: 'c', batchSize: 3 });
+    const b1 = await d.command({ getMore: cursorId(agg), collection: 'c', batchSize: 3 });
     expect(b1.cursor.nextBatch).toHaveLength(3);
     expect(b1.cursor.postBatchResumeToken).toEqual(b1.cursor.nextBatch[2]._id);
-    const b2 = await d.command({ getMore: agg.cursor.id, collection: 'c' });
+    const b2 = await d.command({ getMore: cursorId(agg), collection: 'c' });
     expect(b2.cursor.nextBatch).toHaveLength(7);
-    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
   });
 });
 

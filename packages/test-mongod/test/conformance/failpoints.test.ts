@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MongoNetworkError, MongoServerError } from 'mongodb';
 import type { Collection, Db, Document, Long, MongoClient } from 'mongodb';
-import { failPointsAvailable, startTarget, uniqueDb } from '../helpers/target.js';
+import { cursorId, failPointsAvailable, startTarget, uniqueDb } from '../helpers/target.js';
 import type { Target } from '../helpers/target.js';
 import { sleep, take } from '../helpers/streams.js';
 
@@ -43,7 +43,7 @@ async function rawStream(c: Collection): Promise<Long> {
     pipeline: [{ $changeStream: {} }],
     cursor: {},
   });
-  return (r.cursor as { id: Long }).id;
+  return cursorId(r);
 }
 
 async function getMoreError(c: Collection, id: Long): Promise<MongoServerError> {
@@ -277,7 +277,7 @@ describe('error labels on getMore (ErrorLabelBuilder; SERVER-46091)', () => {
     await c.insertMany([{ a: 1 }, { a: 2 }, { a: 3 }]);
     const r = await client.db(c.dbName).command({ find: 'c', batchSize: 1 });
     await afterCheckout({ times: 1 }, { errorCode: 234 });
-    const err = await getMoreError(c, (r.cursor as { id: Long }).id);
+    const err = await getMoreError(c, cursorId(r));
     expect(err.code).toBe(234);
     expect(err.errorLabels).toEqual([]);
   });

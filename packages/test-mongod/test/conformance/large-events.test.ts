@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoServerError } from 'mongodb';
 import type { ChangeStream, Collection, Document, MongoClient, ResumeToken } from 'mongodb';
-import { atLeast, serverVersion, startTarget, uniqueDb } from '../helpers/target.js';
+import { atLeast, cursorId, serverVersion, startTarget, uniqueDb } from '../helpers/target.js';
 import type { Target } from '../helpers/target.js';
 import { take } from '../helpers/streams.js';
 
@@ -124,7 +124,7 @@ describe('$changeStreamSplitLargeEvent', () => {
     const seen: Document[] = [];
     for (let i = 0; i < 10 && seen.length < 2; i++) {
       const more = await d.command({
-        getMore: agg.cursor.id,
+        getMore: cursorId(agg),
         collection: 'c',
         batchSize: 1,
         maxTimeMS: 1000,
@@ -135,7 +135,7 @@ describe('$changeStreamSplitLargeEvent', () => {
         seen.push(ev);
       }
     }
-    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
     expect(seen.map((e) => e.splitEvent)).toEqual([
       { fragment: 1, of: 2 },
       { fragment: 2, of: 2 },

@@ -1,5 +1,5 @@
 // Where conformance tests run: our own server by default, or the real MongoDB at MONGODB_URI.
-import { MongoClient } from 'mongodb';
+import { Long, MongoClient } from 'mongodb';
 import type { MongoClientOptions } from 'mongodb';
 import { startMongoServer } from '../../src/index.js';
 import type { MongoServerOptions, RunningMongoServer } from '../../src/index.js';
@@ -76,4 +76,13 @@ export function atLeast(version: [number, number, number], min: [number, number,
     if (a !== b) return a > b;
   }
   return true;
+}
+
+/**
+ * A reply's cursor id as a Long. The driver turns a Long that fits in 53 bits into a number,
+ * which a getMore would send back as the wrong type (cursor ids are random 64-bit numbers, so
+ * now and then one does fit).
+ */
+export function cursorId(reply: { cursor?: unknown }): Long {
+  return Long.fromValue((reply.cursor as { id: Long | number }).id);
 }
