@@ -1,4 +1,10 @@
-import { MongoError, MongoNetworkError, MongoServerSelectionError } from 'mongodb';
+import {
+  MongoClientClosedError,
+  MongoError,
+  MongoNetworkError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from 'mongodb';
 import type { WireError } from './reader/protocol.js';
 
 /**
@@ -44,9 +50,18 @@ export function lostPositionCode(error: unknown): number | null {
   return null;
 }
 
-/** Codes MongoDB documents as transient for reads (network, elections, shutdown, cursor loss). */
+/**
+ * Codes MongoDB documents as transient for reads (network, elections, shutdown, cursor loss): the
+ * codes a 7.0 server labels ResumableChangeStreamError on a change stream (RetriableError,
+ * NetworkError and NeedRetargettingError categories, RetryChangeStream,
+ * FailedToSatisfyReadPreference), plus CursorNotFound and the older StaleShardVersion. The label
+ * is only added to errors raised once a getMore holds its cursor; the same codes raised before
+ * that (a getMore reaching a node that is shutting down or stepping down) arrive unlabelled, the
+ * driver does not resume them, and the ingest reopens the stream itself.
+ */
 const TRANSIENT_MONGO_CODES = new Set([
-  6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436,
+  6, 7, 43, 63, 89, 91, 133, 134, 150, 189, 234, 262, 358, 9001, 10107, 11600, 11602, 13388, 13435,
+  13436, 50915,
 ]);
 
 export function isTransientMongoError(error: unknown): boolean {
@@ -61,8 +76,12 @@ export function isTransientMongoError(error: unknown): boolean {
     return true;
   }
   if (typeof error.code === 'number' && TRANSIENT_MONGO_CODES.has(error.code)) return true;
-  // The driver closes a stream after a failed resume; reopening it is the cure.
-  return /change ?stream is closed|topology is closed|client was closed/i.test(error.message);
+  if (error instanceof MongoTopologyClosedError || error instanceof MongoClientClosedError) {
+    return true;
+  }
+  // The driver closes a stream after a failed resume; reopening it is the cure. It reports
+  // using the closed stream with a generic error class and this message only (NODE-3485).
+  return /change ?stream is closed/i.test(error.message);
 }
 
 const REDIS_SOCKET_CODES = new Set([

@@ -249,40 +249,75 @@ describe('exactly-once enqueue', () => {
     console.log(`MongoDB restart scenario: ${result.events} events, ${result.faults} restarts`);
   }, 300_000);
 
-  test('survives dropped connections and resumable errors injected with the failCommand fail point', async () => {
+  test('survives dropped connections and resumable errors, labelled by the server or not', async () => {
     const admin = new MongoClient(stack.mongodbUri);
     await admin.connect();
+    const failPoint = (name: string, mode: unknown, data?: Record<string, unknown>) =>
+      admin.db('admin').command({ configureFailPoint: name, mode, ...(data ? { data } : {}) });
+    const entered = async (name: string) =>
+      ((await failPoint(name, 'off')) as { count: number }).count;
+    const before = {
+      failCommand: await entered('failCommand'),
+      afterCheckout: await entered('failGetMoreAfterCursorCheckout'),
+    };
     let round = 0;
     try {
       const result = await runScenario(stack, {
         seed: 4,
         operations: 6_000,
-        faults: 6,
+        faults: 9,
         fault: async () => {
           round += 1;
-          // Alternate a closed connection with a resumable server error, on the ingest's own
-          // connections only (its appName), as a network fault between it and MongoDB would.
+          // On the ingest's own connections only (its appName), as faults between it and
+          // MongoDB would strike, in turn:
           const appName = 'changeq-ingest-seed4';
-          const data =
-            round % 2 === 0
-              ? { failCommands: ['getMore', 'aggregate'], closeConnection: true, appName }
-              : {
-                  failCommands: ['getMore'],
-                  errorCode: 91,
-                  errorLabels: ['ResumableChangeStreamError'],
+          switch (round % 3) {
+            case 0:
+              // a dropped connection;
+              await failPoint(
+                'failCommand',
+                { times: 2 },
+                {
+                  failCommands: ['getMore', 'aggregate'],
+                  closeConnection: true,
                   appName,
-                };
-          await admin
-            .db('admin')
-            .command({ configureFailPoint: 'failCommand', mode: { times: 2 }, data });
+                },
+              );
+              break;
+            case 1:
+              // a getMore failing while it holds its cursor (a shutdown, a step-down): the server
+              // labels it ResumableChangeStreamError and the driver resumes on its own;
+              await failPoint(
+                'failGetMoreAfterCursorCheckout',
+                { times: 2 },
+                {
+                  errorCode: 91,
+                  appName,
+                },
+              );
+              break;
+            default:
+              // the same codes raised before the cursor is checked out, which carry no label:
+              // the driver gives up and the ingest reopens the stream from its stored position.
+              await failPoint(
+                'failCommand',
+                { times: 1 },
+                {
+                  failCommands: ['getMore'],
+                  errorCode: 11600,
+                  appName,
+                },
+              );
+          }
         },
       });
       console.log(`fail point scenario: ${result.events} events, ${result.faults} injections`);
+      // Each kind of fault did strike.
+      expect(await entered('failCommand')).toBeGreaterThan(before.failCommand);
+      expect(await entered('failGetMoreAfterCursorCheckout')).toBeGreaterThan(before.afterCheckout);
     } finally {
-      await admin
-        .db('admin')
-        .command({ configureFailPoint: 'failCommand', mode: 'off' })
-        .catch(() => undefined);
+      await failPoint('failCommand', 'off').catch(() => undefined);
+      await failPoint('failGetMoreAfterCursorCheckout', 'off').catch(() => undefined);
       await admin.close();
     }
   }, 300_000);

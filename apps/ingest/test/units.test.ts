@@ -1,4 +1,4 @@
-import { ObjectId, Timestamp } from 'mongodb';
+import { MongoServerError, MongoTopologyClosedError, ObjectId, Timestamp } from 'mongodb';
 import { describe, expect, test } from 'vitest';
 import { UserError } from '@changeq/shared';
 import { Backoff } from '../src/backoff.js';
@@ -186,6 +186,23 @@ describe('the reader thread protocol', () => {
     expect(back).toEqual(match);
     expect((back as { 'documentKey._id': unknown })['documentKey._id']).toBeInstanceOf(ObjectId);
     expect(decodeMatch(clone(encodeMatch(null)))).toBeNull();
+  });
+
+  test('resumable MongoDB errors are transient by label, or by code when they arrive unlabelled', () => {
+    // Raised once a getMore held its cursor: the server labels it (the driver resumes it).
+    const labelled = new MongoServerError({
+      code: 50,
+      errmsg: 'x',
+      errorLabels: ['ResumableChangeStreamError'],
+    });
+    expect(isTransientMongoError(labelled)).toBe(true);
+    // Raised before that, the same codes carry no label: the ingest reopens the stream itself.
+    for (const code of [6, 91, 134, 10107, 11600, 11602, 13436]) {
+      expect(isTransientMongoError(new MongoServerError({ code, errmsg: 'x' }))).toBe(true);
+    }
+    expect(isTransientMongoError(new MongoServerError({ code: 216, errmsg: 'x' }))).toBe(false);
+    expect(isTransientMongoError(new MongoServerError({ code: 280, errmsg: 'x' }))).toBe(false);
+    expect(isTransientMongoError(new MongoTopologyClosedError())).toBe(true);
   });
 
   test('errors arrive classified: lost position, transient MongoDB, bugs', () => {

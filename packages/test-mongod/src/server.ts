@@ -5,6 +5,8 @@ import { Binary, Long } from 'bson';
 import { isPlainObject } from './bson/types.js';
 import type { Doc } from './bson/types.js';
 import { catalogCommands } from './commands/catalog.js';
+import { refuseCollation } from './commands/collation.js';
+import { refuseOnView } from './commands/views.js';
 import type { CommandContext, CommandSpec, Connection } from './commands/context.js';
 import { crudCommands } from './commands/crud.js';
 import { FailPoints } from './commands/failpoints.js';
@@ -12,8 +14,8 @@ import type { FailAction } from './commands/failpoints.js';
 import { handshakeCommands } from './commands/handshake.js';
 import { resolveTransaction, sessionCommands, sessionKeyOf } from './commands/sessions.js';
 import {
-  codeName,
   MongoServerError,
+  NON_RESUMABLE_CHANGE_STREAM_CODES,
   RESUMABLE_CHANGE_STREAM_CODES,
   RETRYABLE_WRITE_CODES,
 } from './errors.js';
@@ -354,6 +356,8 @@ export class MongoServer {
         if (injected === 'closed') return undefined;
         if (injected) throw injected;
       }
+      refuseCollation(name, cmd);
+      refuseOnView(state.engine.catalog, name, db, cmd);
       if (spec.adminOnly && db !== 'admin') {
         throw new MongoServerError(13, `${name} may only be run against the admin database.`, {
           codeName: 'Unauthorized',
@@ -427,16 +431,11 @@ export class MongoServer {
       return 'closed';
     }
     if (action.errorCode !== undefined) {
-      const err = new MongoServerError(
+      return new MongoServerError(
         action.errorCode,
         action.errmsg ?? "Failing command via 'failCommand' failpoint",
-        {
-          codeName: codeName(action.errorCode),
-        },
+        { labelOverride: action.errorLabels },
       );
-      if (action.errorLabels) (err as { errorLabels: string[] }).errorLabels = action.errorLabels;
-      (err as { labelsFixed?: boolean }).labelsFixed = action.errorLabels !== undefined;
-      return err;
     }
     return undefined;
   }
@@ -456,31 +455,53 @@ export class MongoServer {
       delete reply.unsupported;
       this.state.log(`unsupported: ${name}: ${err.message}`);
     }
-    if ((err as { labelsFixed?: boolean }).labelsFixed) return reply;
-    const labels = new Set(err.errorLabels);
-    if (name === 'getMore' && RESUMABLE_CHANGE_STREAM_CODES.has(err.code)) {
-      const id = cmd.getMore as Long | undefined;
-      const cursor = id ? this.state.cursors.get(id) : undefined;
-      if (cursor?.state.kind === 'changeStream' || cursor === undefined)
-        labels.add('ResumableChangeStreamError');
+    if (err.labelOverride) {
+      if (err.labelOverride.length > 0) reply.errorLabels = err.labelOverride;
+      else delete reply.errorLabels;
+      return reply;
     }
+    const labels = new Set(err.errorLabels);
+    let writeOrTxnLabel = false;
     const retryableWrite =
       RETRYABLE_WRITE_COMMANDS.has(name) &&
       cmd.txnNumber !== undefined &&
       cmd.autocommit === undefined;
     const txnEnd = name === 'commitTransaction' || name === 'abortTransaction';
-    if ((retryableWrite || txnEnd) && RETRYABLE_WRITE_CODES.has(err.code))
+    if ((retryableWrite || txnEnd) && RETRYABLE_WRITE_CODES.has(err.code)) {
       labels.add('RetryableWriteError');
+      writeOrTxnLabel = true;
+    }
     if (
       ctx?.txn &&
       !txnEnd &&
       (RETRYABLE_WRITE_CODES.has(err.code) || err.code === 112 || err.code === 251)
     ) {
       labels.add('TransientTransactionError');
+      writeOrTxnLabel = true;
+    }
+    // As ErrorLabelBuilder: ResumableChangeStreamError only when the server knows the command
+    // belongs to a change stream (its aggregate, or a getMore that checked out such a cursor),
+    // and never alongside the two labels above.
+    if (
+      !writeOrTxnLabel &&
+      RESUMABLE_CHANGE_STREAM_CODES.has(err.code) &&
+      this.isChangeStreamCommand(name, cmd, err)
+    ) {
+      labels.add('ResumableChangeStreamError');
+    } else if (NON_RESUMABLE_CHANGE_STREAM_CODES.has(err.code)) {
+      labels.add('NonResumableChangeStreamError');
     }
     if (labels.size > 0) reply.errorLabels = [...labels];
     else delete reply.errorLabels;
     return reply;
+  }
+
+  private isChangeStreamCommand(name: string, cmd: Doc, err: MongoServerError): boolean {
+    if (name === 'aggregate') {
+      const first = Array.isArray(cmd.pipeline) ? (cmd.pipeline[0] as unknown) : undefined;
+      return isPlainObject(first) && '$changeStream' in first;
+    }
+    return name === 'getMore' && err.changeStreamCursor;
   }
 
   private finish(reply: Doc): Doc {

@@ -4,6 +4,7 @@ import type { Doc } from '../bson/types.js';
 import { toTimestamp } from '../history/clock.js';
 import type { HistoryEntry } from '../history/entry.js';
 import { eventToken } from '../history/token.js';
+import { disambiguatedPathsOf } from '../update/disambiguate.js';
 
 export const ID_INDEX_SPEC = { v: 2, key: { _id: 1 }, name: '_id_' };
 
@@ -39,6 +40,15 @@ export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
     clusterTime: toTimestamp(e.ts),
     wallTime: e.wall,
   };
+  if (e.info?.view === true) {
+    // Events for a view's definition (system.views): no collectionUUID, no documentKey.
+    ev.ns = ns(e);
+    if (e.op === 'create') {
+      const options = (e.info.options as Doc | undefined) ?? {};
+      ev.operationDescription = { viewOn: options.viewOn, pipeline: options.pipeline };
+    }
+    return ev;
+  }
   const withUuid = o.showExpandedEvents && e.uuid instanceof Binary;
   switch (e.op) {
     case 'insert':
@@ -58,6 +68,12 @@ export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
         removedFields: e.desc?.removedFields ?? [],
         truncatedArrays: e.desc?.truncatedArrays ?? [],
       };
+      if (o.showExpandedEvents) {
+        // MongoDB 6.1-8.1 show disambiguatedPaths only with showExpandedEvents.
+        (ev.updateDescription as Doc).disambiguatedPaths =
+          e.desc?.disambiguatedPaths ??
+          (e.desc && e.doc ? disambiguatedPathsOf(e.doc, e.desc) : {});
+      }
       break;
     case 'delete':
       if (withUuid) ev.collectionUUID = e.uuid;
@@ -99,6 +115,7 @@ export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
       if (withUuid) ev.collectionUUID = e.uuid;
       ev.ns = ns(e);
       ev.operationDescription = (e.info?.options as Doc | undefined) ?? {};
+      if (e.info?.before) ev.stateBeforeChange = { collectionOptions: e.info.before };
       break;
     default:
       break;

@@ -7,7 +7,8 @@ import { isNumeric, isPlainObject, toNumber, typeName } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { badValue, MongoServerError } from '../errors.js';
 import { compileFilter } from '../query/match.js';
-import { ID_INDEX } from '../storage/catalog.js';
+import { stageName } from '../query/pipeline.js';
+import { ID_INDEX, isView } from '../storage/catalog.js';
 import type { CollectionState } from '../storage/catalog.js';
 import type { PendingOp } from '../storage/engine.js';
 import { RawArray } from '../wire/raw.js';
@@ -60,15 +61,18 @@ function listCollections(ctx: CommandContext): Doc {
   const filter = isPlainObject(ctx.cmd.filter) ? compileFilter(ctx.cmd.filter) : undefined;
   const items: Buffer[] = [];
   for (const c of ctx.state.engine.catalog.collections(ctx.db)) {
-    const full: Doc = {
-      name: c.name,
-      type: 'collection',
-      options: c.options,
-      info: { readOnly: false, uuid: c.uuid },
-      idIndex: ID_INDEX,
-    };
+    const type = isView(c) ? 'view' : 'collection';
+    const full: Doc = isView(c)
+      ? { name: c.name, type, options: c.options, info: { readOnly: true } }
+      : {
+          name: c.name,
+          type,
+          options: c.options,
+          info: { readOnly: false, uuid: c.uuid },
+          idIndex: ID_INDEX,
+        };
     if (filter && !filter(full)) continue;
-    items.push(serialize(nameOnly ? { name: c.name, type: 'collection' } : full));
+    items.push(serialize(nameOnly ? { name: c.name, type } : full));
   }
   return {
     cursor: {
@@ -141,16 +145,11 @@ function validatePreAndPostImages(v: unknown): void {
 function create(ctx: CommandContext): Doc {
   const coll = collectionName(ctx);
   validateDbName(ctx.db);
+  if (ctx.cmd.viewOn !== undefined || ctx.cmd.pipeline !== undefined) return createView(ctx, coll);
   const options: Doc = {};
   for (const [k, v] of Object.entries(ctx.cmd)) {
     if (k === 'create' || k.startsWith('$') || COMMAND_FIELDS.has(k)) continue;
-    if (
-      k === 'viewOn' ||
-      k === 'pipeline' ||
-      k === 'timeseries' ||
-      k === 'clusteredIndex' ||
-      k === 'encryptedFields'
-    ) {
+    if (k === 'timeseries' || k === 'clusteredIndex' || k === 'encryptedFields') {
       throw new MongoServerError(
         2,
         `create option '${k}' is not supported by changeq test-mongod`,
@@ -178,10 +177,52 @@ function create(ctx: CommandContext): Doc {
   return { ok: 1 };
 }
 
+/**
+ * A view: stored (in the catalog, as MongoDB keeps it in system.views) and reported by
+ * listCollections and by change events (create, drop; with showExpandedEvents, on database and
+ * deployment streams, as MongoDB reports system.views changes), but not readable here.
+ */
+function createView(ctx: CommandContext, coll: string): Doc {
+  const { viewOn, pipeline = [] } = ctx.cmd;
+  if (typeof viewOn !== 'string') {
+    if (viewOn === undefined) throw badValue("'pipeline' requires 'viewOn' to also be specified");
+    throw new MongoServerError(
+      14,
+      `BSON field 'create.viewOn' is the wrong type '${typeName(viewOn)}', expected type 'string'`,
+    );
+  }
+  if (!Array.isArray(pipeline)) {
+    throw new MongoServerError(
+      14,
+      `BSON field 'create.pipeline' is the wrong type '${typeName(pipeline)}', expected type 'array'`,
+    );
+  }
+  for (const stage of pipeline) stageName(stage);
+  for (const k of Object.keys(ctx.cmd)) {
+    if (['create', 'viewOn', 'pipeline', 'collation'].includes(k)) continue;
+    if (k.startsWith('$') || COMMAND_FIELDS.has(k)) continue;
+    throw new MongoServerError(72, `option not supported on a view: ${k}`, {
+      codeName: 'InvalidOptions',
+    });
+  }
+  const options: Doc = { viewOn, pipeline };
+  const existing = ctx.state.engine.catalog.get(ctx.db, coll);
+  if (existing) {
+    if (identical(existing.options, options)) return { ok: 1 };
+    throw new MongoServerError(48, `Collection ${ctx.db}.${coll} already exists.`);
+  }
+  ctx.state.engine.commit([{ op: 'create', db: ctx.db, coll, info: { options, view: true } }]);
+  return { ok: 1 };
+}
+
 function drop(ctx: CommandContext): Doc {
   const coll = collectionName(ctx);
   const c = ctx.state.engine.catalog.get(ctx.db, coll);
   if (!c) return { ok: 1 };
+  if (isView(c)) {
+    ctx.state.engine.commit([{ op: 'drop', db: ctx.db, coll, info: { view: true } }]);
+    return { ns: `${ctx.db}.${coll}`, ok: 1 };
+  }
   const nIndexesWas = c.indexes.length;
   ctx.state.engine.commit([{ op: 'drop', db: ctx.db, coll, uuid: c.uuid }]);
   return { nIndexesWas: new Int32(nIndexesWas), ns: `${ctx.db}.${coll}`, ok: 1 };
@@ -191,13 +232,16 @@ function dropDatabase(ctx: CommandContext): Doc {
   const { engine } = ctx.state;
   const colls = engine.catalog.collections(ctx.db);
   if (colls.length === 0) return { ok: 1 };
-  // As on a real server: one drop per collection, then the dropDatabase entry.
-  const ops: PendingOp[] = colls.map((c) => ({
-    op: 'drop',
-    db: ctx.db,
-    coll: c.name,
-    uuid: c.uuid,
-  }));
+  // As on a real server: one drop per collection, then the dropDatabase entry. Views go with
+  // their database's system.views, which no stream reports.
+  const ops: PendingOp[] = colls
+    .filter((c) => !isView(c))
+    .map((c) => ({
+      op: 'drop',
+      db: ctx.db,
+      coll: c.name,
+      uuid: c.uuid,
+    }));
   for (const op of ops) engine.commit([op]);
   engine.commit([{ op: 'dropDatabase', db: ctx.db }]);
   return { dropped: ctx.db, ok: 1 };
@@ -263,11 +307,17 @@ function collMod(ctx: CommandContext): Doc {
         );
     }
   }
-  if (Object.keys(changes).length > 0) {
-    ctx.state.engine.commit([
-      { op: 'modify', db: ctx.db, coll, uuid: c.uuid, info: { options: changes } },
-    ]);
-  }
+  // Like MongoDB, every collMod is logged, even one that changes nothing: it is a modify event
+  // (with showExpandedEvents) whose stateBeforeChange holds the options it started from.
+  ctx.state.engine.commit([
+    {
+      op: 'modify',
+      db: ctx.db,
+      coll,
+      uuid: c.uuid,
+      info: { options: changes, before: { uuid: c.uuid, ...c.options } },
+    },
+  ]);
   return { ok: 1 };
 }
 

@@ -13,6 +13,7 @@ import { compileProjection } from '../query/projection.js';
 import { compileSort, sortDocs } from '../query/sort.js';
 import type { Cursor } from '../state.js';
 import { applyReplacement, applyUpdate, isOperatorUpdate } from '../update/apply.js';
+import { applyPipelineUpdate, compileUpdatePipeline } from '../update/pipeline-update.js';
 import { RawArray, serialize } from '../wire/raw.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { formatValue } from './format.js';
@@ -177,17 +178,11 @@ function runUpdate(
   u: unknown,
   opts: { multi: boolean; upsert: boolean; sort?: unknown },
 ): UpdateOutcome {
-  if (Array.isArray(u)) {
-    throw new MongoServerError(
-      2,
-      'pipeline-style updates are not supported by changeq test-mongod',
-      { extra: { unsupported: true } },
-    );
-  }
-  if (!isPlainObject(u))
+  const pipe = Array.isArray(u) ? compileUpdatePipeline(u) : undefined;
+  if (!pipe && !isPlainObject(u))
     throw failedToParse('Update argument must be either an object or an array');
-  const isOp = isOperatorUpdate(u);
-  if (!isOp && opts.multi)
+  const isOp = !pipe && isOperatorUpdate(u as Doc);
+  if (!isOp && !pipe && opts.multi)
     throw failedToParse('multi update is not supported for replacement-style update');
   const pred = compileFilter(q);
   let candidates = ctx.view.docs(ctx.db, coll).filter((d) => pred(d));
@@ -199,8 +194,18 @@ function runUpdate(
     out.matched++;
     let after: Doc;
     let desc;
-    if (isOp) {
-      const r = applyUpdate(before, u, { inserting: false });
+    if (pipe) {
+      const r = applyPipelineUpdate(pipe, before);
+      if (!r.modified) {
+        out.before ??= before;
+        out.after ??= before;
+        continue;
+      }
+      after = r.doc;
+      desc = r.description;
+      validateForStorage(after);
+    } else if (isOp) {
+      const r = applyUpdate(before, u as Doc, { inserting: false });
       if (!r.modified) {
         out.before ??= before;
         out.after ??= before;
@@ -209,7 +214,7 @@ function runUpdate(
       after = r.doc;
       desc = r.description;
     } else {
-      after = applyReplacement(before, u);
+      after = applyReplacement(before, u as Doc);
       validateForStorage(after);
     }
     ctx.view.update(ctx.db, coll, before, after, desc);
@@ -220,9 +225,12 @@ function runUpdate(
   if (out.matched === 0 && opts.upsert) {
     let doc: Doc;
     const seed = upsertSeed(q);
-    if (isOp) doc = applyUpdate(seed, u, { inserting: true }).doc;
+    if (pipe) {
+      doc = pipe(seed);
+      if (doc._id === undefined && seed._id !== undefined) doc = { _id: seed._id, ...doc };
+    } else if (isOp) doc = applyUpdate(seed, u as Doc, { inserting: true }).doc;
     else {
-      doc = applyReplacement(undefined, u);
+      doc = applyReplacement(undefined, u as Doc);
       if (doc._id === undefined && seed._id !== undefined) doc._id = seed._id;
     }
     doc = withId(doc);
@@ -470,6 +478,8 @@ async function getMoreCommand(ctx: CommandContext): Promise<Doc> {
   const max = batchSize && batchSize > 0 ? batchSize : Number.MAX_SAFE_INTEGER;
   cursor.busy = true;
   try {
+    const injected = ctx.state.failPoints.afterCursorCheckout(ctx.conn.appName, cursor.ns);
+    if (injected) throw injected;
     if (cursor.state.kind === 'find') {
       const items = takeDocs(cursor, max);
       const done = cursor.state.pos >= cursor.state.docs.length;
@@ -508,6 +518,11 @@ async function getMoreCommand(ctx: CommandContext): Promise<Doc> {
       },
       ok: 1,
     };
+  } catch (err) {
+    // A getMore that fails holding its cursor destroys it, as on a real server.
+    ctx.state.cursors.kill(cursor.id);
+    if (err instanceof MongoServerError) err.changeStreamCursor = cursor.state.kind !== 'find';
+    throw err;
   } finally {
     cursor.busy = false;
     cursor.lastUsed = Date.now();
@@ -615,6 +630,7 @@ function aggregateCommand(ctx: CommandContext): Doc {
       coll,
       (first as Doc).$changeStream,
       pipeline.slice(1),
+      cmd.collation,
     );
     const reader = new ChangeStreamReader(ctx.state.engine, spec);
     const ns = coll === undefined ? `${ctx.db}.$cmd.aggregate` : `${ctx.db}.${coll}`;

@@ -1,23 +1,28 @@
 // Resume tokens. `_data` is an upper-case hex string of fixed-width big-endian fields, so tokens
 // sort lexicographically in event order, like the KeyString tokens of a real server:
 //   0x82 | secs u32 | inc u32 | kind u8 (0 high-water mark, 1 event) | txnOpIndex u32
-//        | fromInvalidate u8 | format u8
-// A high-water-mark token sorts before every event at its cluster time.
+//        | fromInvalidate u8 | format u8 [| fragment u32]
+// A high-water-mark token sorts before every event at its cluster time. The fragments of an event
+// split by $changeStreamSplitLargeEvent carry the fragment's index after the event's token, so
+// they sort after the event's own token (a prefix of theirs), in order, and before the next event.
 import { MongoServerError } from '../errors.js';
 import type { Ts } from './clock.js';
 
 const FORMAT = 0x01;
 const LENGTH = 16;
+const FRAGMENT_LENGTH = LENGTH + 4;
 
 export interface TokenPosition {
   ts: Ts;
   kind: 'hwm' | 'event';
   txnOpIndex: number;
   fromInvalidate: boolean;
+  /** The index (from 0) of the fragment of a split event. */
+  fragment?: number;
 }
 
 export function encodeToken(p: TokenPosition): string {
-  const b = Buffer.alloc(LENGTH);
+  const b = Buffer.alloc(p.fragment === undefined ? LENGTH : FRAGMENT_LENGTH);
   b[0] = 0x82;
   b.writeUInt32BE(p.ts.t, 1);
   b.writeUInt32BE(p.ts.i, 5);
@@ -25,6 +30,7 @@ export function encodeToken(p: TokenPosition): string {
   b.writeUInt32BE(p.txnOpIndex, 10);
   b[14] = p.fromInvalidate ? 1 : 0;
   b[15] = FORMAT;
+  if (p.fragment !== undefined) b.writeUInt32BE(p.fragment, LENGTH);
   return b.toString('hex').toUpperCase();
 }
 
@@ -47,7 +53,10 @@ export function decodeToken(token: unknown): TokenPosition {
   }
   const data = (token as { _data?: unknown })._data;
   if (typeof data !== 'string') throw invalid("missing or non-string '_data' field");
-  if (!/^[0-9A-Fa-f]*$/.test(data) || data.length !== LENGTH * 2) {
+  if (
+    !/^[0-9A-Fa-f]*$/.test(data) ||
+    (data.length !== LENGTH * 2 && data.length !== FRAGMENT_LENGTH * 2)
+  ) {
     throw invalid('unrecognized token format');
   }
   const b = Buffer.from(data, 'hex');
@@ -68,5 +77,9 @@ export function decodeToken(token: unknown): TokenPosition {
   };
   if (kind === 'hwm' && (pos.txnOpIndex !== 0 || pos.fromInvalidate))
     throw invalid('malformed high-water mark');
+  if (b.length === FRAGMENT_LENGTH) {
+    if (kind !== 'event' || pos.fromInvalidate) throw invalid('malformed split event token');
+    pos.fragment = b.readUInt32BE(LENGTH);
+  }
   return pos;
 }

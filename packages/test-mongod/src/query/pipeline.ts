@@ -311,6 +311,8 @@ export function compileSetStage(name: string, spec: unknown): SetStage {
     }
     case '$group':
       return compileGroup(spec);
+    case '$changeStreamSplitLargeEvent':
+      throw new MongoServerError(20, `${name} can only be used in a $changeStream pipeline`);
     case '$lookup':
     case '$unwind':
     case '$facet':

@@ -17,6 +17,11 @@ export interface CollectionState {
 
 export const ID_INDEX: Doc = { v: 2, key: { _id: 1 }, name: '_id_' };
 
+/** A view (created with `viewOn`): listed and in change events, but holds no documents. */
+export function isView(c: CollectionState | undefined): boolean {
+  return typeof c?.options.viewOn === 'string';
+}
+
 export function preAndPostImagesEnabled(c: CollectionState | undefined): boolean {
   const o = c?.options.changeStreamPreAndPostImages as { enabled?: unknown } | undefined;
   return o?.enabled === true;

@@ -70,6 +70,7 @@ function recordToEntry(r: Doc): HistoryEntry {
       removedFields: d.removedFields as string[],
       truncatedArrays: (d.truncatedArrays as { field: string; newSize: number }[]) ?? [],
     };
+    if (d.disambiguatedPaths) e.desc.disambiguatedPaths = d.disambiguatedPaths as Doc;
   }
   if (r.to) e.to = r.to as { db: string; coll: string };
   if (r.toUuid) e.toUuid = r.toUuid as Binary;

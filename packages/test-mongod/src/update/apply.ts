@@ -13,6 +13,11 @@ export interface UpdateDescription {
   updatedFields: Doc;
   removedFields: string[];
   truncatedArrays: { field: string; newSize: number }[];
+  /**
+   * Set when the paths cannot be told apart by walking the post-image (pipeline updates, whose
+   * field names may contain dots); otherwise derived from it (update/disambiguate.ts).
+   */
+  disambiguatedPaths?: Doc;
 }
 
 export interface UpdateResult {

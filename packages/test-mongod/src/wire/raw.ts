@@ -9,9 +9,30 @@ export class RawArray {
   constructor(readonly items: Buffer[]) {}
 }
 
+/**
+ * BSON.serialize works in a module-wide scratch buffer (17 MB at first) and, past its end, throws
+ * or silently truncates strings. A change event can be bigger (it is then split or refused by the
+ * caller), so anything near that size is serialised again after growing the scratch buffer to the
+ * document's exact size (it stays that big: only servers that see such events pay for it).
+ */
+const SCRATCH_SAFE = 16 * 1024 * 1024;
+
+function serializeExact(doc: Doc): Buffer {
+  BSON.setInternalBufferSize(BSON.calculateObjectSize(doc) + 1024);
+  const u = BSON.serialize(doc);
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
 /** BSON.serialize as a Buffer view (no copy). */
 export function serialize(doc: Doc): Buffer {
-  const u = BSON.serialize(doc);
+  let u: Uint8Array;
+  try {
+    u = BSON.serialize(doc);
+  } catch (err) {
+    if (err instanceof RangeError) return serializeExact(doc);
+    throw err;
+  }
+  if (u.byteLength >= SCRATCH_SAFE) return serializeExact(doc);
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoServerError, Timestamp } from 'mongodb';
 import type { ChangeStreamDocument, Db, Document, MongoClient } from 'mongodb';
-import { startTarget, uniqueDb } from '../helpers/target.js';
+import { cursorId, startTarget, uniqueDb } from '../helpers/target.js';
 import type { Target } from '../helpers/target.js';
 import { sleep, take } from '../helpers/streams.js';
 
@@ -212,6 +212,29 @@ describe('stream levels (manual: Change Streams — Watch a Collection, Database
   });
 });
 
+describe('modify events (manual: modify Event)', () => {
+  it('every collMod is a modify event, even one that changes nothing, with stateBeforeChange', async () => {
+    const d = await newDb('cs_modify');
+    await d.createCollection('c');
+    const cs = d.collection('c').watch([], { ...FAST, showExpandedEvents: true });
+    await cs.tryNext();
+    await d.command({ collMod: 'c' });
+    await d.command({ collMod: 'c', changeStreamPreAndPostImages: { enabled: true } });
+    const [empty, images] = (await take(cs, 2)) as [Ev, Ev];
+    await cs.close();
+    expect(empty.operationType).toBe('modify');
+    expect(empty.operationDescription).toEqual({});
+    const uuid = empty.collectionUUID;
+    expect(uuid).toBeDefined();
+    expect(empty.stateBeforeChange).toEqual({ collectionOptions: { uuid } });
+    expect(images.operationType).toBe('modify');
+    expect(images.operationDescription).toEqual({
+      changeStreamPreAndPostImages: { enabled: true },
+    });
+    expect(images.stateBeforeChange).toEqual({ collectionOptions: { uuid } });
+  });
+});
+
 describe('invalidation (manual: invalidate event; Change Streams — Resume)', () => {
   it('drop of the watched collection gives drop then invalidate and closes the cursor', async () => {
     const d = await newDb('cs_drop');
@@ -294,12 +317,12 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
     expect(agg.cursor.firstBatch).toEqual([]);
     const pbrt0 = agg.cursor.postBatchResumeToken;
     expect(typeof pbrt0._data).toBe('string');
-    const more = await d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 100 });
+    const more = await d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 100 });
     expect(more.cursor.nextBatch).toEqual([]);
     expect(typeof more.cursor.postBatchResumeToken._data).toBe('string');
     expect(more.cursor.postBatchResumeToken._data >= pbrt0._data).toBe(true);
     await d.collection('c').insertOne({ x: 1 });
-    const more2 = await d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 1000 });
+    const more2 = await d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 1000 });
     expect(more2.cursor.nextBatch).toHaveLength(1);
     expect(more2.cursor.postBatchResumeToken._data >= more2.cursor.nextBatch[0]._id._data).toBe(
       true,
@@ -311,7 +334,39 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
     const evs = (await take(resumed, 1)) as Ev[];
     expect(evs[0]?.fullDocument).toMatchObject({ x: 1 });
     await resumed.close();
-    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
+  });
+
+  it('a batch that ends at the newest event carries that event’s _id as postBatchResumeToken', async () => {
+    // So a driver that caches the token after a batch holds the last event's _id (driver spec:
+    // "cache the change stream resume token"). Against a shared server, another writer may slip
+    // an entry in after the event (then a high-water mark past it is right), so this retries.
+    const d = await newDb('cs_pbrt_last');
+    await d.createCollection('c');
+    const agg = await d.command({ aggregate: 'c', pipeline: [{ $changeStream: {} }], cursor: {} });
+    let exact = 0;
+    for (let attempt = 0; attempt < 5 && exact === 0; attempt++) {
+      await d.collection('c').insertOne({ attempt });
+      const more = await d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 1000 });
+      const batch = more.cursor.nextBatch as { _id: { _data: string } }[];
+      expect(batch).toHaveLength(1);
+      const pbrt = more.cursor.postBatchResumeToken as { _data: string };
+      expect(pbrt._data >= (batch[0]?._id._data ?? '')).toBe(true);
+      if (pbrt._data === batch[0]?._id._data) exact++;
+    }
+    expect(exact).toBe(1);
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
+    // And through the driver: the cached resumeToken is the event's _id.
+    const cs = d.collection('c').watch([], FAST);
+    await cs.tryNext();
+    let same = false;
+    for (let attempt = 0; attempt < 5 && !same; attempt++) {
+      await d.collection('c').insertOne({ attempt });
+      const [ev] = await take(cs, 1);
+      same = JSON.stringify(cs.resumeToken) === JSON.stringify(ev?._id);
+    }
+    await cs.close();
+    expect(same).toBe(true);
   });
 
   it('blocks a getMore until an event arrives, and honours maxTimeMS when none does', async () => {
@@ -319,19 +374,19 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
     await d.createCollection('c');
     const agg = await d.command({ aggregate: 'c', pipeline: [{ $changeStream: {} }], cursor: {} });
     let t0 = Date.now();
-    const empty = await d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 300 });
+    const empty = await d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 300 });
     const waited = Date.now() - t0;
     expect(empty.cursor.nextBatch).toEqual([]);
     expect(waited).toBeGreaterThanOrEqual(250);
     expect(waited).toBeLessThan(3000);
     t0 = Date.now();
-    const pending = d.command({ getMore: agg.cursor.id, collection: 'c', maxTimeMS: 5000 });
+    const pending = d.command({ getMore: cursorId(agg), collection: 'c', maxTimeMS: 5000 });
     await sleep(100);
     await client.db(d.databaseName).collection('c').insertOne({ y: 1 });
     const got = await pending;
     expect(got.cursor.nextBatch).toHaveLength(1);
     expect(Date.now() - t0).toBeLessThan(2000);
-    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
   });
 
   it('honours batchSize on getMore', async () => {
@@ -343,12 +398,12 @@ describe('postBatchResumeToken and awaitData (driver Change Streams spec; manual
       cursor: { batchSize: 0 },
     });
     await d.collection('c').insertMany(Array.from({ length: 10 }, (_, i) => ({ i })));
-    const b1 = await d.command({ getMore: agg.cursor.id, collection: 'c', batchSize: 3 });
+    const b1 = await d.command({ getMore: cursorId(agg), collection: 'c', batchSize: 3 });
     expect(b1.cursor.nextBatch).toHaveLength(3);
     expect(b1.cursor.postBatchResumeToken).toEqual(b1.cursor.nextBatch[2]._id);
-    const b2 = await d.command({ getMore: agg.cursor.id, collection: 'c' });
+    const b2 = await d.command({ getMore: cursorId(agg), collection: 'c' });
     expect(b2.cursor.nextBatch).toHaveLength(7);
-    await d.command({ killCursors: 'c', cursors: [agg.cursor.id] });
+    await d.command({ killCursors: 'c', cursors: [cursorId(agg)] });
   });
 });
 

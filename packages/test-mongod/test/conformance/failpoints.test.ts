@@ -1,11 +1,13 @@
-// Fault injection with the server's `failCommand` fail point (mongod --setParameter
-// enableTestCommands=1), and the driver's automatic change-stream resume from the Change Streams
-// spec ("Resumable Error", "Resume Process"). Skipped only against an external server that
-// rejects configureFailPoint.
+// Fault injection with the server's `failCommand` and `failGetMoreAfterCursorCheckout` fail
+// points (mongod --setParameter enableTestCommands=1), the error labels a 4.4+ server attaches
+// (ErrorLabelBuilder: ResumableChangeStreamError only for errors raised after a getMore checked
+// out its change stream cursor, SERVER-46091; NonResumableChangeStreamError for 280/286), and the
+// driver's automatic change-stream resume from the Change Streams spec ("Resumable Error",
+// "Resume Process"). Skipped only against an external server that rejects configureFailPoint.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MongoNetworkError, MongoServerError } from 'mongodb';
-import type { Collection, Db, MongoClient } from 'mongodb';
-import { failPointsAvailable, startTarget, uniqueDb } from '../helpers/target.js';
+import type { Collection, Db, Document, Long, MongoClient } from 'mongodb';
+import { cursorId, failPointsAvailable, startTarget, uniqueDb } from '../helpers/target.js';
 import type { Target } from '../helpers/target.js';
 import { sleep, take } from '../helpers/streams.js';
 
@@ -21,7 +23,9 @@ beforeAll(async () => {
   enabled = await failPointsAvailable(target, client);
 });
 afterEach(async () => {
-  if (enabled) await admin.command({ configureFailPoint: 'failCommand', mode: 'off' });
+  if (!enabled) return;
+  await admin.command({ configureFailPoint: 'failCommand', mode: 'off' });
+  await admin.command({ configureFailPoint: 'failGetMoreAfterCursorCheckout', mode: 'off' });
 });
 afterAll(async () => {
   await target.stop();
@@ -29,6 +33,28 @@ afterAll(async () => {
 
 const fp = (mode: unknown, data: Record<string, unknown>): Promise<unknown> =>
   admin.command({ configureFailPoint: 'failCommand', mode, data });
+const afterCheckout = (mode: unknown, data: Record<string, unknown> = {}): Promise<unknown> =>
+  admin.command({ configureFailPoint: 'failGetMoreAfterCursorCheckout', mode, data });
+
+/** A raw change stream cursor on `c` (collection-level), so replies can be read as they are. */
+async function rawStream(c: Collection): Promise<Long> {
+  const r = await client.db(c.dbName).command({
+    aggregate: c.collectionName,
+    pipeline: [{ $changeStream: {} }],
+    cursor: {},
+  });
+  return cursorId(r);
+}
+
+async function getMoreError(c: Collection, id: Long): Promise<MongoServerError> {
+  const err = await client
+    .db(c.dbName)
+    .command({ getMore: id, collection: c.collectionName, maxTimeMS: 100 })
+    .then((r: Document) => new Error(`getMore succeeded: ${JSON.stringify(r)}`))
+    .catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(MongoServerError);
+  return err as MongoServerError;
+}
 
 async function coll(prefix: string): Promise<Collection> {
   const d = client.db(uniqueDb(prefix));
@@ -123,17 +149,49 @@ describe('automatic change stream resume (driver Change Streams spec: Resumable 
     expect(await resumeScenario('ar_close', { closeConnection: true })).toEqual(all);
   });
 
+  // A real server raises these after the cursor was checked out (failGetMoreAfterCursorCheckout
+  // is how the driver specification injects them), and then labels them itself.
   for (const [name, code] of [
     ['HostUnreachable', 6],
     ['ShutdownInProgress', 91],
     ['NotWritablePrimary', 10107],
     ['InterruptedDueToReplStateChange', 11602],
   ] as const) {
-    it(`resumes after ${name} (${code}) on getMore, labelled ResumableChangeStreamError by the server`, async (t) => {
+    it(`resumes after ${name} (${code}) raised after cursor checkout, labelled ResumableChangeStreamError by the server`, async (t) => {
       if (!enabled) return t.skip();
-      expect(await resumeScenario(`ar_${code}`, { errorCode: code })).toEqual(all);
+      const c = await coll(`ar_${code}`);
+      const cs = c.watch([], { maxAwaitTimeMS: 100, batchSize: 5 });
+      await cs.tryNext();
+      await c.insertMany(Array.from({ length: 10 }, (_, i) => ({ i })));
+      const first = await take(cs, 7);
+      const set = (await afterCheckout({ times: 1 }, { errorCode: code })) as { count: number };
+      await c.insertMany(Array.from({ length: 10 }, (_, i) => ({ i: i + 10 })));
+      const rest = await take(cs, 13);
+      await cs.close();
+      // The fault did strike (configureFailPoint answers how often the point was entered).
+      const off = (await afterCheckout('off')) as { count: number };
+      expect(off.count - set.count).toBe(1);
+      expect(
+        [...first, ...rest].map(
+          (e) => (e as unknown as { fullDocument: { i: number } }).fullDocument.i,
+        ),
+      ).toEqual(all);
     });
   }
+
+  it('does not resume a resumable code injected with failCommand: it is raised before cursor checkout and carries no label', async (t) => {
+    if (!enabled) return t.skip();
+    const c = await coll('ar_unlabelled');
+    const cs = c.watch([], { maxAwaitTimeMS: 100 });
+    await cs.tryNext();
+    await fp({ times: 1 }, { failCommands: ['getMore'], errorCode: 6 });
+    await c.insertOne({ a: 1 });
+    const err = (await take(cs, 1).catch((e: unknown) => e)) as MongoServerError;
+    expect(err).toBeInstanceOf(MongoServerError);
+    expect(err.code).toBe(6);
+    expect(err.hasErrorLabel('ResumableChangeStreamError')).toBe(false);
+    await cs.close();
+  });
 
   it('resumes on any error carrying the ResumableChangeStreamError label', async (t) => {
     if (!enabled) return t.skip();
@@ -156,6 +214,90 @@ describe('automatic change stream resume (driver Change Streams spec: Resumable 
     expect(err).toBeInstanceOf(MongoServerError);
     expect(err.code).toBe(280);
     await cs.close();
+  });
+});
+
+// Codes here are resumable but not "state change" errors, so the driver adds no ResetPool label
+// of its own and the labels seen are exactly the server's.
+describe('error labels on getMore (ErrorLabelBuilder; SERVER-46091)', () => {
+  it('failCommand errors on a change stream getMore get no ResumableChangeStreamError', async (t) => {
+    if (!enabled) return t.skip();
+    const c = await coll('lbl_fc');
+    const id = await rawStream(c);
+    await fp({ times: 1 }, { failCommands: ['getMore'], errorCode: 234 });
+    const err = await getMoreError(c, id);
+    expect(err.code).toBe(234);
+    expect(err.errorLabels).toEqual([]);
+  });
+
+  it('failCommand errors with code 280 are labelled NonResumableChangeStreamError, unless errorLabels is given', async (t) => {
+    if (!enabled) return t.skip();
+    const c = await coll('lbl_fc280');
+    await fp({ times: 1 }, { failCommands: ['getMore'], errorCode: 280 });
+    let err = await getMoreError(c, await rawStream(c));
+    expect(err.code).toBe(280);
+    expect(err.errorLabels).toEqual(['NonResumableChangeStreamError']);
+    await fp({ times: 1 }, { failCommands: ['getMore'], errorCode: 280, errorLabels: [] });
+    err = await getMoreError(c, await rawStream(c));
+    expect(err.errorLabels).toEqual([]);
+  });
+
+  it('failGetMoreAfterCursorCheckout: resumable codes get ResumableChangeStreamError and the cursor is gone', async (t) => {
+    if (!enabled) return t.skip();
+    const c = await coll('lbl_fgm');
+    const id = await rawStream(c);
+    await afterCheckout({ times: 1 }, { errorCode: 234 });
+    const err = await getMoreError(c, id);
+    expect(err.code).toBe(234);
+    expect(err.message).toBe("Hit the 'failGetMoreAfterCursorCheckout' failpoint");
+    expect(err.errorLabels).toEqual(['ResumableChangeStreamError']);
+    // A getMore that fails after checking out its cursor deletes it.
+    expect((await getMoreError(c, id)).code).toBe(43);
+  });
+
+  it('failGetMoreAfterCursorCheckout: other codes are not resumable; 280 is NonResumable; no code is InternalError', async (t) => {
+    if (!enabled) return t.skip();
+    const c = await coll('lbl_fgm_other');
+    await afterCheckout({ times: 1 }, { errorCode: 216 });
+    let err = await getMoreError(c, await rawStream(c));
+    expect(err.code).toBe(216);
+    expect(err.errorLabels).toEqual([]);
+    await afterCheckout({ times: 1 }, { errorCode: 280 });
+    err = await getMoreError(c, await rawStream(c));
+    expect(err.errorLabels).toEqual(['NonResumableChangeStreamError']);
+    await afterCheckout({ times: 1 });
+    err = await getMoreError(c, await rawStream(c));
+    expect(err.code).toBe(1);
+    expect(err.errorLabels).toEqual([]);
+  });
+
+  it('failGetMoreAfterCursorCheckout: a find cursor getMore gets no change stream label', async (t) => {
+    if (!enabled) return t.skip();
+    const c = await coll('lbl_fgm_find');
+    await c.insertMany([{ a: 1 }, { a: 2 }, { a: 3 }]);
+    const r = await client.db(c.dbName).command({ find: 'c', batchSize: 1 });
+    await afterCheckout({ times: 1 }, { errorCode: 234 });
+    const err = await getMoreError(c, cursorId(r));
+    expect(err.code).toBe(234);
+    expect(err.errorLabels).toEqual([]);
+  });
+
+  it('failGetMoreAfterCursorCheckout honours skip, times and appName', async (t) => {
+    if (!enabled) return t.skip();
+    const c = await coll('lbl_fgm_modes');
+    const d = client.db(c.dbName);
+    const id = await rawStream(c);
+    await afterCheckout({ skip: 1 }, { errorCode: 234 });
+    await d.command({ getMore: id, collection: 'c', maxTimeMS: 10 });
+    expect((await getMoreError(c, id)).code).toBe(234);
+    await afterCheckout('off');
+    await afterCheckout({ times: 2 }, { errorCode: 7 });
+    expect((await getMoreError(c, await rawStream(c))).code).toBe(7);
+    expect((await getMoreError(c, await rawStream(c))).code).toBe(7);
+    const after = await rawStream(c);
+    await d.command({ getMore: after, collection: 'c', maxTimeMS: 10 });
+    await afterCheckout('alwaysOn', { errorCode: 7, appName: 'someone-else' });
+    await d.command({ getMore: after, collection: 'c', maxTimeMS: 10 });
   });
 });
 

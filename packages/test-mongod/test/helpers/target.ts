@@ -1,5 +1,5 @@
 // Where conformance tests run: our own server by default, or the real MongoDB at MONGODB_URI.
-import { MongoClient } from 'mongodb';
+import { Long, MongoClient } from 'mongodb';
 import type { MongoClientOptions } from 'mongodb';
 import { startMongoServer } from '../../src/index.js';
 import type { MongoServerOptions, RunningMongoServer } from '../../src/index.js';
@@ -54,4 +54,35 @@ export async function failPointsAvailable(target: Target, client: MongoClient): 
   } catch {
     return false;
   }
+}
+
+/**
+ * The server's version as [major, minor, patch], so a test of behaviour that differs between the
+ * MongoDB versions the hosted workflow runs (6.0, 7.0, 8.0) can ask which one it talks to.
+ */
+export async function serverVersion(client: MongoClient): Promise<[number, number, number]> {
+  const info = await client.db('admin').command({ buildInfo: 1 });
+  const [major = 0, minor = 0, patch = 0] = String(info.version)
+    .split('.')
+    .map((p) => Number.parseInt(p, 10));
+  return [major, minor, patch];
+}
+
+/** Whether `version` is at least `min`. */
+export function atLeast(version: [number, number, number], min: [number, number, number]): boolean {
+  for (let i = 0; i < 3; i++) {
+    const a = version[i] as number;
+    const b = min[i] as number;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
+
+/**
+ * A reply's cursor id as a Long. The driver turns a Long that fits in 53 bits into a number,
+ * which a getMore would send back as the wrong type (cursor ids are random 64-bit numbers, so
+ * now and then one does fit).
+ */
+export function cursorId(reply: { cursor?: unknown }): Long {
+  return Long.fromValue((reply.cursor as { id: Long | number }).id);
 }

@@ -19,6 +19,20 @@ describe('resume tokens', () => {
     for (const p of positions) expect(encodeToken(decodeToken({ _data: p }))).toBe(p);
   });
 
+  it('puts the fragments of a split event after its own token, in order, before the next event', () => {
+    const at = { t: 5, i: 1 };
+    const frag = (n: number) =>
+      encodeToken({ ts: at, kind: 'event', txnOpIndex: 0, fromInvalidate: false, fragment: n });
+    const positions = [eventToken(at, 0), frag(0), frag(1), frag(256), eventToken(at, 1)];
+    expect([...positions].sort()).toEqual(positions);
+    expect(decodeToken({ _data: frag(1) }).fragment).toBe(1);
+    expect(decodeToken({ _data: eventToken(at, 0) }).fragment).toBeUndefined();
+    for (const p of positions) expect(encodeToken(decodeToken({ _data: p }))).toBe(p);
+    // A high-water mark or an invalidate is never a fragment.
+    const hwmFragment = `${hwmToken(at)}00000001`;
+    expect(() => decodeToken({ _data: hwmFragment })).toThrow(MongoServerError);
+  });
+
   it('rejects what it cannot parse with InvalidResumeToken', () => {
     for (const bad of [null, 'x', {}, { _data: 1 }, { _data: 'zz' }, { _data: '00'.repeat(16) }]) {
       let err: unknown;
