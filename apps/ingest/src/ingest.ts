@@ -1,15 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
-import {
-  Router,
-  UserError,
-  eventQueueName,
-  ingestKeys,
-  redactUri,
-  redisConnectionOptions,
-  type Logger,
-} from '@changeq/shared';
+import { Router, UserError, redactUri, redisConnectionOptions, type Logger } from '@changeq/shared';
+import { eventQueueName, ingestKeys } from '@changeq/store';
 import { Backoff, sleep } from './backoff.js';
 import type { StartOptions } from './change-source.js';
 import type { IngestConfig } from './config.js';

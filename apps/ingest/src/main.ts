@@ -10,13 +10,8 @@ import {
   serveObservability,
   type HttpSettings,
 } from '@changeq/observability';
-import {
-  createLogger,
-  deadLetterQueueName,
-  eventQueueName,
-  runMain,
-  type Logger,
-} from '@changeq/shared';
+import { createLogger, runMain, type Logger } from '@changeq/shared';
+import { deadLetterQueueName, eventQueueName } from '@changeq/store';
 import { USAGE, loadConfig, parseFlags, type IngestConfig } from './config.js';
 import { Ingest } from './ingest.js';
 import { describeScope } from './watch-scope.js';

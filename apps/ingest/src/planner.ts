@@ -1,13 +1,6 @@
 import type { ChangeStreamDocument, Document } from 'mongodb';
-import {
-  NAMESPACE_EVENTS,
-  documentIdentity,
-  encodeEvent,
-  eventJobId,
-  eventJobName,
-  eventQueueName,
-  type Router,
-} from '@changeq/shared';
+import { NAMESPACE_EVENTS, documentIdentity, encodeEvent, type Router } from '@changeq/shared';
+import { eventJobId, eventJobName, eventQueueName } from '@changeq/store';
 import type { PlannedJob } from './enqueuer.js';
 import { tokenData } from './resume-token.js';
 

@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import { BSON, Timestamp, type Document } from 'mongodb';
 
 const { EJSON } = BSON;
-import { UserError, ingestKeys } from '@changeq/shared';
+import { UserError } from '@changeq/shared';
+import { ingestKeys } from '@changeq/store';
 import { tokenClusterTime, type ResumeToken } from './resume-token.js';
 
 /** Where the change stream continues: stored in Redis after the jobs before it are stored. */

@@ -6,13 +6,11 @@ const { EJSON } = BSON;
 import {
   documentIdentity,
   encodeEvent,
-  eventJobId,
-  eventJobName,
-  eventQueueName,
   type Logger,
   type Router,
   type SnapshotEvent,
 } from '@changeq/shared';
+import { eventJobId, eventJobName, eventQueueName } from '@changeq/store';
 import type { IngestConfig } from './config.js';
 import type { Enqueuer, PlannedJob } from './enqueuer.js';
 import { idAfter, idAtOrBefore } from './id-order.js';

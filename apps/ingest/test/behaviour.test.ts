@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { ingestKeys } from '@changeq/shared';
 import {
   freePort,
   startMongo,
@@ -12,6 +11,7 @@ import {
   type RunningMongo,
   type RunningStack,
 } from '@changeq/stack';
+import { ingestKeys } from '@changeq/store';
 import { PositionStore } from '../src/position-store.js';
 import { RecordingConsumer } from './chaos.js';
 import {

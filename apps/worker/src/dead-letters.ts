@@ -13,15 +13,10 @@
  * docs/handlers.md), so a retry issued from another process cannot run concurrently with, or out
  * of order against, the events the worker is running.
  */
-import { createHash } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import {
-  DEFAULT_PREFIX,
-  deadLetterQueueName,
-  workerKeys,
-  type EventJobData,
-} from '@changeq/shared';
+import { type EventJobData } from '@changeq/shared';
+import { DEFAULT_PREFIX, deadLetterQueueName, workerKeys } from '@changeq/store';
 
 export interface DeadLetterInfo {
   /** 'dead': its handler failed every attempt; 'parked': it waits behind a dead letter. */
@@ -59,11 +54,6 @@ export interface DeadLetterCommand {
   op: 'retry' | 'discard';
   jobId: string;
   at: string;
-}
-
-/** Key of a document's parked line (document identities can be long: a digest keeps keys short). */
-export function docDigest(doc: string): string {
-  return createHash('sha256').update(doc).digest('hex').slice(0, 32);
 }
 
 export function parseBlockState(value: string | null | undefined): BlockState | undefined {

@@ -9,14 +9,8 @@ import {
   withTimeout,
   type WorkerMetrics,
 } from '@changeq/observability';
-import {
-  createLogger,
-  deadLetterQueueName,
-  eventQueueName,
-  runMain,
-  workerKeys,
-  type Logger,
-} from '@changeq/shared';
+import { createLogger, runMain, type Logger } from '@changeq/shared';
+import { deadLetterQueueName, eventQueueName, workerKeys } from '@changeq/store';
 import { parseCli, USAGE, type CliConfig } from './cli.js';
 import { loadHandlers } from './handlers/load.js';
 import { startWorker, type RunningWorker } from './runner.js';

@@ -3,16 +3,11 @@
  * runs a Session while it holds it, goes back to standby if it loses it, and shuts down cleanly.
  */
 import { Redis } from 'ioredis';
-import {
-  DEFAULT_PREFIX,
-  UserError,
-  redactUri,
-  redisConnectionOptions,
-  workerKeys,
-} from '@changeq/shared';
+import { UserError, redactUri, redisConnectionOptions } from '@changeq/shared';
 import type { Dispatch } from './handlers/load.js';
 import { Lease, type LeaseHolder } from './lease.js';
 import type { Logger } from '@changeq/shared';
+import { DEFAULT_PREFIX, workerKeys } from '@changeq/store';
 import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import { Session, type WorkerSettings } from './session.js';

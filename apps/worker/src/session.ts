@@ -25,8 +25,8 @@
  */
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { deadLetterQueueName, eventQueueName, workerKeys } from '@changeq/shared';
 import type { Logger } from '@changeq/shared';
+import { deadLetterQueueName, eventQueueName, workerKeys } from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
 import type { Lease } from './lease.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
-import { workerKeys } from '@changeq/shared';
+import { workerKeys } from '@changeq/store';
 import { withTimeout } from './server.js';
 
 export interface WorkerLeasesOptions {

@@ -1,5 +1,4 @@
 export * from './errors.js';
-export * from './names.js';
 export * from './change-event.js';
 export * from './codec.js';
 export * from './config/workers.js';

@@ -1,4 +1,4 @@
-import { UserError, deadLetterQueueName, workerKeys, type Logger } from '@changeq/shared';
+import { UserError, type Logger } from '@changeq/shared';
 import {
   discardDeadLetter,
   listDeadLetters,
@@ -8,6 +8,7 @@ import {
   type DeadLetterEntry,
   type Selection,
 } from '@changeq/worker';
+import { deadLetterQueueName, workerKeys } from '@changeq/store';
 import { confirm } from '../confirm.js';
 import { connectRedis } from '../connect.js';
 import { table } from '../format.js';

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import { BSON, Timestamp, type Document, type MongoClient } from 'mongodb';
-import { Router, UserError, ingestKeys, type Logger } from '@changeq/shared';
+import { Router, UserError, type Logger } from '@changeq/shared';
 import {
   PositionStore,
   clearSnapshot,
@@ -13,6 +13,7 @@ import {
   snapshotNamespaces,
   type IngestConfig,
 } from '@changeq/ingest';
+import { ingestKeys } from '@changeq/store';
 import { confirm } from '../confirm.js';
 import { connectMongo, connectRedis, refuseWhileIngestRuns } from '../connect.js';
 import { clusterTimeDate, clusterTimeText, duration } from '../format.js';

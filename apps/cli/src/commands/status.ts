@@ -1,16 +1,11 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BSON, Timestamp, type Document } from 'mongodb';
-import {
-  deadLetterQueueName,
-  eventQueueName,
-  ingestKeys,
-  redactUri,
-  workerKeys,
-} from '@changeq/shared';
+import { redactUri } from '@changeq/shared';
 import { decodeStored, tokenData } from '@changeq/ingest';
 import { readJobCounts, type JobCounts } from '@changeq/observability';
 import { parseLeaseValue } from '@changeq/worker';
+import { deadLetterQueueName, eventQueueName, ingestKeys, workerKeys } from '@changeq/store';
 import { connectRedis, ingestConnections, type IngestConnection } from '../connect.js';
 import { clusterTimeDate, clusterTimeJson, duration, table } from '../format.js';
 import type { Settings } from '../settings.js';

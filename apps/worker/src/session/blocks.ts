@@ -3,14 +3,9 @@
  * mirrored here, and each blocked document's line of parked events (see dead-letters.ts).
  */
 import type { Redis } from 'ioredis';
-import type { Logger, workerKeys } from '@changeq/shared';
-import {
-  docDigest,
-  PARK_SCRIPT,
-  parseBlockState,
-  UNBLOCK_SCRIPT,
-  type BlockState,
-} from '../dead-letters.js';
+import type { Logger } from '@changeq/shared';
+import type { workerKeys } from '@changeq/store';
+import { PARK_SCRIPT, parseBlockState, UNBLOCK_SCRIPT, type BlockState } from '../dead-letters.js';
 
 export class DocumentBlocks {
   private readonly redis: Redis;
@@ -55,7 +50,7 @@ export class DocumentBlocks {
       UNBLOCK_SCRIPT,
       2,
       this.keys.blocked,
-      this.keys.parked(docDigest(doc)),
+      this.keys.parked(doc),
       doc,
     );
     if (done === 1) {
@@ -67,22 +62,16 @@ export class DocumentBlocks {
   /** Adds an event to the document's parked line (once); returns its place in the line. */
   async addParked(doc: string, jobId: string): Promise<number> {
     return Number(
-      await this.redis.eval(
-        PARK_SCRIPT,
-        2,
-        this.keys.parked(docDigest(doc)),
-        this.keys.parkSeq,
-        jobId,
-      ),
+      await this.redis.eval(PARK_SCRIPT, 2, this.keys.parked(doc), this.keys.parkSeq, jobId),
     );
   }
 
   /** The ids of the document's parked events, in line order. */
   parkedIds(doc: string): Promise<string[]> {
-    return this.redis.zrange(this.keys.parked(docDigest(doc)), 0, -1);
+    return this.redis.zrange(this.keys.parked(doc), 0, -1);
   }
 
   async removeParked(doc: string, jobId: string): Promise<void> {
-    await this.redis.zrem(this.keys.parked(docDigest(doc)), jobId);
+    await this.redis.zrem(this.keys.parked(doc), jobId);
   }
 }
