@@ -1,9 +1,8 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
-import type { Logger } from '@changeq/shared';
+import { compareTokenData, type Logger } from '@changeq/shared';
 import { EncodedJob } from './encoded-job.js';
 import { faultPoint } from './fault-points.js';
-import { compareTokenData } from './resume-token.js';
 
 /** One job to add: where it goes and the position that orders it within its queue. */
 export interface PlannedJob {

@@ -1,8 +1,22 @@
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
-import { Router, UserError, redactUri, redisConnectionOptions, type Logger } from '@changeq/shared';
-import { eventQueueName, ingestKeys } from '@changeq/store';
+import {
+  Router,
+  UserError,
+  redactUri,
+  redisConnectionOptions,
+  tokenClusterTime,
+  tokenData,
+  type Logger,
+} from '@changeq/shared';
+import {
+  PositionStore,
+  describePosition,
+  eventQueueName,
+  ingestKeys,
+  type StoredPosition,
+} from '@changeq/store';
 import { Backoff, sleep } from './backoff.js';
 import type { StartOptions } from './change-source.js';
 import type { IngestConfig } from './config.js';
@@ -16,11 +30,9 @@ import {
   lostPositionCode,
 } from './failures.js';
 import { faultPoint } from './fault-points.js';
-import { PositionStore, type StoredPosition } from './position-store.js';
 import type { EventTally } from './reader/protocol.js';
 import { StreamReader, type ReadBatch } from './reader/stream-reader.js';
-import { tokenClusterTime, tokenData } from './resume-token.js';
-import { clearSnapshot, runSnapshot } from './snapshot.js';
+import { runSnapshot } from './snapshot.js';
 import { describeScope } from './watch-scope.js';
 
 export type IngestState =
@@ -275,7 +287,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
             this.setState('snapshot');
             const startAt = await runSnapshot({
               mongo: this.mongo,
-              redis: this.redis,
               enqueuer: this.enqueuer,
               router: this.router,
               store: this.store,
@@ -454,7 +465,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     faultPoint('after-token-save');
     this.status.position = position;
     if (this.snapshotToClear) {
-      await clearSnapshot(this.redis, this.store);
+      await this.store.clearSnapshot();
       this.snapshotToClear = false;
     }
     if (last) this.status.lastEvent = last;
@@ -516,11 +527,4 @@ export function ingestEnqueuer(config: IngestConfig, redis: Redis, log: Logger):
 
 function describeTimestamp(time: Timestamp): string {
   return `${new Date(time.getHighBitsUnsigned() * 1000).toISOString()} (cluster time ${time.getHighBitsUnsigned()}.${time.getLowBitsUnsigned()})`;
-}
-
-export function describePosition(position: StoredPosition): string {
-  const time =
-    position.wallTime ?? (position.clusterTime ? new Date(position.clusterTime.high * 1000) : null);
-  const data = tokenData(position.token);
-  return `${time ? time.toISOString() : 'unknown time'} (token ${data ? `${data.slice(0, 24)}…` : 'legacy'})`;
 }

@@ -1,8 +1,13 @@
 import type { ChangeStreamDocument, Document } from 'mongodb';
-import { NAMESPACE_EVENTS, documentIdentity, encodeEvent, type Router } from '@changeq/shared';
+import {
+  NAMESPACE_EVENTS,
+  documentIdentity,
+  encodeEvent,
+  tokenData,
+  type Router,
+} from '@changeq/shared';
 import { eventJobId, eventJobName, eventQueueName } from '@changeq/store';
 import type { PlannedJob } from './enqueuer.js';
-import { tokenData } from './resume-token.js';
 
 /** `db.coll` for collection events, `db` for database-wide ones. */
 export function namespaceOf(event: Document): string {

@@ -12,7 +12,7 @@ import {
   type RunningStack,
 } from '@changeq/stack';
 import { ingestKeys } from '@changeq/store';
-import { PositionStore } from '../src/position-store.js';
+import { PositionStore } from '@changeq/store';
 import { RecordingConsumer } from './chaos.js';
 import {
   readQueues,

@@ -15,55 +15,24 @@
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type EventJobData } from '@changeq/shared';
-import { DEFAULT_PREFIX, deadLetterQueueName, workerKeys } from '@changeq/store';
+import {
+  DEFAULT_PREFIX,
+  deadLetterQueueName,
+  decodeCommand,
+  encodeCommand,
+  parseBlockState,
+  workerKeys,
+  type BlockState,
+  type DeadLetterInfo,
+  type DeadLetterJobData,
+} from '@changeq/store';
 
-export interface DeadLetterInfo {
-  /** 'dead': its handler failed every attempt; 'parked': it waits behind a dead letter. */
-  kind: 'dead' | 'parked';
-  /** The BullMQ queue and job the event came from. */
-  originalQueue: string;
-  originalJobId: string;
-  /** dead: the last failure. */
-  error?: { message: string; stack?: string };
-  /** dead: how many attempts were made. */
-  attempts?: number;
-  /** dead: when the last attempt failed (ISO 8601). */
-  failedAt?: string;
-  /**
-   * parked: the dead letter it was parked behind (listDeadLetters reports the one blocking the
-   * document now), and its place in the document's line (ascending).
-   */
-  blockedBy?: string;
-  seq?: number;
-  parkedAt?: string;
-}
-
-export interface DeadLetterJobData extends EventJobData {
-  deadLetter: DeadLetterInfo;
-}
-
-/** State of a blocked document: which dead letter blocks it, and whether a re-run is under way. */
-export interface BlockState {
-  dead: string;
-  state: 'blocked' | 'retry' | 'discard';
-  since: string;
-}
-
-export interface DeadLetterCommand {
-  op: 'retry' | 'discard';
-  jobId: string;
-  at: string;
-}
-
-export function parseBlockState(value: string | null | undefined): BlockState | undefined {
-  if (value === null || value === undefined) return undefined;
-  try {
-    return JSON.parse(value) as BlockState;
-  } catch {
-    return undefined;
-  }
-}
+export type {
+  BlockState,
+  DeadLetterCommand,
+  DeadLetterInfo,
+  DeadLetterJobData,
+} from '@changeq/store';
 
 /** Assigns (once) a parked event its place in its document's line. */
 export const PARK_SCRIPT = `
@@ -144,12 +113,8 @@ export async function listDeadLetters(
   ]);
   const pending = new Map<string, ('retry' | 'discard')[]>();
   for (const raw of commandsRaw) {
-    try {
-      const command = JSON.parse(raw) as DeadLetterCommand;
-      pending.set(command.jobId, [...(pending.get(command.jobId) ?? []), command.op]);
-    } catch {
-      // not ours
-    }
+    const command = decodeCommand(raw);
+    if (command) pending.set(command.jobId, [...(pending.get(command.jobId) ?? []), command.op]);
   }
   const blocked = new Map<string, BlockState>();
   for (const [doc, raw] of Object.entries(blockedRaw)) {
@@ -226,9 +191,7 @@ async function queueCommands(
     );
   }
   const at = new Date().toISOString();
-  const commands = chosen.map((entry) =>
-    JSON.stringify({ op, jobId: entry.jobId, at } satisfies DeadLetterCommand),
-  );
+  const commands = chosen.map((entry) => encodeCommand({ op, jobId: entry.jobId, at }));
   if (commands.length > 0) await target.redis.rpush(keysOf(target).commands, ...commands);
   return chosen.map((entry) => ({ jobId: entry.jobId, op, doc: entry.doc }));
 }

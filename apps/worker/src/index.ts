@@ -29,4 +29,4 @@ export {
   type LoadedHandlers,
 } from './handlers/load.js';
 export { resolveHandler } from './handlers/resolve.js';
-export { parseLeaseValue, type LeaseHolder } from './lease.js';
+export { parseLeaseValue, type LeaseHolder } from '@changeq/store';

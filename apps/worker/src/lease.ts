@@ -11,6 +11,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { encodeLeaseRequest, parseLeaseValue, type LeaseHolder } from '@changeq/store';
 
 const ACQUIRE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -31,25 +32,6 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
-
-/** What the lease value says about its holder (`status` lists workers from it). */
-export interface LeaseHolder {
-  fence: number;
-  owner: string;
-  worker: string;
-  pid: number;
-  host: string;
-  startedAt: string;
-}
-
-export function parseLeaseValue(value: string | null): LeaseHolder | undefined {
-  if (value === null) return undefined;
-  try {
-    return JSON.parse(value) as LeaseHolder;
-  } catch {
-    return undefined;
-  }
-}
 
 export interface LeaseOptions {
   redis: Redis;
@@ -95,7 +77,7 @@ export class Lease {
   /** One attempt to acquire; true when this process now holds the lease (and renews it). */
   async tryAcquire(): Promise<boolean> {
     const started = Date.now();
-    const info = JSON.stringify({
+    const info = encodeLeaseRequest({
       owner: this.owner,
       worker: this.opts.worker,
       pid: process.pid,

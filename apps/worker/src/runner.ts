@@ -5,9 +5,9 @@
 import { Redis } from 'ioredis';
 import { UserError, redactUri, redisConnectionOptions } from '@changeq/shared';
 import type { Dispatch } from './handlers/load.js';
-import { Lease, type LeaseHolder } from './lease.js';
+import { Lease } from './lease.js';
 import type { Logger } from '@changeq/shared';
-import { DEFAULT_PREFIX, workerKeys } from '@changeq/store';
+import { DEFAULT_PREFIX, workerKeys, type LeaseHolder } from '@changeq/store';
 import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import { Session, type WorkerSettings } from './session.js';

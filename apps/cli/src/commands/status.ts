@@ -1,11 +1,16 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BSON, Timestamp, type Document } from 'mongodb';
-import { redactUri } from '@changeq/shared';
-import { decodeStored, tokenData } from '@changeq/ingest';
+import { redactUri, tokenData } from '@changeq/shared';
 import { readJobCounts, type JobCounts } from '@changeq/observability';
 import { parseLeaseValue } from '@changeq/worker';
-import { deadLetterQueueName, eventQueueName, ingestKeys, workerKeys } from '@changeq/store';
+import {
+  deadLetterQueueName,
+  eventQueueName,
+  ingestKeys,
+  workerKeys,
+  decodeStored,
+  summarizeSnapshotProgress,
+} from '@changeq/store';
 import { connectRedis, ingestConnections, type IngestConnection } from '../connect.js';
 import { clusterTimeDate, clusterTimeJson, duration, table } from '../format.js';
 import type { Settings } from '../settings.js';
@@ -78,20 +83,16 @@ async function counts(redis: Redis, prefix: string, name: string): Promise<JobCo
 
 function parseSnapshot(raw: string | null): StatusReport['snapshot'] {
   if (raw === null) return null;
-  try {
-    const state = BSON.EJSON.parse(raw, { relaxed: true }) as Document;
-    const namespaces = Array.isArray(state.namespaces) ? (state.namespaces as string[]) : [];
-    const index = typeof state.index === 'number' ? state.index : 0;
-    return {
-      done: state.done === true,
-      copied: typeof state.copied === 'number' ? state.copied : 0,
-      namespaces,
-      current: state.done === true ? null : (namespaces[index] ?? null),
-      startAt: state.startAt instanceof Timestamp ? clusterTimeJson(state.startAt) : null,
-    };
-  } catch {
+  const copy = summarizeSnapshotProgress(raw);
+  if (copy === null)
     return { done: false, copied: 0, namespaces: [], current: null, startAt: null };
-  }
+  return {
+    done: copy.done,
+    copied: copy.copied,
+    namespaces: copy.namespaces,
+    current: copy.current,
+    startAt: copy.startAt ? clusterTimeJson(copy.startAt) : null,
+  };
 }
 
 export async function collectStatus(redis: Redis, settings: Settings): Promise<StatusReport> {

@@ -1,7 +1,6 @@
 import { Timestamp } from 'mongodb';
-import { UserError, type Logger } from '@changeq/shared';
-import { PositionStore, decodeStored, describePosition, tokenData } from '@changeq/ingest';
-import { ingestKeys } from '@changeq/store';
+import { UserError, tokenData, type Logger } from '@changeq/shared';
+import { PositionStore, decodeStored, describePosition, ingestKeys } from '@changeq/store';
 import { confirm } from '../confirm.js';
 import { connectRedis, refuseWhileIngestRuns } from '../connect.js';
 import { clusterTimeDate, clusterTimeJson, clusterTimeText } from '../format.js';

@@ -4,11 +4,11 @@
  * matter travel as Extended JSON or as numbers, and errors travel already classified.
  */
 import { BSON, MongoError, Timestamp, type Document } from 'mongodb';
+import type { ResumeToken } from '@changeq/shared';
 import type { PlannedJob } from '../enqueuer.js';
 import { isTransientMongoError, lostPositionCode } from '../failures.js';
 import type { IngestConfig } from '../config.js';
 import type { StartOptions } from '../change-source.js';
-import type { ResumeToken } from '../resume-token.js';
 
 /** What the reader thread is started with. */
 export interface ReaderInit {

@@ -4,8 +4,13 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
-import type { workerKeys } from '@changeq/store';
-import { PARK_SCRIPT, parseBlockState, UNBLOCK_SCRIPT, type BlockState } from '../dead-letters.js';
+import {
+  encodeBlockState,
+  parseBlockState,
+  type BlockState,
+  type workerKeys,
+} from '@changeq/store';
+import { PARK_SCRIPT, UNBLOCK_SCRIPT } from '../dead-letters.js';
 
 export class DocumentBlocks {
   private readonly redis: Redis;
@@ -40,7 +45,7 @@ export class DocumentBlocks {
   }
 
   async set(doc: string, state: BlockState): Promise<void> {
-    await this.redis.hset(this.keys.blocked, doc, JSON.stringify(state));
+    await this.redis.hset(this.keys.blocked, doc, encodeBlockState(state));
     this.blocked.set(doc, state);
   }
 

@@ -4,7 +4,7 @@
  * in order, removing each command once it is done.
  */
 import type { Queue } from 'bullmq';
-import type { DeadLetterCommand, DeadLetterJobData } from '../dead-letters.js';
+import { decodeCommand, type DeadLetterJobData } from '@changeq/store';
 import { sleep } from '../scheduler/backoff.js';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
 import type { DocumentBlocks } from './blocks.js';
@@ -56,10 +56,8 @@ export class OperatorCommands {
   private async apply(raw: string): Promise<void> {
     const { log } = this.ctx;
     const { dlq, blocks, scheduler } = this.opts;
-    let command: DeadLetterCommand;
-    try {
-      command = JSON.parse(raw) as DeadLetterCommand;
-    } catch {
+    const command = decodeCommand(raw);
+    if (command === undefined) {
       log.warn({ command: raw }, 'ignored an unreadable dead-letter command');
       return;
     }
