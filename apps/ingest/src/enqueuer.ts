@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { compareTokenData, type Logger } from '@changeq/shared';
+import { Scripts, queueKeys } from '@changeq/store';
 import { EncodedJob } from './encoded-job.js';
 import { faultPoint } from './fault-points.js';
 
@@ -19,14 +20,6 @@ export interface PlannedJob {
 }
 
 export type WatermarkKind = 'stream' | 'snapshot';
-
-/** KEYS[1] the watermark, KEYS[2..] the job hashes of the transaction; ARGV[1] the position. */
-const SET_WATERMARK_IF_ALL_PRESENT = `
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1`;
 
 export interface EnqueuerOptions {
   redis: Redis;
@@ -186,6 +179,8 @@ export class Enqueuer {
     jobs: readonly PlannedJob[],
     kind: WatermarkKind,
   ): Promise<Prepared> {
+    // BullMQ's client is a proxy of the ioredis connection: defines the scripts on it before MULTI.
+    const scripts = Scripts.of(client as unknown as Redis);
     const transaction = client.multi();
     // Job#addJob accepts a transaction: BullMQ queues its Lua script on it without running it.
     await Promise.all(
@@ -203,12 +198,14 @@ export class Enqueuer {
     // The watermark goes last, guarded: EXEC does not roll back when one command fails (a
     // NOSCRIPT after a SCRIPT FLUSH, a refused job), and an unguarded watermark would then claim
     // jobs that are not there, and the retry would skip them. Set only if every job is present.
-    (transaction as unknown as ChainableCommander).eval(
-      SET_WATERMARK_IF_ALL_PRESENT,
-      jobs.length + 1,
-      this.options.watermarkKey(queue.name, kind),
-      ...jobs.map((job) => queue.toKey(job.jobId)),
+    scripts.queueWatermark(
+      transaction as unknown as ChainableCommander,
+      {
+        watermark: this.options.watermarkKey(queue.name, kind),
+        jobPrefix: queueKeys(this.options.prefix, queue.name).jobPrefix,
+      },
       last,
+      jobs.map((job) => job.jobId),
     );
     return { transaction, last };
   }

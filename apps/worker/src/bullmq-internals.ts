@@ -21,6 +21,7 @@
  *    (-2 missing lock, -3 not active, -6 lock owned by another token).
  */
 import type { Redis } from 'ioredis';
+import { Scripts } from '@changeq/store';
 
 /** The part of a BullMQ Queue/Worker this module needs (both have these properties). */
 export interface QueueKeysSource {
@@ -60,21 +61,6 @@ export async function activeJobsInFetchOrder(
   return ids.reverse();
 }
 
-const TAKE_OVER = `
-local active = KEYS[1]
-local stalled = KEYS[2]
-local taken = {}
-for i = 5, #ARGV do
-  local id = ARGV[i]
-  if redis.call('LPOS', active, id) then
-    redis.call('SET', ARGV[1] .. id .. ARGV[2], ARGV[3], 'PX', ARGV[4])
-    redis.call('SREM', stalled, id)
-    table.insert(taken, id)
-  end
-end
-return taken
-`;
-
 /**
  * Writes `token` into the lock of each job that is still in the active list (whoever held it)
  * and removes it from the stalled set. Returns the ids taken over. Only the lease holder may call
@@ -88,41 +74,17 @@ export async function takeOverJobs(
   lockMs: number,
 ): Promise<string[]> {
   if (jobIds.length === 0) return [];
-  const keyPrefix = queue.toKey('');
-  const taken = (await redis.eval(
-    TAKE_OVER,
-    2,
-    queueKey(queue, 'active'),
-    queueKey(queue, 'stalled'),
-    keyPrefix,
-    LOCK_SUFFIX,
-    token,
-    String(Math.max(1, Math.round(lockMs))),
-    ...jobIds,
-  )) as string[];
-  return taken;
+  return Scripts.of(redis).takeOverJobs(
+    { active: queueKey(queue, 'active'), stalled: queueKey(queue, 'stalled') },
+    {
+      jobPrefix: queue.toKey(''),
+      suffix: LOCK_SUFFIX,
+      token,
+      ms: Math.max(1, Math.round(lockMs)),
+    },
+    jobIds,
+  );
 }
-
-const RECLAIM = `
-local active = KEYS[1]
-local wait = KEYS[2]
-local stalled = KEYS[3]
-local lock = KEYS[4]
-local id = ARGV[1]
-local current = redis.call('GET', lock)
-if current and current ~= ARGV[2] then return 'foreign' end
-if redis.call('LPOS', active, id) then
-  redis.call('SET', lock, ARGV[2], 'PX', ARGV[3])
-  redis.call('SREM', stalled, id)
-  return 'active'
-end
-if redis.call('LREM', wait, 1, id) > 0 then
-  redis.call('LPUSH', active, id)
-  redis.call('SET', lock, ARGV[2], 'PX', ARGV[3])
-  return 'moved-back'
-end
-return 'gone'
-`;
 
 /**
  * For a job this process holds whose lock was lost (it expired while Redis was unreachable, and
@@ -138,15 +100,15 @@ export async function reclaimJob(
   token: string,
   lockMs: number,
 ): Promise<'active' | 'moved-back' | 'gone' | 'foreign'> {
-  return (await redis.eval(
-    RECLAIM,
-    4,
-    queueKey(queue, 'active'),
-    queueKey(queue, 'wait'),
-    queueKey(queue, 'stalled'),
-    lockKey(queue, jobId),
+  return Scripts.of(redis).reclaimJob(
+    {
+      active: queueKey(queue, 'active'),
+      wait: queueKey(queue, 'wait'),
+      stalled: queueKey(queue, 'stalled'),
+      lock: lockKey(queue, jobId),
+    },
     jobId,
     token,
-    String(Math.max(1, Math.round(lockMs))),
-  )) as 'active' | 'moved-back' | 'gone' | 'foreign';
+    Math.max(1, Math.round(lockMs)),
+  );
 }

@@ -34,26 +34,6 @@ export type {
   DeadLetterJobData,
 } from '@changeq/store';
 
-/** Assigns (once) a parked event its place in its document's line. */
-export const PARK_SCRIPT = `
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score then return score end
-local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], seq, ARGV[1])
-return tostring(seq)
-`;
-
-/** Unblocks a document when its line is empty and the block is the one we replayed. */
-export const UNBLOCK_SCRIPT = `
-if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
-local value = redis.call('HGET', KEYS[1], ARGV[1])
-if not value then return 1 end
-local state = cjson.decode(value)
-if state['state'] == 'blocked' then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-return 1
-`;
-
 // ------------------------------------------------------------------------------------------------
 // Operator API
 

@@ -11,27 +11,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { encodeLeaseRequest, parseLeaseValue, type LeaseHolder } from '@changeq/store';
-
-const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local fence = redis.call('INCR', KEYS[2])
-local value = '{"fence":' .. fence .. ',' .. string.sub(ARGV[1], 2)
-redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-return value
-`;
-
-const EXTEND = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
+import { Scripts, encodeLeaseRequest, parseLeaseValue, type LeaseHolder } from '@changeq/store';
 
 export interface LeaseOptions {
   redis: Redis;
@@ -84,14 +64,11 @@ export class Lease {
       host: hostname(),
       startedAt: new Date().toISOString(),
     });
-    const value = (await this.opts.redis.eval(
-      ACQUIRE,
-      2,
-      this.opts.key,
-      this.opts.fenceKey,
+    const value = await Scripts.of(this.opts.redis).acquireLease(
+      { lease: this.opts.key, fence: this.opts.fenceKey },
       info,
-      String(this.opts.ttlMs),
-    )) as string | null;
+      this.opts.ttlMs,
+    );
     if (value === null) return false;
     this.value = value;
     this.holder = parseLeaseValue(value);
@@ -108,7 +85,7 @@ export class Lease {
     this.value = undefined;
     this.lost = true;
     if (value !== undefined) {
-      await this.opts.redis.eval(RELEASE, 1, this.opts.key, value);
+      await Scripts.of(this.opts.redis).releaseLease(this.opts.key, value);
     }
   }
 
@@ -142,15 +119,13 @@ export class Lease {
     if (this.lost || this.value === undefined) return;
     const started = Date.now();
     try {
-      const extended = (await this.opts.redis.eval(
-        EXTEND,
-        1,
+      const extended = await Scripts.of(this.opts.redis).extendLease(
         this.opts.key,
         this.value,
-        String(this.opts.ttlMs),
-      )) as number;
+        this.opts.ttlMs,
+      );
       if (this.lost || this.value === undefined) return;
-      if (extended !== 1) {
+      if (!extended) {
         this.markLost('another process holds the lease now');
         return;
       }

@@ -7,3 +7,4 @@ export * from './codecs/lease.js';
 export * from './codecs/block-state.js';
 export * from './codecs/dead-letter.js';
 export { PositionStore } from './position-store.js';
+export { Scripts, scriptNames } from './scripts.js';

@@ -5,12 +5,12 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
 import {
+  Scripts,
   encodeBlockState,
   parseBlockState,
   type BlockState,
   type workerKeys,
 } from '@changeq/store';
-import { PARK_SCRIPT, UNBLOCK_SCRIPT } from '../dead-letters.js';
 
 export class DocumentBlocks {
   private readonly redis: Redis;
@@ -49,16 +49,13 @@ export class DocumentBlocks {
     this.blocked.set(doc, state);
   }
 
-  /** Unblocks the document once its re-run is done (nothing parked, see UNBLOCK_SCRIPT). */
+  /** Unblocks the document once its re-run is done (see lua/unblockDocument-2.lua). */
   async unblockIfDone(doc: string): Promise<void> {
-    const done = await this.redis.eval(
-      UNBLOCK_SCRIPT,
-      2,
-      this.keys.blocked,
-      this.keys.parked(doc),
+    const done = await Scripts.of(this.redis).unblockDocument(
+      { blocked: this.keys.blocked, line: this.keys.parked(doc) },
       doc,
     );
-    if (done === 1) {
+    if (done) {
       this.blocked.delete(doc);
       this.log.info({ doc }, 'document unblocked: its dead letter and parked events are done');
     }
@@ -66,8 +63,9 @@ export class DocumentBlocks {
 
   /** Adds an event to the document's parked line (once); returns its place in the line. */
   async addParked(doc: string, jobId: string): Promise<number> {
-    return Number(
-      await this.redis.eval(PARK_SCRIPT, 2, this.keys.parked(doc), this.keys.parkSeq, jobId),
+    return Scripts.of(this.redis).parkEvent(
+      { line: this.keys.parked(doc), seq: this.keys.parkSeq },
+      jobId,
     );
   }
 
