@@ -1,17 +1,17 @@
 import { EventEmitter } from 'node:events';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
 import {
   Router,
   UserError,
   redactUri,
-  redisConnectionOptions,
   tokenClusterTime,
   tokenData,
   type Logger,
 } from '@changeq/shared';
 import {
   PositionStore,
+  createRedis,
   describePosition,
   eventQueueName,
   ingestKeys,
@@ -99,14 +99,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       appName,
       serverSelectionTimeoutMS: Math.min(config.connectTimeoutMs, 30_000),
     });
-    this.redis = new Redis({
-      ...redisConnectionOptions(config.redisUrl),
-      connectionName: `changeq-ingest-${config.ingestId}`,
-      lazyConnect: true,
-      // Fail commands fast while Redis is away; the ingest retries whole batches itself.
-      maxRetriesPerRequest: 2,
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 3000),
-    });
+    this.redis = createRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId });
     this.redis.on('error', (error) => this.log.debug({ err: error }, 'redis connection error'));
     this.router = new Router(config.workers.names);
     this.store = new PositionStore(this.redis, config.queuePrefix, config.ingestId);

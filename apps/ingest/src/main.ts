@@ -85,7 +85,7 @@ async function serve(
   ingest.on('backpressure', (paused) => metrics.backpressure(paused));
   ingest.on('state', (state) => metrics.state(state));
 
-  const redis = metricsRedis(config.redisUrl, `changeq-ingest-${config.ingestId}:metrics`, log);
+  const redis = metricsRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId }, log);
   registerWorkerLeaseMetrics(registry, {
     redis,
     prefix: config.queuePrefix,

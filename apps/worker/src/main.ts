@@ -99,7 +99,7 @@ async function serve(
 ): Promise<{ metrics: WorkerMetrics; close(): Promise<void> }> {
   const registry = createRegistry();
   const keys = workerKeys(config.prefix, config.worker);
-  const redis = metricsRedis(config.redisUrl, `changeq-worker:${config.worker}:metrics`, log);
+  const redis = metricsRedis(config.redisUrl, { role: 'worker', worker: config.worker }, log);
   const metrics = createWorkerMetrics({
     registry,
     worker: config.worker,

@@ -8,3 +8,4 @@ export * from './codecs/block-state.js';
 export * from './codecs/dead-letter.js';
 export { PositionStore } from './position-store.js';
 export { Scripts, scriptNames } from './scripts.js';
+export { createRedis, connectionName, ingestConnectionName, type RedisRole } from './redis.js';
