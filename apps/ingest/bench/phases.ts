@@ -3,8 +3,8 @@ import { Redis } from 'ioredis';
 import { MongoClient, type Timestamp } from 'mongodb';
 import { Router, createLogger } from '@changeq/shared';
 import { startStack } from '@changeq/stack';
+import { Enqueuer, type PlannedJob } from '@changeq/store';
 import { ChangeSource } from '../src/change-source.js';
-import { Enqueuer, type PlannedJob } from '../src/enqueuer.js';
 import { planEvent } from '../src/planner.js';
 
 const EVENTS = 50_000;

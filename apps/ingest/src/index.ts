@@ -8,7 +8,6 @@ export {
 } from './ingest.js';
 export { loadConfig, parseFlags, USAGE, type IngestConfig, type StartAt } from './config.js';
 export { runSnapshot, snapshotNamespaces, type SnapshotContext } from './snapshot.js';
-export { Enqueuer, type PlannedJob, type WatermarkKind } from './enqueuer.js';
 export { ChangeSource } from './change-source.js';
 export { parseWatch, describeScope, scopeMatch, type WatchScope } from './watch-scope.js';
 export { planEvent, namespaceOf } from './planner.js';

@@ -16,11 +16,11 @@ import {
   eventQueueName,
   ingestKeys,
   type StoredPosition,
+  Enqueuer,
 } from '@changeq/store';
 import { Backoff, sleep } from './backoff.js';
 import type { StartOptions } from './change-source.js';
 import type { IngestConfig } from './config.js';
-import { Enqueuer } from './enqueuer.js';
 import {
   LOST_POSITION_CODES,
   isMongoError,
@@ -515,6 +515,7 @@ export function ingestEnqueuer(config: IngestConfig, redis: Redis, log: Logger):
       removeOnFail: config.keepFailed,
     },
     log,
+    afterQueueCommit: () => faultPoint('after-queue-commit'),
   });
 }
 

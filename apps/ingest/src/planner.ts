@@ -6,8 +6,7 @@ import {
   tokenData,
   type Router,
 } from '@changeq/shared';
-import { eventJobId, eventJobName, eventQueueName } from '@changeq/store';
-import type { PlannedJob } from './enqueuer.js';
+import { eventJobId, eventJobName, eventQueueName, type PlannedJob } from '@changeq/store';
 
 /** `db.coll` for collection events, `db` for database-wide ones. */
 export function namespaceOf(event: Document): string {

@@ -13,9 +13,10 @@ import {
   snapshotPosition,
   type PositionStore,
   type SnapshotProgress,
+  type Enqueuer,
+  type PlannedJob,
 } from '@changeq/store';
 import type { IngestConfig } from './config.js';
-import type { Enqueuer, PlannedJob } from './enqueuer.js';
 import { idAfter, idAtOrBefore } from './id-order.js';
 import { SYSTEM_DATABASES } from './watch-scope.js';
 

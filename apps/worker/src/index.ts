@@ -10,7 +10,7 @@ export {
   type CommandReceipt,
   type Selection,
   type BlockState,
-} from './dead-letters.js';
+} from '@changeq/store';
 export {
   startWorker,
   defaultPrefetch,

@@ -4,9 +4,8 @@
  */
 import type { Redis } from 'ioredis';
 import { UserError, redactUri, type Logger } from '@changeq/shared';
-import { DEFAULT_PREFIX, createRedis, workerKeys, type LeaseHolder } from '@changeq/store';
+import { DEFAULT_PREFIX, createRedis, workerKeys, type LeaseHolder, Lease } from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
-import { Lease } from './lease.js';
 import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import { Session, type WorkerSettings } from './session.js';
@@ -125,7 +124,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     redis,
     key: keys.lease,
     fenceKey: keys.fence,
-    worker: options.worker,
+    labels: { worker: options.worker },
     ttlMs: leaseTtlMs,
     onLost: (reason) => leaseLost?.(reason),
     onRenewError: (error) => log.debug({ err: error }, 'lease renewal failed; retrying'),

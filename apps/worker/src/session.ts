@@ -26,14 +26,18 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
-import { deadLetterQueueName, eventQueueName, workerKeys } from '@changeq/store';
+import {
+  deadLetterQueueName,
+  eventQueueName,
+  workerKeys,
+  type Lease,
+  DocumentBlocks,
+} from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
-import type { Lease } from './lease.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import type { HandlerFailure } from './scheduler/invoke.js';
 import { OrderedScheduler, type Admission, type TaskDriver } from './scheduler/scheduler.js';
 import { recordFailedAttempt } from './session/attempts.js';
-import { DocumentBlocks } from './session/blocks.js';
 import { OperatorCommands } from './session/commands.js';
 import { ensureLease, type SessionContext } from './session/context.js';
 import { DeadLettering } from './session/dead-lettering.js';

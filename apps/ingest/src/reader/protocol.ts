@@ -5,7 +5,7 @@
  */
 import { BSON, MongoError, Timestamp, type Document } from 'mongodb';
 import type { ResumeToken } from '@changeq/shared';
-import type { PlannedJob } from '../enqueuer.js';
+import type { PlannedJob } from '@changeq/store';
 import { isTransientMongoError, lostPositionCode } from '../failures.js';
 import type { IngestConfig } from '../config.js';
 import type { StartOptions } from '../change-source.js';

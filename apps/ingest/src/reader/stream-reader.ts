@@ -1,9 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import { Timestamp } from 'mongodb';
 import type { ResumeToken } from '@changeq/shared';
+import type { PlannedJob } from '@changeq/store';
 import type { StartOptions } from '../change-source.js';
 import type { IngestConfig } from '../config.js';
-import type { PlannedJob } from '../enqueuer.js';
 import { StreamReadError } from '../failures.js';
 import {
   encodeMatch,

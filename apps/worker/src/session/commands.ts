@@ -4,10 +4,9 @@
  * in order, removing each command once it is done.
  */
 import type { Queue } from 'bullmq';
-import { decodeCommand, type DeadLetterJobData } from '@changeq/store';
+import { decodeCommand, type DeadLetterJobData, type DocumentBlocks } from '@changeq/store';
 import { sleep } from '../scheduler/backoff.js';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
-import type { DocumentBlocks } from './blocks.js';
 import type { SessionContext } from './context.js';
 import { replayLineTask, replayTask, type WorkTask } from './tasks.js';
 

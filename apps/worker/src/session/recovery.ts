@@ -3,9 +3,8 @@
  * (dead, or stopped without finishing everything), submitted before anything is fetched.
  */
 import { Job } from 'bullmq';
-import { activeJobsInFetchOrder, takeOverJobs } from '../bullmq-internals.js';
+import { type DocumentBlocks, activeJobsInFetchOrder, takeOverJobs } from '@changeq/store';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
-import type { DocumentBlocks } from './blocks.js';
 import type { SessionContext } from './context.js';
 import type { FetchOrder } from './fetch-order.js';
 import { replayLineTask, type WorkTask } from './tasks.js';

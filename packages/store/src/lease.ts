@@ -1,5 +1,5 @@
 /**
- * The lease that makes exactly one process the active one for a worker name.
+ * A lease that makes exactly one process the active one for a role (a worker name today).
  *
  * `SET key value NX PX ttl` through a script that also increments a fencing counter: each
  * acquisition gets a number larger than every earlier one, and it is part of the job lock token,
@@ -11,13 +11,17 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { Scripts, encodeLeaseRequest, parseLeaseValue, type LeaseHolder } from '@changeq/store';
+import { encodeLeaseRequest, parseLeaseValue, type LeaseHolder } from './codecs/lease.js';
+import { Scripts } from './scripts.js';
 
 export interface LeaseOptions {
   redis: Redis;
+  /** The lease (e.g. workerKeys().lease). */
   key: string;
+  /** Its fencing counter (e.g. workerKeys().fence). */
   fenceKey: string;
-  worker: string;
+  /** What the holder is for, stored in the lease value (a worker lease: `{ worker: name }`). */
+  labels?: Pick<LeaseHolder, 'worker'>;
   ttlMs: number;
   /** Called once when the lease is lost (renewal refused, or not renewed in time). */
   onLost: (reason: string) => void;
@@ -59,7 +63,7 @@ export class Lease {
     const started = Date.now();
     const info = encodeLeaseRequest({
       owner: this.owner,
-      worker: this.opts.worker,
+      ...this.opts.labels,
       pid: process.pid,
       host: hostname(),
       startedAt: new Date().toISOString(),

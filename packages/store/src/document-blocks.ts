@@ -4,13 +4,9 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
-import {
-  Scripts,
-  encodeBlockState,
-  parseBlockState,
-  type BlockState,
-  type workerKeys,
-} from '@changeq/store';
+import { encodeBlockState, parseBlockState, type BlockState } from './codecs/block-state.js';
+import type { workerKeys } from './keys.js';
+import { Scripts } from './scripts.js';
 
 export class DocumentBlocks {
   private readonly redis: Redis;

@@ -1,5 +1,5 @@
 /**
- * Dead letters: what they look like, the per-document block state, and the operator API.
+ * Dead letters, the operator API: list them, and ask the active worker to retry or discard them.
  *
  * An event whose handler failed `attempts` times is added to the BullMQ queue `<worker>.dead`
  * under its original job id, with `deadLetter.kind = 'dead'`. With `dead_letter = "block"` its
@@ -7,7 +7,7 @@
  * parked: added to the same queue with `kind = 'parked'` and a sequence number (also kept, in
  * order, in a sorted set per document), and finished in the event queue.
  *
- * Nothing consumes `<worker>.dead` directly. An operator (or the later CLI) calls
+ * Nothing consumes `<worker>.dead` directly. An operator (`changeq dlq`, or code) calls
  * `retryDeadLetter` / `discardDeadLetter`, which only append a command to the list
  * `workerKeys().commands`; the active worker process carries the commands out in order (see
  * docs/handlers.md), so a retry issued from another process cannot run concurrently with, or out
@@ -15,27 +15,14 @@
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { parseBlockState, type BlockState } from './codecs/block-state.js';
 import {
-  DEFAULT_PREFIX,
-  deadLetterQueueName,
   decodeCommand,
   encodeCommand,
-  parseBlockState,
-  workerKeys,
-  type BlockState,
   type DeadLetterInfo,
   type DeadLetterJobData,
-} from '@changeq/store';
-
-export type {
-  BlockState,
-  DeadLetterCommand,
-  DeadLetterInfo,
-  DeadLetterJobData,
-} from '@changeq/store';
-
-// ------------------------------------------------------------------------------------------------
-// Operator API
+} from './codecs/dead-letter.js';
+import { DEFAULT_PREFIX, deadLetterQueueName, workerKeys } from './keys.js';
 
 export interface DeadLetterTarget {
   /** An ioredis connection to the Redis of the worker. */
