@@ -30,3 +30,15 @@ export {
   type CommandReceipt,
   type Selection,
 } from './dead-letters.js';
+
+// The read side.
+export {
+  JOB_STATES,
+  readJobCounts,
+  queueJobCounts,
+  readWorkerRecord,
+  readLiveWorkers,
+  type JobState,
+  type JobCounts,
+  type WorkerRecord,
+} from './read-side.js';

@@ -26,6 +26,11 @@ export class PositionStore {
     this.keys = ingestKeys(prefix, ingestId);
   }
 
+  /** The token key's text as stored: what operators are shown, or replace, even when corrupt. */
+  raw(): Promise<string | null> {
+    return this.redis.get(this.keys.token);
+  }
+
   async load(): Promise<StoredPosition | null> {
     const stored = await this.loadStart();
     return stored?.kind === 'position' ? stored.position : null;
@@ -60,6 +65,11 @@ export class PositionStore {
       .set(this.keys.token, encodeStartMarker(marker))
       .del(this.keys.snapshot)
       .exec();
+  }
+
+  /** The snapshot key's text as stored (see summarizeSnapshotProgress). */
+  rawSnapshot(): Promise<string | null> {
+    return this.redis.get(this.keys.snapshot);
   }
 
   /** The progress of a snapshot copy, if one was started and not cleared. */

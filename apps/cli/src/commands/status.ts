@@ -1,15 +1,14 @@
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { redactUri, tokenData } from '@changeq/shared';
-import { readJobCounts, type JobCounts } from '@changeq/observability';
-import { parseLeaseValue } from '@changeq/worker';
 import {
+  PositionStore,
   deadLetterQueueName,
-  eventQueueName,
-  ingestKeys,
-  workerKeys,
   decodeStored,
+  eventQueueName,
+  queueJobCounts,
+  readWorkerRecord,
   summarizeSnapshotProgress,
+  type JobCounts,
 } from '@changeq/store';
 import { connectRedis, ingestConnections, type IngestConnection } from '../connect.js';
 import { clusterTimeDate, clusterTimeJson, duration, table } from '../format.js';
@@ -72,15 +71,6 @@ export interface StatusReport {
   workersWithoutProcess: string[];
 }
 
-async function counts(redis: Redis, prefix: string, name: string): Promise<JobCounts> {
-  const queue = new Queue(name, { connection: redis, prefix });
-  try {
-    return await readJobCounts(queue);
-  } finally {
-    await queue.close();
-  }
-}
-
 function parseSnapshot(raw: string | null): StatusReport['snapshot'] {
   if (raw === null) return null;
   const copy = summarizeSnapshotProgress(raw);
@@ -99,7 +89,7 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
   const prefix = settings.prefix;
   const ingestId = settings.ingestId;
   const names = settings.workers.names;
-  const keys = ingestKeys(prefix, ingestId);
+  const store = new PositionStore(redis, prefix, ingestId);
   const now = Date.now();
 
   let running: boolean | null = null;
@@ -111,13 +101,10 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
     running = null;
   }
 
-  const [rawToken, rawSnapshot] = await Promise.all([
-    redis.get(keys.token),
-    redis.get(keys.snapshot),
-  ]);
+  const [rawToken, rawSnapshot] = await Promise.all([store.raw(), store.rawSnapshot()]);
   let position: StatusReport['position'] = null;
   if (rawToken !== null) {
-    const stored = decodeStored(rawToken, keys.token);
+    const stored = decodeStored(rawToken, store.keys.token);
     if (stored.kind === 'position') {
       const p = stored.position;
       const time = p.clusterTime ? clusterTimeDate(p.clusterTime) : p.wallTime;
@@ -144,17 +131,12 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
 
   const workers = await Promise.all(
     names.map(async (name) => {
-      const wk = workerKeys(prefix, name);
-      const [queueCounts, deadCounts, extra] = await Promise.all([
-        counts(redis, prefix, eventQueueName(name)),
-        counts(redis, prefix, deadLetterQueueName(name)),
-        redis.multi().get(wk.lease).pttl(wk.lease).hlen(wk.blocked).llen(wk.commands).exec(),
+      const [queueCounts, deadCounts, record] = await Promise.all([
+        queueJobCounts(redis, prefix, eventQueueName(name)),
+        queueJobCounts(redis, prefix, deadLetterQueueName(name)),
+        readWorkerRecord(redis, prefix, name),
       ]);
-      const [lease, ttl, blocked, commands] = (extra ?? []).map(([error, value]) => {
-        if (error) throw error;
-        return value;
-      });
-      const holder = parseLeaseValue((lease as string | null) ?? null);
+      const holder = record.holder;
       return {
         name,
         queue: eventQueueName(name),
@@ -162,8 +144,8 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
         deadLetterQueue: deadLetterQueueName(name),
         deadLetters:
           (deadCounts.waiting ?? 0) + (deadCounts.delayed ?? 0) + (deadCounts.prioritized ?? 0),
-        blockedDocuments: Number(blocked ?? 0),
-        pendingCommands: Number(commands ?? 0),
+        blockedDocuments: record.blockedDocuments,
+        pendingCommands: record.pendingCommands,
         process: holder
           ? {
               pid: holder.pid,
@@ -171,7 +153,7 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
               since: holder.startedAt,
               owner: holder.owner,
               fence: holder.fence,
-              leaseExpiresInMs: Number(ttl),
+              leaseExpiresInMs: record.leaseTtlMs,
             }
           : null,
       };
