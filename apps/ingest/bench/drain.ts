@@ -24,7 +24,7 @@ import { MongoClient, type ChangeStreamDocument, type Timestamp } from 'mongodb'
 import { Router, createLogger } from '@changeq/shared';
 import { spawnTracked, startStack, terminate } from '@changeq/stack';
 import { Enqueuer, type PlannedJob } from '@changeq/store';
-import { planEvent } from '../src/planner.js';
+import { planEvent } from '@changeq/source';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '100000' } } });
 const EVENTS = Number(values.events);

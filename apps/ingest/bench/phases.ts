@@ -4,8 +4,7 @@ import { MongoClient, type Timestamp } from 'mongodb';
 import { Router, createLogger } from '@changeq/shared';
 import { startStack } from '@changeq/stack';
 import { Enqueuer, type PlannedJob } from '@changeq/store';
-import { ChangeSource } from '../src/change-source.js';
-import { planEvent } from '../src/planner.js';
+import { ChangeSource, planEvent } from '@changeq/source';
 
 const EVENTS = 50_000;
 const stack = await startStack();

@@ -13,14 +13,17 @@ import {
   PositionStore,
   createRedis,
   describePosition,
-  eventQueueName,
-  ingestKeys,
   type StoredPosition,
-  Enqueuer,
+  type Enqueuer,
 } from '@changeq/store';
+import {
+  describeScope,
+  ingestEnqueuer,
+  runSnapshot,
+  type IngestConfig,
+  type StartOptions,
+} from '@changeq/source';
 import { Backoff, sleep } from './backoff.js';
-import type { StartOptions } from './change-source.js';
-import type { IngestConfig } from './config.js';
 import {
   LOST_POSITION_CODES,
   isMongoError,
@@ -32,8 +35,6 @@ import {
 import { faultPoint } from './fault-points.js';
 import type { EventTally } from './reader/protocol.js';
 import { StreamReader, type ReadBatch } from './reader/stream-reader.js';
-import { runSnapshot } from './snapshot.js';
-import { describeScope } from './watch-scope.js';
 
 export type IngestState =
   'starting' | 'snapshot' | 'streaming' | 'backpressure' | 'retrying' | 'stopping' | 'stopped';
@@ -103,7 +104,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.redis.on('error', (error) => this.log.debug({ err: error }, 'redis connection error'));
     this.router = new Router(config.workers.names);
     this.store = new PositionStore(this.redis, config.queuePrefix, config.ingestId);
-    this.enqueuer = ingestEnqueuer(config, this.redis, log);
+    this.enqueuer = ingestEnqueuer(config, this.redis, log, () => faultPoint('after-queue-commit'));
     this.reader = new StreamReader(config, appName);
   }
 
@@ -499,24 +500,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.startOverride = {};
     return null;
   }
-}
-
-/** The enqueuer of an ingest's queues: the ingest's and `changeq resync`'s (same keys, same options). */
-export function ingestEnqueuer(config: IngestConfig, redis: Redis, log: Logger): Enqueuer {
-  const keys = ingestKeys(config.queuePrefix, config.ingestId);
-  return new Enqueuer({
-    redis,
-    prefix: config.queuePrefix,
-    queueNames: config.workers.names.map(eventQueueName),
-    watermarkKey: (queue, kind) =>
-      kind === 'stream' ? keys.watermark(queue) : `${keys.watermark(queue)}:snapshot`,
-    jobOptions: {
-      removeOnComplete: config.keepCompleted,
-      removeOnFail: config.keepFailed,
-    },
-    log,
-    afterQueueCommit: () => faultPoint('after-queue-commit'),
-  });
 }
 
 function describeTimestamp(time: Timestamp): string {

@@ -12,9 +12,8 @@ import {
 } from '@changeq/observability';
 import { createLogger, runMain, type Logger } from '@changeq/shared';
 import { deadLetterQueueName, eventQueueName } from '@changeq/store';
-import { USAGE, loadConfig, parseFlags, type IngestConfig } from './config.js';
+import { USAGE, describeScope, loadConfig, parseFlags, type IngestConfig } from '@changeq/source';
 import { Ingest } from './ingest.js';
-import { describeScope } from './watch-scope.js';
 
 runMain('changeq-ingest', async () => {
   const flags = parseFlags(process.argv.slice(2));

@@ -7,7 +7,7 @@ import {
   runSnapshot,
   snapshotNamespaces,
   type IngestConfig,
-} from '@changeq/ingest';
+} from '@changeq/source';
 import {
   PositionStore,
   decodeStored,

@@ -6,9 +6,8 @@
 import { BSON, MongoError, Timestamp, type Document } from 'mongodb';
 import type { ResumeToken } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
+import type { IngestConfig, StartOptions } from '@changeq/source';
 import { isTransientMongoError, lostPositionCode } from '../failures.js';
-import type { IngestConfig } from '../config.js';
-import type { StartOptions } from '../change-source.js';
 
 /** What the reader thread is started with. */
 export interface ReaderInit {

@@ -2,8 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { Timestamp } from 'mongodb';
 import type { ResumeToken } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
-import type { StartOptions } from '../change-source.js';
-import type { IngestConfig } from '../config.js';
+import type { IngestConfig, StartOptions } from '@changeq/source';
 import { StreamReadError } from '../failures.js';
 import {
   encodeMatch,

@@ -6,7 +6,9 @@ import {
   tokenData,
   type Router,
 } from '@changeq/shared';
-import { eventJobId, eventJobName, eventQueueName, type PlannedJob } from '@changeq/store';
+import type { PlannedJob } from '@changeq/store';
+// The key schema alone: the reader thread plans events without loading BullMQ.
+import { eventJobId, eventJobName, eventQueueName } from '@changeq/store/keys';
 
 /** `db.coll` for collection events, `db` for database-wide ones. */
 export function namespaceOf(event: Document): string {
