@@ -36,6 +36,11 @@ describe('the Lua scripts', () => {
       expect(scriptNames().get(match![1]!)).toBe(Number(match![2]));
     }
   });
+
+  test('ship with the package (its files list lua/ beside dist/)', () => {
+    const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(manifest.files).toEqual(expect.arrayContaining(['dist', 'lua']));
+  });
 });
 
 describe('the Scripts gateway', () => {
