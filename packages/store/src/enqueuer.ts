@@ -220,7 +220,7 @@ export class Enqueuer {
         if (/^NOSCRIPT\b/.test(error.message)) {
           // Redis lost its scripts (SCRIPT FLUSH) under a live connection. ioredis sends a
           // script in full on the first use per connection, so a new connection heals it; the
-          // ingest retries the batch (failures.ts counts NOSCRIPT as transient).
+          // ingest retries the batch (its failure policy counts NOSCRIPT as transient).
           client.disconnect(true);
         }
         throw error;

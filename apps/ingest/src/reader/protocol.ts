@@ -91,7 +91,7 @@ export function encodeMatch(match: Document | null): string | null {
 }
 
 export function decodeMatch(json: string | null): Document | null {
-  // relaxed, as config.ts parses MATCH: the driver then sends the same BSON.
+  // relaxed, as @changeq/source's config.ts parses MATCH: the driver then sends the same BSON.
   return json === null ? null : (BSON.EJSON.parse(json, { relaxed: true }) as Document);
 }
 

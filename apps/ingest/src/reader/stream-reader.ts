@@ -24,7 +24,7 @@ export interface ReadBatch {
   tally: EventTally[];
   /** Cluster and wall time of the batch's last event. */
   last: { clusterTime: Timestamp | null; wallTime: Date | null } | null;
-  /** The position after this batch (see Batch.token in change-source.ts). */
+  /** The position after this batch (see Batch.token in @changeq/source's change-source.ts). */
   token: ResumeToken | null;
   /** The stream was invalidated (its collection or database dropped or renamed). */
   invalidated: boolean;

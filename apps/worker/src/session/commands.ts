@@ -1,5 +1,5 @@
 /**
- * Operator commands: retries and discards of dead letters (see dead-letters.ts) are appended to
+ * Operator commands: retries and discards of dead letters (see @changeq/store's dead-letters.ts) are appended to
  * the list `workerKeys().commands` by any process; the active one polls it and carries them out
  * in order, removing each command once it is done.
  */

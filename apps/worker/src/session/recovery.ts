@@ -21,7 +21,7 @@ export async function recover(
     if (state.state !== 'blocked') scheduler.submit(replayLineTask(doc));
   }
   // The jobs left in the active list, taken over (our token written into their locks, see
-  // bullmq-internals.ts) and submitted in their original fetch order.
+  // @changeq/store's bullmq-internals.ts) and submitted in their original fetch order.
   const { redis, worker, token, lockDurationMs } = ctx;
   const ids = await activeJobsInFetchOrder(redis, worker);
   if (ids.length === 0) return;
