@@ -4,7 +4,8 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { DEFAULT_PREFIX, UserError, envReader } from '@changeq/shared';
+import { UserError, envReader } from '@changeq/shared';
+import { DEFAULT_PREFIX } from '@changeq/store';
 
 export interface BoardConfig {
   redisUrl: string;

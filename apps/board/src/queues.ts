@@ -6,7 +6,7 @@
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { deadLetterQueueName, eventQueueName } from '@changeq/shared';
+import { deadLetterQueueName, eventQueueName } from '@changeq/store';
 import { formatJobData } from './format.js';
 import type { QueueKind } from './guard.js';
 

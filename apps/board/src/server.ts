@@ -8,15 +8,15 @@ import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
 import express from 'express';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import {
   UserError,
   formatUserError,
   redactUri,
-  redisConnectionOptions,
   type Logger,
   type WorkersConfig,
 } from '@changeq/shared';
+import { createRedis } from '@changeq/store';
 import { basicAuth } from './auth.js';
 import type { BoardConfig } from './config.js';
 import { createGuard } from './guard.js';
@@ -104,13 +104,7 @@ export async function startBoard(config: BoardConfig, options: StartBoardOptions
 
   // One connection for every queue. Commands fail at once while it is down (no offline queue),
   // and the guard answers 503 meanwhile; ioredis keeps reconnecting, so the board recovers alone.
-  const redis = new Redis({
-    ...redisConnectionOptions(config.redisUrl),
-    connectionName: 'changeq-board',
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times: number) => Math.min(250 * times, 2000),
-  });
+  const redis = createRedis(config.redisUrl, { role: 'board' });
   let closing = false;
   let lastError: string | undefined;
   let state: 'connecting' | 'up' | 'down' = 'connecting';

@@ -9,8 +9,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ObjectId } from 'mongodb';
-import { encodeEvent, eventJobName } from '@changeq/shared';
+import { encodeEvent } from '@changeq/shared';
 import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import { eventJobName } from '@changeq/store';
 import {
   MAIN,
   apiQueues,

@@ -1,6 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { UserError, redactUri, redisConnectionOptions } from '@changeq/shared';
+import { UserError, redactUri } from '@changeq/shared';
+import { createRedis, ingestConnectionName } from '@changeq/store';
 import type { Settings } from './settings.js';
 
 const firstLine = (error: unknown) =>
@@ -10,16 +11,7 @@ const firstLine = (error: unknown) =>
 export async function connectRedis(settings: Settings): Promise<Redis> {
   const url = settings.redisUrl;
   const timeoutMs = settings.connectTimeoutMs;
-  let connected = false;
-  const redis = new Redis({
-    ...redisConnectionOptions(url),
-    connectionName: 'changeq-cli',
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    maxRetriesPerRequest: 2,
-    // Once connected, ride out a short blip; never retry the first connection.
-    retryStrategy: (times) => (!connected || times > 5 ? null : 200),
-  });
+  const redis = createRedis(url, { role: 'cli', connectTimeoutMs: timeoutMs });
   let lastError: unknown;
   redis.on('error', (error) => (lastError = error));
   let timer: NodeJS.Timeout | undefined;
@@ -31,7 +23,6 @@ export async function connectRedis(settings: Settings): Promise<Redis> {
       }),
     ]);
     await redis.ping();
-    connected = true;
     return redis;
   } catch (error) {
     redis.disconnect();
@@ -88,7 +79,7 @@ export async function ingestConnections(
   redis: Redis,
   ingestId: string,
 ): Promise<IngestConnection[]> {
-  const name = `changeq-ingest-${ingestId}`;
+  const name = ingestConnectionName(ingestId);
   const list = (await redis.client('LIST')) as string;
   const found: IngestConnection[] = [];
   for (const line of list.split('\n')) {

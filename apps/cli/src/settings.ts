@@ -3,13 +3,8 @@
  * which a flag can override (`--redis-url` over REDIS_URL, ...), validated like the apps do.
  */
 import { resolve } from 'node:path';
-import {
-  DEFAULT_PREFIX,
-  UserError,
-  envReader,
-  loadWorkersConfig,
-  type WorkersConfig,
-} from '@changeq/shared';
+import { UserError, envReader, loadWorkersConfig, type WorkersConfig } from '@changeq/shared';
+import { DEFAULT_PREFIX } from '@changeq/store';
 
 /** Connection flags, as commander hands them over (every value a string). */
 export interface ConnectionFlags {

@@ -5,8 +5,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { ingestKeys } from '@changeq/shared';
 import { freePort, startStack, type RunningStack } from '@changeq/stack';
+import { ingestKeys } from '@changeq/store';
 import {
   INGEST,
   cli,

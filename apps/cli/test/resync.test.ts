@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp, type ChangeStreamDocument, type ObjectId } from 'mongodb';
-import { ingestKeys } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
+import { ingestKeys } from '@changeq/store';
 import {
   INGEST,
   cli,

@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MongoClient, ObjectId } from 'mongodb';
-import { Router, workerKeys } from '@changeq/shared';
+import { Router } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
+import { workerKeys } from '@changeq/store';
 import {
   HANDLERS,
   INGEST,

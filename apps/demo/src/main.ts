@@ -8,15 +8,9 @@ import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import {
-  DEFAULT_PREFIX,
-  UserError,
-  deadLetterQueueName,
-  eventQueueName,
-  loadWorkersConfig,
-  runMain,
-} from '@changeq/shared';
+import { UserError, loadWorkersConfig, runMain } from '@changeq/shared';
 import { freePort, spawnTracked, startStack, terminate, waitForExit } from '@changeq/stack';
+import { DEFAULT_PREFIX, deadLetterQueueName, eventQueueName } from '@changeq/store';
 import { runWriter } from './writer.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -23,8 +23,8 @@ import { Redis } from 'ioredis';
 import { MongoClient, type ChangeStreamDocument, type Timestamp } from 'mongodb';
 import { Router, createLogger } from '@changeq/shared';
 import { spawnTracked, startStack, terminate } from '@changeq/stack';
-import { Enqueuer, type PlannedJob } from '../src/enqueuer.js';
-import { planEvent } from '../src/planner.js';
+import { Enqueuer, type PlannedJob } from '@changeq/store';
+import { planEvent } from '@changeq/source';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '100000' } } });
 const EVENTS = Number(values.events);

@@ -3,9 +3,8 @@ import { Redis } from 'ioredis';
 import { MongoClient, type Timestamp } from 'mongodb';
 import { Router, createLogger } from '@changeq/shared';
 import { startStack } from '@changeq/stack';
-import { ChangeSource } from '../src/change-source.js';
-import { Enqueuer, type PlannedJob } from '../src/enqueuer.js';
-import { planEvent } from '../src/planner.js';
+import { Enqueuer, type PlannedJob } from '@changeq/store';
+import { ChangeSource, planEvent } from '@changeq/source';
 
 const EVENTS = 50_000;
 const stack = await startStack();

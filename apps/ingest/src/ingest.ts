@@ -1,19 +1,29 @@
 import { EventEmitter } from 'node:events';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
 import {
   Router,
   UserError,
-  eventQueueName,
-  ingestKeys,
   redactUri,
-  redisConnectionOptions,
+  tokenClusterTime,
+  tokenData,
   type Logger,
 } from '@changeq/shared';
+import {
+  PositionStore,
+  createRedis,
+  describePosition,
+  type StoredPosition,
+  type Enqueuer,
+} from '@changeq/store';
+import {
+  describeScope,
+  ingestEnqueuer,
+  runSnapshot,
+  type IngestConfig,
+  type StartOptions,
+} from '@changeq/source';
 import { Backoff, sleep } from './backoff.js';
-import type { StartOptions } from './change-source.js';
-import type { IngestConfig } from './config.js';
-import { Enqueuer } from './enqueuer.js';
 import {
   LOST_POSITION_CODES,
   isMongoError,
@@ -23,12 +33,8 @@ import {
   lostPositionCode,
 } from './failures.js';
 import { faultPoint } from './fault-points.js';
-import { PositionStore, type StoredPosition } from './position-store.js';
 import type { EventTally } from './reader/protocol.js';
 import { StreamReader, type ReadBatch } from './reader/stream-reader.js';
-import { tokenClusterTime, tokenData } from './resume-token.js';
-import { clearSnapshot, runSnapshot } from './snapshot.js';
-import { describeScope } from './watch-scope.js';
 
 export type IngestState =
   'starting' | 'snapshot' | 'streaming' | 'backpressure' | 'retrying' | 'stopping' | 'stopped';
@@ -94,18 +100,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
       appName,
       serverSelectionTimeoutMS: Math.min(config.connectTimeoutMs, 30_000),
     });
-    this.redis = new Redis({
-      ...redisConnectionOptions(config.redisUrl),
-      connectionName: `changeq-ingest-${config.ingestId}`,
-      lazyConnect: true,
-      // Fail commands fast while Redis is away; the ingest retries whole batches itself.
-      maxRetriesPerRequest: 2,
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 3000),
-    });
+    this.redis = createRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId });
     this.redis.on('error', (error) => this.log.debug({ err: error }, 'redis connection error'));
     this.router = new Router(config.workers.names);
     this.store = new PositionStore(this.redis, config.queuePrefix, config.ingestId);
-    this.enqueuer = ingestEnqueuer(config, this.redis, log);
+    this.enqueuer = ingestEnqueuer(config, this.redis, log, () => faultPoint('after-queue-commit'));
     this.reader = new StreamReader(config, appName);
   }
 
@@ -282,7 +281,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
             this.setState('snapshot');
             const startAt = await runSnapshot({
               mongo: this.mongo,
-              redis: this.redis,
               enqueuer: this.enqueuer,
               router: this.router,
               store: this.store,
@@ -461,7 +459,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     faultPoint('after-token-save');
     this.status.position = position;
     if (this.snapshotToClear) {
-      await clearSnapshot(this.redis, this.store);
+      await this.store.clearSnapshot();
       this.snapshotToClear = false;
     }
     if (last) this.status.lastEvent = last;
@@ -504,30 +502,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 }
 
-/** The enqueuer of an ingest's queues: the ingest's and `changeq resync`'s (same keys, same options). */
-export function ingestEnqueuer(config: IngestConfig, redis: Redis, log: Logger): Enqueuer {
-  const keys = ingestKeys(config.queuePrefix, config.ingestId);
-  return new Enqueuer({
-    redis,
-    prefix: config.queuePrefix,
-    queueNames: config.workers.names.map(eventQueueName),
-    watermarkKey: (queue, kind) =>
-      kind === 'stream' ? keys.watermark(queue) : `${keys.watermark(queue)}:snapshot`,
-    jobOptions: {
-      removeOnComplete: config.keepCompleted,
-      removeOnFail: config.keepFailed,
-    },
-    log,
-  });
-}
-
 function describeTimestamp(time: Timestamp): string {
   return `${new Date(time.getHighBitsUnsigned() * 1000).toISOString()} (cluster time ${time.getHighBitsUnsigned()}.${time.getLowBitsUnsigned()})`;
-}
-
-export function describePosition(position: StoredPosition): string {
-  const time =
-    position.wallTime ?? (position.clusterTime ? new Date(position.clusterTime.high * 1000) : null);
-  const data = tokenData(position.token);
-  return `${time ? time.toISOString() : 'unknown time'} (token ${data ? `${data.slice(0, 24)}…` : 'legacy'})`;
 }

@@ -10,16 +10,10 @@ import {
   serveObservability,
   type HttpSettings,
 } from '@changeq/observability';
-import {
-  createLogger,
-  deadLetterQueueName,
-  eventQueueName,
-  runMain,
-  type Logger,
-} from '@changeq/shared';
-import { USAGE, loadConfig, parseFlags, type IngestConfig } from './config.js';
+import { createLogger, runMain, type Logger } from '@changeq/shared';
+import { deadLetterQueueName, eventQueueName } from '@changeq/store';
+import { USAGE, describeScope, loadConfig, parseFlags, type IngestConfig } from '@changeq/source';
 import { Ingest } from './ingest.js';
-import { describeScope } from './watch-scope.js';
 
 runMain('changeq-ingest', async () => {
   const flags = parseFlags(process.argv.slice(2));
@@ -90,7 +84,7 @@ async function serve(
   ingest.on('backpressure', (paused) => metrics.backpressure(paused));
   ingest.on('state', (state) => metrics.state(state));
 
-  const redis = metricsRedis(config.redisUrl, `changeq-ingest-${config.ingestId}:metrics`, log);
+  const redis = metricsRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId }, log);
   registerWorkerLeaseMetrics(registry, {
     redis,
     prefix: config.queuePrefix,

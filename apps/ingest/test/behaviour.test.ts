@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { ingestKeys } from '@changeq/shared';
 import {
   freePort,
   startMongo,
@@ -12,7 +11,8 @@ import {
   type RunningMongo,
   type RunningStack,
 } from '@changeq/stack';
-import { PositionStore } from '../src/position-store.js';
+import { ingestKeys } from '@changeq/store';
+import { PositionStore } from '@changeq/store';
 import { RecordingConsumer } from './chaos.js';
 import {
   readQueues,

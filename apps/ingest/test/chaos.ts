@@ -7,8 +7,9 @@ import {
   type ChangeStreamDocument,
   type ClientSession,
 } from 'mongodb';
-import { Router, eventQueueName, type EventJobData } from '@changeq/shared';
+import { Router, type EventJobData } from '@changeq/shared';
 import { expect } from 'vitest';
+import { eventQueueName } from '@changeq/store';
 import { tokenOf } from './helpers.js';
 
 /** A deterministic pseudo-random generator, so a failing run can be replayed from its seed. */

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { createLogger } from '@changeq/shared';
 import { startRedis, type RunningRedis } from '@changeq/stack';
-import { Enqueuer, type PlannedJob } from '../src/enqueuer.js';
+import { Enqueuer, type PlannedJob } from '@changeq/store';
 import { isTransientRedisError } from '../src/failures.js';
 
 describe('Enqueuer', () => {

@@ -4,8 +4,9 @@ import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { MongoClient, type ChangeStreamDocument, type Document, type Timestamp } from 'mongodb';
-import { decodeEvent, ingestKeys, type EventJobData } from '@changeq/shared';
+import { decodeEvent, type EventJobData } from '@changeq/shared';
 import { isAlive, spawnTracked, terminate, waitForExit } from '@changeq/stack';
+import { ingestKeys } from '@changeq/store';
 
 export const APP_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const MAIN = join(APP_ROOT, 'dist', 'main.js');

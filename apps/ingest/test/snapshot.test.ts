@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Decimal128, MongoClient, ObjectId, UUID } from 'mongodb';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { documentIdentity, ingestKeys } from '@changeq/shared';
+import { documentIdentity } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
+import { ingestKeys } from '@changeq/store';
 import {
   readQueues,
   startIngest,

@@ -10,8 +10,9 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startRedis } from '@changeq/stack';
-import { createLogger, documentIdentity, encodeEvent, eventJobName } from '@changeq/shared';
+import { createLogger, documentIdentity, encodeEvent } from '@changeq/shared';
 import { ObjectId, Timestamp } from 'mongodb';
+import { eventJobName } from '@changeq/store';
 import { startWorker, defaultPrefetch } from '../dist/index.js';
 
 const { values } = parseArgs({

@@ -1,4 +1,8 @@
-/** @changeq/worker as a library: the operator API for dead letters, and the worker itself. */
+/**
+ * @changeq/worker as a library: the worker itself (startWorker, handler loading), and the
+ * operator API for dead letters documented in docs/handlers.md (it lives in @changeq/store,
+ * where `changeq dlq` takes it from too).
+ */
 export {
   listDeadLetters,
   retryDeadLetter,
@@ -10,7 +14,7 @@ export {
   type CommandReceipt,
   type Selection,
   type BlockState,
-} from './dead-letters.js';
+} from '@changeq/store';
 export {
   startWorker,
   defaultPrefetch,
@@ -29,4 +33,3 @@ export {
   type LoadedHandlers,
 } from './handlers/load.js';
 export { resolveHandler } from './handlers/resolve.js';
-export { parseLeaseValue, type LeaseHolder } from './lease.js';

@@ -9,14 +9,8 @@ import {
   withTimeout,
   type WorkerMetrics,
 } from '@changeq/observability';
-import {
-  createLogger,
-  deadLetterQueueName,
-  eventQueueName,
-  runMain,
-  workerKeys,
-  type Logger,
-} from '@changeq/shared';
+import { createLogger, runMain, type Logger } from '@changeq/shared';
+import { deadLetterQueueName, eventQueueName, readWorkerRecord } from '@changeq/store';
 import { parseCli, USAGE, type CliConfig } from './cli.js';
 import { guardProcessExit } from './exit-guard.js';
 import { loadHandlers } from './handlers/load.js';
@@ -108,15 +102,14 @@ async function serve(
   log: Logger,
 ): Promise<{ metrics: WorkerMetrics; close(): Promise<void> }> {
   const registry = createRegistry();
-  const keys = workerKeys(config.prefix, config.worker);
-  const redis = metricsRedis(config.redisUrl, `changeq-worker:${config.worker}:metrics`, log);
+  const redis = metricsRedis(config.redisUrl, { role: 'worker', worker: config.worker }, log);
   const metrics = createWorkerMetrics({
     registry,
     worker: config.worker,
     state: () => worker()?.state,
     extra: async () => {
-      const [blockedDocuments, pendingCommands] = await withTimeout(
-        Promise.all([redis.hlen(keys.blocked), redis.llen(keys.commands)]),
+      const { blockedDocuments, pendingCommands } = await withTimeout(
+        readWorkerRecord(redis, config.prefix, config.worker),
         2000,
         'reading the blocked documents',
       );

@@ -2,17 +2,10 @@
  * The worker process for one worker name: connects to Redis, waits for (or takes) the lease,
  * runs a Session while it holds it, goes back to standby if it loses it, and shuts down cleanly.
  */
-import { Redis } from 'ioredis';
-import {
-  DEFAULT_PREFIX,
-  UserError,
-  redactUri,
-  redisConnectionOptions,
-  workerKeys,
-} from '@changeq/shared';
+import type { Redis } from 'ioredis';
+import { UserError, redactUri, type Logger } from '@changeq/shared';
+import { DEFAULT_PREFIX, createRedis, workerKeys, type LeaseHolder, Lease } from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
-import { Lease, type LeaseHolder } from './lease.js';
-import type { Logger } from '@changeq/shared';
 import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import { Session, type WorkerSettings } from './session.js';
@@ -70,15 +63,9 @@ export function defaultPrefetch(concurrency: number): number {
   return Math.max(4 * concurrency, concurrency + 16, 128);
 }
 
-/** Connects with retries (backoff) and logs once per change between connected and not. */
-export function createRedis(url: string, log: Logger, name: string): Redis {
-  const redis = new Redis({
-    ...redisConnectionOptions(url),
-    lazyConnect: true,
-    maxRetriesPerRequest: null,
-    connectionName: name,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 5_000),
-  });
+/** Logs once per change between connected and not (the connection retries with backoff). */
+function logConnectionChanges(redis: Redis, log: Logger): void {
+  const name = redis.options.connectionName;
   let up: boolean | undefined;
   redis.on('ready', () => {
     if (up === false) log.info(`Redis connection restored (${name})`);
@@ -93,7 +80,6 @@ export function createRedis(url: string, log: Logger, name: string): Redis {
     }
     up = false;
   });
-  return redis;
 }
 
 /** Connects, or throws a UserError naming the server once `timeoutMs` has passed. */
@@ -132,7 +118,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const log = options.log.child({ worker: options.worker });
   const keys = workerKeys(prefix, options.worker);
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
-  const redis = createRedis(options.redisUrl, log, `changeq-worker:${options.worker}`);
+  const redis = createRedis(options.redisUrl, { role: 'worker', worker: options.worker });
+  logConnectionChanges(redis, log);
   await connectRedis(redis, options.redisUrl, options.connectTimeoutMs ?? 10_000);
 
   let state: WorkerState = 'connecting';
@@ -155,14 +142,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     redis,
     key: keys.lease,
     fenceKey: keys.fence,
-    worker: options.worker,
+    labels: { worker: options.worker },
     ttlMs: leaseTtlMs,
     onLost: (reason) => leaseLost?.(reason),
     onRenewError: (error) => log.debug({ err: error }, 'lease renewal failed; retrying'),
   });
 
   const runSession = async (): Promise<void> => {
-    const blocking = redis.duplicate();
+    const blocking = createRedis(options.redisUrl, {
+      role: 'worker-marker',
+      worker: options.worker,
+    });
     blocking.on('error', () => undefined);
     const current = new Session({
       worker: options.worker,

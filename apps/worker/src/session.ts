@@ -2,7 +2,7 @@
  * One term of office: what a process does for a worker name while it holds the lease.
  *
  * 1. Recovery: the jobs left in the queue's active list belong to a dead (or stopped)
- *    predecessor. They are taken over (our token written into their locks, see
+ *    predecessor. They are taken over (our token written into their locks, see the store's
  *    bullmq-internals.ts) and submitted first, in their original fetch order, together with the
  *    dead-letter re-runs that were under way (session/recovery.ts).
  * 2. Fetch loop: batches of concurrent `getNextJob(token, { block: false })` calls (and the next
@@ -15,8 +15,8 @@
  *    session/fetch-order.ts).
  * 3. The scheduler runs the jobs (see scheduler.ts); this file is its driver: completing jobs,
  *    recording attempts (session/attempts.ts), dead letters, parking and dead-letter re-runs
- *    (session/dead-lettering.ts, with the blocked documents in session/blocks.ts). The tasks it
- *    gives the scheduler are made in session/tasks.ts, and the handler calls in
+ *    (session/dead-lettering.ts, with the blocked documents in the store's DocumentBlocks). The
+ *    tasks it gives the scheduler are made in session/tasks.ts, and the handler calls in
  *    session/handler-call.ts.
  * 4. Housekeeping: job locks extended every lockDuration/2 (session/locks.ts); operator commands
  *    (retry/discard) polled from Redis and carried out in order (session/commands.ts); BullMQ's
@@ -25,15 +25,19 @@
  */
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { deadLetterQueueName, eventQueueName, workerKeys } from '@changeq/shared';
 import type { Logger } from '@changeq/shared';
+import {
+  DocumentBlocks,
+  deadLetterQueueName,
+  eventQueueName,
+  workerKeys,
+  type Lease,
+} from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
-import type { Lease } from './lease.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import type { HandlerFailure } from './scheduler/invoke.js';
 import { OrderedScheduler, type Admission, type TaskDriver } from './scheduler/scheduler.js';
 import { recordFailedAttempt } from './session/attempts.js';
-import { DocumentBlocks } from './session/blocks.js';
 import { OperatorCommands } from './session/commands.js';
 import { ensureLease, type SessionContext } from './session/context.js';
 import { DeadLettering } from './session/dead-lettering.js';

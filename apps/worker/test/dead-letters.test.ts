@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/shared';
-import { discardDeadLetter, listDeadLetters, retryDeadLetter } from '../src/dead-letters.js';
+import { discardDeadLetter, listDeadLetters, retryDeadLetter } from '@changeq/store';
 import { startWorker, type RunningWorker } from '../src/runner.js';
 import { documentEvent, enqueue, type TestEvent } from './helpers/events.js';
 import { eventually, sleep } from './helpers/process.js';

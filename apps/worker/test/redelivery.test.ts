@@ -8,7 +8,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/shared';
-import { lockKey } from '../src/bullmq-internals.js';
+import { lockKey } from '@changeq/store';
 import { startWorker } from '../src/runner.js';
 import { documentEvent, enqueue } from './helpers/events.js';
 import { eventually } from './helpers/process.js';

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
-import { discardDeadLetter, listDeadLetters, retryDeadLetter } from '../src/dead-letters.js';
+import { discardDeadLetter, listDeadLetters, retryDeadLetter } from '@changeq/store';
 import { enqueue, routerFor } from './helpers/events.js';
 import {
   RECORDING_HANDLERS,

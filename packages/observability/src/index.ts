@@ -9,15 +9,7 @@ export {
   type Readiness,
   type ReadinessCheck,
 } from './server.js';
-export {
-  QueueCounts,
-  registerQueueMetrics,
-  readJobCounts,
-  JOB_STATES,
-  type JobCounts,
-  type JobState,
-  type QueueCountsOptions,
-} from './queue-counts.js';
+export { QueueCounts, registerQueueMetrics, type QueueCountsOptions } from './queue-counts.js';
 export {
   createIngestMetrics,
   namespaceLabel,

@@ -2,25 +2,8 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '@changeq/shared';
+import { JOB_STATES, readJobCounts, type JobCounts } from '@changeq/store';
 import { withTimeout } from './server.js';
-
-/** The job states reported per queue, in BullMQ's names. */
-export const JOB_STATES = [
-  'waiting',
-  'active',
-  'delayed',
-  'prioritized',
-  'failed',
-  'completed',
-] as const;
-export type JobState = (typeof JOB_STATES)[number];
-export type JobCounts = Record<JobState, number>;
-
-/** Reads every queue's job counts from BullMQ itself. */
-export async function readJobCounts(queue: Queue): Promise<JobCounts> {
-  const counts = await queue.getJobCounts(...JOB_STATES);
-  return Object.fromEntries(JOB_STATES.map((state) => [state, counts[state] ?? 0])) as JobCounts;
-}
 
 export interface QueueCountsOptions {
   redis: Redis;

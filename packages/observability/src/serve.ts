@@ -1,6 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { redisConnectionOptions, type Logger } from '@changeq/shared';
+import type { Logger } from '@changeq/shared';
+import { createRedis, type RedisRole } from '@changeq/store';
 import { QueueCounts, registerQueueMetrics } from './queue-counts.js';
 import { startHttpServer, type Readiness, type ReadinessCheck } from './server.js';
 import type { HttpSettings } from './settings.js';
@@ -9,15 +10,12 @@ import type { HttpSettings } from './settings.js';
  * The Redis connection metrics read through: its own, so a scrape never queues behind (or
  * delays) the process's real work, failing fast while Redis is away (scrapes report it).
  */
-export function metricsRedis(redisUrl: string, connectionName: string, log: Logger): Redis {
-  const redis = new Redis({
-    ...redisConnectionOptions(redisUrl),
-    connectionName,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
-  });
+export function metricsRedis(
+  redisUrl: string,
+  of: Extract<RedisRole, { role: 'metrics' }>['of'],
+  log: Logger,
+): Redis {
+  const redis = createRedis(redisUrl, { role: 'metrics', of });
   redis.on('error', (error) => log.debug({ err: error }, 'metrics redis connection error'));
   redis.connect().catch(() => undefined); // retried by ioredis meanwhile
   return redis;

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
-import { workerKeys } from '@changeq/shared';
+import { readLiveWorkers } from '@changeq/store';
 import { withTimeout } from './server.js';
 
 export interface WorkerLeasesOptions {
@@ -22,9 +22,7 @@ export function registerWorkerLeaseMetrics(registry: Registry, options: WorkerLe
   const read = async (): Promise<number[]> => {
     if (cached && Date.now() - cached.at < (options.maxAgeMs ?? 5_000)) return cached.live;
     reading ??= withTimeout(
-      Promise.all(
-        options.workers.map((name) => options.redis.exists(workerKeys(options.prefix, name).lease)),
-      ),
+      readLiveWorkers(options.redis, options.prefix, options.workers),
       2_000,
       'reading the worker leases',
     )

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { createLogger, workerKeys } from '@changeq/shared';
+import { createLogger } from '@changeq/shared';
 import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import { workerKeys } from '@changeq/store';
 import {
   QueueCounts,
   createIngestMetrics,

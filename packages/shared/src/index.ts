@@ -1,6 +1,6 @@
 export * from './errors.js';
-export * from './names.js';
 export * from './change-event.js';
+export * from './resume-token.js';
 export * from './codec.js';
 export * from './config/workers.js';
 export * from './handler-api.js';

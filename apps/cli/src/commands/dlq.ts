@@ -1,13 +1,14 @@
-import { UserError, deadLetterQueueName, workerKeys, type Logger } from '@changeq/shared';
+import { UserError, type Logger } from '@changeq/shared';
 import {
+  deadLetterQueueName,
   discardDeadLetter,
   listDeadLetters,
-  parseLeaseValue,
+  readWorkerRecord,
   retryDeadLetter,
   type CommandReceipt,
   type DeadLetterEntry,
   type Selection,
-} from '@changeq/worker';
+} from '@changeq/store';
 import { confirm } from '../confirm.js';
 import { connectRedis } from '../connect.js';
 import { table } from '../format.js';
@@ -130,7 +131,7 @@ export async function dlqAct(
       chosen,
     ).catch((e) => asUserError(e, worker));
     log.info({ worker, op, jobs: receipts.map((r) => r.jobId) }, `dead-letter ${op} queued`);
-    const lease = parseLeaseValue(await redis.get(workerKeys(settings.prefix, worker).lease));
+    const lease = (await readWorkerRecord(redis, settings.prefix, worker)).holder;
     const who = lease
       ? `the active ${worker} process (pid ${lease.pid} on ${lease.host}) carries ${receipts.length === 1 ? 'it' : 'them'} out within about a second`
       : `no ${worker} process is running: ${receipts.length === 1 ? 'it waits' : 'they wait'} until one starts`;

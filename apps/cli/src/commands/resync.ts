@@ -1,18 +1,20 @@
 import cliProgress from 'cli-progress';
-import { BSON, Timestamp, type Document, type MongoClient } from 'mongodb';
-import { Router, UserError, ingestKeys, type Logger } from '@changeq/shared';
+import type { MongoClient, Timestamp } from 'mongodb';
+import { Router, UserError, type Logger } from '@changeq/shared';
 import {
-  PositionStore,
-  clearSnapshot,
-  decodeStored,
-  describePosition,
-  encodeStartMarker,
   ingestEnqueuer,
   loadConfig,
   runSnapshot,
   snapshotNamespaces,
   type IngestConfig,
-} from '@changeq/ingest';
+} from '@changeq/source';
+import {
+  PositionStore,
+  decodeStored,
+  describePosition,
+  ingestKeys,
+  summarizeSnapshotProgress,
+} from '@changeq/store';
 import { confirm } from '../confirm.js';
 import { connectMongo, connectRedis, refuseWhileIngestRuns } from '../connect.js';
 import { clusterTimeDate, clusterTimeText, duration } from '../format.js';
@@ -37,28 +39,6 @@ async function estimate(mongo: MongoClient, namespaces: readonly string[]) {
       return { ns, count };
     }),
   );
-}
-
-interface SavedCopy {
-  namespaces: string[];
-  copied: number;
-  done: boolean;
-  startAt: Timestamp | null;
-}
-
-function savedCopy(raw: string | null): SavedCopy | null {
-  if (raw === null) return null;
-  try {
-    const state = BSON.EJSON.parse(raw, { relaxed: true }) as Document;
-    return {
-      namespaces: Array.isArray(state.namespaces) ? (state.namespaces as string[]) : [],
-      copied: typeof state.copied === 'number' ? state.copied : 0,
-      done: state.done === true,
-      startAt: state.startAt instanceof Timestamp ? state.startAt : null,
-    };
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -102,8 +82,9 @@ export async function resync(
         { yes: options.yes, command: 'resync' },
       );
     }
-    if (options.fresh) await clearSnapshot(redis, store);
-    const saved = savedCopy(await redis.get(keys.snapshot));
+    if (options.fresh) await store.clearSnapshot();
+    const rawCopy = await redis.get(keys.snapshot);
+    const saved = rawCopy === null ? null : summarizeSnapshotProgress(rawCopy);
     if (saved && !saved.done) {
       log.info(
         { copied: saved.copied },
@@ -149,7 +130,6 @@ export async function resync(
     try {
       startAt = await runSnapshot({
         mongo,
-        redis,
         enqueuer,
         router: new Router(config.workers.names),
         store,
@@ -182,20 +162,8 @@ export async function resync(
       process.exitCode = 130;
       return;
     }
-    // One transaction: the start marker replaces the token, and the finished copy is forgotten
-    // (a later START_AT=snapshot must make a new copy, not reuse this one's start time).
-    await redis
-      .multi()
-      .set(
-        keys.token,
-        encodeStartMarker({
-          startAt,
-          savedAt: new Date(),
-          reason: 'changeq resync',
-        }),
-      )
-      .del(keys.snapshot)
-      .exec();
+    // The start marker replaces the token, and the finished copy is forgotten, in one transaction.
+    await store.finishResync({ startAt, savedAt: new Date(), reason: 'changeq resync' });
     process.stdout.write(
       `resync: copied ${copied} documents of ${namespaces.length} collection${namespaces.length === 1 ? '' : 's'} in ${duration((Date.now() - started) / 1000)}; the next ingest start streams every change since the copy began (${clusterTimeDate(startAt).toISOString()}, cluster time ${clusterTimeText(startAt)})\n`,
     );

@@ -1,16 +1,15 @@
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BSON, Timestamp, type Document } from 'mongodb';
+import { redactUri, tokenData } from '@changeq/shared';
 import {
+  PositionStore,
   deadLetterQueueName,
+  decodeStored,
   eventQueueName,
-  ingestKeys,
-  redactUri,
-  workerKeys,
-} from '@changeq/shared';
-import { decodeStored, tokenData } from '@changeq/ingest';
-import { readJobCounts, type JobCounts } from '@changeq/observability';
-import { parseLeaseValue } from '@changeq/worker';
+  queueJobCounts,
+  readWorkerRecord,
+  summarizeSnapshotProgress,
+  type JobCounts,
+} from '@changeq/store';
 import { connectRedis, ingestConnections, type IngestConnection } from '../connect.js';
 import { clusterTimeDate, clusterTimeJson, duration, table } from '../format.js';
 import type { Settings } from '../settings.js';
@@ -72,38 +71,25 @@ export interface StatusReport {
   workersWithoutProcess: string[];
 }
 
-async function counts(redis: Redis, prefix: string, name: string): Promise<JobCounts> {
-  const queue = new Queue(name, { connection: redis, prefix });
-  try {
-    return await readJobCounts(queue);
-  } finally {
-    await queue.close();
-  }
-}
-
 function parseSnapshot(raw: string | null): StatusReport['snapshot'] {
   if (raw === null) return null;
-  try {
-    const state = BSON.EJSON.parse(raw, { relaxed: true }) as Document;
-    const namespaces = Array.isArray(state.namespaces) ? (state.namespaces as string[]) : [];
-    const index = typeof state.index === 'number' ? state.index : 0;
-    return {
-      done: state.done === true,
-      copied: typeof state.copied === 'number' ? state.copied : 0,
-      namespaces,
-      current: state.done === true ? null : (namespaces[index] ?? null),
-      startAt: state.startAt instanceof Timestamp ? clusterTimeJson(state.startAt) : null,
-    };
-  } catch {
+  const copy = summarizeSnapshotProgress(raw);
+  if (copy === null)
     return { done: false, copied: 0, namespaces: [], current: null, startAt: null };
-  }
+  return {
+    done: copy.done,
+    copied: copy.copied,
+    namespaces: copy.namespaces,
+    current: copy.current,
+    startAt: copy.startAt ? clusterTimeJson(copy.startAt) : null,
+  };
 }
 
 export async function collectStatus(redis: Redis, settings: Settings): Promise<StatusReport> {
   const prefix = settings.prefix;
   const ingestId = settings.ingestId;
   const names = settings.workers.names;
-  const keys = ingestKeys(prefix, ingestId);
+  const store = new PositionStore(redis, prefix, ingestId);
   const now = Date.now();
 
   let running: boolean | null = null;
@@ -115,13 +101,10 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
     running = null;
   }
 
-  const [rawToken, rawSnapshot] = await Promise.all([
-    redis.get(keys.token),
-    redis.get(keys.snapshot),
-  ]);
+  const [rawToken, rawSnapshot] = await Promise.all([store.raw(), store.rawSnapshot()]);
   let position: StatusReport['position'] = null;
   if (rawToken !== null) {
-    const stored = decodeStored(rawToken, keys.token);
+    const stored = decodeStored(rawToken, store.keys.token);
     if (stored.kind === 'position') {
       const p = stored.position;
       const time = p.clusterTime ? clusterTimeDate(p.clusterTime) : p.wallTime;
@@ -148,17 +131,12 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
 
   const workers = await Promise.all(
     names.map(async (name) => {
-      const wk = workerKeys(prefix, name);
-      const [queueCounts, deadCounts, extra] = await Promise.all([
-        counts(redis, prefix, eventQueueName(name)),
-        counts(redis, prefix, deadLetterQueueName(name)),
-        redis.multi().get(wk.lease).pttl(wk.lease).hlen(wk.blocked).llen(wk.commands).exec(),
+      const [queueCounts, deadCounts, record] = await Promise.all([
+        queueJobCounts(redis, prefix, eventQueueName(name)),
+        queueJobCounts(redis, prefix, deadLetterQueueName(name)),
+        readWorkerRecord(redis, prefix, name),
       ]);
-      const [lease, ttl, blocked, commands] = (extra ?? []).map(([error, value]) => {
-        if (error) throw error;
-        return value;
-      });
-      const holder = parseLeaseValue((lease as string | null) ?? null);
+      const holder = record.holder;
       return {
         name,
         queue: eventQueueName(name),
@@ -166,8 +144,8 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
         deadLetterQueue: deadLetterQueueName(name),
         deadLetters:
           (deadCounts.waiting ?? 0) + (deadCounts.delayed ?? 0) + (deadCounts.prioritized ?? 0),
-        blockedDocuments: Number(blocked ?? 0),
-        pendingCommands: Number(commands ?? 0),
+        blockedDocuments: record.blockedDocuments,
+        pendingCommands: record.pendingCommands,
         process: holder
           ? {
               pid: holder.pid,
@@ -175,7 +153,7 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
               since: holder.startedAt,
               owner: holder.owner,
               fence: holder.fence,
-              leaseExpiresInMs: Number(ttl),
+              leaseExpiresInMs: record.leaseTtlMs,
             }
           : null,
       };

@@ -1,6 +1,6 @@
 import { Timestamp } from 'mongodb';
-import { UserError, ingestKeys, type Logger } from '@changeq/shared';
-import { PositionStore, decodeStored, describePosition, tokenData } from '@changeq/ingest';
+import { UserError, tokenData, type Logger } from '@changeq/shared';
+import { PositionStore, decodeStored, describePosition } from '@changeq/store';
 import { confirm } from '../confirm.js';
 import { connectRedis, refuseWhileIngestRuns } from '../connect.js';
 import { clusterTimeDate, clusterTimeJson, clusterTimeText } from '../format.js';
@@ -68,8 +68,9 @@ function describeStored(raw: string, key: string): string {
 export async function tokenShow(settings: Settings, options: { json: boolean }): Promise<void> {
   const redis = await connectRedis(settings);
   try {
-    const key = ingestKeys(settings.prefix, settings.ingestId).token;
-    const raw = await redis.get(key);
+    const store = new PositionStore(redis, settings.prefix, settings.ingestId);
+    const key = store.keys.token;
+    const raw = await store.raw();
     if (options.json) {
       process.stdout.write(`${JSON.stringify(tokenReport(raw, key), null, 2)}\n`);
       return;
@@ -122,9 +123,10 @@ export async function tokenReset(
 ): Promise<void> {
   const redis = await connectRedis(settings);
   try {
-    const key = ingestKeys(settings.prefix, settings.ingestId).token;
+    const store = new PositionStore(redis, settings.prefix, settings.ingestId);
+    const key = store.keys.token;
     await refuseWhileIngestRuns(redis, settings.ingestId, 'token reset', options.ingestStopped);
-    const raw = await redis.get(key);
+    const raw = await store.raw();
     if (raw === null) {
       process.stdout.write(`no token stored at ${key}; nothing to reset\n`);
       return;
@@ -139,7 +141,7 @@ export async function tokenReset(
       yes: options.yes,
       command: 'token reset',
     });
-    await redis.del(key);
+    await store.clear();
     log.info({ key, was: raw }, 'token deleted');
     process.stdout.write(
       `deleted ${what} at ${key}; the next ingest start begins at START_AT (now, a time, or snapshot)\n`,
@@ -169,9 +171,10 @@ export async function tokenSet(
   const at = parseAt(options.at);
   const redis = await connectRedis(settings);
   try {
-    const keys = ingestKeys(settings.prefix, settings.ingestId);
+    const store = new PositionStore(redis, settings.prefix, settings.ingestId);
+    const keys = store.keys;
     await refuseWhileIngestRuns(redis, settings.ingestId, 'token set', options.ingestStopped);
-    const raw = await redis.get(keys.token);
+    const raw = await store.raw();
     let replacing = '';
     if (raw !== null) {
       try {
@@ -193,7 +196,6 @@ export async function tokenSet(
         'the start time is in the future: the stream begins there',
       );
     }
-    const store = new PositionStore(redis, settings.prefix, settings.ingestId);
     await store.saveStartMarker({
       startAt,
       savedAt: new Date(),

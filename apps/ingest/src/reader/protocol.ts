@@ -4,11 +4,10 @@
  * matter travel as Extended JSON or as numbers, and errors travel already classified.
  */
 import { BSON, MongoError, Timestamp, type Document } from 'mongodb';
-import type { PlannedJob } from '../enqueuer.js';
+import type { ResumeToken } from '@changeq/shared';
+import type { PlannedJob } from '@changeq/store';
+import type { IngestConfig, StartOptions } from '@changeq/source';
 import { isTransientMongoError, lostPositionCode } from '../failures.js';
-import type { IngestConfig } from '../config.js';
-import type { StartOptions } from '../change-source.js';
-import type { ResumeToken } from '../resume-token.js';
 
 /** What the reader thread is started with. */
 export interface ReaderInit {
@@ -92,7 +91,7 @@ export function encodeMatch(match: Document | null): string | null {
 }
 
 export function decodeMatch(json: string | null): Document | null {
-  // relaxed, as config.ts parses MATCH: the driver then sends the same BSON.
+  // relaxed, as @changeq/source's config.ts parses MATCH: the driver then sends the same BSON.
   return json === null ? null : (BSON.EJSON.parse(json, { relaxed: true }) as Document);
 }
 

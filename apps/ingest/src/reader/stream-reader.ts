@@ -1,10 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import { Timestamp } from 'mongodb';
-import type { StartOptions } from '../change-source.js';
-import type { IngestConfig } from '../config.js';
-import type { PlannedJob } from '../enqueuer.js';
+import type { ResumeToken } from '@changeq/shared';
+import type { PlannedJob } from '@changeq/store';
+import type { IngestConfig, StartOptions } from '@changeq/source';
 import { StreamReadError } from '../failures.js';
-import type { ResumeToken } from '../resume-token.js';
 import {
   encodeMatch,
   encodeStart,
@@ -25,7 +24,7 @@ export interface ReadBatch {
   tally: EventTally[];
   /** Cluster and wall time of the batch's last event. */
   last: { clusterTime: Timestamp | null; wallTime: Date | null } | null;
-  /** The position after this batch (see Batch.token in change-source.ts). */
+  /** The position after this batch (see Batch.token in @changeq/source's change-source.ts). */
   token: ResumeToken | null;
   /** The stream was invalidated (its collection or database dropped or renamed). */
   invalidated: boolean;

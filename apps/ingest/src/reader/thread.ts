@@ -9,9 +9,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { MongoClient, type Document } from 'mongodb';
 import { Router } from '@changeq/shared';
-import { ChangeSource } from '../change-source.js';
-import { namespaceOf, planEvent } from '../planner.js';
-import type { PlannedJob } from '../enqueuer.js';
+import type { PlannedJob } from '@changeq/store';
+import { ChangeSource, namespaceOf, planEvent } from '@changeq/source/stream';
 import {
   decodeMatch,
   decodeStart,

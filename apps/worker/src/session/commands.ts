@@ -1,13 +1,12 @@
 /**
- * Operator commands: retries and discards of dead letters (see dead-letters.ts) are appended to
+ * Operator commands: retries and discards of dead letters (see @changeq/store's dead-letters.ts) are appended to
  * the list `workerKeys().commands` by any process; the active one polls it and carries them out
  * in order, removing each command once it is done.
  */
 import type { Queue } from 'bullmq';
-import type { DeadLetterCommand, DeadLetterJobData } from '../dead-letters.js';
+import { decodeCommand, type DeadLetterJobData, type DocumentBlocks } from '@changeq/store';
 import { sleep } from '../scheduler/backoff.js';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
-import type { DocumentBlocks } from './blocks.js';
 import type { SessionContext } from './context.js';
 import { replayLineTask, replayTask, type WorkTask } from './tasks.js';
 
@@ -56,10 +55,8 @@ export class OperatorCommands {
   private async apply(raw: string): Promise<void> {
     const { log } = this.ctx;
     const { dlq, blocks, scheduler } = this.opts;
-    let command: DeadLetterCommand;
-    try {
-      command = JSON.parse(raw) as DeadLetterCommand;
-    } catch {
+    const command = decodeCommand(raw);
+    if (command === undefined) {
       log.warn({ command: raw }, 'ignored an unreadable dead-letter command');
       return;
     }

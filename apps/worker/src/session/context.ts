@@ -2,7 +2,7 @@
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
-import type { Lease } from '../lease.js';
+import type { Lease } from '@changeq/store';
 import { StopWork } from '../scheduler/scheduler.js';
 
 export interface SessionContext {

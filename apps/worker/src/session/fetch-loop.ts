@@ -5,7 +5,7 @@
  * lease may have expired never fetches.
  */
 import type { Redis } from 'ioredis';
-import { queueKey } from '../bullmq-internals.js';
+import { queueKey } from '@changeq/store';
 import { sleep } from '../scheduler/backoff.js';
 import type { SessionContext } from './context.js';
 import type { FetchOrder } from './fetch-order.js';

@@ -18,7 +18,7 @@ import {
   FINISH_MISSING_LOCK,
   FINISH_NOT_ACTIVE,
   takeOverJobs,
-} from '../bullmq-internals.js';
+} from '@changeq/store';
 import { StopWork, type OrderedScheduler } from '../scheduler/scheduler.js';
 import { ensureLease, type SessionContext } from './context.js';
 import { reclaim } from './locks.js';

@@ -3,7 +3,7 @@
  * lockDuration/2, and are taken back when one lapsed (see `reclaimJob`).
  */
 import type { Job } from 'bullmq';
-import { reclaimJob } from '../bullmq-internals.js';
+import { reclaimJob } from '@changeq/store';
 import type { SessionContext } from './context.js';
 
 export type ReclaimState = Awaited<ReturnType<typeof reclaimJob>>;

@@ -3,9 +3,8 @@
  * (dead, or stopped without finishing everything), submitted before anything is fetched.
  */
 import { Job } from 'bullmq';
-import { activeJobsInFetchOrder, takeOverJobs } from '../bullmq-internals.js';
+import { type DocumentBlocks, activeJobsInFetchOrder, takeOverJobs } from '@changeq/store';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
-import type { DocumentBlocks } from './blocks.js';
 import type { SessionContext } from './context.js';
 import type { FetchOrder } from './fetch-order.js';
 import { replayLineTask, type WorkTask } from './tasks.js';
@@ -22,7 +21,7 @@ export async function recover(
     if (state.state !== 'blocked') scheduler.submit(replayLineTask(doc));
   }
   // The jobs left in the active list, taken over (our token written into their locks, see
-  // bullmq-internals.ts) and submitted in their original fetch order.
+  // @changeq/store's bullmq-internals.ts) and submitted in their original fetch order.
   const { redis, worker, token, lockDurationMs } = ctx;
   const ids = await activeJobsInFetchOrder(redis, worker);
   if (ids.length === 0) return;

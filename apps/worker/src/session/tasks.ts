@@ -5,7 +5,7 @@
  */
 import type { Job } from 'bullmq';
 import type { ChangeEvent, EventJobData } from '@changeq/shared';
-import type { DeadLetterJobData } from '../dead-letters.js';
+import type { DeadLetterJobData } from '@changeq/store';
 import type { SchedulerTask } from '../scheduler/scheduler.js';
 import { readProgress } from './attempts.js';
 

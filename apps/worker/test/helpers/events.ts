@@ -7,16 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Long, ObjectId, Timestamp, type Document } from 'mongodb';
-import {
-  DEFAULT_PREFIX,
-  Router,
-  documentIdentity,
-  encodeEvent,
-  eventJobId,
-  eventJobName,
-  eventQueueName,
-  type EventJobData,
-} from '@changeq/shared';
+import { Router, documentIdentity, encodeEvent, type EventJobData } from '@changeq/shared';
+import { DEFAULT_PREFIX, eventJobId, eventJobName, eventQueueName } from '@changeq/store';
 
 let clock = 1_700_000_000;
 let increment = 0;

@@ -1,9 +1,12 @@
-import type { Redis } from 'ioredis';
+/**
+ * What an ingest's token key holds (`ingestKeys().token`): the resume position after which the
+ * stream continues, or a start marker (a time to start at) stored by the operator CLI. Extended
+ * JSON (canonical), so BSON types such as Timestamp survive.
+ */
 import { BSON, Timestamp, type Document } from 'mongodb';
+import { UserError, tokenClusterTime, tokenData, type ResumeToken } from '@changeq/shared';
 
 const { EJSON } = BSON;
-import { UserError, ingestKeys } from '@changeq/shared';
-import { tokenClusterTime, type ResumeToken } from './resume-token.js';
 
 /** Where the change stream continues: stored in Redis after the jobs before it are stored. */
 export interface StoredPosition {
@@ -114,39 +117,10 @@ export function decodePosition(raw: string, key: string): StoredPosition {
   return { token, clusterTime, wallTime, savedAt };
 }
 
-/** The ingest's resume position and snapshot progress in Redis. */
-export class PositionStore {
-  readonly keys: ReturnType<typeof ingestKeys>;
-
-  constructor(
-    private readonly redis: Redis,
-    prefix: string,
-    ingestId: string,
-  ) {
-    this.keys = ingestKeys(prefix, ingestId);
-  }
-
-  async load(): Promise<StoredPosition | null> {
-    const stored = await this.loadStart();
-    return stored?.kind === 'position' ? stored.position : null;
-  }
-
-  /** The stored position or start marker, if any. */
-  async loadStart(): Promise<StoredStart | null> {
-    const raw = await this.redis.get(this.keys.token);
-    return raw === null ? null : decodeStored(raw, this.keys.token);
-  }
-
-  /** Makes the next start begin at `startAt` (replacing any stored token). */
-  async saveStartMarker(marker: StartMarker): Promise<void> {
-    await this.redis.set(this.keys.token, encodeStartMarker(marker));
-  }
-
-  async save(position: StoredPosition): Promise<void> {
-    await this.redis.set(this.keys.token, encodePosition(position));
-  }
-
-  async clear(): Promise<void> {
-    await this.redis.del(this.keys.token);
-  }
+/** A position for logs and messages: its time and the start of its token. */
+export function describePosition(position: StoredPosition): string {
+  const time =
+    position.wallTime ?? (position.clusterTime ? new Date(position.clusterTime.high * 1000) : null);
+  const data = tokenData(position.token);
+  return `${time ? time.toISOString() : 'unknown time'} (token ${data ? `${data.slice(0, 24)}…` : 'legacy'})`;
 }

@@ -6,8 +6,8 @@ import type {
   MongoClient,
   Timestamp,
 } from 'mongodb';
+import type { ResumeToken } from '@changeq/shared';
 import type { IngestConfig } from './config.js';
-import type { ResumeToken } from './resume-token.js';
 import { scopeMatch, singleDatabase } from './watch-scope.js';
 
 export type StartOptions =

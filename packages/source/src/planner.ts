@@ -3,13 +3,12 @@ import {
   NAMESPACE_EVENTS,
   documentIdentity,
   encodeEvent,
-  eventJobId,
-  eventJobName,
-  eventQueueName,
+  tokenData,
   type Router,
 } from '@changeq/shared';
-import type { PlannedJob } from './enqueuer.js';
-import { tokenData } from './resume-token.js';
+import type { PlannedJob } from '@changeq/store';
+// The key schema alone: the reader thread plans events without loading BullMQ.
+import { eventJobId, eventJobName, eventQueueName } from '@changeq/store/keys';
 
 /** `db.coll` for collection events, `db` for database-wide ones. */
 export function namespaceOf(event: Document): string {

@@ -1,5 +1,5 @@
 /**
- * The lease that makes exactly one process the active one for a worker name.
+ * A lease that makes exactly one process the active one for a role (a worker name today).
  *
  * `SET key value NX PX ttl` through a script that also increments a fencing counter: each
  * acquisition gets a number larger than every earlier one, and it is part of the job lock token,
@@ -11,51 +11,17 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-
-const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local fence = redis.call('INCR', KEYS[2])
-local value = '{"fence":' .. fence .. ',' .. string.sub(ARGV[1], 2)
-redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-return value
-`;
-
-const EXTEND = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
-
-/** What the lease value says about its holder (`status` lists workers from it). */
-export interface LeaseHolder {
-  fence: number;
-  owner: string;
-  worker: string;
-  pid: number;
-  host: string;
-  startedAt: string;
-}
-
-export function parseLeaseValue(value: string | null): LeaseHolder | undefined {
-  if (value === null) return undefined;
-  try {
-    return JSON.parse(value) as LeaseHolder;
-  } catch {
-    return undefined;
-  }
-}
+import { encodeLeaseRequest, parseLeaseValue, type LeaseHolder } from './codecs/lease.js';
+import { Scripts } from './scripts.js';
 
 export interface LeaseOptions {
   redis: Redis;
+  /** The lease (e.g. workerKeys().lease). */
   key: string;
+  /** Its fencing counter (e.g. workerKeys().fence). */
   fenceKey: string;
-  worker: string;
+  /** What the holder is for, stored in the lease value (a worker lease: `{ worker: name }`). */
+  labels?: Pick<LeaseHolder, 'worker'>;
   ttlMs: number;
   /** Called once when the lease is lost (renewal refused, or not renewed in time). */
   onLost: (reason: string) => void;
@@ -95,21 +61,18 @@ export class Lease {
   /** One attempt to acquire; true when this process now holds the lease (and renews it). */
   async tryAcquire(): Promise<boolean> {
     const started = Date.now();
-    const info = JSON.stringify({
+    const info = encodeLeaseRequest({
       owner: this.owner,
-      worker: this.opts.worker,
+      ...this.opts.labels,
       pid: process.pid,
       host: hostname(),
       startedAt: new Date().toISOString(),
     });
-    const value = (await this.opts.redis.eval(
-      ACQUIRE,
-      2,
-      this.opts.key,
-      this.opts.fenceKey,
+    const value = await Scripts.of(this.opts.redis).acquireLease(
+      { lease: this.opts.key, fence: this.opts.fenceKey },
       info,
-      String(this.opts.ttlMs),
-    )) as string | null;
+      this.opts.ttlMs,
+    );
     if (value === null) return false;
     this.value = value;
     this.holder = parseLeaseValue(value);
@@ -126,7 +89,7 @@ export class Lease {
     this.value = undefined;
     this.lost = true;
     if (value !== undefined) {
-      await this.opts.redis.eval(RELEASE, 1, this.opts.key, value);
+      await Scripts.of(this.opts.redis).releaseLease(this.opts.key, value);
     }
   }
 
@@ -160,15 +123,13 @@ export class Lease {
     if (this.lost || this.value === undefined) return;
     const started = Date.now();
     try {
-      const extended = (await this.opts.redis.eval(
-        EXTEND,
-        1,
+      const extended = await Scripts.of(this.opts.redis).extendLease(
         this.opts.key,
         this.value,
-        String(this.opts.ttlMs),
-      )) as number;
+        this.opts.ttlMs,
+      );
       if (this.lost || this.value === undefined) return;
-      if (extended !== 1) {
+      if (!extended) {
         this.markLost('another process holds the lease now');
         return;
       }

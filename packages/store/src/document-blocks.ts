@@ -3,14 +3,10 @@
  * mirrored here, and each blocked document's line of parked events (see dead-letters.ts).
  */
 import type { Redis } from 'ioredis';
-import type { Logger, workerKeys } from '@changeq/shared';
-import {
-  docDigest,
-  PARK_SCRIPT,
-  parseBlockState,
-  UNBLOCK_SCRIPT,
-  type BlockState,
-} from '../dead-letters.js';
+import type { Logger } from '@changeq/shared';
+import { encodeBlockState, parseBlockState, type BlockState } from './codecs/block-state.js';
+import type { workerKeys } from './keys.js';
+import { Scripts } from './scripts.js';
 
 export class DocumentBlocks {
   private readonly redis: Redis;
@@ -45,20 +41,17 @@ export class DocumentBlocks {
   }
 
   async set(doc: string, state: BlockState): Promise<void> {
-    await this.redis.hset(this.keys.blocked, doc, JSON.stringify(state));
+    await this.redis.hset(this.keys.blocked, doc, encodeBlockState(state));
     this.blocked.set(doc, state);
   }
 
-  /** Unblocks the document once its re-run is done (nothing parked, see UNBLOCK_SCRIPT). */
+  /** Unblocks the document once its re-run is done (see lua/unblockDocument-2.lua). */
   async unblockIfDone(doc: string): Promise<void> {
-    const done = await this.redis.eval(
-      UNBLOCK_SCRIPT,
-      2,
-      this.keys.blocked,
-      this.keys.parked(docDigest(doc)),
+    const done = await Scripts.of(this.redis).unblockDocument(
+      { blocked: this.keys.blocked, line: this.keys.parked(doc) },
       doc,
     );
-    if (done === 1) {
+    if (done) {
       this.blocked.delete(doc);
       this.log.info({ doc }, 'document unblocked: its dead letter and parked events are done');
     }
@@ -66,23 +59,18 @@ export class DocumentBlocks {
 
   /** Adds an event to the document's parked line (once); returns its place in the line. */
   async addParked(doc: string, jobId: string): Promise<number> {
-    return Number(
-      await this.redis.eval(
-        PARK_SCRIPT,
-        2,
-        this.keys.parked(docDigest(doc)),
-        this.keys.parkSeq,
-        jobId,
-      ),
+    return Scripts.of(this.redis).parkEvent(
+      { line: this.keys.parked(doc), seq: this.keys.parkSeq },
+      jobId,
     );
   }
 
   /** The ids of the document's parked events, in line order. */
   parkedIds(doc: string): Promise<string[]> {
-    return this.redis.zrange(this.keys.parked(docDigest(doc)), 0, -1);
+    return this.redis.zrange(this.keys.parked(doc), 0, -1);
   }
 
   async removeParked(doc: string, jobId: string): Promise<void> {
-    await this.redis.zrem(this.keys.parked(docDigest(doc)), jobId);
+    await this.redis.zrem(this.keys.parked(doc), jobId);
   }
 }

@@ -1,7 +1,10 @@
 /**
- * Everything this worker relies on that is BullMQ's implementation rather than its API, in one
- * place. test/bullmq-internals.test.ts checks each assumption against the installed BullMQ, so an
- * upgrade that changes one fails there first, not in production:
+ * Everything changeq relies on that is BullMQ's implementation rather than its API, in one
+ * place. test/bullmq-internals.test.ts checks each assumption against the installed BullMQ
+ * (pinned to one exact version in every package.json), so an upgrade that changes one fails
+ * there first, not in production.
+ *
+ * The worker (taking over a dead predecessor's jobs, fetching in order):
  *
  * 1. A job's lock is the Redis string `<queue key prefix><jobId>:lock` (`queue.toKey(jobId) +
  *    ':lock'`) holding the token passed to `getNextJob`. moveToFinished (`removeLock` in
@@ -19,8 +22,65 @@
  *    `reclaimJob` undoes such a move for a job this process still holds.
  * 4. The error a failed moveToFinished throws carries the script's status in `code`
  *    (-2 missing lock, -3 not active, -6 lock owned by another token).
+ *
+ * The ingest (jobs and a watermark in one MULTI transaction per queue, see enqueuer.ts):
+ *
+ * 5. `Queue#getBackend().client` is the ioredis connection the queue was given (behind a proxy),
+ *    so scripts defined on it run in its transactions, and a job's hash is
+ *    `queue.toKey(jobId)` = `queueKeys(prefix, queue).job(jobId)` (keys.ts).
+ * 6. `Job#addJob(transaction)` queues the add script on a MULTI without sending it, and the
+ *    script's reply in EXEC's is the job id, or a negative code when BullMQ refused the job.
+ * 7. A job's stored `data` field is what `Job#asJSON()` returns as `data` (`EncodedJob`).
  */
-import type { Redis } from 'ioredis';
+import { Job, type JobJson, type JobsOptions, type Queue } from 'bullmq';
+import type { ChainableCommander, Redis } from 'ioredis';
+import { Scripts } from './scripts.js';
+
+// ------------------------------------------------------------------------------------------------
+// The ingest's write path (5, 6, 7)
+
+/**
+ * The connection a queue sends its commands on (5). BullMQ hands out a proxy of the ioredis
+ * connection it was given; the proxy passes `defineCommand` and everything else through to it,
+ * and its `multi()` returns an ioredis transaction that BullMQ's `Job#addJob` can queue on.
+ */
+export async function queueConnection(queue: Queue): Promise<Redis> {
+  return (await queue.getBackend().client) as unknown as Redis;
+}
+
+/**
+ * A BullMQ job whose data is already JSON text (7). BullMQ stores a job's data as
+ * `JSON.stringify(data)` (Job#asJSON, "prepares a job to be serialized for storage in Redis");
+ * the ingest encodes each event in its reader thread, so this job hands that text over as it is
+ * instead of parsing it back to an object only to stringify it again on the main thread. What
+ * lands in Redis is byte for byte what `new Job(queue, name, JSON.parse(json))` would store; a
+ * test holds the two equal.
+ */
+export class EncodedJob extends Job {
+  readonly #json: string;
+
+  constructor(queue: Queue, name: string, json: string, opts: JobsOptions, id: string) {
+    super(queue, name, undefined, opts, id);
+    this.#json = json;
+  }
+
+  override asJSON(): JobJson {
+    const json = super.asJSON();
+    json.data = this.#json;
+    return json;
+  }
+}
+
+/**
+ * Queues BullMQ's add script for `job` on a transaction of its queue's connection, without
+ * sending it (6); resolves once it is queued. The transaction comes from `queueConnection(queue)`.
+ */
+export async function queueAddJob(job: Job, transaction: ChainableCommander): Promise<void> {
+  await job.addJob(transaction as unknown as Parameters<Job['addJob']>[0]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The worker's job locks and fetch order (1 to 4)
 
 /** The part of a BullMQ Queue/Worker this module needs (both have these properties). */
 export interface QueueKeysSource {
@@ -60,21 +120,6 @@ export async function activeJobsInFetchOrder(
   return ids.reverse();
 }
 
-const TAKE_OVER = `
-local active = KEYS[1]
-local stalled = KEYS[2]
-local taken = {}
-for i = 5, #ARGV do
-  local id = ARGV[i]
-  if redis.call('LPOS', active, id) then
-    redis.call('SET', ARGV[1] .. id .. ARGV[2], ARGV[3], 'PX', ARGV[4])
-    redis.call('SREM', stalled, id)
-    table.insert(taken, id)
-  end
-end
-return taken
-`;
-
 /**
  * Writes `token` into the lock of each job that is still in the active list (whoever held it)
  * and removes it from the stalled set. Returns the ids taken over. Only the lease holder may call
@@ -88,41 +133,17 @@ export async function takeOverJobs(
   lockMs: number,
 ): Promise<string[]> {
   if (jobIds.length === 0) return [];
-  const keyPrefix = queue.toKey('');
-  const taken = (await redis.eval(
-    TAKE_OVER,
-    2,
-    queueKey(queue, 'active'),
-    queueKey(queue, 'stalled'),
-    keyPrefix,
-    LOCK_SUFFIX,
-    token,
-    String(Math.max(1, Math.round(lockMs))),
-    ...jobIds,
-  )) as string[];
-  return taken;
+  return Scripts.of(redis).takeOverJobs(
+    { active: queueKey(queue, 'active'), stalled: queueKey(queue, 'stalled') },
+    {
+      jobPrefix: queue.toKey(''),
+      suffix: LOCK_SUFFIX,
+      token,
+      ms: Math.max(1, Math.round(lockMs)),
+    },
+    jobIds,
+  );
 }
-
-const RECLAIM = `
-local active = KEYS[1]
-local wait = KEYS[2]
-local stalled = KEYS[3]
-local lock = KEYS[4]
-local id = ARGV[1]
-local current = redis.call('GET', lock)
-if current and current ~= ARGV[2] then return 'foreign' end
-if redis.call('LPOS', active, id) then
-  redis.call('SET', lock, ARGV[2], 'PX', ARGV[3])
-  redis.call('SREM', stalled, id)
-  return 'active'
-end
-if redis.call('LREM', wait, 1, id) > 0 then
-  redis.call('LPUSH', active, id)
-  redis.call('SET', lock, ARGV[2], 'PX', ARGV[3])
-  return 'moved-back'
-end
-return 'gone'
-`;
 
 /**
  * For a job this process holds whose lock was lost (it expired while Redis was unreachable, and
@@ -138,15 +159,15 @@ export async function reclaimJob(
   token: string,
   lockMs: number,
 ): Promise<'active' | 'moved-back' | 'gone' | 'foreign'> {
-  return (await redis.eval(
-    RECLAIM,
-    4,
-    queueKey(queue, 'active'),
-    queueKey(queue, 'wait'),
-    queueKey(queue, 'stalled'),
-    lockKey(queue, jobId),
+  return Scripts.of(redis).reclaimJob(
+    {
+      active: queueKey(queue, 'active'),
+      wait: queueKey(queue, 'wait'),
+      stalled: queueKey(queue, 'stalled'),
+      lock: lockKey(queue, jobId),
+    },
     jobId,
     token,
-    String(Math.max(1, Math.round(lockMs))),
-  )) as 'active' | 'moved-back' | 'gone' | 'foreign';
+    Math.max(1, Math.round(lockMs)),
+  );
 }

@@ -1,13 +1,8 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BSON, type Document } from 'mongodb';
-import {
-  DEFAULT_PREFIX,
-  UserError,
-  envReader,
-  loadWorkersConfig,
-  type WorkersConfig,
-} from '@changeq/shared';
+import { UserError, envReader, loadWorkersConfig, type WorkersConfig } from '@changeq/shared';
+import { DEFAULT_PREFIX } from '@changeq/store';
 import { parseWatch, type WatchScope } from './watch-scope.js';
 
 export type FullDocumentMode = 'default' | 'updateLookup' | 'whenAvailable' | 'required';

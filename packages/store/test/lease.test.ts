@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { Lease } from '../src/lease.js';
-import { eventually, sleep } from './helpers/process.js';
 
 describe('Lease', () => {
   let server: RunningRedis;
@@ -22,7 +22,7 @@ describe('Lease', () => {
       redis,
       key: `${key}:lease`,
       fenceKey: `${key}:fence`,
-      worker: 'alpha',
+      labels: { worker: 'alpha' },
       ttlMs,
       onLost: (reason) => lost.push(reason),
     });
@@ -50,11 +50,11 @@ describe('Lease', () => {
     expect(await a.tryAcquire()).toBe(true);
     a.abandon();
     const started = Date.now();
-    await eventually(
-      () => b.tryAcquire(),
-      2_000,
-      () => 'standby never acquired',
-    );
+    // The standby never acquired: tryAcquire() stays false.
+    await vi.waitFor(async () => expect(await b.tryAcquire()).toBe(true), {
+      timeout: 2_000,
+      interval: 100,
+    });
     expect(Date.now() - started).toBeGreaterThan(150);
     await b.release();
   });
@@ -65,11 +65,10 @@ describe('Lease', () => {
     const a = lease(key, 500, lost);
     expect(await a.tryAcquire()).toBe(true);
     await redis.set(`${key}:lease`, 'someone else', 'PX', 5_000);
-    await eventually(
-      async () => lost.length > 0,
-      2_000,
-      () => 'onLost not called',
-    );
+    await vi.waitFor(() => expect(lost, 'onLost not called').not.toHaveLength(0), {
+      timeout: 2_000,
+      interval: 100,
+    });
     expect(lost).toEqual(['another process holds the lease now']);
     expect(a.isValid()).toBe(false);
   });
@@ -81,11 +80,10 @@ describe('Lease', () => {
     expect(await a.tryAcquire()).toBe(true);
     process.kill(server.pid, 'SIGSTOP'); // Redis frozen: renewals hang
     try {
-      await eventually(
-        async () => lost.length > 0,
-        2_000,
-        () => 'onLost not called',
-      );
+      await vi.waitFor(() => expect(lost, 'onLost not called').not.toHaveLength(0), {
+        timeout: 2_000,
+        interval: 100,
+      });
       expect(a.isValid()).toBe(false);
       expect(lost[0]).toMatch(/not renewed within 240 ms/);
     } finally {

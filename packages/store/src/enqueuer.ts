@@ -1,9 +1,14 @@
+/**
+ * The exactly-once write path: the ingest's jobs, added to the workers' queues in MULTI
+ * transactions, each with its queue's guarded watermark.
+ */
 import { Queue, type JobsOptions } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
-import { EncodedJob } from './encoded-job.js';
-import { faultPoint } from './fault-points.js';
-import { compareTokenData } from './resume-token.js';
+import { EncodedJob, queueAddJob, queueConnection } from './bullmq-internals.js';
+import { isPastWatermark } from './codecs/watermark.js';
+import { queueKeys, type WatermarkKind } from './keys.js';
+import { Scripts } from './scripts.js';
 
 /** One job to add: where it goes and the position that orders it within its queue. */
 export interface PlannedJob {
@@ -19,16 +24,6 @@ export interface PlannedJob {
   position: string;
 }
 
-export type WatermarkKind = 'stream' | 'snapshot';
-
-/** KEYS[1] the watermark, KEYS[2..] the job hashes of the transaction; ARGV[1] the position. */
-const SET_WATERMARK_IF_ALL_PRESENT = `
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1`;
-
 export interface EnqueuerOptions {
   redis: Redis;
   prefix: string;
@@ -39,16 +34,15 @@ export interface EnqueuerOptions {
   log: Logger;
   /** Jobs per transaction (default 100). */
   chunkSize?: number;
+  /** Called after each transaction was applied (the ingest's crash points for its fault tests). */
+  afterQueueCommit?: () => void;
 }
 
 const DEFAULT_CHUNK_SIZE = 100;
 
-type RedisClient = Awaited<ReturnType<Queue['getBackend']>['client']>;
-type Transaction = ReturnType<RedisClient['multi']>;
-
 /** A transaction built and not yet sent, and the watermark it sets. */
 interface Prepared {
-  transaction: Transaction;
+  transaction: ChainableCommander;
   last: string;
 }
 
@@ -139,9 +133,7 @@ export class Enqueuer {
     await Promise.all(
       [...byQueue].map(async ([queueName, queueJobs]) => {
         const watermark = this.watermarks.get(`${kind}:${queueName}`);
-        const fresh = watermark
-          ? queueJobs.filter((job) => compareTokenData(job.position, watermark) > 0)
-          : queueJobs;
+        const fresh = queueJobs.filter((job) => isPastWatermark(job.position, watermark));
         skipped += queueJobs.length - fresh.length;
         if (fresh.length === 0) return;
         await this.commitQueue(queueName, fresh, kind);
@@ -164,7 +156,7 @@ export class Enqueuer {
     kind: WatermarkKind,
   ): Promise<void> {
     const queue = this.queue(queueName);
-    const client = await queue.getBackend().client;
+    const client = await queueConnection(queue);
     const size = this.options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     let next: Promise<Prepared> | null = this.prepare(queue, client, jobs.slice(0, size), kind);
     for (let start = 0; next !== null; start += size) {
@@ -176,50 +168,51 @@ export class Enqueuer {
       next?.catch(() => undefined);
       this.check(queueName, await execution, client);
       this.watermarks.set(`${kind}:${queueName}`, current.last);
-      faultPoint('after-queue-commit');
+      this.options.afterQueueCommit?.();
     }
   }
 
   /** Queues the jobs and the guarded watermark on a MULTI, without sending it. */
   private async prepare(
     queue: Queue,
-    client: RedisClient,
+    client: Redis,
     jobs: readonly PlannedJob[],
     kind: WatermarkKind,
   ): Promise<Prepared> {
+    const scripts = Scripts.of(client); // defined on the connection before its MULTI is made
     const transaction = client.multi();
-    // Job#addJob accepts a transaction: BullMQ queues its Lua script on it without running it.
     await Promise.all(
       jobs.map((job) =>
-        new EncodedJob(
-          queue,
-          job.name,
-          job.json,
-          { ...this.options.jobOptions, jobId: job.jobId },
-          job.jobId,
-        ).addJob(transaction),
+        queueAddJob(
+          new EncodedJob(
+            queue,
+            job.name,
+            job.json,
+            { ...this.options.jobOptions, jobId: job.jobId },
+            job.jobId,
+          ),
+          transaction,
+        ),
       ),
     );
     const last = jobs[jobs.length - 1]!.position;
     // The watermark goes last, guarded: EXEC does not roll back when one command fails (a
     // NOSCRIPT after a SCRIPT FLUSH, a refused job), and an unguarded watermark would then claim
     // jobs that are not there, and the retry would skip them. Set only if every job is present.
-    (transaction as unknown as ChainableCommander).eval(
-      SET_WATERMARK_IF_ALL_PRESENT,
-      jobs.length + 1,
-      this.options.watermarkKey(queue.name, kind),
-      ...jobs.map((job) => queue.toKey(job.jobId)),
+    scripts.queueWatermark(
+      transaction,
+      {
+        watermark: this.options.watermarkKey(queue.name, kind),
+        jobPrefix: queueKeys(this.options.prefix, queue.name).jobPrefix,
+      },
       last,
+      jobs.map((job) => job.jobId),
     );
     return { transaction, last };
   }
 
   /** Throws unless every command of the transaction succeeded and the watermark was set. */
-  private check(
-    queueName: string,
-    results: [Error | null, unknown][] | null,
-    client: RedisClient,
-  ): void {
+  private check(queueName: string, results: [Error | null, unknown][] | null, client: Redis): void {
     if (results === null)
       throw new Error(`the Redis transaction for queue ${queueName} was aborted`);
     for (const [error, reply] of results) {
@@ -227,7 +220,7 @@ export class Enqueuer {
         if (/^NOSCRIPT\b/.test(error.message)) {
           // Redis lost its scripts (SCRIPT FLUSH) under a live connection. ioredis sends a
           // script in full on the first use per connection, so a new connection heals it; the
-          // ingest retries the batch (failures.ts counts NOSCRIPT as transient).
+          // ingest retries the batch (its failure policy counts NOSCRIPT as transient).
           client.disconnect(true);
         }
         throw error;

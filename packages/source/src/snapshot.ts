@@ -1,45 +1,27 @@
-import type { Redis } from 'ioredis';
-import { BSON } from 'mongodb';
 import type { Document, MongoClient, Timestamp } from 'mongodb';
-
-const { EJSON } = BSON;
 import {
   documentIdentity,
   encodeEvent,
-  eventJobId,
-  eventJobName,
-  eventQueueName,
   type Logger,
   type Router,
   type SnapshotEvent,
 } from '@changeq/shared';
+import {
+  eventJobId,
+  eventJobName,
+  eventQueueName,
+  snapshotPosition,
+  type PositionStore,
+  type SnapshotProgress,
+  type Enqueuer,
+  type PlannedJob,
+} from '@changeq/store';
 import type { IngestConfig } from './config.js';
-import type { Enqueuer, PlannedJob } from './enqueuer.js';
 import { idAfter, idAtOrBefore } from './id-order.js';
-import type { PositionStore } from './position-store.js';
 import { SYSTEM_DATABASES } from './watch-scope.js';
-
-/** Progress of a copy, saved in Redis after every batch so an interrupted copy resumes. */
-interface SnapshotState {
-  v: 1;
-  runId: string;
-  /** Cluster time taken before the copy began: the stream continues from it. */
-  startAt: Timestamp;
-  namespaces: string[];
-  /** Index into namespaces of the collection being copied. */
-  index: number;
-  /** The last `_id` committed in that collection, if any. */
-  last: { id: unknown } | null;
-  /** A batch whose jobs may be partly committed: re-read exactly its `_id` range. */
-  pending: { seq: number; upper: unknown } | null;
-  seq: number;
-  copied: number;
-  done: boolean;
-}
 
 export interface SnapshotContext {
   mongo: MongoClient;
-  redis: Redis;
   enqueuer: Enqueuer;
   router: Router;
   store: PositionStore;
@@ -52,17 +34,6 @@ export interface SnapshotContext {
     index: number;
     total: number;
   }) => void;
-}
-
-const pad = (n: number, width: number) => String(n).padStart(width, '0');
-
-async function loadState(ctx: SnapshotContext): Promise<SnapshotState | null> {
-  const raw = await ctx.redis.get(ctx.store.keys.snapshot);
-  return raw ? (EJSON.parse(raw, { relaxed: true }) as SnapshotState) : null;
-}
-
-async function saveState(ctx: SnapshotContext, state: SnapshotState): Promise<void> {
-  await ctx.redis.set(ctx.store.keys.snapshot, EJSON.stringify(state, { relaxed: false }));
 }
 
 /** The collections a snapshot copies: every collection of the watch scope that exists now. */
@@ -115,7 +86,7 @@ function splitNamespace(ns: string): { db: string; coll: string } {
 }
 
 function planDocument(
-  state: SnapshotState,
+  state: SnapshotProgress,
   ns: string,
   doc: Document,
   seq: number,
@@ -137,7 +108,7 @@ function planDocument(
     name: eventJobName('snapshot', ns),
     jobId: eventJobId(`snapshot\0${state.runId}\0${identity}`),
     json: JSON.stringify(encodeEvent(event, { ns, op: 'snapshot', doc: identity })),
-    position: `${pad(seq, 12)}:${pad(index, 6)}`,
+    position: snapshotPosition(seq, index),
   };
 }
 
@@ -150,7 +121,7 @@ function planDocument(
  * Resolves null when stopped.
  */
 export async function runSnapshot(ctx: SnapshotContext): Promise<Timestamp | null> {
-  let state = await loadState(ctx);
+  let state = await ctx.store.loadSnapshot();
   if (!state || state.done) {
     if (state?.done) return state.startAt;
   }
@@ -169,7 +140,7 @@ export async function runSnapshot(ctx: SnapshotContext): Promise<Timestamp | nul
       done: false,
     };
     await ctx.enqueuer.clearWatermarks('snapshot');
-    await saveState(ctx, state);
+    await ctx.store.saveSnapshot(state);
     ctx.log.info(
       { namespaces: state.namespaces, startAt: state.startAt },
       'snapshot: copying the watched collections',
@@ -203,11 +174,11 @@ export async function runSnapshot(ctx: SnapshotContext): Promise<Timestamp | nul
       docs = await collection.find(after).sort({ _id: 1 }).limit(ctx.config.batchSize).toArray();
       if (docs.length === 0) {
         state = { ...state, index: state.index + 1, last: null };
-        await saveState(ctx, state);
+        await ctx.store.saveSnapshot(state);
         continue;
       }
       state = { ...state, pending: { seq, upper: docs[docs.length - 1]!._id } };
-      await saveState(ctx, state);
+      await ctx.store.saveSnapshot(state);
     }
     const jobs = docs.map((doc, index) => planDocument(state!, ns, doc, seq, index, ctx.router));
     await ctx.enqueuer.commit(jobs, 'snapshot');
@@ -219,7 +190,7 @@ export async function runSnapshot(ctx: SnapshotContext): Promise<Timestamp | nul
       seq: seq + 1,
       copied: state.copied + docs.length,
     };
-    await saveState(ctx, state);
+    await ctx.store.saveSnapshot(state);
     ctx.onProgress?.({
       namespace: ns,
       copied: state.copied,
@@ -228,15 +199,10 @@ export async function runSnapshot(ctx: SnapshotContext): Promise<Timestamp | nul
     });
   }
   state = { ...state, done: true };
-  await saveState(ctx, state);
+  await ctx.store.saveSnapshot(state);
   ctx.log.info(
     { copied: state.copied },
     'snapshot: copy complete; streaming changes made since it began',
   );
   return state.startAt;
-}
-
-/** Forgets a finished copy once the stream has stored its first resume token after it. */
-export async function clearSnapshot(redis: Redis, store: PositionStore): Promise<void> {
-  await redis.del(store.keys.snapshot);
 }

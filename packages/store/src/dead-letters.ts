@@ -1,5 +1,5 @@
 /**
- * Dead letters: what they look like, the per-document block state, and the operator API.
+ * Dead letters, the operator API: list them, and ask the active worker to retry or discard them.
  *
  * An event whose handler failed `attempts` times is added to the BullMQ queue `<worker>.dead`
  * under its original job id, with `deadLetter.kind = 'dead'`. With `dead_letter = "block"` its
@@ -7,96 +7,22 @@
  * parked: added to the same queue with `kind = 'parked'` and a sequence number (also kept, in
  * order, in a sorted set per document), and finished in the event queue.
  *
- * Nothing consumes `<worker>.dead` directly. An operator (or the later CLI) calls
+ * Nothing consumes `<worker>.dead` directly. An operator (`changeq dlq`, or code) calls
  * `retryDeadLetter` / `discardDeadLetter`, which only append a command to the list
  * `workerKeys().commands`; the active worker process carries the commands out in order (see
  * docs/handlers.md), so a retry issued from another process cannot run concurrently with, or out
  * of order against, the events the worker is running.
  */
-import { createHash } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { parseBlockState, type BlockState } from './codecs/block-state.js';
 import {
-  DEFAULT_PREFIX,
-  deadLetterQueueName,
-  workerKeys,
-  type EventJobData,
-} from '@changeq/shared';
-
-export interface DeadLetterInfo {
-  /** 'dead': its handler failed every attempt; 'parked': it waits behind a dead letter. */
-  kind: 'dead' | 'parked';
-  /** The BullMQ queue and job the event came from. */
-  originalQueue: string;
-  originalJobId: string;
-  /** dead: the last failure. */
-  error?: { message: string; stack?: string };
-  /** dead: how many attempts were made. */
-  attempts?: number;
-  /** dead: when the last attempt failed (ISO 8601). */
-  failedAt?: string;
-  /**
-   * parked: the dead letter it was parked behind (listDeadLetters reports the one blocking the
-   * document now), and its place in the document's line (ascending).
-   */
-  blockedBy?: string;
-  seq?: number;
-  parkedAt?: string;
-}
-
-export interface DeadLetterJobData extends EventJobData {
-  deadLetter: DeadLetterInfo;
-}
-
-/** State of a blocked document: which dead letter blocks it, and whether a re-run is under way. */
-export interface BlockState {
-  dead: string;
-  state: 'blocked' | 'retry' | 'discard';
-  since: string;
-}
-
-export interface DeadLetterCommand {
-  op: 'retry' | 'discard';
-  jobId: string;
-  at: string;
-}
-
-/** Key of a document's parked line (document identities can be long: a digest keeps keys short). */
-export function docDigest(doc: string): string {
-  return createHash('sha256').update(doc).digest('hex').slice(0, 32);
-}
-
-export function parseBlockState(value: string | null | undefined): BlockState | undefined {
-  if (value === null || value === undefined) return undefined;
-  try {
-    return JSON.parse(value) as BlockState;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Assigns (once) a parked event its place in its document's line. */
-export const PARK_SCRIPT = `
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score then return score end
-local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], seq, ARGV[1])
-return tostring(seq)
-`;
-
-/** Unblocks a document when its line is empty and the block is the one we replayed. */
-export const UNBLOCK_SCRIPT = `
-if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
-local value = redis.call('HGET', KEYS[1], ARGV[1])
-if not value then return 1 end
-local state = cjson.decode(value)
-if state['state'] == 'blocked' then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-return 1
-`;
-
-// ------------------------------------------------------------------------------------------------
-// Operator API
+  decodeCommand,
+  encodeCommand,
+  type DeadLetterInfo,
+  type DeadLetterJobData,
+} from './codecs/dead-letter.js';
+import { DEFAULT_PREFIX, deadLetterQueueName, workerKeys } from './keys.js';
 
 export interface DeadLetterTarget {
   /** An ioredis connection to the Redis of the worker. */
@@ -154,12 +80,8 @@ export async function listDeadLetters(
   ]);
   const pending = new Map<string, ('retry' | 'discard')[]>();
   for (const raw of commandsRaw) {
-    try {
-      const command = JSON.parse(raw) as DeadLetterCommand;
-      pending.set(command.jobId, [...(pending.get(command.jobId) ?? []), command.op]);
-    } catch {
-      // not ours
-    }
+    const command = decodeCommand(raw);
+    if (command) pending.set(command.jobId, [...(pending.get(command.jobId) ?? []), command.op]);
   }
   const blocked = new Map<string, BlockState>();
   for (const [doc, raw] of Object.entries(blockedRaw)) {
@@ -236,9 +158,7 @@ async function queueCommands(
     );
   }
   const at = new Date().toISOString();
-  const commands = chosen.map((entry) =>
-    JSON.stringify({ op, jobId: entry.jobId, at } satisfies DeadLetterCommand),
-  );
+  const commands = chosen.map((entry) => encodeCommand({ op, jobId: entry.jobId, at }));
   if (commands.length > 0) await target.redis.rpush(keysOf(target).commands, ...commands);
   return chosen.map((entry) => ({ jobId: entry.jobId, op, doc: entry.doc }));
 }

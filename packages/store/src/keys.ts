@@ -1,20 +1,54 @@
+/**
+ * The key schema: every Redis key changeq reads or writes, BullMQ's queues included, is named
+ * here and nowhere else.
+ *
+ *   <prefix>:<queue>:…                          BullMQ's keys of a queue (jobs, wait, active, …)
+ *   <prefix>:<queue>:changeq-wm:<ingest>[:snapshot]  an ingest's watermark in that queue
+ *   <prefix>:ingest:<ingest>:token|snapshot|lease     an ingest's position, copy progress, lease
+ *   <prefix>:worker:<worker>:lease|fence|blocked|parked:<digest>|park-seq|commands
+ *
+ * Redis Cluster hashes only the part of a key between the first `{` and `}` when there is one.
+ * `slotName` is the one place that would add such a hash tag per worker name: the worker's
+ * queues, its watermarks and its own keys would then share one slot, as every script and
+ * transaction here needs (each touches the keys of one queue, or of one worker, at a time).
+ */
 import { hash } from 'node:crypto';
 
 /** The default prefix of every Redis key changeq writes, BullMQ's queues included. */
 export const DEFAULT_PREFIX = 'changeq';
+
+/** The part of a worker's keys that Redis Cluster would hash (today the bare name: no hash tag). */
+function slotName(worker: string): string {
+  return worker;
+}
 
 /**
  * The BullMQ queue that holds a worker's change events. Worker names are limited to
  * letters, digits, `-` and `_`, so the `.dead` suffix of dead-letter queues cannot collide.
  */
 export function eventQueueName(worker: string): string {
-  return worker;
+  return slotName(worker);
 }
 
 /** The BullMQ queue that holds a worker's dead letters. */
 export function deadLetterQueueName(worker: string): string {
-  return `${worker}.dead`;
+  return `${slotName(worker)}.dead`;
 }
+
+/**
+ * A BullMQ queue's own keys as BullMQ names them (`Queue#toKey`): the prefix of its job hashes
+ * (`<prefix>:<queue>:<jobId>`), which the Lua scripts extend with job ids.
+ */
+export function queueKeys(prefix: string, queue: string) {
+  const jobPrefix = `${prefix}:${queue}:`;
+  return {
+    jobPrefix,
+    job: (jobId: string) => `${jobPrefix}${jobId}`,
+  };
+}
+
+/** What a watermark orders: stream events (resume tokens) or a snapshot copy's documents. */
+export type WatermarkKind = 'stream' | 'snapshot';
 
 /** Redis keys owned by one ingest (several ingests can share a Redis with distinct ids). */
 export function ingestKeys(prefix: string, ingestId: string) {
@@ -24,8 +58,12 @@ export function ingestKeys(prefix: string, ingestId: string) {
     token: `${base}:token`,
     /** Progress of an initial or forced snapshot copy. */
     snapshot: `${base}:snapshot`,
-    /** Per-queue high-water mark: the position of the last event committed to each queue. */
-    watermark: (queue: string) => `${prefix}:${queue}:changeq-wm:${ingestId}`,
+    /**
+     * Per-queue high-water mark: the position of the last event committed to each queue. It
+     * lives beside the queue's own keys, so that it shares the queue's cluster slot.
+     */
+    watermark: (queue: string, kind: WatermarkKind = 'stream') =>
+      `${queueKeys(prefix, queue).jobPrefix}changeq-wm:${ingestId}${kind === 'stream' ? '' : ':snapshot'}`,
     /** The lease that makes one ingest the active one (standby ingests wait for it). */
     lease: `${base}:lease`,
   };
@@ -41,9 +79,14 @@ export function eventJobName(operationType: string, namespace: string): string {
   return namespace ? `${operationType} ${namespace}` : operationType;
 }
 
+/** Key of a document's parked line (document identities can be long: a digest keeps keys short). */
+function docDigest(doc: string): string {
+  return hash('sha256', doc, 'hex').slice(0, 32);
+}
+
 /** Redis keys owned by one worker name (besides its BullMQ queues). */
 export function workerKeys(prefix: string, worker: string) {
-  const base = `${prefix}:worker:${worker}`;
+  const base = `${prefix}:worker:${slotName(worker)}`;
   return {
     /** The lease that makes one process the active one for this name (JSON: owner, fence, ...). */
     lease: `${base}:lease`,
@@ -52,7 +95,7 @@ export function workerKeys(prefix: string, worker: string) {
     /** Hash: document identity → the dead letter that blocks it (dead_letter = "block"). */
     blocked: `${base}:blocked`,
     /** Sorted set per blocked document: its parked dead-letter job ids, scored by sequence. */
-    parked: (docDigest: string) => `${base}:parked:${docDigest}`,
+    parked: (doc: string) => `${base}:parked:${docDigest(doc)}`,
     /** Sequence numbers of parked events. */
     parkSeq: `${base}:park-seq`,
     /** List of operator commands (retry, discard) that the active process carries out in order. */

@@ -1,0 +1,27 @@
+/**
+ * @changeq/source: what changeq reads from MongoDB, shared by the ingest and `changeq resync`:
+ * the ingest's settings, the watch scope, the change stream, the event planner and the
+ * snapshot copy of the watched collections.
+ */
+export {
+  loadConfig,
+  parseFlags,
+  USAGE,
+  type IngestConfig,
+  type StartAt,
+  type FullDocumentMode,
+  type BeforeChangeMode,
+} from './config.js';
+export {
+  parseWatch,
+  describeScope,
+  scopeMatch,
+  singleDatabase,
+  SYSTEM_DATABASES,
+  type WatchScope,
+} from './watch-scope.js';
+export { idAfter, idAtOrBefore } from './id-order.js';
+export { ChangeSource, type Batch, type StartOptions } from './change-source.js';
+export { planEvent, namespaceOf } from './planner.js';
+export { runSnapshot, snapshotNamespaces, type SnapshotContext } from './snapshot.js';
+export { ingestEnqueuer } from './ingest-enqueuer.js';

@@ -1,0 +1,44 @@
+/** @changeq/store: the Redis data model of changeq, in one place. */
+
+// The key schema.
+export * from './keys.js';
+
+// The stored values.
+export * from './codecs/position.js';
+export * from './codecs/snapshot-progress.js';
+export * from './codecs/watermark.js';
+export * from './codecs/lease.js';
+export * from './codecs/block-state.js';
+export * from './codecs/dead-letter.js';
+
+// Scripts, connections and BullMQ.
+export { Scripts, scriptNames } from './scripts.js';
+export { createRedis, connectionName, ingestConnectionName, type RedisRole } from './redis.js';
+export * from './bullmq-internals.js';
+
+// The stores.
+export { PositionStore } from './position-store.js';
+export { Enqueuer, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
+export { Lease, type LeaseOptions } from './lease.js';
+export { DocumentBlocks } from './document-blocks.js';
+export {
+  listDeadLetters,
+  retryDeadLetter,
+  discardDeadLetter,
+  type DeadLetterTarget,
+  type DeadLetterEntry,
+  type CommandReceipt,
+  type Selection,
+} from './dead-letters.js';
+
+// The read side.
+export {
+  JOB_STATES,
+  readJobCounts,
+  queueJobCounts,
+  readWorkerRecord,
+  readLiveWorkers,
+  type JobState,
+  type JobCounts,
+  type WorkerRecord,
+} from './read-side.js';

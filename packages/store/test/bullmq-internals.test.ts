@@ -1,0 +1,274 @@
+/**
+ * Pins the BullMQ internals listed in src/bullmq-internals.ts against the installed BullMQ: if an
+ * upgrade changes one of them, this file fails.
+ */
+import { afterAll, beforeAll, describe, expect, it, test, vi } from 'vitest';
+import { Job, Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Binary, Decimal128, Long, ObjectId } from 'mongodb';
+import { encodeEvent, decodeEvent, type EventJobData } from '@changeq/shared';
+import { startRedis, type RunningRedis } from '@changeq/stack';
+import {
+  EncodedJob,
+  FINISH_LOCK_MISMATCH,
+  FINISH_MISSING_LOCK,
+  activeJobsInFetchOrder,
+  finishErrorCode,
+  lockKey,
+  queueAddJob,
+  queueConnection,
+  reclaimJob,
+  takeOverJobs,
+} from '../src/bullmq-internals.js';
+import { queueKeys } from '../src/keys.js';
+import { Scripts } from '../src/scripts.js';
+
+describe('BullMQ internals the worker relies on', () => {
+  let server: RunningRedis;
+  let redis: Redis;
+  let n = 0;
+
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = new Redis(server.url, { maxRetriesPerRequest: null });
+  });
+  afterAll(async () => {
+    await redis?.quit();
+    await server?.stop();
+  });
+
+  async function setup(jobs: number, workerOpts: Record<string, unknown> = {}) {
+    const name = `q${++n}`;
+    const queue = new Queue(name, { connection: redis, prefix: 'changeq' });
+    await queue.addBulk(
+      Array.from({ length: jobs }, (_, i) => ({
+        name: 'e',
+        data: { i },
+        opts: { jobId: `j${i}` },
+      })),
+    );
+    const worker = new Worker(name, null, {
+      connection: redis,
+      prefix: 'changeq',
+      autorun: false,
+      skipLockRenewal: true,
+      ...workerOpts,
+    });
+    await worker.waitUntilReady();
+    const close = async () => {
+      await worker.close(true);
+      await queue.close();
+    };
+    return { name, queue, worker, close };
+  }
+
+  it('a job lock is <queue key prefix><id>:lock holding the getNextJob token', async () => {
+    const { worker, close } = await setup(1);
+    const job = await worker.getNextJob('token-A', { block: false });
+    expect(job?.id).toBe('j0');
+    expect(lockKey(worker, 'j0')).toBe(`changeq:${worker.name}:j0:lock`);
+    expect(await redis.get(lockKey(worker, 'j0'))).toBe('token-A');
+    await close();
+  });
+
+  it('the active list read from its end is the fetch order', async () => {
+    const { worker, close } = await setup(4);
+    for (let i = 0; i < 4; i++) await worker.getNextJob('t', { block: false });
+    const job1 = await worker.getNextJob('t', { block: false });
+    expect(job1).toBeUndefined();
+    // Finishing one in the middle keeps the others' order.
+    const { Job } = await import('bullmq');
+    await (await Job.fromId(worker, 'j1'))!.moveToCompleted('ok', 't', false);
+    expect(await activeJobsInFetchOrder(redis, worker)).toEqual(['j0', 'j2', 'j3']);
+    await close();
+  });
+
+  it('taking a lock over lets the new token finish the job and refuses the old one', async () => {
+    const { worker, close } = await setup(2);
+    const a = (await worker.getNextJob('old', { block: false }))!;
+    const b = (await worker.getNextJob('old', { block: false }))!;
+    expect(await takeOverJobs(redis, worker, ['j0', 'j1', 'not-active'], 'new', 30_000)).toEqual([
+      'j0',
+      'j1',
+    ]);
+    let code: number | undefined;
+    await a.moveToCompleted('x', 'old', false).catch((e: unknown) => (code = finishErrorCode(e)));
+    expect(code).toBe(FINISH_LOCK_MISMATCH);
+    await a.moveToCompleted('x', 'new', false);
+    expect(await a.getState()).toBe('completed');
+    // A missing lock is reported as such.
+    await redis.del(lockKey(worker, 'j1'));
+    await b.moveToCompleted('x', 'new', false).catch((e: unknown) => (code = finishErrorCode(e)));
+    expect(code).toBe(FINISH_MISSING_LOCK);
+    await close();
+  });
+
+  it('the stalled checker re-queues only lock-less active jobs, at the head of wait, never failing them with a huge maxStalledCount', async () => {
+    const { worker, queue, close } = await setup(3, {
+      stalledInterval: 100,
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
+    });
+    await worker.getNextJob('t', { block: false }); // j0
+    await worker.getNextJob('t', { block: false }); // j1
+    await takeOverJobs(redis, worker, ['j1'], 't', 60_000);
+    await redis.del(lockKey(worker, 'j0')); // j0's process died and its lock expired
+    await worker.startStalledCheckTimer();
+    await vi.waitFor(async () => expect(await queue.getJobState('j0')).toBe('waiting'), {
+      timeout: 5_000,
+      interval: 100,
+    });
+    expect(await queue.getJobState('j1')).toBe('active');
+    // RPUSH onto wait: j0 is fetched before j2, which was waiting all along.
+    const next = await worker.getNextJob('t2', { block: false });
+    expect(next?.id).toBe('j0');
+    expect(await redis.hget(`changeq:${worker.name}:j0`, 'stc')).toBe('1');
+    expect(await redis.hget(`changeq:${worker.name}:j0`, 'defa')).toBeNull();
+    await close();
+  });
+
+  it('reclaimJob takes back a held job that was put back in wait, or relocks it in active', async () => {
+    const { worker, queue, close } = await setup(2);
+    await worker.getNextJob('mine', { block: false }); // j0
+    await redis.del(lockKey(worker, 'j0'));
+    expect(await reclaimJob(redis, worker, 'j0', 'mine', 30_000)).toBe('active');
+    expect(await redis.get(lockKey(worker, 'j0'))).toBe('mine');
+    // Simulate the stalled checker's move back to wait.
+    await redis.lrem(`changeq:${worker.name}:active`, 1, 'j0');
+    await redis.rpush(`changeq:${worker.name}:wait`, 'j0');
+    expect(await reclaimJob(redis, worker, 'j0', 'mine', 30_000)).toBe('moved-back');
+    expect(await queue.getJobState('j0')).toBe('active');
+    expect(await reclaimJob(redis, worker, 'nope', 'mine', 30_000)).toBe('gone');
+    // Never steals a lock another process holds.
+    await redis.set(lockKey(worker, 'j0'), 'theirs');
+    expect(await reclaimJob(redis, worker, 'j0', 'mine', 30_000)).toBe('foreign');
+    expect(await redis.get(lockKey(worker, 'j0'))).toBe('theirs');
+    await close();
+  });
+});
+
+describe('BullMQ internals the ingest relies on', () => {
+  let server: RunningRedis;
+  let connection: Redis;
+
+  beforeAll(async () => {
+    server = await startRedis();
+    connection = new Redis(server.url, { maxRetriesPerRequest: null });
+  });
+  afterAll(async () => {
+    connection?.disconnect();
+    await server?.stop();
+  });
+
+  test("a queue's connection is the one it was given, and a job's hash is the key schema's", async () => {
+    const queue = new Queue('conn', { connection, prefix: 'internals' });
+    const client = await queueConnection(queue);
+    expect(queue.toKey('j1')).toBe(queueKeys('internals', 'conn').job('j1'));
+    // Scripts defined through it are defined on the connection itself, and run in its MULTI.
+    Scripts.of(client);
+    expect(typeof (connection as unknown as Record<string, unknown>)['changeq:parkEvent']).toBe(
+      'function',
+    );
+    const tx = client.multi();
+    Scripts.of(client).queueWatermark(tx, { watermark: 'internals:wm', jobPrefix: 'x:' }, '1', []);
+    expect(await tx.exec()).toEqual([[null, 1]]);
+    await queue.close();
+  });
+
+  test('Job#addJob queues its script on a transaction without sending it; EXEC answers the job id', async () => {
+    const queue = new Queue('tx', { connection, prefix: 'internals' });
+    const tx = (await queueConnection(queue)).multi();
+    await queueAddJob(new Job(queue, 'e', { n: 1 }, { jobId: 'j1' }, 'j1'), tx);
+    expect(await connection.exists(queue.toKey('j1'))).toBe(0);
+    expect(await tx.exec()).toEqual([[null, 'j1']]);
+    expect(await connection.hget(queue.toKey('j1'), 'data')).toBe('{"n":1}');
+    await queue.close();
+  });
+});
+
+/**
+ * The ingest hands BullMQ each job's data as JSON text it encoded in its reader thread
+ * (EncodedJob). Held here against BullMQ itself on a real Redis: the stored job must be what a
+ * plain Job with the parsed data stores, and a BullMQ Worker must read the same data back. If a
+ * BullMQ upgrade stopped serialising through Job#asJSON, these fail.
+ */
+describe('EncodedJob', () => {
+  let redis: RunningRedis;
+  let connection: Redis;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  });
+
+  afterAll(async () => {
+    connection?.disconnect();
+    await redis?.stop();
+  });
+
+  const event = {
+    _id: { _data: '8263A1B2C3000000012B022C0100296E5A1004' },
+    operationType: 'insert',
+    ns: { db: 'shop', coll: 'orders' },
+    documentKey: { _id: new ObjectId('64b7f0c2a1b2c3d4e5f60718') },
+    fullDocument: {
+      _id: new ObjectId('64b7f0c2a1b2c3d4e5f60718'),
+      total: Decimal128.fromString('12.50'),
+      count: Long.fromString('9007199254740993'),
+      blob: new Binary(Buffer.from('änd "quotes" \\ and\nnewlines'), 0),
+      at: new Date('2026-11-22T05:00:00.000Z'),
+    },
+  };
+
+  test('stores exactly what a plain Job with the parsed data stores', async () => {
+    const data = encodeEvent(event, { ns: 'shop.orders', op: 'insert', doc: 'd1' });
+    const json = JSON.stringify(data);
+    const opts = { removeOnComplete: 100, removeOnFail: 1000, jobId: 'j1' };
+    // The same job id in two queues of one prefix, added in one transaction.
+    const plainQueue = new Queue('plain', { connection, prefix: 'encoded' });
+    const encodedQueue = new Queue('encoded', { connection, prefix: 'encoded' });
+    const tx = (await queueConnection(plainQueue)).multi();
+    await queueAddJob(new Job(plainQueue, 'insert shop.orders', JSON.parse(json), opts, 'j1'), tx);
+    await queueAddJob(new EncodedJob(encodedQueue, 'insert shop.orders', json, opts, 'j1'), tx);
+    const results = await tx.exec();
+    expect(results?.map(([error]) => error)).toEqual([null, null]);
+
+    const [plain, encoded] = await Promise.all([
+      connection.hgetall('encoded:plain:j1'),
+      connection.hgetall('encoded:encoded:j1'),
+    ]);
+    expect(encoded.data).toBe(json);
+    const { timestamp: t1, ...plainRest } = plain;
+    const { timestamp: t2, ...encodedRest } = encoded;
+    expect(Number(t1)).toBeGreaterThan(0);
+    expect(Number(t2)).toBeGreaterThan(0);
+    expect(encodedRest).toEqual(plainRest);
+    expect(Object.keys(encodedRest)).toEqual(expect.arrayContaining(['data', 'name', 'opts']));
+    expect(await connection.lrange('encoded:encoded:wait', 0, -1)).toEqual(['j1']);
+    await Promise.all([plainQueue.close(), encodedQueue.close()]);
+  });
+
+  test("a BullMQ Worker receives the data object, and the worker's decoder restores the event", async () => {
+    const data = encodeEvent(event, { ns: 'shop.orders', op: 'insert', doc: 'd1' });
+    const queue = new Queue('roundtrip', { connection, prefix: 'encoded' });
+    const tx = (await queueConnection(queue)).multi();
+    await queueAddJob(
+      new EncodedJob(queue, 'insert shop.orders', JSON.stringify(data), { jobId: 'j1' }, 'j1'),
+      tx,
+    );
+    await tx.exec();
+    const received = await new Promise<EventJobData>((resolve, reject) => {
+      const worker = new Worker<EventJobData>(
+        'roundtrip',
+        async (job) => {
+          resolve(job.data);
+        },
+        { connection: connection.duplicate(), prefix: 'encoded' },
+      );
+      worker.on('error', reject);
+      worker.on('completed', () => void worker.close());
+    });
+    expect(received).toEqual(JSON.parse(JSON.stringify(data)));
+    expect(decodeEvent(received)).toEqual(event);
+    await queue.close();
+  });
+});
