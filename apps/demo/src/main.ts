@@ -16,7 +16,8 @@ import {
   loadWorkersConfig,
   runMain,
 } from '@changeq/shared';
-import { freePort, spawnTracked, startStack, terminate, waitForExit } from '@changeq/stack';
+import { freePort, spawnTracked, terminate, waitForExit } from '@changeq/processes';
+import { startStack } from '@changeq/stack';
 import { runWriter } from './writer.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { afterAll, expect, test } from 'vitest';
-import { isAlive, terminate } from '../src/index.js';
+import { isAlive, terminate } from '@changeq/processes';
 
 const run = promisify(execFile);
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');

@@ -1,0 +1,7 @@
+export { startProcess, startNode, endProcesses } from './processes.js';
+export type { TestProcess, StartOptions, Exit } from './processes.js';
+export { waitFor } from './wait.js';
+export { tempDir, workersFile } from './files.js';
+export { isolatedPrefix } from './prefixes.js';
+export { appMain, REPO_ROOT } from './entry-points.js';
+export type { App } from './entry-points.js';
