@@ -1,6 +1,5 @@
 import { expect, test } from 'vitest';
-import { isAlive } from '@changeq/processes';
-import { appMain, startNode, waitFor } from '@changeq/testkit';
+import { appMain, isAlive, startNode, waitFor } from '@changeq/testkit';
 
 const MAIN = appMain('demo');
 const demo = (args: string[], options: { detached?: boolean } = {}) =>

@@ -1,56 +1,40 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { ingestKeys } from '@changeq/shared';
-import {
-  freePort,
-  startMongo,
-  startStack,
-  type RunningMongo,
-  type RunningStack,
-} from '@changeq/stack';
+import { startMongo, startStack, type RunningMongo, type RunningStack } from '@changeq/stack';
 import { PositionStore } from '../src/position-store.js';
 import { RecordingConsumer } from './chaos.js';
 import {
-  readQueues,
-  startIngest,
-  stopAll,
-  storedToken,
+  endProcesses,
+  freePort,
+  isolatedPrefix,
   waitFor,
-  type IngestProcess,
-} from './helpers.js';
+  workersFile,
+  type TestProcess,
+} from '@changeq/testkit';
+import { readQueues, startIngest, storedToken } from './helpers.js';
 
 const WORKERS = ['alpha', 'bravo', 'charlie'];
 
-function workersFile(): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'changeq-ingest-')), 'workers.toml');
-  writeFileSync(file, `workers = ["alpha", "bravo", "charlie"]\n`);
-  return file;
-}
-
 let stack: RunningStack;
 let mongo: MongoClient;
-const processes: IngestProcess[] = [];
-let counter = 0;
-
+const processes: TestProcess[] = [];
 /** A fresh prefix, ingest id and database per test, so tests sharing the servers never meet. */
 function isolated(extra: Record<string, string> = {}) {
-  counter += 1;
+  const prefix = isolatedPrefix('b');
   return {
     MONGODB_URI: stack.mongodbUri,
     REDIS_URL: stack.redisUrl,
-    WORKERS_FILE: workersFile(),
-    QUEUE_PREFIX: `b${counter}`,
-    INGEST_ID: `t${counter}`,
+    WORKERS_FILE: workersFile(`workers = ["alpha", "bravo", "charlie"]\n`),
+    QUEUE_PREFIX: prefix,
+    INGEST_ID: `t-${prefix}`,
     MAX_AWAIT_TIME_MS: '100',
     ...extra,
   };
 }
 
-function run(env: Record<string, string>, args: string[] = []): IngestProcess {
+function run(env: Record<string, string>, args: string[] = []): TestProcess {
   const ingest = startIngest(env, args);
   processes.push(ingest);
   return ingest;
@@ -60,10 +44,10 @@ async function jobsOf(env: Record<string, string>) {
   return readQueues(env.REDIS_URL!, env.QUEUE_PREFIX!, WORKERS);
 }
 
-const logged = (ingest: IngestProcess, text: string) => () => ingest.output().includes(text);
+const logged = (ingest: TestProcess, text: string) => () => ingest.output().includes(text);
 
 /** Waits for a log line; on timeout the error carries the end of the ingest's log. */
-async function waitForLog(ingest: IngestProcess, text: string, what: string): Promise<void> {
+async function waitForLog(ingest: TestProcess, text: string, what: string): Promise<void> {
   await waitFor(logged(ingest, text), what).catch((error: Error) => {
     throw new Error(`${error.message}\n--- ingest log ---\n${ingest.output().slice(-4000)}`);
   });
@@ -75,7 +59,7 @@ beforeAll(async () => {
   await mongo.connect();
 });
 afterEach(async () => {
-  await stopAll(processes.splice(0));
+  await endProcesses(processes.splice(0));
 });
 afterAll(async () => {
   await mongo?.close();

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { isAlive, spawnTracked, terminate } from '@changeq/processes';
-import { onTestFinished } from 'vitest';
-import { getCurrentTest } from 'vitest/suite';
+// Vitest's own runner module (what `vitest` re-exports), which loads outside a test run too.
+import { getCurrentTest, onTestFinished } from '@vitest/runner';
 
 export interface Exit {
   code: number | null;
