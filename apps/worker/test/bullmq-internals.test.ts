@@ -15,7 +15,7 @@ import {
   reclaimJob,
   takeOverJobs,
 } from '../src/bullmq-internals.js';
-import { eventually } from './helpers/process.js';
+import { waitFor } from '@changeq/testkit';
 
 describe('BullMQ internals this worker relies on', () => {
   let server: RunningRedis;
@@ -107,10 +107,10 @@ describe('BullMQ internals this worker relies on', () => {
     await takeOverJobs(redis, worker, ['j1'], 't', 60_000);
     await redis.del(lockKey(worker, 'j0')); // j0's process died and its lock expired
     await worker.startStalledCheckTimer();
-    await eventually(
+    await waitFor(
       async () => (await queue.getJobState('j0')) === 'waiting',
-      5_000,
       async () => `j0 is ${await queue.getJobState('j0')}`,
+      5_000,
     );
     expect(await queue.getJobState('j1')).toBe('active');
     // RPUSH onto wait: j0 is fetched before j2, which was waiting all along.

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { Lease } from '../src/lease.js';
-import { eventually, sleep } from './helpers/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '@changeq/testkit';
 
 describe('Lease', () => {
   let server: RunningRedis;
@@ -50,10 +51,10 @@ describe('Lease', () => {
     expect(await a.tryAcquire()).toBe(true);
     a.abandon();
     const started = Date.now();
-    await eventually(
+    await waitFor(
       () => b.tryAcquire(),
-      2_000,
       () => 'standby never acquired',
+      2_000,
     );
     expect(Date.now() - started).toBeGreaterThan(150);
     await b.release();
@@ -65,10 +66,10 @@ describe('Lease', () => {
     const a = lease(key, 500, lost);
     expect(await a.tryAcquire()).toBe(true);
     await redis.set(`${key}:lease`, 'someone else', 'PX', 5_000);
-    await eventually(
+    await waitFor(
       async () => lost.length > 0,
-      2_000,
       () => 'onLost not called',
+      2_000,
     );
     expect(lost).toEqual(['another process holds the lease now']);
     expect(a.isValid()).toBe(false);
@@ -81,10 +82,10 @@ describe('Lease', () => {
     expect(await a.tryAcquire()).toBe(true);
     process.kill(server.pid, 'SIGSTOP'); // Redis frozen: renewals hang
     try {
-      await eventually(
+      await waitFor(
         async () => lost.length > 0,
-        2_000,
         () => 'onLost not called',
+        2_000,
       );
       expect(a.isValid()).toBe(false);
       expect(lost[0]).toMatch(/not renewed within 240 ms/);

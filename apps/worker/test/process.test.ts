@@ -2,16 +2,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import { startRedis, type RunningRedis } from '@changeq/stack';
 import { enqueue } from './helpers/events.js';
-import {
-  RECORDING_HANDLERS,
-  eventually,
-  killAll,
-  startWorkerProcess,
-  writeWorkersFile,
-  type WorkerProcess,
-} from './helpers/process.js';
+import { endProcesses, freePort, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { RECORDING_HANDLERS, startWorkerProcess } from './helpers/process.js';
 import { buildScenario, callsOf, missing, orderViolation, seeded } from './helpers/scenario.js';
 
 const WORKERS = `workers = ["alpha", "bravo"]
@@ -26,8 +20,8 @@ timeout_ms = 10000
 describe('worker process', () => {
   let server: RunningRedis;
   let redis: Redis;
-  const processes: WorkerProcess[] = [];
-  const workersFile = writeWorkersFile(WORKERS);
+  const processes: TestProcess[] = [];
+  const workersToml = workersFile(WORKERS);
 
   beforeAll(async () => {
     server = await startRedis();
@@ -35,7 +29,7 @@ describe('worker process', () => {
     redis.on('error', () => undefined); // the Redis restart test stops the server on purpose
   });
   afterEach(async () => {
-    await killAll(processes);
+    await endProcesses(processes.splice(0));
   });
   afterAll(async () => {
     await redis?.quit();
@@ -45,7 +39,7 @@ describe('worker process', () => {
   const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
     const p = startWorkerProcess(args, {
       REDIS_URL: server.url,
-      WORKERS_FILE: workersFile,
+      WORKERS_FILE: workersToml,
       REC_REDIS_URL: server.url,
       ...env,
     });
@@ -89,10 +83,10 @@ describe('worker process', () => {
     const first = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS], {
       REC_SLEEP_FIXED_MS: '150',
     });
-    await eventually(
+    await waitFor(
       async () => (await redis.keys('rec:calls:*')).length >= 4,
-      15_000,
       () => first.output(),
+      15_000,
     );
     process.kill(first.pid, 'SIGTERM');
     const { code } = await first.exited;
@@ -108,12 +102,12 @@ describe('worker process', () => {
     expect(done).toBeLessThan(scenario.events.length);
     // The next process takes over at once (the lease was released) and finishes, in order.
     const second = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS]);
-    await second.waitFor(/"msg":"active: this process holds the lease/, 5_000);
+    await second.waitForLine(/"msg":"active: this process holds the lease/, 5_000);
     expect(second.output()).toMatch(/recovered \d+ job\(s\) left active/);
-    await eventually(
+    await waitFor(
       async () => (await queue.getCompletedCount()) === scenario.events.length,
-      20_000,
       async () => JSON.stringify(await queue.getJobCounts()),
+      20_000,
     );
     for (const doc of scenario.byDoc.keys()) {
       const recorded = await callsOf(redis, doc);
@@ -131,12 +125,12 @@ describe('worker process', () => {
       ['--name', 'alpha', '--handlers', RECORDING_HANDLERS, '--shutdown-timeout-ms', '200'],
       { REC_SLEEP_FIXED_MS: '60000', LOG_LEVEL: 'info' },
     );
-    await first.waitFor(/"msg":"active: this process holds the lease/);
+    await first.waitForLine(/"msg":"active: this process holds the lease/);
     const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
-    await eventually(
+    await waitFor(
       async () => (await queue.getActiveCount()) >= 4,
-      10_000,
       () => first.output(),
+      10_000,
     );
     const started = Date.now();
     process.kill(first.pid, 'SIGTERM');
@@ -147,11 +141,11 @@ describe('worker process', () => {
     expect(await queue.getActiveCount()).toBeGreaterThanOrEqual(4);
     expect(await queue.getCompletedCount()).toBe(0);
     const second = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS]);
-    await second.waitFor(/recovered \d+ job\(s\) left active by the previous process/, 5_000);
-    await eventually(
+    await second.waitForLine(/recovered \d+ job\(s\) left active by the previous process/, 5_000);
+    await waitFor(
       async () => (await queue.getCompletedCount()) === scenario.events.length,
-      20_000,
       async () => JSON.stringify(await queue.getJobCounts()),
+      20_000,
     );
     for (const doc of scenario.byDoc.keys()) {
       const recorded = await callsOf(redis, doc);
@@ -168,25 +162,25 @@ describe('worker process', () => {
     const worker = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS], {
       REC_SLEEP_FIXED_MS: '30',
     });
-    await eventually(
+    await waitFor(
       async () => (await redis.keys('rec:calls:*')).length >= 3,
-      15_000,
       () => worker.output(),
+      15_000,
     );
     await server.kill('SIGKILL');
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     await server.restart();
-    await worker.waitFor(/Redis connection restored/, 20_000);
+    await worker.waitForLine(/Redis connection restored/, 20_000);
     const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
-    await eventually(
+    await waitFor(
       async () => {
         for (const doc of scenario.byDoc.keys()) {
           if (missing(await callsOf(redis, doc), 15).length > 0) return false;
         }
         return true;
       },
-      30_000,
       async () => JSON.stringify(await queue.getJobCounts()) + worker.output().slice(-2000),
+      30_000,
     );
     for (const doc of scenario.byDoc.keys()) {
       expect(orderViolation(await callsOf(redis, doc))).toBeUndefined();
