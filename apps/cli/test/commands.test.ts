@@ -6,20 +6,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { ingestKeys } from '@changeq/shared';
-import { freePort, startStack, type RunningStack } from '@changeq/stack';
+import { startStack, type RunningStack } from '@changeq/stack';
 import {
-  INGEST,
-  cli,
-  cliOnTerminal,
-  killAll,
-  operationTime,
+  endProcesses,
+  freePort,
+  isolatedPrefix,
   startApp,
-  userErrorLine,
   waitFor,
-  waitingJobs,
   workersFile,
-  type AppProcess,
-} from './helpers.js';
+  type TestProcess,
+} from '@changeq/testkit';
+import { cli, cliOnTerminal, operationTime, userErrorLine, waitingJobs } from './helpers.js';
 
 const WORKERS = workersFile(`workers = ["alpha", "bravo", "charlie"]\n`);
 const NAMES = ['alpha', 'bravo', 'charlie'];
@@ -27,18 +24,16 @@ const NAMES = ['alpha', 'bravo', 'charlie'];
 let stack: RunningStack;
 let mongo: MongoClient;
 let redis: Redis;
-const processes: AppProcess[] = [];
-let counter = 0;
-
+const processes: TestProcess[] = [];
 /** A prefix and ingest id of their own per test. */
 function isolated() {
-  counter += 1;
+  const prefix = isolatedPrefix('c');
   return {
     REDIS_URL: stack.redisUrl,
     MONGODB_URI: stack.mongodbUri,
     WORKERS_FILE: WORKERS,
-    QUEUE_PREFIX: `c${counter}`,
-    INGEST_ID: `c${counter}`,
+    QUEUE_PREFIX: prefix,
+    INGEST_ID: prefix,
   };
 }
 
@@ -49,7 +44,7 @@ beforeAll(async () => {
   redis = new Redis(stack.redisUrl);
 });
 afterEach(async () => {
-  await killAll(processes);
+  await endProcesses(processes.splice(0));
 });
 afterAll(async () => {
   redis?.disconnect();
@@ -189,7 +184,7 @@ describe('token', () => {
       clusterTime: { t: beforeTime + 1, i: 0 },
     });
 
-    const ingest = startApp(INGEST, [], { ...env, WATCH: 'tok.c', MAX_AWAIT_TIME_MS: '100' });
+    const ingest = startApp('ingest', [], { ...env, WATCH: 'tok.c', MAX_AWAIT_TIME_MS: '100' });
     processes.push(ingest);
     await waitFor(
       async () => (await waitingJobs(env.REDIS_URL, env.QUEUE_PREFIX, NAMES)).length >= 3,

@@ -6,20 +6,16 @@
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { MongoClient } from 'mongodb';
-import { freePort, startStack, type RunningStack } from '@changeq/stack';
+import { startStack, type RunningStack } from '@changeq/stack';
 import {
-  HANDLERS,
-  INGEST,
-  Scrape,
-  WORKER,
-  answers,
-  killAll,
-  readyz,
+  endProcesses,
+  freePort,
   startApp,
   waitFor,
   workersFile,
-  type AppProcess,
-} from './helpers.js';
+  type TestProcess,
+} from '@changeq/testkit';
+import { HANDLERS, Scrape, answers, readyz } from './helpers.js';
 
 const WORKERS = workersFile(`workers = ["alpha", "bravo"]
 [defaults]
@@ -31,7 +27,7 @@ max_backoff_ms = 50
 
 let stack: RunningStack;
 let mongo: MongoClient;
-const processes: AppProcess[] = [];
+const processes: TestProcess[] = [];
 
 beforeAll(async () => {
   stack = await startStack();
@@ -39,7 +35,7 @@ beforeAll(async () => {
   await mongo.connect();
 });
 afterEach(async () => {
-  await killAll(processes);
+  await endProcesses(processes.splice(0));
 });
 afterAll(async () => {
   await mongo?.close();
@@ -55,7 +51,7 @@ const base = () => ({
 
 async function startWorker(name: string, env: Record<string, string>) {
   const port = await freePort();
-  const worker = startApp(WORKER, ['--name', name, '--http-port', String(port)], {
+  const worker = startApp('worker', ['--name', name, '--http-port', String(port)], {
     ...base(),
     ...env,
   });
@@ -73,7 +69,7 @@ describe('metrics and health of a real run', () => {
 
     // Redis is down: the ingest answers /healthz but is not ready.
     await stack.redis.kill('SIGKILL');
-    const ingest = startApp(INGEST, [], {
+    const ingest = startApp('ingest', [], {
       ...base(),
       ...env,
       HTTP_PORT: String(port),
@@ -180,7 +176,7 @@ describe('metrics and health of a real run', () => {
 
   test('worker: /readyz follows the lease; failures, retries and dead letters are counted', async () => {
     const env = { QUEUE_PREFIX: 'm2', INGEST_ID: 'm2', WATCH: 'metrics2.c' };
-    const ingest = startApp(INGEST, [], { ...base(), ...env, MAX_AWAIT_TIME_MS: '100' });
+    const ingest = startApp('ingest', [], { ...base(), ...env, MAX_AWAIT_TIME_MS: '100' });
     processes.push(ingest);
     await waitFor(
       () => ingest.output().includes('change stream open'),
@@ -248,7 +244,7 @@ describe('metrics and health of a real run', () => {
     const port = String((taken.address() as { port: number }).port);
     try {
       const env = { ...base(), QUEUE_PREFIX: 'm3', INGEST_ID: 'm3', HTTP_PORT: port };
-      const apps = [startApp(INGEST, [], env), startApp(WORKER, ['--name', 'alpha'], env)];
+      const apps = [startApp('ingest', [], env), startApp('worker', ['--name', 'alpha'], env)];
       processes.push(...apps);
       for (const app of apps) {
         expect((await app.exited).code).toBe(2);

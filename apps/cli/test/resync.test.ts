@@ -8,23 +8,14 @@ import { Redis } from 'ioredis';
 import { MongoClient, Timestamp, type ChangeStreamDocument, type ObjectId } from 'mongodb';
 import { ingestKeys } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
-import {
-  INGEST,
-  cli,
-  killAll,
-  startApp,
-  userErrorLine,
-  waitFor,
-  waitingJobs,
-  workersFile,
-  type AppProcess,
-} from './helpers.js';
+import { endProcesses, startApp, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { cli, userErrorLine, waitingJobs } from './helpers.js';
 
 const NAMES = ['alpha', 'bravo', 'charlie'];
 let stack: RunningStack;
 let mongo: MongoClient;
 let redis: Redis;
-const processes: AppProcess[] = [];
+const processes: TestProcess[] = [];
 
 beforeAll(async () => {
   stack = await startStack();
@@ -33,7 +24,7 @@ beforeAll(async () => {
   redis = new Redis(stack.redisUrl);
 });
 afterAll(async () => {
-  await killAll(processes);
+  await endProcesses(processes.splice(0));
   redis?.disconnect();
   await mongo?.close();
   await stack?.stop();
@@ -77,7 +68,7 @@ describe('resync', () => {
     const initialIds = Object.values(initialA);
 
     // An ingest ran once: a token is stored, so resync must ask before replacing it.
-    const first = startApp(INGEST, [], env);
+    const first = startApp('ingest', [], env);
     processes.push(first);
     const tokenKey = ingestKeys('rs', 'rs').token;
     await waitFor(async () => (await redis.get(tokenKey)) !== null, 'a stored token');
@@ -122,7 +113,7 @@ describe('resync', () => {
     expect(truth.some((e) => e.operationType === 'insert' && e.fullDocument.w === true)).toBe(true);
     expect(truth.some((e) => e.operationType === 'update' && e.ns.coll === 'b')).toBe(true);
 
-    const second = startApp(INGEST, [], env);
+    const second = startApp('ingest', [], env);
     processes.push(second);
     const changesQueued = async () =>
       (await waitingJobs(stack.redisUrl, 'rs', NAMES)).filter(

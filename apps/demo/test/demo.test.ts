@@ -1,12 +1,8 @@
 import { expect, test } from 'vitest';
-import { appMain, isAlive, startNode, waitFor } from '@changeq/testkit';
+import { isAlive, startApp, waitFor } from '@changeq/testkit';
 
-const MAIN = appMain('demo');
 const demo = (args: string[], options: { detached?: boolean } = {}) =>
-  startNode(MAIN, args, {
-    env: { ...process.env, LOG_FORMAT: 'json', BOARD_PORT: '0' },
-    ...options,
-  });
+  startApp('demo', args, { ...process.env, LOG_FORMAT: 'json', BOARD_PORT: '0' }, options);
 
 test('the demo starts everything, moves events through, and stops everything it started', async () => {
   const run = demo(['--rate', '100', '--duration', '12']);

@@ -2,13 +2,11 @@ import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { MongoClient, type ChangeStreamDocument, type Document, type Timestamp } from 'mongodb';
 import { decodeEvent, ingestKeys, type EventJobData } from '@changeq/shared';
-import { appMain, startNode, type TestProcess } from '@changeq/testkit';
+import { startApp, type TestProcess } from '@changeq/testkit';
 
 /** Starts the built ingest as a real process with the given environment. */
 export function startIngest(env: Record<string, string>, args: string[] = []): TestProcess {
-  return startNode(appMain('ingest'), args, {
-    env: { LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
-  });
+  return startApp('ingest', args, { LOG_LEVEL: 'info', ...env });
 }
 
 export interface QueuedEvent {

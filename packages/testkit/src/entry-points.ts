@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startNode, type StartOptions, type TestProcess } from './processes.js';
 
 /** The repository's root folder (this file is packages/testkit/{src,dist}/entry-points.*). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -19,4 +20,14 @@ export function appMain(app: App): string {
     );
   }
   return main;
+}
+
+/** Starts the built app as a real process, logging JSON lines (what tests read). */
+export function startApp(
+  app: App,
+  args: readonly string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  options: Omit<StartOptions, 'env'> = {},
+): TestProcess {
+  return startNode(appMain(app), args, { ...options, env: { LOG_FORMAT: 'json', ...env } });
 }
