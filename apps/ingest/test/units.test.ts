@@ -8,14 +8,9 @@ import {
   isTransientMongoError,
   isTransientRedisError,
   lostPositionCode,
-} from '../src/failures.js';
-import {
-  decodeMatch,
-  decodeStart,
   encodeError,
-  encodeMatch,
-  encodeStart,
-} from '../src/reader/protocol.js';
+} from '../src/failures.js';
+import { decodeMatch, decodeStart, encodeMatch, encodeStart } from '../src/reader/protocol.js';
 import {
   decodePosition,
   decodeStored,

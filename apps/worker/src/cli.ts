@@ -2,9 +2,14 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { httpSettings, type HttpSettings } from '@changeq/observability';
-import { DEFAULT_PREFIX, UserError, envReader, loadWorkersConfig } from '@changeq/shared';
+import {
+  DEFAULT_PREFIX,
+  UserError,
+  envReader,
+  loadWorkersConfig,
+  type WorkerSettings,
+} from '@changeq/shared';
 import { defaultPrefetch } from './runner.js';
-import type { WorkerSettings } from './session.js';
 
 export const USAGE = `Usage: changeq-worker --name <worker> [options]
 

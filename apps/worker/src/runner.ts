@@ -12,10 +12,10 @@ import {
 } from '@changeq/shared';
 import type { Dispatch } from './handlers/load.js';
 import { Lease, type LeaseHolder } from './lease.js';
-import type { Logger } from '@changeq/shared';
+import type { Logger, WorkerSettings } from '@changeq/shared';
 import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
-import { Session, type WorkerSettings } from './session.js';
+import { Session } from './session.js';
 
 export interface WorkerOptions {
   worker: string;

@@ -12,10 +12,10 @@ import { Router } from '@changeq/shared';
 import { ChangeSource } from '../change-source.js';
 import { namespaceOf, planEvent } from '../planner.js';
 import type { PlannedJob } from '../enqueuer.js';
+import { encodeError } from '../failures.js';
 import {
   decodeMatch,
   decodeStart,
-  encodeError,
   type EventTally,
   type ReaderInit,
   type ReaderReply,

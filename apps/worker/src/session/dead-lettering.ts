@@ -5,12 +5,11 @@
  * for a retry or discard (see commands.ts).
  */
 import type { Queue } from 'bullmq';
-import type { EventJobData, Logger } from '@changeq/shared';
+import type { EventJobData, Logger, WorkerSettings } from '@changeq/shared';
 import type { DeadLetterInfo, DeadLetterJobData } from '../dead-letters.js';
 import type { Lease } from '../lease.js';
 import type { HandlerFailure } from '../scheduler/invoke.js';
 import type { Admission } from '../scheduler/scheduler.js';
-import type { WorkerSettings } from '../session.js';
 import type { DocumentBlocks } from './blocks.js';
 import { ensureLease } from './context.js';
 import type { FetchOrder } from './fetch-order.js';
