@@ -1,10 +1,4 @@
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({
-  test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    pool: 'forks',
-  },
-});
+// Forks, as the packages whose tests use the kit run theirs.
+export default defineConfig({ test: { include: ['test/**/*.test.ts'], pool: 'forks' } });
