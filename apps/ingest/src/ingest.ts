@@ -2,15 +2,16 @@ import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
 import {
+  Backoff,
   Router,
   UserError,
   eventQueueName,
   ingestKeys,
   redactUri,
   redisConnectionOptions,
+  sleep,
   type Logger,
 } from '@changeq/shared';
-import { Backoff, sleep } from './backoff.js';
 import type { StartOptions } from './change-source.js';
 import type { IngestConfig } from './config.js';
 import { Enqueuer } from './enqueuer.js';

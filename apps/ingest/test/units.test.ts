@@ -1,7 +1,6 @@
 import { ObjectId, Timestamp } from 'mongodb';
 import { describe, expect, test } from 'vitest';
 import { UserError } from '@changeq/shared';
-import { Backoff } from '../src/backoff.js';
 import {
   StreamReadError,
   isMongoError,
@@ -144,17 +143,6 @@ describe('failure classification', () => {
       ),
     ).toBe(true);
     expect(isTransientRedisError(new TypeError('cannot read properties of undefined'))).toBe(false);
-  });
-});
-
-describe('backoff', () => {
-  test('grows exponentially with full jitter up to the cap, and resets', () => {
-    const backoff = new Backoff(100, 1000, () => 1);
-    expect([1, 2, 3, 4, 5].map(() => backoff.next())).toEqual([100, 200, 400, 800, 1000]);
-    backoff.reset();
-    expect(backoff.next()).toBe(100);
-    const jittered = new Backoff(100, 1000, () => 0.5);
-    expect(jittered.next()).toBe(50);
   });
 });
 

@@ -8,12 +8,12 @@ import {
   UserError,
   redactUri,
   redisConnectionOptions,
+  sleep,
   workerKeys,
 } from '@changeq/shared';
 import type { Dispatch } from './handlers/load.js';
 import { Lease, type LeaseHolder } from './lease.js';
 import type { Logger, WorkerSettings } from '@changeq/shared';
-import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import { Session } from './session.js';
 

@@ -1,3 +1,4 @@
+export * from './backoff.js';
 export * from './errors.js';
 export * from './names.js';
 export * from './change-event.js';

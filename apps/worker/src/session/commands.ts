@@ -4,8 +4,8 @@
  * in order, removing each command once it is done.
  */
 import type { Queue } from 'bullmq';
+import { sleep } from '@changeq/shared';
 import type { DeadLetterCommand, DeadLetterJobData } from '../dead-letters.js';
-import { sleep } from '../scheduler/backoff.js';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
 import type { DocumentBlocks } from './blocks.js';
 import type { SessionContext } from './context.js';
