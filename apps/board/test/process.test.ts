@@ -5,13 +5,13 @@
  */
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ObjectId } from 'mongodb';
 import { encodeEvent, eventJobName } from '@changeq/shared';
 import { startRedis, type RunningRedis } from '@changeq/stack';
-import { freePort, startApp, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { freePort, startApp, waitFor, workersFile } from '@changeq/testkit';
 import { APP_ROOT, apiQueues, logLines, startBoardProcess } from './helpers.js';
 
 const basic = (user: string, password: string) => ({
@@ -21,30 +21,19 @@ const basic = (user: string, password: string) => ({
 describe('board process', () => {
   let redis: RunningRedis;
   let client: Redis;
-  const runs: TestProcess[] = [];
   const workersToml = workersFile('workers = ["alpha", "bravo"]\n');
 
   beforeAll(async () => {
     redis = await startRedis();
     client = new Redis(redis.url);
   });
-  afterEach(async () => {
-    await Promise.all(runs.splice(0).map((run) => run.stop('SIGKILL')));
-  });
   afterAll(async () => {
     client?.disconnect();
     await redis?.stop();
   });
 
-  const board = async (env: NodeJS.ProcessEnv = {}) => {
-    const run = await startBoardProcess({
-      REDIS_URL: redis.url,
-      WORKERS_FILE: workersToml,
-      ...env,
-    });
-    runs.push(run);
-    return run;
-  };
+  const board = (env: NodeJS.ProcessEnv = {}) =>
+    startBoardProcess({ REDIS_URL: redis.url, WORKERS_FILE: workersToml, ...env });
 
   /** Adds one job the way the ingest does (and, for `dead`, the way the worker parks a dead letter). */
   const addEvent = async (queueName: string, jobId: string, dead = false) => {
@@ -103,7 +92,6 @@ describe('board process', () => {
       { REDIS_URL: redis.url, WORKERS_FILE: workersToml, ...env },
       { cwd: APP_ROOT },
     );
-    runs.push(run);
     const { code } = await run.exited;
     const text = run.output().trim();
     expect(code).toBe(2);
@@ -123,7 +111,6 @@ describe('board process', () => {
         { REDIS_URL: redis.url, WORKERS_FILE: workersToml, BOARD_PORT: String(port) },
         { cwd: APP_ROOT },
       );
-      runs.push(run);
       expect((await run.exited).code).toBe(2);
       expect(run.output()).toMatch(
         new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use\\. Fix: .*BOARD_PORT`),

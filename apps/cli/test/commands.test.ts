@@ -2,20 +2,12 @@
  * token, preimages, help and errors of the CLI against real servers; `token set --at` proven by
  * a real ingest start.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { ingestKeys } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
-import {
-  endProcesses,
-  freePort,
-  isolatedPrefix,
-  startApp,
-  waitFor,
-  workersFile,
-  type TestProcess,
-} from '@changeq/testkit';
+import { freePort, isolatedPrefix, startApp, waitFor, workersFile } from '@changeq/testkit';
 import { cli, cliOnTerminal, operationTime, userErrorLine, waitingJobs } from './helpers.js';
 
 const WORKERS = workersFile(`workers = ["alpha", "bravo", "charlie"]\n`);
@@ -24,7 +16,6 @@ const NAMES = ['alpha', 'bravo', 'charlie'];
 let stack: RunningStack;
 let mongo: MongoClient;
 let redis: Redis;
-const processes: TestProcess[] = [];
 /** A prefix and ingest id of their own per test. */
 function isolated() {
   const prefix = isolatedPrefix('c');
@@ -42,9 +33,6 @@ beforeAll(async () => {
   mongo = new MongoClient(stack.mongodbUri);
   await mongo.connect();
   redis = new Redis(stack.redisUrl);
-});
-afterEach(async () => {
-  await endProcesses(processes.splice(0));
 });
 afterAll(async () => {
   redis?.disconnect();
@@ -185,7 +173,6 @@ describe('token', () => {
     });
 
     const ingest = startApp('ingest', [], { ...env, WATCH: 'tok.c', MAX_AWAIT_TIME_MS: '100' });
-    processes.push(ingest);
     await waitFor(
       async () => (await waitingJobs(env.REDIS_URL, env.QUEUE_PREFIX, NAMES)).length >= 3,
       'the events after --at',

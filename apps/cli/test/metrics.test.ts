@@ -4,17 +4,10 @@
  * while backpressure holds it and falls when it catches up, counters match what was written.
  */
 import { createServer } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { startStack, type RunningStack } from '@changeq/stack';
-import {
-  endProcesses,
-  freePort,
-  startApp,
-  waitFor,
-  workersFile,
-  type TestProcess,
-} from '@changeq/testkit';
+import { freePort, startApp, waitFor, workersFile } from '@changeq/testkit';
 import { HANDLERS, Scrape, answers, readyz } from './helpers.js';
 
 const WORKERS = workersFile(`workers = ["alpha", "bravo"]
@@ -27,15 +20,11 @@ max_backoff_ms = 50
 
 let stack: RunningStack;
 let mongo: MongoClient;
-const processes: TestProcess[] = [];
 
 beforeAll(async () => {
   stack = await startStack();
   mongo = new MongoClient(stack.mongodbUri);
   await mongo.connect();
-});
-afterEach(async () => {
-  await endProcesses(processes.splice(0));
 });
 afterAll(async () => {
   await mongo?.close();
@@ -55,7 +44,6 @@ async function startWorker(name: string, env: Record<string, string>) {
     ...base(),
     ...env,
   });
-  processes.push(worker);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(() => answers(url), `worker ${name} to serve ${url}`);
   return { worker, url };
@@ -69,14 +57,13 @@ describe('metrics and health of a real run', () => {
 
     // Redis is down: the ingest answers /healthz but is not ready.
     await stack.redis.kill('SIGKILL');
-    const ingest = startApp('ingest', [], {
+    startApp('ingest', [], {
       ...base(),
       ...env,
       HTTP_PORT: String(port),
       CONNECT_TIMEOUT_MS: '120000',
       MAX_AWAIT_TIME_MS: '100',
     });
-    processes.push(ingest);
     await waitFor(() => answers(url), 'the ingest to serve /healthz');
     const before = await readyz(url);
     expect(before.status).toBe(503);
@@ -177,7 +164,6 @@ describe('metrics and health of a real run', () => {
   test('worker: /readyz follows the lease; failures, retries and dead letters are counted', async () => {
     const env = { QUEUE_PREFIX: 'm2', INGEST_ID: 'm2', WATCH: 'metrics2.c' };
     const ingest = startApp('ingest', [], { ...base(), ...env, MAX_AWAIT_TIME_MS: '100' });
-    processes.push(ingest);
     await waitFor(
       () => ingest.output().includes('change stream open'),
       'the ingest to open its stream',
@@ -245,7 +231,6 @@ describe('metrics and health of a real run', () => {
     try {
       const env = { ...base(), QUEUE_PREFIX: 'm3', INGEST_ID: 'm3', HTTP_PORT: port };
       const apps = [startApp('ingest', [], env), startApp('worker', ['--name', 'alpha'], env)];
-      processes.push(...apps);
       for (const app of apps) {
         expect((await app.exited).code).toBe(2);
         const lines = app.output().trim().split('\n');

@@ -8,14 +8,13 @@ import { Redis } from 'ioredis';
 import { MongoClient, Timestamp, type ChangeStreamDocument, type ObjectId } from 'mongodb';
 import { ingestKeys } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
-import { endProcesses, startApp, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { startApp, waitFor, workersFile } from '@changeq/testkit';
 import { cli, userErrorLine, waitingJobs } from './helpers.js';
 
 const NAMES = ['alpha', 'bravo', 'charlie'];
 let stack: RunningStack;
 let mongo: MongoClient;
 let redis: Redis;
-const processes: TestProcess[] = [];
 
 beforeAll(async () => {
   stack = await startStack();
@@ -24,7 +23,6 @@ beforeAll(async () => {
   redis = new Redis(stack.redisUrl);
 });
 afterAll(async () => {
-  await endProcesses(processes.splice(0));
   redis?.disconnect();
   await mongo?.close();
   await stack?.stop();
@@ -69,7 +67,6 @@ describe('resync', () => {
 
     // An ingest ran once: a token is stored, so resync must ask before replacing it.
     const first = startApp('ingest', [], env);
-    processes.push(first);
     const tokenKey = ingestKeys('rs', 'rs').token;
     await waitFor(async () => (await redis.get(tokenKey)) !== null, 'a stored token');
     await first.stop('SIGTERM');
@@ -114,7 +111,6 @@ describe('resync', () => {
     expect(truth.some((e) => e.operationType === 'update' && e.ns.coll === 'b')).toBe(true);
 
     const second = startApp('ingest', [], env);
-    processes.push(second);
     const changesQueued = async () =>
       (await waitingJobs(stack.redisUrl, 'rs', NAMES)).filter(
         (j) => j.event.operationType !== 'snapshot',

@@ -1,25 +1,17 @@
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ingestKeys } from '@changeq/shared';
 import { startMongo, startStack, type RunningMongo, type RunningStack } from '@changeq/stack';
 import { PositionStore } from '../src/position-store.js';
 import { RecordingConsumer } from './chaos.js';
-import {
-  endProcesses,
-  freePort,
-  isolatedPrefix,
-  waitFor,
-  workersFile,
-  type TestProcess,
-} from '@changeq/testkit';
+import { freePort, isolatedPrefix, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
 import { readQueues, startIngest, storedToken } from './helpers.js';
 
 const WORKERS = ['alpha', 'bravo', 'charlie'];
 
 let stack: RunningStack;
 let mongo: MongoClient;
-const processes: TestProcess[] = [];
 /** A fresh prefix, ingest id and database per test, so tests sharing the servers never meet. */
 function isolated(extra: Record<string, string> = {}) {
   const prefix = isolatedPrefix('b');
@@ -34,11 +26,7 @@ function isolated(extra: Record<string, string> = {}) {
   };
 }
 
-function run(env: Record<string, string>, args: string[] = []): TestProcess {
-  const ingest = startIngest(env, args);
-  processes.push(ingest);
-  return ingest;
-}
+const run = startIngest;
 
 async function jobsOf(env: Record<string, string>) {
   return readQueues(env.REDIS_URL!, env.QUEUE_PREFIX!, WORKERS);
@@ -57,9 +45,6 @@ beforeAll(async () => {
   stack = await startStack();
   mongo = new MongoClient(stack.mongodbUri);
   await mongo.connect();
-});
-afterEach(async () => {
-  await endProcesses(processes.splice(0));
 });
 afterAll(async () => {
   await mongo?.close();

@@ -1,10 +1,10 @@
 /** The worker as a process: start-up errors, graceful shutdown, shutdown timeout. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { enqueue } from './helpers/events.js';
-import { endProcesses, freePort, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { freePort, waitFor, workersFile } from '@changeq/testkit';
 import { RECORDING_HANDLERS, startWorkerProcess } from './helpers/process.js';
 import { buildScenario, callsOf, missing, orderViolation, seeded } from './helpers/scenario.js';
 
@@ -20,7 +20,6 @@ timeout_ms = 10000
 describe('worker process', () => {
   let server: RunningRedis;
   let redis: Redis;
-  const processes: TestProcess[] = [];
   const workersToml = workersFile(WORKERS);
 
   beforeAll(async () => {
@@ -28,24 +27,18 @@ describe('worker process', () => {
     redis = new Redis(server.url, { maxRetriesPerRequest: null });
     redis.on('error', () => undefined); // the Redis restart test stops the server on purpose
   });
-  afterEach(async () => {
-    await endProcesses(processes.splice(0));
-  });
   afterAll(async () => {
     await redis?.quit();
     await server?.stop();
   });
 
-  const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
-    const p = startWorkerProcess(args, {
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    startWorkerProcess(args, {
       REDIS_URL: server.url,
       WORKERS_FILE: workersToml,
       REC_REDIS_URL: server.url,
       ...env,
     });
-    processes.push(p);
-    return p;
-  };
 
   it.each([
     [['--bogus'], {}, /Unknown option '--bogus'.*Fix: run with --help/],
