@@ -1,9 +1,8 @@
-// The import rules `npm test` enforces (scripts/check-imports.mjs runs this over apps/ and
-// packages/): apps import only packages, and no module reaches itself through its imports.
+// The import rules `npm test` enforces (`npm run check:imports`, over apps/, packages/ and
+// tests/): apps import only packages, and no module reaches itself through its imports.
 import { readdirSync } from 'node:fs';
 
-// An app imported by its package name (@changeq/<dir>) resolves into apps/<dir>/dist/ once built;
-// before a build it does not resolve at all, so the rule names those imports too.
+// An app imported by its package name (@changeq/<dir>) is matched by that name (see options).
 const apps = readdirSync(new URL('apps/', import.meta.url)).join('|');
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -13,7 +12,7 @@ export default {
       name: 'no-app-imports-another-app',
       comment:
         'An app (apps/<name>) imports packages only: what two apps share belongs in packages/. ' +
-        'An import of @changeq/<app> resolves into apps/<app>/ and is caught here too.',
+        'Relative paths into another app and @changeq/<app> imports are both caught.',
       severity: 'error',
       from: { path: '^apps/([^/]+)/' },
       to: { path: ['^apps/', `^@changeq/(${apps})$`], pathNot: ['^apps/$1/', '^@changeq/$1$'] },
@@ -29,16 +28,14 @@ export default {
     },
   ],
   options: {
-    // Built output and dependencies are endpoints, not sources: an import of @changeq/<app>
-    // resolves to apps/<app>/dist/, which the first rule then sees.
-    doNotFollow: { path: ['node_modules', '/dist/', '/dist-bench/'] },
-    exclude: { path: ['/test-results/'] },
+    // Packages are endpoints, not sources, and none is resolved (no exports, no main fields):
+    // a workspace package points into its dist/, which exists only after a build, and the
+    // result must be the same before and after one. Apps imported by name are caught by name.
+    doNotFollow: { path: ['node_modules'] },
+    exclude: { path: ['/dist/', '/dist-bench/', '/test-results/'] },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.base.json' },
-    enhancedResolveOptions: {
-      exportsFields: ['exports'],
-      conditionNames: ['import', 'node', 'default', 'types'],
-    },
+    enhancedResolveOptions: { exportsFields: [], mainFields: [] },
     reporterOptions: { text: { highlightFocused: true } },
   },
 };
