@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { isAlive, spawnTracked, terminate } from '@changeq/processes';
 // Vitest's own runner module (what `vitest` re-exports), which loads outside a test run too.
-import { getCurrentTest, onTestFinished } from '@vitest/runner';
+import { afterAll, getCurrentTest, onTestFinished } from '@vitest/runner';
 
 export interface Exit {
   code: number | null;
@@ -43,10 +43,15 @@ export interface StartOptions {
 
 const running = new Set<TestProcess>();
 
+// Loaded by a test file (Vitest sets VITEST): after the file's last test, end what it started
+// outside a test (in beforeAll or while loading). Vitest ends its worker processes without their
+// exit handlers, so spawnTracked's exit hook alone would leave these running.
+if (process.env.VITEST) afterAll(() => endProcesses());
+
 /**
  * Starts `command` as a real process. It is ended by PID (SIGKILL) when the test that started it
- * finishes, passed or failed; one started outside a test (beforeAll) by `endProcesses()` in the
- * file's afterAll, and any left when the test runner exits, by its exit hook.
+ * finishes, passed or failed; one started outside a test, after the file's last test (a file may
+ * end it sooner with `endProcesses()` or `stop()`); outside Vitest, when this process exits.
  */
 export function startProcess(
   command: string,

@@ -7,6 +7,7 @@ import {
   REPO_ROOT,
   endProcesses,
   isolatedPrefix,
+  tempDir,
   startNode,
   waitFor,
   workersFile,
@@ -42,6 +43,19 @@ describe('processes', () => {
     expect(await fromPassedTest!.exited).toEqual({ code: null, signal: 'SIGKILL' });
     expect(isAlive(fromOutsideATest.pid)).toBe(true);
   });
+
+  test("a file's processes started outside a test end after its last test", async () => {
+    const dir = tempDir('changeq-kit-');
+    const pidsFile = join(dir, 'pids.json');
+    const vitest = startNode(join(REPO_ROOT, 'node_modules', 'vitest', 'vitest.mjs'), ['run'], {
+      cwd: join(import.meta.dirname, 'fixtures'),
+      env: { PIDS_FILE: pidsFile },
+    });
+    expect((await vitest.closed).code, vitest.output()).toBe(0);
+    const pids = JSON.parse(readFileSync(pidsFile, 'utf8')) as number[];
+    expect(pids).toHaveLength(2);
+    for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+  }, 60_000);
 
   test('output keeps stdout and stderr apart and together; closed waits for all of it', async () => {
     const p = startNode('-e', ['console.log("out"); console.error("err"); process.exit(3)']);
