@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
-import { MongoClient, Timestamp, type ChangeStreamDocument, type ObjectId } from 'mongodb';
+import { MongoClient, Timestamp, type ObjectId } from 'mongodb';
 import { ingestKeys } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
-import { startApp, waitFor, workersFile } from '@changeq/testkit';
+import { changesSince, startApp, waitFor, workersFile } from '@changeq/testkit';
 import { cli, userErrorLine, waitingJobs } from './helpers.js';
 
 const NAMES = ['alpha', 'bravo', 'charlie'];
@@ -27,22 +27,6 @@ afterAll(async () => {
   await mongo?.close();
   await stack?.stop();
 });
-
-/** Every change the server records in `db` from `from` on, read until the stream is quiet. */
-async function groundTruth(db: string, from: Timestamp): Promise<ChangeStreamDocument[]> {
-  const stream = mongo.db(db).watch([], { startAtOperationTime: from, maxAwaitTimeMS: 200 });
-  const events: ChangeStreamDocument[] = [];
-  let quietSince = Date.now();
-  while (Date.now() - quietSince < 1500) {
-    const change = await stream.tryNext();
-    if (change) {
-      events.push(change);
-      quietSince = Date.now();
-    }
-  }
-  await stream.close();
-  return events;
-}
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
@@ -106,7 +90,7 @@ describe('resync', () => {
     expect(marker).toMatchObject({ kind: 'startAt' });
     expect(await redis.exists(ingestKeys('rs', 'rs').snapshot)).toBe(0);
     const startAt = new Timestamp({ t: marker.clusterTime.t, i: marker.clusterTime.i });
-    const truth = await groundTruth('rs', startAt);
+    const truth = await changesSince(mongo.db('rs'), startAt);
     expect(truth.some((e) => e.operationType === 'insert' && e.fullDocument.w === true)).toBe(true);
     expect(truth.some((e) => e.operationType === 'update' && e.ns.coll === 'b')).toBe(true);
 

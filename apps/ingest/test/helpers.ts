@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { MongoClient, type ChangeStreamDocument, type Document, type Timestamp } from 'mongodb';
 import { decodeEvent, ingestKeys, type EventJobData } from '@changeq/shared';
-import { startApp, type TestProcess } from '@changeq/testkit';
+import { changesSince, startApp, type TestProcess } from '@changeq/testkit';
 
 /** Starts the built ingest as a real process with the given environment. */
 export function startIngest(env: Record<string, string>, args: string[] = []): TestProcess {
@@ -70,18 +70,7 @@ export async function groundTruth(
 ): Promise<ChangeStreamDocument[]> {
   const client = new MongoClient(mongodbUri);
   try {
-    const stream = client.watch(pipeline, { startAtOperationTime: from, maxAwaitTimeMS: 200 });
-    const events: ChangeStreamDocument[] = [];
-    let quietSince = Date.now();
-    while (Date.now() - quietSince < quietMs) {
-      const change = await stream.tryNext();
-      if (change) {
-        events.push(change);
-        quietSince = Date.now();
-      }
-    }
-    await stream.close();
-    return events;
+    return await changesSince(client, from, pipeline, quietMs);
   } finally {
     await client.close();
   }

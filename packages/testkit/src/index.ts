@@ -7,3 +7,4 @@ export { appMain, startApp, REPO_ROOT } from './entry-points.js';
 export type { App } from './entry-points.js';
 // The process primitives tests use beside the kit, so a test file needs only the kit and stack.
 export { freePort, isAlive } from '@changeq/processes';
+export { changesSince } from './change-streams.js';
