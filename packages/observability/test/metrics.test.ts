@@ -3,7 +3,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { createLogger, workerKeys } from '@changeq/shared';
-import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import { startRedis, type RunningRedis } from '@changeq/stack';
+import { freePort } from '@changeq/testkit';
 import {
   QueueCounts,
   createIngestMetrics,
