@@ -37,15 +37,25 @@ function ensureNpmDependencies() {
     existsSync(lockPath) ? createHash('sha256').update(readFileSync(lockPath)).digest('hex') : '';
   const installed = existsSync(stampPath) ? readFileSync(stampPath, 'utf8').trim() : '';
   if (installed === lockHash() && existsSync(join(root, 'node_modules', '.bin', 'turbo'))) return;
-  // `npm install` rather than `npm ci`: the registry mirror lacks some foreign-platform optional packages
-  // (rollup's android builds, say), which `npm ci` rejects as an out-of-sync lock file.
-  const args = ['install', '--no-audit', '--no-fund'];
+  // `npm ci` installs exactly the committed lock and never rewrites it, so a fresh clone stays
+  // clean (`npm install` would add the foreign-platform optional packages a partial lock lacks).
+  // The project's .npmrc silences npm's own messages (see there); an install wants them.
+  const args = ['ci', '--no-audit', '--no-fund', '--loglevel=notice'];
   say(`installing npm dependencies (npm ${args[0]})`);
   const result = spawnSync('npm', args, {
     cwd: root,
-    stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit',
+    stdio: quiet ? ['ignore', 'ignore', 'pipe'] : ['inherit', 'inherit', 'pipe'],
+    encoding: 'utf8',
   });
+  const outOfSync = result.status !== 0 && /EUSAGE/.test(result.stderr ?? '');
+  if (!outOfSync) process.stderr.write(result.stderr ?? '');
   if (result.status !== 0) {
+    if (outOfSync) {
+      fail(
+        'package-lock.json does not match the package.json files (npm ci refused it).',
+        'run `npm install`, then commit package-lock.json with the package.json change.',
+      );
+    }
     fail(
       `npm ${args[0]} failed (exit ${result.status}).`,
       'check that the npm registry is reachable (npm ping) and run the command again.',

@@ -5,25 +5,15 @@
  * writes to MongoDB, and the board behind basic authentication. Debian's Chromium, headless,
  * driven by playwright-core, opens it as an operator would.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { routeDocument } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
-import {
-  APP_ROOT,
-  REPO_ROOT,
-  apiQueues,
-  eventually,
-  startBoardProcess,
-  startNode,
-  writeWorkersFile,
-  type BoardRun,
-  type ChildRun,
-} from './helpers.js';
+import { startApp, tempDir, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { APP_ROOT, apiQueues, startBoardProcess, type BoardRun } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const RESULTS = join(APP_ROOT, 'test-results');
@@ -35,7 +25,7 @@ const ORDERS = 12;
 
 describe('Bull Board in a browser, over a running system', () => {
   let stack: RunningStack;
-  const processes: ChildRun[] = [];
+  const processes: TestProcess[] = [];
   let board: BoardRun;
   let readOnlyBoard: BoardRun;
   let context: BrowserContext;
@@ -47,31 +37,33 @@ describe('Bull Board in a browser, over a running system', () => {
   beforeAll(async () => {
     mkdirSync(RESULTS, { recursive: true });
     stack = await startStack();
-    const workersFile = writeWorkersFile(
+    const workersToml = workersFile(
       `workers = [${WORKERS.map((w) => `"${w}"`).join(', ')}]\n[defaults]\nattempts = 1\nbackoff_ms = 10\n`,
     );
     owner = routeDocument(WORKERS, 'shop.orders', DOOMED);
     idle = WORKERS.find((w) => w !== owner) ?? '';
-    const env = { REDIS_URL: stack.redisUrl, WORKERS_FILE: workersFile };
+    const env = { REDIS_URL: stack.redisUrl, WORKERS_FILE: workersToml };
 
-    const ingest = startNode(join(REPO_ROOT, 'apps/ingest/dist/main.js'), [], {
-      ...env,
-      MONGODB_URI: stack.mongodbUri,
-      WATCH: 'shop',
-    });
+    const ingest = startApp(
+      'ingest',
+      [],
+      { ...env, MONGODB_URI: stack.mongodbUri, WATCH: 'shop' },
+      { cwd: APP_ROOT },
+    );
     processes.push(ingest);
-    const worker = startNode(
-      join(REPO_ROOT, 'apps/worker/dist/main.js'),
+    const worker = startApp(
+      'worker',
       ['--name', owner, '--handlers', join(APP_ROOT, 'test/fixtures/fail-one-document.mjs')],
       { ...env, FAIL_DOC_ID: DOOMED },
+      { cwd: APP_ROOT },
     );
     processes.push(worker);
     board = await startBoardProcess({ ...env, BOARD_USER: USER, BOARD_PASSWORD: PASSWORD });
     processes.push(board);
     readOnlyBoard = await startBoardProcess({ ...env, BOARD_READ_ONLY: 'true' });
     processes.push(readOnlyBoard);
-    await ingest.waitFor(/change stream open/);
-    await worker.waitFor(/active: this process holds the lease/);
+    await ingest.waitForLine(/change stream open/);
+    await worker.waitForLine(/active: this process holds the lease/);
 
     const client = new MongoClient(stack.mongodbUri);
     try {
@@ -88,7 +80,7 @@ describe('Bull Board in a browser, over a running system', () => {
       await client.close();
     }
     // The dead letter and the event parked behind it are in the owner's dead-letter queue.
-    await eventually(
+    await waitFor(
       async () => {
         const queues = await apiQueues(board.origin, auth());
         return queues.find((q) => q.name === `${owner}.dead`)?.counts.waiting === 2;
@@ -97,7 +89,7 @@ describe('Bull Board in a browser, over a running system', () => {
       30_000,
     );
 
-    userDataDir = mkdtempSync(join(tmpdir(), 'changeq-board-chromium-'));
+    userDataDir = tempDir('changeq-board-chromium-');
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,

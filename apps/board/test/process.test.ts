@@ -5,23 +5,15 @@
  */
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ObjectId } from 'mongodb';
 import { encodeEvent } from '@changeq/shared';
-import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
 import { eventJobName } from '@changeq/store';
-import {
-  MAIN,
-  apiQueues,
-  eventually,
-  logLines,
-  startBoardProcess,
-  startNode,
-  writeWorkersFile,
-  type ChildRun,
-} from './helpers.js';
+import { startRedis, type RunningRedis } from '@changeq/stack';
+import { freePort, startApp, waitFor, workersFile } from '@changeq/testkit';
+import { APP_ROOT, apiQueues, logLines, startBoardProcess } from './helpers.js';
 
 const basic = (user: string, password: string) => ({
   Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
@@ -30,30 +22,19 @@ const basic = (user: string, password: string) => ({
 describe('board process', () => {
   let redis: RunningRedis;
   let client: Redis;
-  const runs: ChildRun[] = [];
-  const workersFile = writeWorkersFile('workers = ["alpha", "bravo"]\n');
+  const workersToml = workersFile('workers = ["alpha", "bravo"]\n');
 
   beforeAll(async () => {
     redis = await startRedis();
     client = new Redis(redis.url);
-  });
-  afterEach(async () => {
-    await Promise.all(runs.splice(0).map((run) => run.stop('SIGKILL')));
   });
   afterAll(async () => {
     client?.disconnect();
     await redis?.stop();
   });
 
-  const board = async (env: NodeJS.ProcessEnv = {}) => {
-    const run = await startBoardProcess({
-      REDIS_URL: redis.url,
-      WORKERS_FILE: workersFile,
-      ...env,
-    });
-    runs.push(run);
-    return run;
-  };
+  const board = (env: NodeJS.ProcessEnv = {}) =>
+    startBoardProcess({ REDIS_URL: redis.url, WORKERS_FILE: workersToml, ...env });
 
   /** Adds one job the way the ingest does (and, for `dead`, the way the worker parks a dead letter). */
   const addEvent = async (queueName: string, jobId: string, dead = false) => {
@@ -102,12 +83,16 @@ describe('board process', () => {
       /the workers file \/nowhere\/workers\.toml does not exist/,
     ],
     [
-      { WORKERS_FILE: writeWorkersFile('workers = ["alpha",\n  "no spaces"]\n') },
+      { WORKERS_FILE: workersFile('workers = ["alpha",\n  "no spaces"]\n') },
       /workers\.toml:2: worker name "no spaces" is not allowed/,
     ],
   ])('%j: one line naming the problem and the fix, exit 2', async (env, pattern) => {
-    const run = startNode(MAIN, [], { REDIS_URL: redis.url, WORKERS_FILE: workersFile, ...env });
-    runs.push(run);
+    const run = startApp(
+      'board',
+      [],
+      { REDIS_URL: redis.url, WORKERS_FILE: workersToml, ...env },
+      { cwd: APP_ROOT },
+    );
     const { code } = await run.exited;
     const text = run.output().trim();
     expect(code).toBe(2);
@@ -121,12 +106,12 @@ describe('board process', () => {
     const port = await freePort();
     await new Promise<void>((resolve) => taken.listen(port, '127.0.0.1', resolve));
     try {
-      const run = startNode(MAIN, [], {
-        REDIS_URL: redis.url,
-        WORKERS_FILE: workersFile,
-        BOARD_PORT: String(port),
-      });
-      runs.push(run);
+      const run = startApp(
+        'board',
+        [],
+        { REDIS_URL: redis.url, WORKERS_FILE: workersToml, BOARD_PORT: String(port) },
+        { cwd: APP_ROOT },
+      );
       expect((await run.exited).code).toBe(2);
       expect(run.output()).toMatch(
         new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use\\. Fix: .*BOARD_PORT`),
@@ -311,17 +296,17 @@ describe('board process', () => {
   });
 
   it('follows workers.toml: new names appear, removed ones go, a broken edit keeps the last good set', async () => {
-    const file = writeWorkersFile('workers = ["alpha"]\n');
+    const file = workersFile('workers = ["alpha"]\n');
     const run = await board({ WORKERS_FILE: file });
     const names = async () => (await apiQueues(run.origin)).map((q) => q.name).join(' ');
     expect(await names()).toBe('alpha alpha.dead');
 
     writeFileSync(file, 'workers = ["alpha", "delta"]\n');
-    await eventually(async () => (await names()) === 'alpha alpha.dead delta delta.dead', 'delta');
-    await run.waitFor(/workers file changed: queues updated/);
+    await waitFor(async () => (await names()) === 'alpha alpha.dead delta delta.dead', 'delta');
+    await run.waitForLine(/workers file changed: queues updated/);
 
     writeFileSync(file, '# a comment\nworkers = ["alpha", "delta",\n  "echo", "echo"]\n');
-    const error = await run.waitFor(/workers file not applied/);
+    const error = await run.waitForLine(/workers file not applied/);
     const entry = JSON.parse(error) as { level: number; msg: string; line: number };
     expect(entry.level).toBe(50);
     expect(entry.line).toBe(3);
@@ -330,7 +315,7 @@ describe('board process', () => {
     expect(await names()).toBe('alpha alpha.dead delta delta.dead');
 
     writeFileSync(file, 'workers = ["echo", "delta"]\n');
-    await eventually(async () => (await names()) === 'echo echo.dead delta delta.dead', 'echo');
+    await waitFor(async () => (await names()) === 'echo echo.dead delta delta.dead', 'echo');
     const changes = logLines(run.output()).filter(
       (l) => l.msg === 'workers file changed: queues updated',
     );
@@ -341,7 +326,7 @@ describe('board process', () => {
     const down = await startRedis();
     await down.kill('SIGTERM'); // unlike stop(), keeps its folder for restart()
     const run = await board({ REDIS_URL: down.url });
-    await run.waitFor(/cannot reach Redis: the board answers 503/);
+    await run.waitForLine(/cannot reach Redis: the board answers 503/);
     expect((await fetch(`${run.origin}/`)).status).toBe(200);
     const started = Date.now();
     const answer = await fetch(`${run.origin}/api/queues`);
@@ -354,11 +339,11 @@ describe('board process', () => {
 
     await down.restart();
     try {
-      await eventually(
+      await waitFor(
         async () => (await fetch(`${run.origin}/api/queues`)).status === 200,
         'Redis back',
       );
-      await run.waitFor(/"msg":"Redis is reachable again"/);
+      await run.waitForLine(/"msg":"Redis is reachable again"/);
       expect((await apiQueues(run.origin)).length).toBe(4);
       // A one-line warning per outage, not one per reconnect attempt.
       expect(run.output().match(/cannot reach Redis: /g)).toHaveLength(1);
@@ -392,7 +377,7 @@ describe('board process', () => {
       expect(code).toBe(0);
       expect(run.output()).toMatch(/"msg":"stopped"/);
       await expect(fetch(`${run.origin}/`)).rejects.toThrow();
-      await eventually(
+      await waitFor(
         async () => !/name=changeq-board/.test((await client.client('LIST')) as string),
         'the board closed its Redis connection',
         5000,

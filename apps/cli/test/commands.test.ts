@@ -2,24 +2,13 @@
  * token, preimages, help and errors of the CLI against real servers; `token set --at` proven by
  * a real ingest start.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { freePort, startStack, type RunningStack } from '@changeq/stack';
 import { ingestKeys } from '@changeq/store';
-import {
-  INGEST,
-  cli,
-  cliOnTerminal,
-  killAll,
-  operationTime,
-  startApp,
-  userErrorLine,
-  waitFor,
-  waitingJobs,
-  workersFile,
-  type AppProcess,
-} from './helpers.js';
+import { startStack, type RunningStack } from '@changeq/stack';
+import { freePort, isolatedPrefix, startApp, waitFor, workersFile } from '@changeq/testkit';
+import { cli, cliOnTerminal, operationTime, userErrorLine, waitingJobs } from './helpers.js';
 
 const WORKERS = workersFile(`workers = ["alpha", "bravo", "charlie"]\n`);
 const NAMES = ['alpha', 'bravo', 'charlie'];
@@ -27,18 +16,15 @@ const NAMES = ['alpha', 'bravo', 'charlie'];
 let stack: RunningStack;
 let mongo: MongoClient;
 let redis: Redis;
-const processes: AppProcess[] = [];
-let counter = 0;
-
 /** A prefix and ingest id of their own per test. */
 function isolated() {
-  counter += 1;
+  const prefix = isolatedPrefix('c');
   return {
     REDIS_URL: stack.redisUrl,
     MONGODB_URI: stack.mongodbUri,
     WORKERS_FILE: WORKERS,
-    QUEUE_PREFIX: `c${counter}`,
-    INGEST_ID: `c${counter}`,
+    QUEUE_PREFIX: prefix,
+    INGEST_ID: prefix,
   };
 }
 
@@ -47,9 +33,6 @@ beforeAll(async () => {
   mongo = new MongoClient(stack.mongodbUri);
   await mongo.connect();
   redis = new Redis(stack.redisUrl);
-});
-afterEach(async () => {
-  await killAll(processes);
 });
 afterAll(async () => {
   redis?.disconnect();
@@ -189,8 +172,7 @@ describe('token', () => {
       clusterTime: { t: beforeTime + 1, i: 0 },
     });
 
-    const ingest = startApp(INGEST, [], { ...env, WATCH: 'tok.c', MAX_AWAIT_TIME_MS: '100' });
-    processes.push(ingest);
+    const ingest = startApp('ingest', [], { ...env, WATCH: 'tok.c', MAX_AWAIT_TIME_MS: '100' });
     await waitFor(
       async () => (await waitingJobs(env.REDIS_URL, env.QUEUE_PREFIX, NAMES)).length >= 3,
       'the events after --at',

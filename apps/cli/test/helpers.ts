@@ -1,27 +1,16 @@
 /** Real processes for the CLI's tests: the CLI itself, the ingest, workers; and ways to look. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { MongoClient, Timestamp } from 'mongodb';
 import { decodeEvent, type EventJobData } from '@changeq/shared';
-import { isAlive, spawnTracked, terminate } from '@changeq/stack';
+import { appMain, startApp, startProcess } from '@changeq/testkit';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const CLI = resolve(HERE, '../dist/main.js');
-export const INGEST = resolve(HERE, '../../ingest/dist/main.js');
-export const WORKER = resolve(HERE, '../../worker/dist/main.js');
+export const CLI = appMain('cli');
 /** Succeeds, except for inserts of `{ fail: true }` documents while HEAL_FILE does not exist. */
 export const HANDLERS = resolve(HERE, 'fixtures/handlers.mjs');
-
-export function workersFile(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'changeq-cli-')), 'workers.toml');
-  writeFileSync(file, text);
-  return file;
-}
 
 export interface CliResult {
   code: number | null;
@@ -30,38 +19,35 @@ export interface CliResult {
 }
 
 /** Runs `changeq <args>` to the end, stdin not a terminal. */
-export function cli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
-  const child = spawnTracked(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  return new Promise((res) => child.once('close', (code) => res({ code, stdout, stderr })));
+export async function cli(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<CliResult> {
+  const run = startApp('cli', args, env);
+  const { code } = await run.closed;
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
 /** Runs the CLI on a pseudo-terminal (util-linux `script`), typing `input` on it. */
-export function cliOnTerminal(
+export async function cliOnTerminal(
   args: string[],
   env: Record<string, string | undefined>,
   input: string,
 ): Promise<CliResult> {
   const command = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`);
-  const child = spawnTracked('script', ['-qec', command.join(' '), '/dev/null'], {
-    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
+  const run = startProcess('script', ['-qec', command.join(' '), '/dev/null'], {
+    env: { LOG_FORMAT: 'json', ...env },
+    stdin: 'pipe',
   });
-  let stdout = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8');
-    if (/\[y\/N\]/.test(stdout) && input !== '') {
-      child.stdin?.write(input);
-      input = '';
-    }
-  });
-  return new Promise((res) => child.once('close', (code) => res({ code, stdout, stderr: '' })));
+  if (input !== '') {
+    // Typed once the question is on the screen; a CLI that never asks just runs to its end.
+    void run.waitForLine(/\[y\/N\]/, 60_000).then(
+      () => run.child.stdin?.write(input),
+      () => undefined,
+    );
+  }
+  const { code } = await run.closed;
+  return { code, stdout: run.stdout(), stderr: '' };
 }
 
 /** The one line a user error prints: `changeq: <problem>. Fix: <fix>`. */
@@ -71,67 +57,6 @@ export function userErrorLine(result: CliResult): string {
     throw new Error(`expected one user-error line and exit 2, got ${JSON.stringify(result)}`);
   }
   return lines[0]!;
-}
-
-export interface AppProcess {
-  child: ChildProcess;
-  pid: number;
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-export function startApp(
-  script: string,
-  args: string[],
-  env: Record<string, string | undefined>,
-): AppProcess {
-  const child = spawnTracked(process.execPath, [script, ...args], {
-    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    child.once('exit', (code, signal) => res({ code, signal })),
-  );
-  return {
-    child,
-    pid: child.pid!,
-    output: () => output,
-    exited,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (isAlive(child.pid!)) await terminate(child.pid!, signal, 10_000);
-      await exited;
-    },
-  };
-}
-
-/** Stops every process in the list by its PID (SIGKILL), and empties the list. */
-export async function killAll(list: AppProcess[]): Promise<void> {
-  await Promise.all(
-    list.splice(0).map(async (p) => {
-      if (isAlive(p.pid)) await terminate(p.pid, 'SIGKILL', 5_000);
-      await p.exited;
-    }),
-  );
-}
-
-export async function waitFor(
-  check: () => Promise<boolean> | boolean,
-  what: string | (() => string | Promise<string>),
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) {
-      const detail = typeof what === 'string' ? what : await what();
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${detail}`);
-    }
-    await new Promise((res) => setTimeout(res, 100));
-  }
 }
 
 /** A scrape of a /metrics endpoint: the value of a sample, or the sum over matching samples. */

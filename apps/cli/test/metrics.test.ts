@@ -4,22 +4,11 @@
  * while backpressure holds it and falls when it catches up, counters match what was written.
  */
 import { createServer } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MongoClient } from 'mongodb';
-import { freePort, startStack, type RunningStack } from '@changeq/stack';
-import {
-  HANDLERS,
-  INGEST,
-  Scrape,
-  WORKER,
-  answers,
-  killAll,
-  readyz,
-  startApp,
-  waitFor,
-  workersFile,
-  type AppProcess,
-} from './helpers.js';
+import { startStack, type RunningStack } from '@changeq/stack';
+import { freePort, startApp, waitFor, workersFile } from '@changeq/testkit';
+import { HANDLERS, Scrape, answers, readyz } from './helpers.js';
 
 const WORKERS = workersFile(`workers = ["alpha", "bravo"]
 [defaults]
@@ -31,15 +20,11 @@ max_backoff_ms = 50
 
 let stack: RunningStack;
 let mongo: MongoClient;
-const processes: AppProcess[] = [];
 
 beforeAll(async () => {
   stack = await startStack();
   mongo = new MongoClient(stack.mongodbUri);
   await mongo.connect();
-});
-afterEach(async () => {
-  await killAll(processes);
 });
 afterAll(async () => {
   await mongo?.close();
@@ -55,11 +40,10 @@ const base = () => ({
 
 async function startWorker(name: string, env: Record<string, string>) {
   const port = await freePort();
-  const worker = startApp(WORKER, ['--name', name, '--http-port', String(port)], {
+  const worker = startApp('worker', ['--name', name, '--http-port', String(port)], {
     ...base(),
     ...env,
   });
-  processes.push(worker);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(() => answers(url), `worker ${name} to serve ${url}`);
   return { worker, url };
@@ -73,14 +57,13 @@ describe('metrics and health of a real run', () => {
 
     // Redis is down: the ingest answers /healthz but is not ready.
     await stack.redis.kill('SIGKILL');
-    const ingest = startApp(INGEST, [], {
+    startApp('ingest', [], {
       ...base(),
       ...env,
       HTTP_PORT: String(port),
       CONNECT_TIMEOUT_MS: '120000',
       MAX_AWAIT_TIME_MS: '100',
     });
-    processes.push(ingest);
     await waitFor(() => answers(url), 'the ingest to serve /healthz');
     const before = await readyz(url);
     expect(before.status).toBe(503);
@@ -180,8 +163,7 @@ describe('metrics and health of a real run', () => {
 
   test('worker: /readyz follows the lease; failures, retries and dead letters are counted', async () => {
     const env = { QUEUE_PREFIX: 'm2', INGEST_ID: 'm2', WATCH: 'metrics2.c' };
-    const ingest = startApp(INGEST, [], { ...base(), ...env, MAX_AWAIT_TIME_MS: '100' });
-    processes.push(ingest);
+    const ingest = startApp('ingest', [], { ...base(), ...env, MAX_AWAIT_TIME_MS: '100' });
     await waitFor(
       () => ingest.output().includes('change stream open'),
       'the ingest to open its stream',
@@ -248,8 +230,7 @@ describe('metrics and health of a real run', () => {
     const port = String((taken.address() as { port: number }).port);
     try {
       const env = { ...base(), QUEUE_PREFIX: 'm3', INGEST_ID: 'm3', HTTP_PORT: port };
-      const apps = [startApp(INGEST, [], env), startApp(WORKER, ['--name', 'alpha'], env)];
-      processes.push(...apps);
+      const apps = [startApp('ingest', [], env), startApp('worker', ['--name', 'alpha'], env)];
       for (const app of apps) {
         expect((await app.exited).code).toBe(2);
         const lines = app.output().trim().split('\n');

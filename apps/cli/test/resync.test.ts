@@ -5,26 +5,16 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
-import { MongoClient, Timestamp, type ChangeStreamDocument, type ObjectId } from 'mongodb';
-import { startStack, type RunningStack } from '@changeq/stack';
+import { MongoClient, Timestamp, type ObjectId } from 'mongodb';
 import { ingestKeys } from '@changeq/store';
-import {
-  INGEST,
-  cli,
-  killAll,
-  startApp,
-  userErrorLine,
-  waitFor,
-  waitingJobs,
-  workersFile,
-  type AppProcess,
-} from './helpers.js';
+import { startStack, type RunningStack } from '@changeq/stack';
+import { changesSince, startApp, waitFor, workersFile } from '@changeq/testkit';
+import { cli, userErrorLine, waitingJobs } from './helpers.js';
 
 const NAMES = ['alpha', 'bravo', 'charlie'];
 let stack: RunningStack;
 let mongo: MongoClient;
 let redis: Redis;
-const processes: AppProcess[] = [];
 
 beforeAll(async () => {
   stack = await startStack();
@@ -33,27 +23,10 @@ beforeAll(async () => {
   redis = new Redis(stack.redisUrl);
 });
 afterAll(async () => {
-  await killAll(processes);
   redis?.disconnect();
   await mongo?.close();
   await stack?.stop();
 });
-
-/** Every change the server records in `db` from `from` on, read until the stream is quiet. */
-async function groundTruth(db: string, from: Timestamp): Promise<ChangeStreamDocument[]> {
-  const stream = mongo.db(db).watch([], { startAtOperationTime: from, maxAwaitTimeMS: 200 });
-  const events: ChangeStreamDocument[] = [];
-  let quietSince = Date.now();
-  while (Date.now() - quietSince < 1500) {
-    const change = await stream.tryNext();
-    if (change) {
-      events.push(change);
-      quietSince = Date.now();
-    }
-  }
-  await stream.close();
-  return events;
-}
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
@@ -77,8 +50,7 @@ describe('resync', () => {
     const initialIds = Object.values(initialA);
 
     // An ingest ran once: a token is stored, so resync must ask before replacing it.
-    const first = startApp(INGEST, [], env);
-    processes.push(first);
+    const first = startApp('ingest', [], env);
     const tokenKey = ingestKeys('rs', 'rs').token;
     await waitFor(async () => (await redis.get(tokenKey)) !== null, 'a stored token');
     await first.stop('SIGTERM');
@@ -118,12 +90,11 @@ describe('resync', () => {
     expect(marker).toMatchObject({ kind: 'startAt' });
     expect(await redis.exists(ingestKeys('rs', 'rs').snapshot)).toBe(0);
     const startAt = new Timestamp({ t: marker.clusterTime.t, i: marker.clusterTime.i });
-    const truth = await groundTruth('rs', startAt);
+    const truth = await changesSince(mongo.db('rs'), startAt);
     expect(truth.some((e) => e.operationType === 'insert' && e.fullDocument.w === true)).toBe(true);
     expect(truth.some((e) => e.operationType === 'update' && e.ns.coll === 'b')).toBe(true);
 
-    const second = startApp(INGEST, [], env);
-    processes.push(second);
+    const second = startApp('ingest', [], env);
     const changesQueued = async () =>
       (await waitingJobs(stack.redisUrl, 'rs', NAMES)).filter(
         (j) => j.event.operationType !== 'snapshot',

@@ -10,20 +10,10 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MongoClient, ObjectId } from 'mongodb';
 import { Router } from '@changeq/shared';
-import { startStack, type RunningStack } from '@changeq/stack';
 import { workerKeys } from '@changeq/store';
-import {
-  HANDLERS,
-  INGEST,
-  WORKER,
-  cli,
-  killAll,
-  startApp,
-  userErrorLine,
-  waitFor,
-  workersFile,
-  type AppProcess,
-} from './helpers.js';
+import { startStack, type RunningStack } from '@changeq/stack';
+import { endProcesses, startApp, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { HANDLERS, cli, userErrorLine } from './helpers.js';
 
 const NAMES = ['alpha', 'bravo'];
 const WORKERS = workersFile(`workers = ["alpha", "bravo"]
@@ -35,8 +25,8 @@ const HEAL_FILE = join(mkdtempSync(join(tmpdir(), 'changeq-heal-')), 'healed');
 let stack: RunningStack;
 let mongo: MongoClient;
 let redis: Redis;
-const processes: AppProcess[] = [];
-let alpha: AppProcess;
+const processes: TestProcess[] = [];
+let alpha: TestProcess;
 const env = () => ({
   REDIS_URL: stack.redisUrl,
   MONGODB_URI: stack.mongodbUri,
@@ -79,13 +69,13 @@ beforeAll(async () => {
   mongo = new MongoClient(stack.mongodbUri);
   await mongo.connect();
   redis = new Redis(stack.redisUrl);
-  const ingest = startApp(INGEST, [], { ...env(), WATCH: 'sd.c', MAX_AWAIT_TIME_MS: '100' });
+  const ingest = startApp('ingest', [], { ...env(), WATCH: 'sd.c', MAX_AWAIT_TIME_MS: '100' });
   processes.push(ingest);
   await waitFor(
     () => ingest.output().includes('change stream open'),
     'the ingest to open its stream',
   );
-  alpha = startApp(WORKER, ['--name', 'alpha', '--handlers', HANDLERS], { ...env(), HEAL_FILE });
+  alpha = startApp('worker', ['--name', 'alpha', '--handlers', HANDLERS], { ...env(), HEAL_FILE });
   processes.push(alpha);
   await waitFor(() => alpha.output().includes('active: this process holds the lease'), 'alpha');
 
@@ -109,7 +99,7 @@ beforeAll(async () => {
   }, 'alpha to finish and bravo to hold its events');
 });
 afterAll(async () => {
-  await killAll(processes);
+  await endProcesses(processes.splice(0));
   redis?.disconnect();
   await mongo?.close();
   await stack?.stop();

@@ -9,7 +9,8 @@ import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { UserError, loadWorkersConfig, runMain } from '@changeq/shared';
-import { freePort, spawnTracked, startStack, terminate, waitForExit } from '@changeq/stack';
+import { freePort, spawnTracked, terminate, waitForExit } from '@changeq/processes';
+import { startStack } from '@changeq/stack';
 import { DEFAULT_PREFIX, deadLetterQueueName, eventQueueName } from '@changeq/store';
 import { runWriter } from './writer.js';
 

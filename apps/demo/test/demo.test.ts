@@ -1,20 +1,14 @@
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect, test } from 'vitest';
-import { isAlive, spawnTracked, waitForExit } from '@changeq/stack';
+import { isAlive, startApp, waitFor } from '@changeq/testkit';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
+const demo = (args: string[], options: { detached?: boolean } = {}) =>
+  startApp('demo', args, { ...process.env, LOG_FORMAT: 'json', BOARD_PORT: '0' }, options);
 
 test('the demo starts everything, moves events through, and stops everything it started', async () => {
-  const child = spawnTracked(process.execPath, [MAIN, '--rate', '100', '--duration', '12'], {
-    env: { ...process.env, LOG_FORMAT: 'json', BOARD_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  await waitForExit(child);
-  expect(child.exitCode, output).toBe(0);
+  const run = demo(['--rate', '100', '--duration', '12']);
+  const { code } = await run.exited;
+  const output = run.output();
+  expect(code, output).toBe(0);
   expect(output).toContain('demo: running. Where to look:');
   const pids = [...output.matchAll(/demo: started (\S+) \(pid (\d+)\)/g)].map((m) => ({
     name: m[1]!,
@@ -42,22 +36,17 @@ test('the demo starts everything, moves events through, and stops everything it 
 }, 90_000);
 
 test('Ctrl-C (SIGINT to the whole process group) stops every component gracefully, once', async () => {
-  const child = spawnTracked(process.execPath, [MAIN, '--rate', '50'], {
-    env: { ...process.env, LOG_FORMAT: 'json', BOARD_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, as a terminal gives it
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const deadline = Date.now() + 60_000;
-  while (!/writer: \d+ operations so far/.test(output) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  expect(output, output.slice(-3000)).toMatch(/writer: \d+ operations so far/);
-  process.kill(-child.pid!, 'SIGINT');
-  await waitForExit(child);
-  expect(child.exitCode, output.slice(-3000)).toBe(0);
+  // detached: its own process group, as a terminal gives it
+  const run = demo(['--rate', '50'], { detached: true });
+  await waitFor(
+    () => /writer: \d+ operations so far/.test(run.output()),
+    () => `the writer's first report; output:\n${run.output().slice(-3000)}`,
+    60_000,
+  );
+  process.kill(-run.pid, 'SIGINT');
+  const { code } = await run.exited;
+  const output = run.output();
+  expect(code, output.slice(-3000)).toBe(0);
   const pids = [...output.matchAll(/demo: started (\S+) \(pid (\d+)\)/g)].map((m) => ({
     name: m[1]!,
     pid: Number(m[2]),

@@ -4,19 +4,19 @@
  * backlog) with a flat RSS. Prints the RSS samples and the verdict against the 200 MB bound.
  * Usage: npm run bench:memory (in apps/ingest) [-- --jobs 1000000]
  */
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { spawnTracked, startStack, terminate } from '@changeq/stack';
+import { spawnTracked, terminate } from '@changeq/processes';
+import { startStack } from '@changeq/stack';
+import { appMain, workersFile } from '@changeq/testkit';
 
 const { values } = parseArgs({ options: { jobs: { type: 'string', default: '1000000' } } });
 const JOBS = Number(values.jobs);
 const WORKERS = ['alpha', 'bravo', 'charlie'];
-const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+const MAIN = appMain('ingest');
 const LIMIT_MB = 200;
 
 function rssMb(pid: number): number {
@@ -49,14 +49,13 @@ async function main() {
     console.log(`  done in ${Math.round(performance.now() - started)} ms`);
     await Promise.all(queues.map((queue) => queue.close()));
 
-    const dir = mkdtempSync(join(tmpdir(), 'changeq-mem-'));
-    writeFileSync(join(dir, 'workers.toml'), `workers = ${JSON.stringify(WORKERS)}\n`);
+    const workers = workersFile(`workers = ${JSON.stringify(WORKERS)}\n`);
     const child = spawnTracked(process.execPath, [MAIN], {
       env: {
         PATH: process.env.PATH ?? '',
         MONGODB_URI: stack.mongodbUri,
         REDIS_URL: stack.redisUrl,
-        WORKERS_FILE: join(dir, 'workers.toml'),
+        WORKERS_FILE: workers,
         WATCH: 'mem',
         BACKLOG_LIMIT: '100000',
         LOG_LEVEL: 'warn',

@@ -14,22 +14,23 @@
  * Usage: npm run bench (in apps/ingest) [-- --events 100000]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MongoClient, type ChangeStreamDocument, type Timestamp } from 'mongodb';
 import { Router, createLogger } from '@changeq/shared';
-import { spawnTracked, startStack, terminate } from '@changeq/stack';
+import { spawnTracked, terminate } from '@changeq/processes';
+import { startStack } from '@changeq/stack';
+import { appMain, workersFile } from '@changeq/testkit';
 import { Enqueuer, type PlannedJob } from '@changeq/store';
 import { planEvent } from '@changeq/source';
 
 const { values } = parseArgs({ options: { events: { type: 'string', default: '100000' } } });
 const EVENTS = Number(values.events);
 const WORKERS = ['alpha', 'bravo', 'charlie'];
-const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+const MAIN = appMain('ingest');
 const CHUNK = 1000;
 
 const rate = (n: number, ms: number) => Math.round((n * 1000) / ms);
@@ -266,8 +267,7 @@ async function main() {
     await Promise.all([...naiveQueues.values()].map((queue) => queue.close()));
 
     // 5. The changeq ingest, as a process, from the same starting time.
-    const dir = mkdtempSync(join(tmpdir(), 'changeq-bench-'));
-    writeFileSync(join(dir, 'workers.toml'), `workers = ${JSON.stringify(WORKERS)}\n`);
+    const workers = workersFile(`workers = ${JSON.stringify(WORKERS)}\n`);
     const waiting = async () => {
       const counts = await Promise.all(WORKERS.map((name) => redis.llen(`changeq:${name}:wait`)));
       return counts.reduce((a, b) => a + b, 0);
@@ -283,7 +283,7 @@ async function main() {
         PATH: process.env.PATH ?? '',
         MONGODB_URI: stack.mongodbUri,
         REDIS_URL: stack.redisUrl,
-        WORKERS_FILE: join(dir, 'workers.toml'),
+        WORKERS_FILE: workers,
         WATCH: 'bench.events',
         START_AT: new Date(from.high * 1000).toISOString(),
         BACKLOG_LIMIT: String(EVENTS * 2),

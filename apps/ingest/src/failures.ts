@@ -5,7 +5,19 @@ import {
   MongoServerSelectionError,
   MongoTopologyClosedError,
 } from 'mongodb';
-import type { WireError } from './reader/protocol.js';
+
+/** An error as it crosses the thread boundary to the main thread (see StreamReadError). */
+export interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: number | string;
+  codeName?: string;
+  /** Set when the error came from MongoDB (the driver), as opposed to a bug or bad data. */
+  fromMongo: boolean;
+  transient: boolean;
+  lostPositionCode: number | null;
+}
 
 /**
  * A failure of the stream reader thread, as the main thread sees it: the driver's error classes
@@ -108,6 +120,22 @@ export function isTransientRedisError(error: unknown): boolean {
   return /Connection is closed|connection close|Stream isn't writeable|Connection (timed out|lost)|Command timed out|ECONNREFUSED|ECONNRESET/.test(
     error.message,
   );
+}
+
+/** Classifies an error where its class is still known: in the thread that caught it. */
+export function encodeError(error: unknown): WireError {
+  const e = error instanceof Error ? error : new Error(String(error));
+  const { code, codeName } = e as { code?: unknown; codeName?: unknown };
+  return {
+    name: e.name,
+    message: e.message,
+    ...(e.stack === undefined ? {} : { stack: e.stack }),
+    ...(typeof code === 'number' || typeof code === 'string' ? { code } : {}),
+    ...(typeof codeName === 'string' ? { codeName } : {}),
+    fromMongo: e instanceof MongoError,
+    transient: isTransientMongoError(e),
+    lostPositionCode: lostPositionCode(e),
+  };
 }
 
 /** Whether an error came from MongoDB (in this thread or in the stream reader thread). */

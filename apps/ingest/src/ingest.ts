@@ -2,9 +2,11 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
 import {
+  Backoff,
   Router,
   UserError,
   redactUri,
+  sleep,
   tokenClusterTime,
   tokenData,
   type Logger,
@@ -23,7 +25,6 @@ import {
   type IngestConfig,
   type StartOptions,
 } from '@changeq/source';
-import { Backoff, sleep } from './backoff.js';
 import {
   LOST_POSITION_CODES,
   isMongoError,

@@ -1,69 +1,40 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { MongoClient, Timestamp } from 'mongodb';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import {
-  freePort,
-  startMongo,
-  startStack,
-  type RunningMongo,
-  type RunningStack,
-} from '@changeq/stack';
-import { ingestKeys } from '@changeq/store';
-import { PositionStore } from '@changeq/store';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startMongo, startStack, type RunningMongo, type RunningStack } from '@changeq/stack';
+import { PositionStore, ingestKeys } from '@changeq/store';
 import { RecordingConsumer } from './chaos.js';
-import {
-  readQueues,
-  startIngest,
-  stopAll,
-  storedToken,
-  waitFor,
-  type IngestProcess,
-} from './helpers.js';
+import { freePort, isolatedPrefix, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { readQueues, startIngest, storedToken } from './helpers.js';
 
 const WORKERS = ['alpha', 'bravo', 'charlie'];
 
-function workersFile(): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'changeq-ingest-')), 'workers.toml');
-  writeFileSync(file, `workers = ["alpha", "bravo", "charlie"]\n`);
-  return file;
-}
-
 let stack: RunningStack;
 let mongo: MongoClient;
-const processes: IngestProcess[] = [];
-let counter = 0;
-
 /** A fresh prefix, ingest id and database per test, so tests sharing the servers never meet. */
 function isolated(extra: Record<string, string> = {}) {
-  counter += 1;
+  const prefix = isolatedPrefix('b');
   return {
     MONGODB_URI: stack.mongodbUri,
     REDIS_URL: stack.redisUrl,
-    WORKERS_FILE: workersFile(),
-    QUEUE_PREFIX: `b${counter}`,
-    INGEST_ID: `t${counter}`,
+    WORKERS_FILE: workersFile(`workers = ["alpha", "bravo", "charlie"]\n`),
+    QUEUE_PREFIX: prefix,
+    INGEST_ID: `t-${prefix}`,
     MAX_AWAIT_TIME_MS: '100',
     ...extra,
   };
 }
 
-function run(env: Record<string, string>, args: string[] = []): IngestProcess {
-  const ingest = startIngest(env, args);
-  processes.push(ingest);
-  return ingest;
-}
+const run = startIngest;
 
 async function jobsOf(env: Record<string, string>) {
   return readQueues(env.REDIS_URL!, env.QUEUE_PREFIX!, WORKERS);
 }
 
-const logged = (ingest: IngestProcess, text: string) => () => ingest.output().includes(text);
+const logged = (ingest: TestProcess, text: string) => () => ingest.output().includes(text);
 
 /** Waits for a log line; on timeout the error carries the end of the ingest's log. */
-async function waitForLog(ingest: IngestProcess, text: string, what: string): Promise<void> {
+async function waitForLog(ingest: TestProcess, text: string, what: string): Promise<void> {
   await waitFor(logged(ingest, text), what).catch((error: Error) => {
     throw new Error(`${error.message}\n--- ingest log ---\n${ingest.output().slice(-4000)}`);
   });
@@ -73,9 +44,6 @@ beforeAll(async () => {
   stack = await startStack();
   mongo = new MongoClient(stack.mongodbUri);
   await mongo.connect();
-});
-afterEach(async () => {
-  await stopAll(processes.splice(0));
 });
 afterAll(async () => {
   await mongo?.close();

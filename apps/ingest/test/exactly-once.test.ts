@@ -1,30 +1,20 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { startStack, type RunningStack } from '@changeq/stack';
+import { endProcesses, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
 import { RecordingConsumer, assertExactlyOnceInOrder, seededRandom, writeChaos } from './chaos.js';
 import {
   clusterTimeNow,
   groundTruth,
   readQueues,
   startIngest,
-  stopAll,
   storedTokenData,
-  waitFor,
-  type IngestProcess,
 } from './helpers.js';
 
 const WORKERS = ['alpha', 'bravo', 'charlie'];
 const COLLECTIONS = ['a', 'b', 'c'];
 
-function workersFile(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'changeq-ingest-'));
-  const file = join(dir, 'workers.toml');
-  writeFileSync(file, `workers = [${WORKERS.map((w) => `"${w}"`).join(', ')}]\n`);
-  return file;
-}
+const workersToml = () => workersFile(`workers = [${WORKERS.map((w) => `"${w}"`).join(', ')}]\n`);
 
 /**
  * Runs the chaos writer while `fault` strikes at random moments, then checks that every change
@@ -36,7 +26,7 @@ async function runScenario(
     seed: number;
     operations: number;
     faults: number;
-    fault: (ingest: () => IngestProcess) => Promise<void>;
+    fault: (ingest: () => TestProcess) => Promise<void>;
     tolerateWriteErrors?: boolean;
     /** CHANGEQ_FAULT_POINTS for the ingest: self-inflicted SIGKILLs in the commit windows. */
     faultPoints?: string;
@@ -50,7 +40,7 @@ async function runScenario(
     maxFaults?: number;
   },
 ) {
-  const processes: IngestProcess[] = [];
+  const processes: TestProcess[] = [];
   const db = `chaos${options.seed}`;
   const from = await clusterTimeNow(stack.mongodbUri).catch((error: Error) => {
     throw new Error(`reading the cluster time failed: ${error.message}`, { cause: error });
@@ -58,7 +48,7 @@ async function runScenario(
   const env = {
     MONGODB_URI: stack.mongodbUri,
     REDIS_URL: stack.redisUrl,
-    WORKERS_FILE: workersFile(),
+    WORKERS_FILE: workersToml(),
     WATCH: COLLECTIONS.map((c) => `${db}.${c}`).join(','),
     START_AT: new Date(from.high * 1000).toISOString(),
     INGEST_ID: `seed${options.seed}`,
@@ -169,7 +159,7 @@ async function runScenario(
   } finally {
     finished = true;
     await consumer?.close();
-    await stopAll(processes);
+    await endProcesses(processes);
     await supervisor;
   }
 }

@@ -1,66 +1,13 @@
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { MongoClient, type ChangeStreamDocument, type Document, type Timestamp } from 'mongodb';
 import { decodeEvent, type EventJobData } from '@changeq/shared';
-import { isAlive, spawnTracked, terminate, waitForExit } from '@changeq/stack';
 import { ingestKeys } from '@changeq/store';
-
-export const APP_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const MAIN = join(APP_ROOT, 'dist', 'main.js');
-
-export interface IngestProcess {
-  child: ChildProcess;
-  pid: number;
-  /** Everything the process wrote to stderr (its JSON log lines). */
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  kill(signal?: NodeJS.Signals): Promise<void>;
-}
+import { changesSince, startApp, type TestProcess } from '@changeq/testkit';
 
 /** Starts the built ingest as a real process with the given environment. */
-export function startIngest(env: Record<string, string>, args: string[] = []): IngestProcess {
-  const child = spawnTracked(process.execPath, [MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    child,
-    pid: child.pid!,
-    output: () => output,
-    exited,
-    async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (isAlive(child.pid!)) process.kill(child.pid!, signal);
-      await waitForExit(child);
-    },
-  };
-}
-
-export async function stopAll(processes: IngestProcess[]): Promise<void> {
-  await Promise.all(processes.map((p) => terminate(p.pid, 'SIGKILL', 1000)));
-}
-
-/** Waits until `check` holds, polling; fails with `what` after `timeoutMs`. */
-export async function waitFor(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+export function startIngest(env: Record<string, string>, args: string[] = []): TestProcess {
+  return startApp('ingest', args, { LOG_LEVEL: 'info', ...env });
 }
 
 export interface QueuedEvent {
@@ -124,18 +71,7 @@ export async function groundTruth(
 ): Promise<ChangeStreamDocument[]> {
   const client = new MongoClient(mongodbUri);
   try {
-    const stream = client.watch(pipeline, { startAtOperationTime: from, maxAwaitTimeMS: 200 });
-    const events: ChangeStreamDocument[] = [];
-    let quietSince = Date.now();
-    while (Date.now() - quietSince < quietMs) {
-      const change = await stream.tryNext();
-      if (change) {
-        events.push(change);
-        quietSince = Date.now();
-      }
-    }
-    await stream.close();
-    return events;
+    return await changesSince(client, from, pipeline, quietMs);
   } finally {
     await client.close();
   }

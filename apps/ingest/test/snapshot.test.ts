@@ -1,30 +1,21 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Decimal128, MongoClient, ObjectId, UUID } from 'mongodb';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { documentIdentity } from '@changeq/shared';
 import { startStack, type RunningStack } from '@changeq/stack';
 import { ingestKeys } from '@changeq/store';
-import {
-  readQueues,
-  startIngest,
-  stopAll,
-  storedToken,
-  waitFor,
-  type IngestProcess,
-} from './helpers.js';
+import { endProcesses, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { readQueues, startIngest, storedToken } from './helpers.js';
 
 const WORKERS = ['alpha', 'bravo', 'charlie'];
 let stack: RunningStack;
-const processes: IngestProcess[] = [];
+const processes: TestProcess[] = [];
 
 beforeAll(async () => {
   stack = await startStack();
 });
 afterAll(async () => {
-  await stopAll(processes);
+  await endProcesses(processes);
   await stack?.stop();
 });
 
@@ -56,8 +47,7 @@ test('START_AT=snapshot copies every document once through the routing, resumes 
       .collection(name)
       .insertMany(Array.from({ length: 400 }, (_, i) => ({ _id: mixedId(i), i, name })) as never);
   }
-  const file = join(mkdtempSync(join(tmpdir(), 'changeq-snap-')), 'workers.toml');
-  writeFileSync(file, `Workers = ["alpha", "bravo", "charlie"]\n`);
+  const file = workersFile(`Workers = ["alpha", "bravo", "charlie"]\n`);
   const env = {
     MONGODB_URI: stack.mongodbUri,
     REDIS_URL: stack.redisUrl,

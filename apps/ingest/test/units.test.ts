@@ -1,20 +1,14 @@
 import { MongoServerError, MongoTopologyClosedError, ObjectId, Timestamp } from 'mongodb';
 import { describe, expect, test } from 'vitest';
-import { Backoff } from '../src/backoff.js';
 import {
   StreamReadError,
   isMongoError,
   isTransientMongoError,
   isTransientRedisError,
   lostPositionCode,
-} from '../src/failures.js';
-import {
-  decodeMatch,
-  decodeStart,
   encodeError,
-  encodeMatch,
-  encodeStart,
-} from '../src/reader/protocol.js';
+} from '../src/failures.js';
+import { decodeMatch, decodeStart, encodeMatch, encodeStart } from '../src/reader/protocol.js';
 
 describe('failure classification', () => {
   test('Redis connection losses are transient, whatever ioredis calls them', () => {
@@ -36,17 +30,6 @@ describe('failure classification', () => {
       ),
     ).toBe(true);
     expect(isTransientRedisError(new TypeError('cannot read properties of undefined'))).toBe(false);
-  });
-});
-
-describe('backoff', () => {
-  test('grows exponentially with full jitter up to the cap, and resets', () => {
-    const backoff = new Backoff(100, 1000, () => 1);
-    expect([1, 2, 3, 4, 5].map(() => backoff.next())).toEqual([100, 200, 400, 800, 1000]);
-    backoff.reset();
-    expect(backoff.next()).toBe(100);
-    const jittered = new Backoff(100, 1000, () => 0.5);
-    expect(jittered.next()).toBe(50);
   });
 });
 

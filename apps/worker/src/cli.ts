@@ -2,10 +2,9 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { httpSettings, type HttpSettings } from '@changeq/observability';
-import { UserError, envReader, loadWorkersConfig } from '@changeq/shared';
+import { UserError, envReader, loadWorkersConfig, type WorkerSettings } from '@changeq/shared';
 import { DEFAULT_PREFIX } from '@changeq/store';
 import { defaultPrefetch } from './runner.js';
-import type { WorkerSettings } from './session.js';
 
 export const USAGE = `Usage: changeq-worker --name <worker> [options]
 

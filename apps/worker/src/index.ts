@@ -22,7 +22,6 @@ export {
   type RunningWorker,
   type WorkerState,
 } from './runner.js';
-export type { WorkerSettings } from './session.js';
 export type { AttemptProgress } from './session/attempts.js';
 export type { SchedulerHooks, HookJob } from './scheduler/hooks.js';
 export type { HandlerFailure } from './scheduler/invoke.js';

@@ -3,12 +3,11 @@
  * runs a Session while it holds it, goes back to standby if it loses it, and shuts down cleanly.
  */
 import type { Redis } from 'ioredis';
-import { UserError, redactUri, type Logger } from '@changeq/shared';
+import { UserError, redactUri, sleep, type Logger, type WorkerSettings } from '@changeq/shared';
 import { DEFAULT_PREFIX, createRedis, workerKeys, type LeaseHolder, Lease } from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
-import { sleep } from './scheduler/backoff.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
-import { Session, type WorkerSettings } from './session.js';
+import { Session } from './session.js';
 
 export interface WorkerOptions {
   worker: string;

@@ -25,7 +25,7 @@
  */
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '@changeq/shared';
+import type { Logger, WorkerSettings } from '@changeq/shared';
 import {
   DocumentBlocks,
   deadLetterQueueName,
@@ -47,15 +47,6 @@ import { callHandler, storableReturnValue } from './session/handler-call.js';
 import { LockExtension, reclaim } from './session/locks.js';
 import { recover } from './session/recovery.js';
 import type { WorkTask } from './session/tasks.js';
-
-export interface WorkerSettings {
-  concurrency: number;
-  attempts: number;
-  backoffMs: number;
-  maxBackoffMs: number;
-  timeoutMs: number;
-  deadLetter: 'block' | 'skip';
-}
 
 export interface SessionOptions {
   worker: string;

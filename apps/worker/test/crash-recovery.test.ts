@@ -6,17 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { isAlive, startRedis, type RunningRedis } from '@changeq/stack';
+import { startRedis, type RunningRedis } from '@changeq/stack';
 import { enqueue } from './helpers/events.js';
-import {
-  RECORDING_HANDLERS,
-  eventually,
-  killAll,
-  sleep,
-  startWorkerProcess,
-  writeWorkersFile,
-  type WorkerProcess,
-} from './helpers/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { endProcesses, isAlive, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import { RECORDING_HANDLERS, startWorkerProcess } from './helpers/process.js';
 import { buildScenario, callsOf, missing, orderViolation, seeded } from './helpers/scenario.js';
 
 const DOCS = 100;
@@ -26,14 +20,14 @@ const KILLS = 6;
 describe('crash recovery', () => {
   let server: RunningRedis;
   let redis: Redis;
-  const processes: WorkerProcess[] = [];
+  const processes: TestProcess[] = [];
   const scenario = buildScenario(DOCS, PER_DOC, seeded(2024));
   let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
     server = await startRedis({ appendfsync: 'always' });
     redis = new Redis(server.url, { maxRetriesPerRequest: null });
-    const workersFile = writeWorkersFile(`workers = ["alpha"]
+    const workersToml = workersFile(`workers = ["alpha"]
 [defaults]
 concurrency = 8
 attempts = 4
@@ -44,7 +38,7 @@ timeout_ms = 5000
     await enqueue(redis, scenario.events, () => 'alpha');
     env = {
       REDIS_URL: server.url,
-      WORKERS_FILE: workersFile,
+      WORKERS_FILE: workersToml,
       LOG_LEVEL: 'info',
       REC_REDIS_URL: server.url,
       REC_SEED: '11',
@@ -54,7 +48,7 @@ timeout_ms = 5000
   });
 
   afterAll(async () => {
-    await killAll(processes);
+    await endProcesses(processes.splice(0));
     await redis?.quit();
     await server?.stop();
   });
@@ -75,23 +69,23 @@ timeout_ms = 5000
     let killsWithWorkLeft = 0;
     let standbyLines = 0;
     for (let kill = 0; kill < KILLS; kill++) {
-      await active.waitFor(/"msg":"active: this process holds the lease/);
+      await active.waitForLine(/"msg":"active: this process holds the lease/);
       // Spread the kills over the run: kill i once a share (i+1)/(KILLS+2) of the events is
       // done, after a random delay, so that each one lands in the middle of the work.
       const goal = Math.floor(((kill + 1) / (KILLS + 2)) * scenario.events.length);
-      await eventually(
+      await waitFor(
         async () => (await queue.getCompletedCount()) >= goal,
-        60_000,
         () => active.output().slice(-2000),
+        60_000,
       );
       await sleep(Math.floor(random() * 250));
       const counts = await queue.getJobCounts('wait', 'active');
       if ((counts.wait ?? 0) + (counts.active ?? 0) > 0) killsWithWorkLeft++;
-      let next: WorkerProcess;
+      let next: TestProcess;
       if (kill % 2 === 0) {
         // The replacement is already running: it must wait as a standby, then take over.
         next = start();
-        await next.waitFor(/"msg":"standby: worker \\"alpha\\" is active in another process/);
+        await next.waitForLine(/"msg":"standby: worker \\"alpha\\" is active in another process/);
         standbyLines++;
         process.kill(active.pid, 'SIGKILL');
       } else {
@@ -114,7 +108,7 @@ timeout_ms = 5000
       }
       return lines.slice(0, 10).join('; ');
     };
-    await eventually(async () => (await report()) === '', 90_000, report);
+    await waitFor(async () => (await report()) === '', report, 90_000);
 
     let recoveredRuns = 0;
     for (const doc of scenario.byDoc.keys()) {

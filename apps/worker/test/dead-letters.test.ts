@@ -10,7 +10,8 @@ import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/sh
 import { discardDeadLetter, listDeadLetters, retryDeadLetter } from '@changeq/store';
 import { startWorker, type RunningWorker } from '../src/runner.js';
 import { documentEvent, enqueue, type TestEvent } from './helpers/events.js';
-import { eventually, sleep } from './helpers/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '@changeq/testkit';
 
 describe('dead letters with dead_letter = "block"', () => {
   let server: RunningRedis;
@@ -81,10 +82,10 @@ describe('dead letters with dead_letter = "block"', () => {
     );
   const ok = (doc: string) => calls.filter((c) => c.startsWith(doc) && !/[!@]/.test(c));
   const settled = async (predicate: () => boolean | Promise<boolean>, what: string) =>
-    eventually(
+    waitFor(
       async () => predicate(),
-      10_000,
       () => `${what}; calls: ${calls.join(' ')}`,
+      10_000,
     );
 
   it('parks later events (also those arriving while blocked) and discard runs them in order', async () => {

@@ -11,7 +11,7 @@ import { startRedis, type RunningRedis } from '@changeq/stack';
 import { createLogger, type ChangeEvent } from '@changeq/shared';
 import { startWorker } from '../src/runner.js';
 import { enqueue } from './helpers/events.js';
-import { eventually } from './helpers/process.js';
+import { waitFor } from '@changeq/testkit';
 import { buildScenario, seeded } from './helpers/scenario.js';
 
 describe('fetch order', () => {
@@ -76,10 +76,10 @@ describe('fetch order', () => {
     });
     const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
     try {
-      await eventually(
+      await waitFor(
         async () => (await queue.getCompletedCount()) === scenario.events.length,
-        30_000,
         async () => JSON.stringify(await queue.getJobCounts()),
+        30_000,
       );
       for (const [doc, numbers] of seen) {
         expect(numbers, doc).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));

@@ -10,7 +10,8 @@ import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/sh
 import { startWorker } from '../src/runner.js';
 import type { SchedulerHooks } from '../src/scheduler/hooks.js';
 import { enqueue } from './helpers/events.js';
-import { eventually, sleep } from './helpers/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '@changeq/testkit';
 import { buildScenario, orderViolation, seeded, type Call } from './helpers/scenario.js';
 
 describe('lease loss', () => {
@@ -80,18 +81,18 @@ describe('lease loss', () => {
       hooks: [hooks],
     });
     try {
-      await eventually(
+      await waitFor(
         async () => starts.length >= 8,
-        10_000,
         () => `${starts.length} calls`,
+        10_000,
       );
       expect(worker.state).toBe('active');
       await redis.set('changeq:worker:alpha:lease', 'another process', 'PX', 2_000);
       const stolenAt = Date.now();
-      await eventually(
+      await waitFor(
         async () => worker.state === 'standby',
-        3_000,
         () => worker.state,
+        3_000,
       );
       // Renewal every ttl/5 = 200 ms notices at once; no call may start after that.
       const lateStarts = () => starts.filter((t) => t > stolenAt + 300).length;
@@ -100,10 +101,10 @@ describe('lease loss', () => {
       expect(worker.state).toBe('standby');
       await redis.del('changeq:worker:alpha:lease');
       const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
-      await eventually(
+      await waitFor(
         async () => (await queue.getCompletedCount()) === scenario.events.length,
-        20_000,
         async () => JSON.stringify(await queue.getJobCounts()),
+        20_000,
       );
       await queue.close();
       expect(lateStarts()).toBeGreaterThan(0);

@@ -1,18 +1,11 @@
 /** The worker as a process: start-up errors, graceful shutdown, shutdown timeout. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import { startRedis, type RunningRedis } from '@changeq/stack';
 import { enqueue } from './helpers/events.js';
-import {
-  APP_DIR,
-  RECORDING_HANDLERS,
-  eventually,
-  killAll,
-  startWorkerProcess,
-  writeWorkersFile,
-  type WorkerProcess,
-} from './helpers/process.js';
+import { freePort, waitFor, workersFile } from '@changeq/testkit';
+import { APP_DIR, RECORDING_HANDLERS, startWorkerProcess } from './helpers/process.js';
 import { buildScenario, callsOf, missing, orderViolation, seeded } from './helpers/scenario.js';
 
 const WORKERS = `workers = ["alpha", "bravo"]
@@ -27,32 +20,25 @@ timeout_ms = 10000
 describe('worker process', () => {
   let server: RunningRedis;
   let redis: Redis;
-  const processes: WorkerProcess[] = [];
-  const workersFile = writeWorkersFile(WORKERS);
+  const workersToml = workersFile(WORKERS);
 
   beforeAll(async () => {
     server = await startRedis();
     redis = new Redis(server.url, { maxRetriesPerRequest: null });
     redis.on('error', () => undefined); // the Redis restart test stops the server on purpose
   });
-  afterEach(async () => {
-    await killAll(processes);
-  });
   afterAll(async () => {
     await redis?.quit();
     await server?.stop();
   });
 
-  const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
-    const p = startWorkerProcess(args, {
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    startWorkerProcess(args, {
       REDIS_URL: server.url,
-      WORKERS_FILE: workersFile,
+      WORKERS_FILE: workersToml,
       REC_REDIS_URL: server.url,
       ...env,
     });
-    processes.push(p);
-    return p;
-  };
 
   it.each([
     [['--bogus'], {}, /Unknown option '--bogus'.*Fix: run with --help/],
@@ -90,10 +76,10 @@ describe('worker process', () => {
     const first = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS], {
       REC_SLEEP_FIXED_MS: '150',
     });
-    await eventually(
+    await waitFor(
       async () => (await redis.keys('rec:calls:*')).length >= 4,
-      15_000,
       () => first.output(),
+      15_000,
     );
     process.kill(first.pid, 'SIGTERM');
     const { code } = await first.exited;
@@ -109,12 +95,12 @@ describe('worker process', () => {
     expect(done).toBeLessThan(scenario.events.length);
     // The next process takes over at once (the lease was released) and finishes, in order.
     const second = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS]);
-    await second.waitFor(/"msg":"active: this process holds the lease/, 5_000);
+    await second.waitForLine(/"msg":"active: this process holds the lease/, 5_000);
     expect(second.output()).toMatch(/recovered \d+ job\(s\) left active/);
-    await eventually(
+    await waitFor(
       async () => (await queue.getCompletedCount()) === scenario.events.length,
-      20_000,
       async () => JSON.stringify(await queue.getJobCounts()),
+      20_000,
     );
     for (const doc of scenario.byDoc.keys()) {
       const recorded = await callsOf(redis, doc);
@@ -132,12 +118,12 @@ describe('worker process', () => {
       ['--name', 'alpha', '--handlers', RECORDING_HANDLERS, '--shutdown-timeout-ms', '200'],
       { REC_SLEEP_FIXED_MS: '60000', LOG_LEVEL: 'info' },
     );
-    await first.waitFor(/"msg":"active: this process holds the lease/);
+    await first.waitForLine(/"msg":"active: this process holds the lease/);
     const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
-    await eventually(
+    await waitFor(
       async () => (await queue.getActiveCount()) >= 4,
-      10_000,
       () => first.output(),
+      10_000,
     );
     const started = Date.now();
     process.kill(first.pid, 'SIGTERM');
@@ -148,11 +134,11 @@ describe('worker process', () => {
     expect(await queue.getActiveCount()).toBeGreaterThanOrEqual(4);
     expect(await queue.getCompletedCount()).toBe(0);
     const second = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS]);
-    await second.waitFor(/recovered \d+ job\(s\) left active by the previous process/, 5_000);
-    await eventually(
+    await second.waitForLine(/recovered \d+ job\(s\) left active by the previous process/, 5_000);
+    await waitFor(
       async () => (await queue.getCompletedCount()) === scenario.events.length,
-      20_000,
       async () => JSON.stringify(await queue.getJobCounts()),
+      20_000,
     );
     for (const doc of scenario.byDoc.keys()) {
       const recorded = await callsOf(redis, doc);
@@ -172,17 +158,17 @@ describe('worker process', () => {
       HTTP_PORT: String(httpPort),
     });
     const metrics = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-    await eventually(
+    await waitFor(
       async () => {
         const c = await queueCounts(redis);
         return c.waiting === 0 && c.active === 0;
       },
-      15_000,
       () => worker.output(),
+      15_000,
     );
     await new Promise((resolve) => setTimeout(resolve, 300)); // idle: waiting on the marker
     await server.kill('SIGKILL');
-    await worker.waitFor(/lease lost/, 20_000);
+    await worker.waitForLine(/lease lost/, 20_000);
     // While Redis is away the metrics tell the truth: not active, no lease; the process is live.
     const during = await metrics();
     expect(during).toMatch(/changeq_worker_lease_held\{worker="alpha"\} 0/);
@@ -193,15 +179,15 @@ describe('worker process', () => {
     await server.restart();
     await enqueue(redis, scenario.events.slice(30), () => 'alpha');
     const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
-    await eventually(
+    await waitFor(
       async () => {
         for (const doc of scenario.byDoc.keys()) {
           if (missing(await callsOf(redis, doc), 100).length > 0) return false;
         }
         return true;
       },
-      30_000,
       async () => JSON.stringify(await queue.getJobCounts()) + worker.output().slice(-3000),
+      30_000,
     );
     for (const doc of scenario.byDoc.keys()) {
       expect(orderViolation(await callsOf(redis, doc))).toBeUndefined();
@@ -256,25 +242,25 @@ describe('worker process', () => {
     const worker = run(['--name', 'alpha', '--handlers', RECORDING_HANDLERS], {
       REC_SLEEP_FIXED_MS: '30',
     });
-    await eventually(
+    await waitFor(
       async () => (await redis.keys('rec:calls:*')).length >= 3,
-      15_000,
       () => worker.output(),
+      15_000,
     );
     await server.kill('SIGKILL');
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     await server.restart();
-    await worker.waitFor(/Redis connection restored/, 20_000);
+    await worker.waitForLine(/Redis connection restored/, 20_000);
     const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
-    await eventually(
+    await waitFor(
       async () => {
         for (const doc of scenario.byDoc.keys()) {
           if (missing(await callsOf(redis, doc), 15).length > 0) return false;
         }
         return true;
       },
-      30_000,
       async () => JSON.stringify(await queue.getJobCounts()) + worker.output().slice(-2000),
+      30_000,
     );
     for (const doc of scenario.byDoc.keys()) {
       expect(orderViolation(await callsOf(redis, doc))).toBeUndefined();

@@ -11,7 +11,7 @@ import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/sh
 import { lockKey } from '@changeq/store';
 import { startWorker } from '../src/runner.js';
 import { documentEvent, enqueue } from './helpers/events.js';
-import { eventually } from './helpers/process.js';
+import { waitFor } from '@changeq/testkit';
 
 describe('stalled redelivery of a job still running here', () => {
   let server: RunningRedis;
@@ -60,30 +60,30 @@ describe('stalled redelivery of a job still running here', () => {
     });
     const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
     try {
-      await eventually(
+      await waitFor(
         async () => calls.length === 1,
-        5_000,
         () => calls.join(' '),
+        5_000,
       );
       // The lock lapses (as if Redis had been unreachable): the stalled checker re-queues the job.
       await redis.del(`changeq:alpha:${slow.id}:lock`);
       expect(lockKey(queue, slow.id)).toBe(`changeq:alpha:${slow.id}:lock`);
-      await eventually(
+      await waitFor(
         async () =>
           lines.some((l) =>
             /redelivered while still held here|took back a held job that BullMQ had put back/.test(
               l,
             ),
           ),
-        5_000,
         () => lines.join(''),
+        5_000,
       );
       expect(await queue.getJobState(slow.id)).toBe('active');
       release();
-      await eventually(
+      await waitFor(
         async () => (await queue.getCompletedCount()) === 2,
-        5_000,
         async () => JSON.stringify(await queue.getJobCounts()) + lines.join(''),
+        5_000,
       );
       expect(calls).toEqual([`${slow.id}#1`, `${next.id}#1`]);
     } finally {

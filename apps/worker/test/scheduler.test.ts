@@ -7,7 +7,6 @@ import {
   type SchedulerTask,
   type TaskDriver,
 } from '../src/scheduler/scheduler.js';
-import { backoffDelay } from '../src/scheduler/backoff.js';
 import { seeded } from './helpers/scenario.js';
 
 interface Task extends SchedulerTask {
@@ -352,14 +351,5 @@ describe('OrderedScheduler', () => {
     scheduler.submit(task('later', 'D'));
     await settle(scheduler);
     expect(driver.log).toEqual(['r1#1', 'r2#1', 'later#1']);
-  });
-});
-
-describe('backoffDelay', () => {
-  it('is full jitter under an exponential, capped ceiling', () => {
-    expect(backoffDelay(1, 100, 1_000, () => 0.999)).toBe(99);
-    expect(backoffDelay(3, 100, 1_000, () => 0.999)).toBe(399);
-    expect(backoffDelay(10, 100, 1_000, () => 0.999)).toBe(999);
-    expect(backoffDelay(4, 100, 1_000, () => 0)).toBe(0);
   });
 });

@@ -9,14 +9,8 @@ import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { discardDeadLetter, listDeadLetters, retryDeadLetter } from '@changeq/store';
 import { enqueue, routerFor } from './helpers/events.js';
-import {
-  RECORDING_HANDLERS,
-  eventually,
-  killAll,
-  startWorkerProcess,
-  writeWorkersFile,
-  type WorkerProcess,
-} from './helpers/process.js';
+import { waitFor, endProcesses, workersFile, type TestProcess } from '@changeq/testkit';
+import { RECORDING_HANDLERS, startWorkerProcess } from './helpers/process.js';
 import { buildScenario, callsOf, missing, orderViolation, seeded } from './helpers/scenario.js';
 
 const NAMES = ['alpha', 'bravo'];
@@ -27,7 +21,7 @@ const FAIL_AT = 5;
 describe('two workers, random failures, dead letters', () => {
   let server: RunningRedis;
   let redis: Redis;
-  const processes: WorkerProcess[] = [];
+  const processes: TestProcess[] = [];
   const scenario = buildScenario(DOCS, PER_DOC, seeded(42));
   const route = routerFor(NAMES);
   const workerOf = new Map<string, string>();
@@ -40,7 +34,7 @@ describe('two workers, random failures, dead letters', () => {
   beforeAll(async () => {
     server = await startRedis();
     redis = new Redis(server.url, { maxRetriesPerRequest: null });
-    const workersFile = writeWorkersFile(`workers = ["alpha", "bravo"]
+    const workersToml = workersFile(`workers = ["alpha", "bravo"]
 [defaults]
 concurrency = 8
 attempts = 3
@@ -53,7 +47,7 @@ dead_letter = "skip"
     await enqueue(redis, scenario.events, route);
     const env = {
       REDIS_URL: server.url,
-      WORKERS_FILE: workersFile,
+      WORKERS_FILE: workersToml,
       LOG_LEVEL: 'warn',
       REC_REDIS_URL: server.url,
       REC_SEED: '7',
@@ -67,7 +61,7 @@ dead_letter = "skip"
   });
 
   afterAll(async () => {
-    await killAll(processes);
+    await endProcesses(processes.splice(0));
     await redis?.quit();
     await server?.stop();
   });
@@ -89,7 +83,7 @@ dead_letter = "skip"
       }
       return lines.slice(0, 10).join('; ');
     };
-    await eventually(async () => (await report()) === '', 90_000, report);
+    await waitFor(async () => (await report()) === '', report, 90_000);
     for (const doc of scenario.byDoc.keys()) {
       const calls = await callsOf(redis, doc);
       expect(orderViolation(calls), doc).toBeUndefined();
@@ -152,15 +146,15 @@ dead_letter = "skip"
     const receipts = await retryDeadLetter({ redis, worker: 'alpha' }, { all: true });
     expect(receipts.map((r) => r.op)).toEqual(['retry', 'retry']);
     const blockedDocs = failing.get('alpha')!;
-    await eventually(
+    await waitFor(
       async () => {
         for (const doc of blockedDocs) {
           if (missing(await callsOf(redis, doc), PER_DOC).length > 0) return false;
         }
         return (await listDeadLetters({ redis, worker: 'alpha' })).length === 0;
       },
-      30_000,
       async () => JSON.stringify(await listDeadLetters({ redis, worker: 'alpha' })).slice(0, 500),
+      30_000,
     );
     for (const doc of blockedDocs) {
       const calls = await callsOf(redis, doc);
@@ -183,10 +177,10 @@ dead_letter = "skip"
     const before = (await callsOf(redis, first!)).length;
     await retryDeadLetter({ redis, worker: 'bravo' }, { jobId: byDoc(first!) });
     await discardDeadLetter({ redis, worker: 'bravo' }, { jobId: byDoc(second!) });
-    await eventually(
+    await waitFor(
       async () => (await listDeadLetters({ redis, worker: 'bravo' })).length === 0,
-      20_000,
       async () => JSON.stringify(await listDeadLetters({ redis, worker: 'bravo' })).slice(0, 300),
+      20_000,
     );
     const after = (await callsOf(redis, first!)).slice(before);
     expect(after.filter((c) => c.ok).map((c) => c.n)).toEqual([FAIL_AT]);

@@ -3,8 +3,9 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { createLogger } from '@changeq/shared';
-import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import { startRedis, type RunningRedis } from '@changeq/stack';
 import { workerKeys } from '@changeq/store';
+import { freePort } from '@changeq/testkit';
 import {
   QueueCounts,
   createIngestMetrics,

@@ -1,3 +1,4 @@
+export * from './backoff.js';
 export * from './errors.js';
 export * from './change-event.js';
 export * from './resume-token.js';

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMain, UserError } from '@changeq/shared';
-import { isAlive, terminate } from './processes.js';
+import { isAlive, terminate } from '@changeq/processes';
 import { startMongo } from './mongo-server.js';
 import { startRedis } from './redis-server.js';
 

@@ -4,7 +4,4 @@ export { startMongo, externalMongo, testMongodCli } from './mongo-server.js';
 export type { MongoServerProcessOptions, RunningMongo } from './mongo-server.js';
 export { startStack } from './stack.js';
 export type { StackOptions, RunningStack } from './stack.js';
-export { spawnTracked, terminate, isAlive, freePort, waitForExit } from './processes.js';
-export type { TrackedSpawnOptions } from './processes.js';
-export { waitForLine } from './wait-for-line.js';
 export { pingRedis } from './resp-ping.js';

@@ -2,9 +2,9 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
-import { freePort, spawnTracked, terminate } from './processes.js';
+import { freePort, spawnTracked, terminate } from '@changeq/processes';
 import { restartable } from './restartable.js';
-import { waitForLine } from './wait-for-line.js';
+import { waitForLine } from '@changeq/processes';
 
 export interface MongoServerProcessOptions {
   /** Default: a free port chosen by the kernel, kept across restarts. */

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { freePort, spawnTracked, terminate } from './processes.js';
+import { freePort, spawnTracked, terminate } from '@changeq/processes';
 import { restartable } from './restartable.js';
 import { pingRedis } from './resp-ping.js';
 

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { isAlive, terminate, waitForExit } from './processes.js';
+import { isAlive, terminate, waitForExit } from '@changeq/processes';
 
 /** A server process the tests can stop, kill and start again in place (same port, same data). */
 export interface Restartable {

@@ -7,25 +7,29 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { afterAll, expect, test } from 'vitest';
-import { isAlive, terminate } from '../src/index.js';
+import { isAlive, terminate } from '@changeq/processes';
 
 const run = promisify(execFile);
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'changeq-stack-cli-'));
+const npmDir = mkdtempSync(join(tmpdir(), 'changeq-stack-npm-'));
 
 afterAll(async () => {
   // Whatever happened, stop what `up` started (by the PIDs it recorded).
-  try {
-    const state = JSON.parse(readFileSync(join(dir, 'stack.json'), 'utf8')) as {
-      redis: { pid: number };
-      mongo: { pid: number };
-    };
-    await Promise.all([
-      terminate(state.redis.pid, 'SIGKILL', 1000),
-      terminate(state.mongo.pid, 'SIGKILL', 1000),
-    ]);
-  } catch {
-    // already down
+  for (const folder of [dir, npmDir]) {
+    try {
+      const state = JSON.parse(readFileSync(join(folder, 'stack.json'), 'utf8')) as {
+        redis: { pid: number };
+        mongo: { pid: number };
+      };
+      await Promise.all([
+        terminate(state.redis.pid, 'SIGKILL', 1000),
+        terminate(state.mongo.pid, 'SIGKILL', 1000),
+      ]);
+    } catch {
+      // already down
+    }
   }
 });
 
@@ -68,3 +72,29 @@ test('a wrong command or flag is one line with the fix and exit code 2', async (
     expect(stderr).toMatch(/^stack: .* Fix: /);
   }
 });
+
+test('`npm run stack -- up --json` prints the JSON line alone on stdout (npm and turbo stay off it)', async () => {
+  // As a user types it, from the repository root, without the npm_* variables of the `npm test`
+  // that runs this file.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith('npm_')),
+  );
+  const npm = (...args: string[]) =>
+    run('npm', ['run', 'stack', '--', ...args, '--dir', npmDir], { cwd: REPO_ROOT, env });
+  const { stdout } = await npm('up', '--json');
+  const lines = stdout.split('\n');
+  expect(lines, stdout).toHaveLength(2);
+  expect(lines[1]).toBe('');
+  const settings = JSON.parse(lines[0]!) as { mongodbUri: string; redisUrl: string };
+  expect(Object.keys(settings).sort()).toEqual(['mongodbUri', 'redisUrl']);
+  const state = JSON.parse(readFileSync(join(npmDir, 'stack.json'), 'utf8')) as {
+    redis: { pid: number };
+    mongo: { pid: number };
+  };
+  expect(isAlive(state.redis.pid) && isAlive(state.mongo.pid)).toBe(true);
+
+  const down = await npm('down');
+  expect(down.stdout).toBe('');
+  expect(isAlive(state.redis.pid)).toBe(false);
+  expect(isAlive(state.mongo.pid)).toBe(false);
+}, 120_000);

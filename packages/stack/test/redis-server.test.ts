@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, test } from 'vitest';
-import { isAlive, startRedis, type RunningRedis } from '../src/index.js';
+import { isAlive } from '@changeq/processes';
+import { startRedis, type RunningRedis } from '../src/index.js';
 
 describe('startRedis', () => {
   const started: RunningRedis[] = [];

@@ -1,7 +1,8 @@
 /** The client factory: each role's connection name and its behaviour while Redis is away. */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, type RunningRedis } from '@changeq/stack';
+import { freePort } from '@changeq/processes';
+import { startRedis, type RunningRedis } from '@changeq/stack';
 import { connectionName, createRedis, type RedisRole } from '../src/redis.js';
 
 describe('createRedis', () => {

@@ -3,19 +3,21 @@
  * event at least once, and per document never out of oplog order, while every process of the
  * system (the ingest and each worker) is killed with SIGKILL at random moments and restarted.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { MongoClient, ObjectId, type ChangeStreamDocument, type Timestamp } from 'mongodb';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { isAlive, spawnTracked, startStack, terminate, type RunningStack } from '@changeq/stack';
+import { startStack, type RunningStack } from '@changeq/stack';
+import {
+  changesSince,
+  endProcesses,
+  startApp,
+  workersFile,
+  type App,
+  type TestProcess,
+} from '@changeq/testkit';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const INGEST = join(ROOT, 'apps', 'ingest', 'dist', 'main.js');
-const WORKER = join(ROOT, 'apps', 'worker', 'dist', 'main.js');
 const HANDLERS = join(
   dirname(fileURLToPath(import.meta.url)),
   'fixtures',
@@ -41,48 +43,41 @@ function seeded(seed: number): () => number {
 
 /** A process of the system that is restarted whenever it dies, until stopped. */
 class Supervised {
-  child: ChildProcess;
+  current: TestProcess;
   restarts = 0;
   private stopped = false;
-  private readonly pids: number[] = [];
+  private readonly started: TestProcess[] = [];
 
   constructor(
     readonly name: string,
+    private readonly app: App,
     private readonly args: string[],
     private readonly env: NodeJS.ProcessEnv,
   ) {
-    this.child = this.spawn();
+    this.current = this.spawn();
   }
 
-  private spawn(): ChildProcess {
-    const child = spawnTracked(process.execPath, this.args, {
-      env: this.env,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let tail = '';
-    child.stderr?.on(
-      'data',
-      (chunk: Buffer) => (tail = (tail + chunk.toString('utf8')).slice(-4000)),
-    );
-    this.pids.push(child.pid!);
-    child.once('exit', (code, signal) => {
+  private spawn(): TestProcess {
+    const run = startApp(this.app, this.args, this.env);
+    this.started.push(run);
+    void run.exited.then(({ code, signal }) => {
       if (this.stopped) return;
       if (signal === null && code !== 0) {
-        console.error(`${this.name} exited with code ${code}:\n${tail}`);
+        console.error(`${this.name} exited with code ${code}:\n${run.stderr().slice(-4000)}`);
       }
       this.restarts += 1;
-      this.child = this.spawn();
+      this.current = this.spawn();
     });
-    return child;
+    return run;
   }
 
   kill(): void {
-    if (this.child.pid && isAlive(this.child.pid)) process.kill(this.child.pid, 'SIGKILL');
+    void this.current.kill('SIGKILL');
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all(this.pids.map((pid) => terminate(pid, 'SIGKILL', 1000)));
+    await endProcesses(this.started);
   }
 }
 
@@ -95,10 +90,7 @@ function docKey(event: ChangeStreamDocument): string {
 }
 
 test('every event reaches a handler, in per-document oplog order, while every process is killed at random', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'changeq-e2e-'));
-  const workersFile = join(dir, 'workers.toml');
-  writeFileSync(
-    workersFile,
+  const workersToml = workersFile(
     `workers = ${JSON.stringify(NAMES)}\n\n[defaults]\nconcurrency = 8\nattempts = 10\nbackoff_ms = 20\nmax_backoff_ms = 200\n`,
   );
   const client = new MongoClient(stack.mongodbUri);
@@ -111,11 +103,11 @@ test('every event reaches a handler, in per-document oplog order, while every pr
     PATH: process.env.PATH ?? '',
     MONGODB_URI: stack.mongodbUri,
     REDIS_URL: stack.redisUrl,
-    WORKERS_FILE: workersFile,
+    WORKERS_FILE: workersToml,
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'warn',
   };
-  const ingest = new Supervised('ingest', [INGEST], {
+  const ingest = new Supervised('ingest', 'ingest', [], {
     ...env,
     WATCH: 'e2e',
     START_AT: new Date(from.high * 1000).toISOString(),
@@ -125,7 +117,7 @@ test('every event reaches a handler, in per-document oplog order, while every pr
   });
   const workers = NAMES.map(
     (name) =>
-      new Supervised(name, [WORKER, '--name', name, '--handlers', HANDLERS], {
+      new Supervised(name, 'worker', ['--name', name, '--handlers', HANDLERS], {
         ...env,
         LEASE_TTL_MS: '2000',
         LOCK_DURATION_MS: '5000',
@@ -169,16 +161,7 @@ test('every event reaches a handler, in per-document oplog order, while every pr
     await writes;
 
     // The server's own record of every change since `from`.
-    const stream = client.db('e2e').watch([], { startAtOperationTime: from, maxAwaitTimeMS: 200 });
-    const truth: ChangeStreamDocument[] = [];
-    for (let quiet = 0; quiet < 5;) {
-      const change = await stream.tryNext();
-      if (change) {
-        truth.push(change);
-        quiet = 0;
-      } else quiet += 1;
-    }
-    await stream.close();
+    const truth = await changesSince(client.db('e2e'), from);
     expect(truth.length).toBeGreaterThanOrEqual(5000);
     const expected = new Map<string, string[]>();
     for (const event of truth) {

@@ -3,11 +3,11 @@
  * crosses a thread boundary (the structured-clone algorithm drops classes), so BSON values that
  * matter travel as Extended JSON or as numbers, and errors travel already classified.
  */
-import { BSON, MongoError, Timestamp, type Document } from 'mongodb';
+import { BSON, Timestamp, type Document } from 'mongodb';
 import type { ResumeToken } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 import type { IngestConfig, StartOptions } from '@changeq/source';
-import { isTransientMongoError, lostPositionCode } from '../failures.js';
+import type { WireError } from '../failures.js';
 
 /** What the reader thread is started with. */
 export interface ReaderInit {
@@ -50,19 +50,6 @@ export interface WireBatch {
   invalidated: boolean;
 }
 
-/** An error as it crosses the thread boundary (see StreamReadError in failures.ts). */
-export interface WireError {
-  name: string;
-  message: string;
-  stack?: string;
-  code?: number | string;
-  codeName?: string;
-  /** Set when the error came from MongoDB (the driver), as opposed to a bug or bad data. */
-  fromMongo: boolean;
-  transient: boolean;
-  lostPositionCode: number | null;
-}
-
 export type ReaderReply =
   { id: number; ok: true; result: WireBatch | null } | { id: number; ok: false; error: WireError };
 
@@ -93,20 +80,4 @@ export function encodeMatch(match: Document | null): string | null {
 export function decodeMatch(json: string | null): Document | null {
   // relaxed, as @changeq/source's config.ts parses MATCH: the driver then sends the same BSON.
   return json === null ? null : (BSON.EJSON.parse(json, { relaxed: true }) as Document);
-}
-
-/** Classifies an error where its class is still known: in the thread that caught it. */
-export function encodeError(error: unknown): WireError {
-  const e = error instanceof Error ? error : new Error(String(error));
-  const { code, codeName } = e as { code?: unknown; codeName?: unknown };
-  return {
-    name: e.name,
-    message: e.message,
-    ...(e.stack === undefined ? {} : { stack: e.stack }),
-    ...(typeof code === 'number' || typeof code === 'string' ? { code } : {}),
-    ...(typeof codeName === 'string' ? { codeName } : {}),
-    fromMongo: e instanceof MongoError,
-    transient: isTransientMongoError(e),
-    lostPositionCode: lostPositionCode(e),
-  };
 }

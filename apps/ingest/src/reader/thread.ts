@@ -11,10 +11,10 @@ import { MongoClient, type Document } from 'mongodb';
 import { Router } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 import { ChangeSource, namespaceOf, planEvent } from '@changeq/source/stream';
+import { encodeError } from '../failures.js';
 import {
   decodeMatch,
   decodeStart,
-  encodeError,
   type EventTally,
   type ReaderInit,
   type ReaderReply,

@@ -19,7 +19,7 @@
  * document's line never advances past an unpersisted result.
  */
 import { setMaxListeners } from 'node:events';
-import { backoffDelay, sleep } from './backoff.js';
+import { backoffDelay, sleep } from '@changeq/shared';
 import { combineHooks, type HookJob, type SchedulerHooks } from './hooks.js';
 import { invokeWithTimeout, StopSource, type HandlerFailure } from './invoke.js';
 

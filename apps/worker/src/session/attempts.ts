@@ -2,9 +2,9 @@
  * Retries that outlive a process: the attempts made so far and the last failure are kept in the
  * job's progress, so counting goes on after a restart (the backoff itself is the scheduler's).
  */
+import type { Job } from 'bullmq';
 import type { Logger } from '@changeq/shared';
 import type { HandlerFailure } from '../scheduler/invoke.js';
-import type { WorkTask } from './tasks.js';
 
 /** The persisted progress of a job: attempts made so far and the last failure. */
 export interface AttemptProgress {
@@ -26,7 +26,7 @@ export function readProgress(progress: unknown): { attempts: number; failure?: H
 
 /** Persists a failed attempt that the scheduler will retry after its backoff. */
 export async function recordFailedAttempt(
-  task: WorkTask,
+  task: { jobId: string; job?: Job },
   attempt: number,
   failure: HandlerFailure,
   log: Logger,

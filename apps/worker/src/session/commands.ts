@@ -4,8 +4,8 @@
  * in order, removing each command once it is done.
  */
 import type { Queue } from 'bullmq';
+import { sleep } from '@changeq/shared';
 import { decodeCommand, type DeadLetterJobData, type DocumentBlocks } from '@changeq/store';
-import { sleep } from '../scheduler/backoff.js';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
 import type { SessionContext } from './context.js';
 import { replayLineTask, replayTask, type WorkTask } from './tasks.js';

@@ -5,11 +5,10 @@
  * for a retry or discard (see commands.ts).
  */
 import type { Queue } from 'bullmq';
-import type { EventJobData, Logger } from '@changeq/shared';
+import type { EventJobData, Logger, WorkerSettings } from '@changeq/shared';
 import type { Lease, DocumentBlocks, DeadLetterInfo, DeadLetterJobData } from '@changeq/store';
 import type { HandlerFailure } from '../scheduler/invoke.js';
 import type { Admission } from '../scheduler/scheduler.js';
-import type { WorkerSettings } from '../session.js';
 import { ensureLease } from './context.js';
 import type { FetchOrder } from './fetch-order.js';
 import { replayTask, type WorkTask } from './tasks.js';

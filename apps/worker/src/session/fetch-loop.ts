@@ -5,8 +5,8 @@
  * lease may have expired never fetches.
  */
 import type { Redis } from 'ioredis';
+import { sleep } from '@changeq/shared';
 import { queueKey } from '@changeq/store';
-import { sleep } from '../scheduler/backoff.js';
 import type { SessionContext } from './context.js';
 import type { FetchOrder } from './fetch-order.js';
 

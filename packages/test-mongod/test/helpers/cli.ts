@@ -1,9 +1,10 @@
 // Run the CLI (dist/cli.js) as a separate process, as the project's stack tooling does.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startNode, type TestProcess } from '@changeq/testkit';
 
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(pkgDir, 'dist', 'cli.js');
@@ -34,6 +35,7 @@ export function ensureBuilt(): void {
 }
 
 export interface CliServer {
+  process: TestProcess;
   child: ChildProcess;
   uri: string;
   port: number;
@@ -42,28 +44,16 @@ export interface CliServer {
   exited: Promise<number | null>;
 }
 
+/** Starts the CLI and resolves with what its ready line says; rejects if it exits first. */
 export async function startCli(args: string[]): Promise<CliServer> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) {
-        child.stdout?.off('data', onData);
-        resolve(out.slice(0, nl));
-      }
-    };
-    child.stdout?.on('data', onData);
-    void exited.then((code) => reject(new Error(`CLI exited with ${code}: ${err}`)));
+  const run = startNode(CLI, args);
+  const exited = run.exited.then(({ code }) => code);
+  const line = await run.waitForLine(/^\{"uri":/, 30_000).catch(async (error: unknown) => {
+    if (run.child.exitCode === null && run.child.signalCode === null) throw error;
+    throw new Error(`CLI exited with ${await exited}: ${run.stderr()}`);
   });
   const ready = JSON.parse(line) as { uri: string; port: number; pid: number };
-  return { child, ...ready, stderr: () => err, exited };
+  return { process: run, child: run.child, ...ready, stderr: run.stderr, exited };
 }
 
 /** Kill by PID, and wait for the process to be gone. */
@@ -71,6 +61,6 @@ export async function killCli(
   s: CliServer,
   signal: NodeJS.Signals = 'SIGKILL',
 ): Promise<number | null> {
-  if (s.child.exitCode === null && s.child.signalCode === null) process.kill(s.pid, signal);
+  await s.process.kill(signal);
   return s.exited;
 }

@@ -6,7 +6,7 @@
 // postBatchResumeToken). A no-op is not a change: no stream ever returns an event for it
 // (manual: Change Events). These tests need this server's options (interval, restarts), so they
 // live here and not in the conformance suite.
-import { spawn } from 'node:child_process';
+import { startNode } from '@changeq/testkit';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MongoServerError, Timestamp } from 'mongodb';
@@ -343,14 +343,12 @@ describe('CLI --noop-interval-ms and shutdown', () => {
       await new Promise((r) => setTimeout(r, 200));
       await s.stop();
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: 'ignore',
-    });
+    // Ended by the kit after the test if it is still running.
+    const child = startNode('--input-type=module', ['-e', script]);
     const code = await Promise.race([
-      new Promise<number | null>((resolve) => child.once('exit', resolve)),
+      child.exited.then((exit) => exit.code),
       sleep(10_000).then(() => 'still running' as const),
     ]);
-    if (code === 'still running') child.kill('SIGKILL');
     expect(code).toBe(0);
   });
 });

@@ -1,0 +1,3 @@
+export { spawnTracked, terminate, isAlive, freePort, waitForExit } from './processes.js';
+export type { TrackedSpawnOptions } from './processes.js';
+export { waitForLine } from './wait-for-line.js';

@@ -1,0 +1,25 @@
+import type { ChangeStreamDocument, Db, Document, MongoClient, Timestamp } from 'mongodb';
+
+/**
+ * The server's own record of every change since `from` (what a test compares its results with):
+ * a fresh change stream on `scope` (a client or a database), read until `quietMs` pass without one.
+ */
+export async function changesSince(
+  scope: MongoClient | Db,
+  from: Timestamp,
+  pipeline: Document[] = [],
+  quietMs = 1500,
+): Promise<ChangeStreamDocument[]> {
+  const stream = scope.watch(pipeline, { startAtOperationTime: from, maxAwaitTimeMS: 200 });
+  const events: ChangeStreamDocument[] = [];
+  let quietSince = Date.now();
+  while (Date.now() - quietSince < quietMs) {
+    const change = await stream.tryNext();
+    if (change) {
+      events.push(change);
+      quietSince = Date.now();
+    }
+  }
+  await stream.close();
+  return events;
+}

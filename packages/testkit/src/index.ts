@@ -1,0 +1,10 @@
+export { startProcess, startNode, endProcesses } from './processes.js';
+export type { TestProcess, StartOptions, Exit } from './processes.js';
+export { waitFor } from './wait.js';
+export { tempDir, workersFile } from './files.js';
+export { isolatedPrefix } from './prefixes.js';
+export { appMain, startApp, REPO_ROOT } from './entry-points.js';
+export type { App } from './entry-points.js';
+// The process primitives tests use beside the kit, so a test file needs only the kit and stack.
+export { freePort, isAlive } from '@changeq/processes';
+export { changesSince } from './change-streams.js';
