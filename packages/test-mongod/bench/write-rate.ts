@@ -1,0 +1,233 @@
+// Single-document write rate: one driver client keeps 64 operations in flight and times insertOne,
+// updateOne({_id}) and deleteOne({_id}) against a collection holding 10k, 100k and 1M documents.
+// The rate must not depend on the collection size (or on the length of the change history).
+// The server runs as its own process with a data folder, as the project's stack runs it;
+// --in-process runs it inside this process, --memory without a data folder.
+//   npm run bench:write [-- --quick] [-- --json] [-- --sizes 10000,100000] [-- --ops 20000]
+// --quick times fewer operations per size; --json prints one JSON document on stdout instead of
+// the table; --server-cpu-prof <dir> writes the server's CPU profile (node --cpu-prof) there. Exits non-zero when a rate is below the goal (10,000 writes/s), unless --no-goal.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { MongoClient } from 'mongodb';
+import type { Collection, ObjectId } from 'mongodb';
+import { startMongoServer } from '../src/index.js';
+
+const GOAL_WRITES_PER_SECOND = 10_000;
+const IN_FLIGHT = 64;
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '10000,100000,1000000' },
+    ops: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    'in-process': { type: 'boolean', default: false },
+    memory: { type: 'boolean', default: false },
+    'max-seconds': { type: 'string', default: '60' },
+    'no-goal': { type: 'boolean', default: false },
+    'server-cpu-prof': { type: 'string' },
+  },
+});
+
+function positiveInts(flag: string, raw: string): number[] {
+  const list = raw.split(',').map((s) => Number(s.trim()));
+  if (list.some((n) => !Number.isInteger(n) || n <= 0)) {
+    console.error(`--${flag} expects positive integers separated by commas, got '${raw}'`);
+    process.exit(2);
+  }
+  return list;
+}
+
+const sizes = positiveInts('sizes', values.sizes);
+const ops = positiveInts('ops', values.ops ?? (values.quick ? '3000' : '20000'))[0] as number;
+/** A phase stops after this long even if not all its operations ran (slow servers). */
+const maxPhaseMs = (positiveInts('max-seconds', values['max-seconds'])[0] as number) * 1000;
+const say = (line: string): void => {
+  if (!values.json) console.log(line);
+};
+
+interface Server {
+  uri: string;
+  rssBytes(): number;
+  stop(): Promise<void>;
+}
+
+async function startServer(): Promise<Server> {
+  const dataDir = values.memory ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'cq-wbench-'));
+  const cleanup = (): void => {
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  if (values['in-process']) {
+    const s = await startMongoServer({ dataDir });
+    return {
+      uri: s.uri,
+      rssBytes: () => process.memoryUsage().rss,
+      stop: async () => {
+        await s.stop();
+        cleanup();
+      },
+    };
+  }
+  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/cli.js');
+  const args = [cli, ...(dataDir ? ['--dbpath', dataDir] : [])];
+  const prof = values['server-cpu-prof'];
+  const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  const { uri, pid } = JSON.parse(line) as { uri: string; pid: number };
+  return {
+    uri,
+    rssBytes: () => {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+      return kb ? Number(kb) * 1024 : NaN;
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => {
+          cleanup();
+          resolve();
+        });
+        process.kill(pid, 'SIGTERM');
+      }),
+  };
+}
+
+interface Doc {
+  _id?: ObjectId;
+  seq: number;
+  key: string;
+  n: number;
+  payload: string;
+}
+
+const PAYLOAD = 'x'.repeat(100);
+const newDoc = (seq: number): Doc => ({ seq, key: `k${seq % 64}`, n: 0, payload: PAYLOAD });
+
+/** Run `count` operations with IN_FLIGHT of them outstanding; returns operations per second. */
+async function timed(
+  count: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<{ rate: number; done: number }> {
+  let next = 0;
+  let done = 0;
+  const t0 = performance.now();
+  const lane = async (): Promise<void> => {
+    while (next < count && performance.now() - t0 < maxPhaseMs) {
+      const i = next++;
+      await op(i);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+  return { rate: (done / (performance.now() - t0)) * 1000, done };
+}
+
+async function fill(coll: Collection<Doc>, ids: ObjectId[], upTo: number): Promise<void> {
+  const chunk = 10_000;
+  while (ids.length < upTo) {
+    const n = Math.min(chunk, upTo - ids.length);
+    const docs = Array.from({ length: n }, (_, j) => newDoc(ids.length + j));
+    const r = await coll.insertMany(docs);
+    for (let j = 0; j < n; j++) ids.push(r.insertedIds[j] as ObjectId);
+  }
+}
+
+interface SizeResult {
+  docs: number;
+  insertsPerSecond: number;
+  updatesPerSecond: number;
+  deletesPerSecond: number;
+  serverRssMB: number;
+}
+
+async function main(): Promise<void> {
+  const server = await startServer();
+  const client = new MongoClient(server.uri, { maxPoolSize: IN_FLIGHT });
+  const results: SizeResult[] = [];
+  try {
+    await client.connect();
+    const coll = client.db('bench').collection<Doc>('writes');
+    const ids: ObjectId[] = [];
+    say(`${ops} operations of each kind per size, ${IN_FLIGHT} in flight, one client`);
+    say('docs        inserts/s  updates/s  deletes/s  server RSS');
+    for (const size of [...sizes].sort((a, b) => a - b)) {
+      const t0 = performance.now();
+      await fill(coll, ids, size);
+      const fillMs = performance.now() - t0;
+      const base = ids.length;
+      const added: ObjectId[] = [];
+      const inserts = await timed(ops, async (i) => {
+        const r = await coll.insertOne(newDoc(base + i));
+        added.push(r.insertedId);
+      });
+      const updates = await timed(ops, (i) =>
+        coll.updateOne(
+          { _id: ids[Math.floor((i * 7919) % ids.length)] as ObjectId },
+          { $inc: { n: 1 }, $set: { at: new Date() } },
+        ),
+      );
+      // Delete what this round inserted, so the next size starts from its own count.
+      const deletes = await timed(added.length, (i) =>
+        coll.deleteOne({ _id: added[i] as ObjectId }),
+      );
+      // Only when a phase hit --max-seconds.
+      for (const id of added.slice(deletes.done)) await coll.deleteOne({ _id: id });
+      const r: SizeResult = {
+        docs: size,
+        insertsPerSecond: Math.round(inserts.rate),
+        updatesPerSecond: Math.round(updates.rate),
+        deletesPerSecond: Math.round(deletes.rate),
+        serverRssMB: Math.round(server.rssBytes() / 2 ** 20),
+      };
+      results.push(r);
+      say(
+        `${String(size).padEnd(10)} ${String(r.insertsPerSecond).padStart(9)}  ` +
+          `${String(r.updatesPerSecond).padStart(9)}  ${String(r.deletesPerSecond).padStart(9)}` +
+          `  ${r.serverRssMB} MB (filled in ${(fillMs / 1000).toFixed(1)} s)`,
+      );
+    }
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+  const slowest = Math.min(
+    ...results.flatMap((r) => [r.insertsPerSecond, r.updatesPerSecond, r.deletesPerSecond]),
+  );
+  const pass = slowest >= GOAL_WRITES_PER_SECOND;
+  if (values.json) {
+    console.log(
+      JSON.stringify({
+        bench: 'test-mongod write rate',
+        inFlight: IN_FLIGHT,
+        opsPerKind: ops,
+        server: values['in-process'] ? 'in-process' : 'separate process',
+        persistence: !values.memory,
+        goalWritesPerSecond: GOAL_WRITES_PER_SECOND,
+        pass,
+        results,
+      }),
+    );
+  }
+  if (!pass && !values['no-goal']) {
+    console.error(
+      `slowest rate ${slowest} writes/s is below the goal of ${GOAL_WRITES_PER_SECOND} writes/s`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+await main();
