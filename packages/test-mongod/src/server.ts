@@ -154,6 +154,7 @@ export class MongoServer {
       totalConnections: 0,
       argv: options.argv ?? [],
       stopping: false,
+      queryExecutor: { scanned: 0, scannedObjects: 0 },
     };
     this.server = net.createServer((socket) => this.accept(socket));
   }

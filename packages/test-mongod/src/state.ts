@@ -153,4 +153,6 @@ export interface ServerState {
   totalConnections: number;
   argv: string[];
   stopping: boolean;
+  /** serverStatus metrics.queryExecutor: index keys and documents examined by queries. */
+  queryExecutor: { scanned: number; scannedObjects: number };
 }

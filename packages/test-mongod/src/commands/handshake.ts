@@ -161,7 +161,13 @@ function serverStatus(ctx: CommandContext): Doc {
       hosts: [`${state.host}:${state.port}`],
       me: `${state.host}:${state.port}`,
     },
-    metrics: { cursor: { open: { total: Long.fromNumber(state.cursors.size) } } },
+    metrics: {
+      cursor: { open: { total: Long.fromNumber(state.cursors.size) } },
+      queryExecutor: {
+        scanned: Long.fromNumber(state.queryExecutor.scanned),
+        scannedObjects: Long.fromNumber(state.queryExecutor.scannedObjects),
+      },
+    },
     changeq: {
       historyEntries: state.engine.history.size,
       collections: state.engine.catalog.all().length,

@@ -14,7 +14,7 @@ import type { EntryOp, HistoryEntry } from '../history/entry.js';
 import { ChangeHistory } from '../history/history.js';
 import type { Floor, HistoryLimits } from '../history/history.js';
 import type { UpdateDescription } from '../update/apply.js';
-import { Catalog, preAndPostImagesEnabled } from './catalog.js';
+import { Catalog, DocumentStore, preAndPostImagesEnabled } from './catalog.js';
 import type { CollectionState } from './catalog.js';
 import { encodeRecord, Persistence } from './persistence.js';
 
@@ -197,7 +197,7 @@ export class Engine {
             uuid: c.uuid as Binary,
             options: c.options as Doc,
             indexes: c.indexes as Doc[],
-            docs: new Map(),
+            docs: new DocumentStore(),
           });
           break;
         }
