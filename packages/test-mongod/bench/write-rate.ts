@@ -53,6 +53,8 @@ const say = (line: string): void => {
 interface Server {
   uri: string;
   rssBytes(): number;
+  /** CPU time the server process used so far, in µs (undefined in-process). */
+  cpuMicros(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -66,6 +68,7 @@ async function startServer(): Promise<Server> {
     return {
       uri: s.uri,
       rssBytes: () => process.memoryUsage().rss,
+      cpuMicros: () => undefined,
       stop: async () => {
         await s.stop();
         cleanup();
@@ -95,6 +98,11 @@ async function startServer(): Promise<Server> {
       const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
       return kb ? Number(kb) * 1024 : NaN;
     },
+    cpuMicros: () => {
+      // utime and stime, fields 14 and 15 of /proc/<pid>/stat, in clock ticks (1/100 s).
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ');
+      return (Number(fields?.[11]) + Number(fields?.[12])) * 10_000;
+    },
     stop: () =>
       new Promise((resolve) => {
         child.once('exit', () => {
@@ -117,13 +125,28 @@ interface Doc {
 const PAYLOAD = 'x'.repeat(100);
 const newDoc = (seq: number): Doc => ({ seq, key: `k${seq % 64}`, n: 0, payload: PAYLOAD });
 
-/** Run `count` operations with IN_FLIGHT of them outstanding; returns operations per second. */
+interface Phase {
+  /** Operations per second. */
+  rate: number;
+  done: number;
+  /** CPU µs per operation used by the server and by this (client) process. */
+  serverCpuUs: number | undefined;
+  clientCpuUs: number;
+}
+
+/**
+ * Run `count` operations with IN_FLIGHT of them outstanding. CPU per operation is reported
+ * beside the rate because it does not depend on what else the machine is running.
+ */
 async function timed(
+  server: Server,
   count: number,
   op: (i: number) => Promise<unknown>,
-): Promise<{ rate: number; done: number }> {
+): Promise<Phase> {
   let next = 0;
   let done = 0;
+  const serverCpu0 = server.cpuMicros();
+  const clientCpu0 = process.cpuUsage();
   const t0 = performance.now();
   const lane = async (): Promise<void> => {
     while (next < count && performance.now() - t0 < maxPhaseMs) {
@@ -133,7 +156,19 @@ async function timed(
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
-  return { rate: (done / (performance.now() - t0)) * 1000, done };
+  const rate = (done / (performance.now() - t0)) * 1000;
+  const serverCpu1 = server.cpuMicros();
+  const client = process.cpuUsage(clientCpu0);
+  const perOp = (us: number): number => Math.round(us / Math.max(done, 1));
+  return {
+    rate,
+    done,
+    serverCpuUs:
+      serverCpu0 === undefined || serverCpu1 === undefined
+        ? undefined
+        : perOp(serverCpu1 - serverCpu0),
+    clientCpuUs: perOp(client.user + client.system),
+  };
 }
 
 async function fill(coll: Collection<Doc>, ids: ObjectId[], upTo: number): Promise<void> {
@@ -146,13 +181,25 @@ async function fill(coll: Collection<Doc>, ids: ObjectId[], upTo: number): Promi
   }
 }
 
+interface KindResult {
+  perSecond: number;
+  serverCpuUsPerWrite: number | undefined;
+  clientCpuUsPerWrite: number;
+}
+
 interface SizeResult {
   docs: number;
-  insertsPerSecond: number;
-  updatesPerSecond: number;
-  deletesPerSecond: number;
+  insert: KindResult;
+  update: KindResult;
+  delete: KindResult;
   serverRssMB: number;
 }
+
+const kind = (p: Phase): KindResult => ({
+  perSecond: Math.round(p.rate),
+  serverCpuUsPerWrite: p.serverCpuUs,
+  clientCpuUsPerWrite: p.clientCpuUs,
+});
 
 async function main(): Promise<void> {
   const server = await startServer();
@@ -163,41 +210,44 @@ async function main(): Promise<void> {
     const coll = client.db('bench').collection<Doc>('writes');
     const ids: ObjectId[] = [];
     say(`${ops} operations of each kind per size, ${IN_FLIGHT} in flight, one client`);
-    say('docs        inserts/s  updates/s  deletes/s  server RSS');
+    say('docs        inserts/s  updates/s  deletes/s  server CPU µs/write (i/u/d)  server RSS');
     for (const size of [...sizes].sort((a, b) => a - b)) {
       const t0 = performance.now();
       await fill(coll, ids, size);
       const fillMs = performance.now() - t0;
       const base = ids.length;
       const added: ObjectId[] = [];
-      const inserts = await timed(ops, async (i) => {
+      const inserts = await timed(server, ops, async (i) => {
         const r = await coll.insertOne(newDoc(base + i));
         added.push(r.insertedId);
       });
-      const updates = await timed(ops, (i) =>
+      const updates = await timed(server, ops, (i) =>
         coll.updateOne(
           { _id: ids[Math.floor((i * 7919) % ids.length)] as ObjectId },
           { $inc: { n: 1 }, $set: { at: new Date() } },
         ),
       );
       // Delete what this round inserted, so the next size starts from its own count.
-      const deletes = await timed(added.length, (i) =>
+      const deletes = await timed(server, added.length, (i) =>
         coll.deleteOne({ _id: added[i] as ObjectId }),
       );
       // Only when a phase hit --max-seconds.
       for (const id of added.slice(deletes.done)) await coll.deleteOne({ _id: id });
       const r: SizeResult = {
         docs: size,
-        insertsPerSecond: Math.round(inserts.rate),
-        updatesPerSecond: Math.round(updates.rate),
-        deletesPerSecond: Math.round(deletes.rate),
+        insert: kind(inserts),
+        update: kind(updates),
+        delete: kind(deletes),
         serverRssMB: Math.round(server.rssBytes() / 2 ** 20),
       };
       results.push(r);
+      const cpu = [r.insert, r.update, r.delete]
+        .map((k) => String(k.serverCpuUsPerWrite ?? '-'))
+        .join(' / ');
       say(
-        `${String(size).padEnd(10)} ${String(r.insertsPerSecond).padStart(9)}  ` +
-          `${String(r.updatesPerSecond).padStart(9)}  ${String(r.deletesPerSecond).padStart(9)}` +
-          `  ${r.serverRssMB} MB (filled in ${(fillMs / 1000).toFixed(1)} s)`,
+        `${String(size).padEnd(10)} ${String(r.insert.perSecond).padStart(9)}  ` +
+          `${String(r.update.perSecond).padStart(9)}  ${String(r.delete.perSecond).padStart(9)}` +
+          `  ${cpu.padStart(26)}  ${r.serverRssMB} MB (filled in ${(fillMs / 1000).toFixed(1)} s)`,
       );
     }
   } finally {
@@ -205,7 +255,7 @@ async function main(): Promise<void> {
     await server.stop();
   }
   const slowest = Math.min(
-    ...results.flatMap((r) => [r.insertsPerSecond, r.updatesPerSecond, r.deletesPerSecond]),
+    ...results.flatMap((r) => [r.insert.perSecond, r.update.perSecond, r.delete.perSecond]),
   );
   const pass = slowest >= GOAL_WRITES_PER_SECOND;
   if (values.json) {
