@@ -414,7 +414,8 @@ export class MongoServer {
       if (txn && txn.state === 'inProgress' && name !== 'commitTransaction') txn.state = 'aborted';
       return this.finish(this.errorReply(err, name, cmd, ctx));
     } finally {
-      state.engine.flush();
+      const flushed = state.engine.flushed();
+      if (flushed) await flushed;
     }
   }
 

@@ -4,8 +4,6 @@
 import { UUID } from 'bson';
 import type { Binary, Long, Timestamp } from 'bson';
 import { canonicalKey } from '../bson/canonical.js';
-import { buildEvent } from '../changestream/event.js';
-import { serialize } from '../wire/raw.js';
 import { isPlainObject } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { ClusterClock, compareTs, fromTimestamp, toTimestamp } from '../history/clock.js';
@@ -156,6 +154,8 @@ export class Engine {
   private persistence: Persistence | undefined;
   private pending: Buffer[] = [];
   private appended = false;
+  /** The flush `flushed()` has scheduled for the end of this event-loop turn. */
+  private scheduled: Promise<void> | undefined;
   /** Commits so far (writes of any kind, no-ops included); the no-op writer watches it. */
   commits = 0;
   private readonly compactBytes: number;
@@ -262,10 +262,8 @@ export class Engine {
         e.txnNumber = txn.txnNumber;
       }
       applyEntry(this.catalog, e);
-      // Serialise the default-shaped event once, at write time, so readers only copy bytes.
-      if (e.op === 'insert' || e.op === 'update' || e.op === 'replace' || e.op === 'delete') {
-        e.bytes = serialize(buildEvent(e, { showExpandedEvents: false }));
-      }
+      // The default-shaped event's BSON (e.bytes) is made by the first change stream that reads
+      // the entry and then shared by the others: a write nobody watches never pays for it.
       this.history.append(e);
       entries.push(e);
     });
@@ -294,9 +292,28 @@ export class Engine {
   }
 
   /**
-   * Make committed writes durable and visible to waiting change streams. Called once per
-   * command, before its reply is sent.
+   * Resolves once everything committed so far is durable and visible to waiting change streams;
+   * undefined when that is already so. Every reply waits for it, so no client sees a document
+   * or a change event that a crash could still lose. Commands finishing in the same event-loop
+   * turn share one flush: many concurrent writers cost one write(2) per turn, not one each.
    */
+  flushed(): Promise<void> | undefined {
+    if (!this.appended && this.pending.length === 0) return undefined;
+    this.scheduled ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.scheduled = undefined;
+        try {
+          this.flush();
+          resolve();
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    return this.scheduled;
+  }
+
+  /** Make committed writes durable and visible to waiting change streams, now. */
   flush(): void {
     if (this.persistence && this.pending.length > 0) {
       this.persistence.append(this.pending);
