@@ -205,11 +205,24 @@ async function main(): Promise<void> {
   const server = await startServer();
   const client = new MongoClient(server.uri, { maxPoolSize: IN_FLIGHT });
   const results: SizeResult[] = [];
+  let ceiling: KindResult | undefined;
   try {
     await client.connect();
     const coll = client.db('bench').collection<Doc>('writes');
     const ids: ObjectId[] = [];
-    say(`${ops} operations of each kind per size, ${IN_FLIGHT} in flight, one client`);
+    say(
+      `${ops} operations of each kind per size, ${IN_FLIGHT} in flight, one client ` +
+        `(load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} CPUs)`,
+    );
+    // The same client and sockets doing nothing but round trips: no write rate can exceed this.
+    const admin = client.db('admin');
+    await timed(server, ops, () => admin.command({ ping: 1 })); // warm-up (JIT, connections)
+    const ping = await timed(server, ops, () => admin.command({ ping: 1 }));
+    ceiling = kind(ping);
+    say(
+      `ceiling: ${ceiling.perSecond} ping round trips/s (client CPU ${ceiling.clientCpuUsPerWrite} µs, ` +
+        `server CPU ${ceiling.serverCpuUsPerWrite ?? '-'} µs each)`,
+    );
     say('docs        inserts/s  updates/s  deletes/s  server CPU µs/write (i/u/d)  server RSS');
     for (const size of [...sizes].sort((a, b) => a - b)) {
       const t0 = performance.now();
@@ -268,6 +281,8 @@ async function main(): Promise<void> {
         persistence: !values.memory,
         goalWritesPerSecond: GOAL_WRITES_PER_SECOND,
         pass,
+        loadAverage: os.loadavg()[0],
+        pingCeiling: ceiling,
         results,
       }),
     );
