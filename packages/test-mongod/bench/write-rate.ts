@@ -5,7 +5,8 @@
 // --in-process runs it inside this process, --memory without a data folder.
 //   npm run bench:write [-- --quick] [-- --json] [-- --sizes 10000,100000] [-- --ops 20000]
 // --quick times fewer operations per size; --json prints one JSON document on stdout instead of
-// the table; --server-cpu-prof <dir> writes the server's CPU profile (node --cpu-prof) there. Exits non-zero when a rate is below the goal (10,000 writes/s), unless --no-goal.
+// the table; --server-cpu-prof <dir> writes the server's CPU profile (node --cpu-prof) there;
+// --cli <path> benchmarks another build of the server (e.g. an older commit's dist/cli.js). Exits non-zero when a rate is below the goal (10,000 writes/s), unless --no-goal.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     'max-seconds': { type: 'string', default: '60' },
     'no-goal': { type: 'boolean', default: false },
     'server-cpu-prof': { type: 'string' },
+    cli: { type: 'string' },
   },
 });
 
@@ -75,7 +77,8 @@ async function startServer(): Promise<Server> {
       },
     };
   }
-  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/cli.js');
+  const cli =
+    values.cli ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/cli.js');
   const args = [cli, ...(dataDir ? ['--dbpath', dataDir] : [])];
   const prof = values['server-cpu-prof'];
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
