@@ -19,7 +19,7 @@ import {
 } from './errors.js';
 import { fromTimestamp, toTimestamp } from './history/clock.js';
 import { CursorRegistry, Topology } from './state.js';
-import type { ServerState } from './state.js';
+import type { ServerState, SessionState } from './state.js';
 import { Engine } from './storage/engine.js';
 import type { EngineOptions } from './storage/engine.js';
 import { DirectView } from './storage/view.js';
@@ -178,7 +178,10 @@ export class MongoServer {
     s.state.port = addr.port;
     // `me`/`hosts` must be an address clients can dial.
     if (options.host === '0.0.0.0' || options.host === '::') s.state.host = '127.0.0.1';
-    s.reaper = setInterval(() => s.state.cursors.reap(), 60_000);
+    s.reaper = setInterval(() => {
+      s.state.cursors.reap();
+      expireSessions(s.state.sessions);
+    }, 60_000);
     s.reaper.unref();
     s.startNoopWriter(options.noopIntervalMs);
     options.log(
@@ -494,3 +497,13 @@ export class MongoServer {
 }
 
 const ZERO_HASH = new Binary(Buffer.alloc(20), 0);
+
+/**
+ * Forget sessions unused for logicalSessionTimeoutMinutes (30, as hello reports), as MongoDB
+ * does: a client killed without endSessions must not leave them behind for the server's life.
+ */
+export function expireSessions(sessions: Map<string, SessionState>, now = Date.now()): void {
+  for (const [key, session] of sessions) {
+    if (now - session.lastUse > 30 * 60_000) sessions.delete(key);
+  }
+}
