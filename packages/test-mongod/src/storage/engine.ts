@@ -18,6 +18,7 @@ import type { UpdateDescription } from '../update/apply.js';
 import { Catalog, DocumentStore, preAndPostImagesEnabled } from './catalog.js';
 import type { CollectionState } from './catalog.js';
 import { encodeRecord, Persistence } from './persistence.js';
+import type { SnapshotWriter } from './persistence.js';
 
 export interface EngineOptions {
   dataDir?: string;
@@ -31,6 +32,8 @@ export interface EngineOptions {
 export type PendingOp = Omit<HistoryEntry, 'ts' | 'txnOpIndex' | 'wall'>;
 
 const SNAPSHOT_FORMAT = 1;
+/** How long a compaction step may hold the event loop. */
+const COMPACTION_SLICE_MS = { min: 8, max: 200 };
 
 function entryToRecord(e: HistoryEntry): Doc {
   const r: Doc = { ts: toTimestamp(e.ts), x: e.txnOpIndex, w: e.wall, op: e.op, db: e.db };
@@ -365,43 +368,117 @@ export class Engine {
     if (this.appended) {
       this.appended = false;
       this.history.trim();
-      if (this.persistence?.shouldCompact(this.compactBytes)) this.compact();
+      if (this.persistence?.shouldCompact(this.compactBytes)) this.startCompaction();
       this.history.notify();
     }
   }
 
-  compact(): void {
+  /**
+   * Start compacting the log into a snapshot. The snapshot is of this moment (documents and
+   * entries are immutable, so copying the references is enough) and is written a few
+   * milliseconds per event-loop turn, so writes go on meanwhile: a 1,000,000-document snapshot
+   * would otherwise stop the server for tens of seconds.
+   */
+  private startCompaction(): void {
     const p = this.persistence;
-    if (!p) return;
-    p.compact((emit) => {
-      emit({
-        k: 'snap',
-        v: SNAPSHOT_FORMAT,
-        clock: toTimestamp(this.clock.now()),
-        floor: { ts: toTimestamp(this.history.floor.ts), x: this.history.floor.txnOpIndex },
-      });
-      for (const c of this.catalog.all()) {
-        emit({
-          k: 'coll',
-          c: { db: c.db, name: c.name, uuid: c.uuid, options: c.options, indexes: c.indexes },
-        });
-        let batch: Doc[] = [];
-        for (const d of c.docs.values()) {
-          batch.push(d);
-          if (batch.length >= 1000) {
-            emit({ k: 'docs', db: c.db, coll: c.name, docs: batch });
-            batch = [];
+    if (!p || p.snapshotting || Date.now() < this.compactAfter) return;
+    const steps = this.snapshotRecords(p.beginSnapshot());
+    const done = (): void => {
+      this.finishCompaction = undefined;
+    };
+    let sliceEnd = performance.now();
+    const run = (): void => {
+      if (this.finishCompaction !== finish) return;
+      // At least half the time: as long as other work ran since the last slice, within bounds.
+      const now = performance.now();
+      const slice = Math.min(
+        COMPACTION_SLICE_MS.max,
+        Math.max(COMPACTION_SLICE_MS.min, now - sliceEnd),
+      );
+      const deadline = now + slice;
+      try {
+        while (performance.now() < deadline) {
+          if (steps.next().done) {
+            done();
+            p.commitSnapshot();
+            return;
           }
         }
-        if (batch.length > 0) emit({ k: 'docs', db: c.db, coll: c.name, docs: batch });
+      } catch (err) {
+        done();
+        p.abortSnapshot();
+        // Keep the (longer) log; try again in a minute rather than on every write.
+        this.compactAfter = Date.now() + 60_000;
+        this.log(`persistence: compaction failed, keeping the log as it is: ${String(err)}`);
+        return;
       }
-      for (const e of this.history.retained()) emit({ k: 'hist', e: entryToRecord(e) });
-      emit({ k: 'end' });
-    });
+      sliceEnd = performance.now();
+      setImmediate(run);
+    };
+    const finish = (): void => {
+      done();
+      while (!steps.next().done);
+      p.commitSnapshot();
+    };
+    this.finishCompaction = finish;
+    setImmediate(run);
+  }
+
+  /** No compaction before this time (after a failed one). */
+  private compactAfter = 0;
+
+  /** Runs what is left of a compaction in progress at once (used by close). */
+  private finishCompaction: (() => void) | undefined;
+
+  /** Compact the log now (the whole snapshot in one go). */
+  compact(): void {
+    this.startCompaction();
+    this.finishCompaction?.();
+  }
+
+  /** Snapshot records of the state at the call, written to `w` one batch per step. */
+  private snapshotRecords(w: SnapshotWriter): Generator<void, void, void> {
+    const header: Doc = {
+      k: 'snap',
+      v: SNAPSHOT_FORMAT,
+      clock: toTimestamp(this.clock.now()),
+      floor: { ts: toTimestamp(this.history.floor.ts), x: this.history.floor.txnOpIndex },
+    };
+    const collections = this.catalog.all().map((c) => ({
+      meta: {
+        db: c.db,
+        name: c.name,
+        uuid: c.uuid,
+        options: c.options,
+        indexes: [...c.indexes],
+      },
+      docs: [...c.docs.values()],
+    }));
+    const entries = [...this.history.retained()];
+    const docCount = collections.reduce((n, c) => n + c.docs.length, 0);
+    this.log(
+      `persistence: compacting the log: ${docCount} documents, ${entries.length} history entries`,
+    );
+    return (function* () {
+      w.emit(header);
+      for (const { meta, docs } of collections) {
+        w.emit({ k: 'coll', c: meta });
+        for (let i = 0; i < docs.length; i += 1000) {
+          w.emit({ k: 'docs', db: meta.db, coll: meta.name, docs: docs.slice(i, i + 1000) });
+          yield;
+        }
+      }
+      for (let i = 0; i < entries.length; i++) {
+        w.emit({ k: 'hist', e: entryToRecord(entries[i] as HistoryEntry) });
+        if (i % 500 === 499) yield;
+      }
+      w.emit({ k: 'end' });
+    })();
   }
 
   close(): void {
     this.flush();
+    this.finishCompaction?.();
     this.persistence?.close();
     this.persistence = undefined;
   }
