@@ -4,8 +4,16 @@ import net from 'node:net';
 import { Binary, Long } from 'bson';
 import { isPlainObject } from './bson/types.js';
 import type { Doc } from './bson/types.js';
+import { ensureStartupUsers } from './auth/users.js';
+import type { StartupUser } from './auth/users.js';
+import { authCommands, checkAuthenticated } from './commands/auth.js';
 import { catalogCommands } from './commands/catalog.js';
-import type { CommandContext, CommandSpec, Connection } from './commands/context.js';
+import type {
+  CommandContext,
+  CommandSpec,
+  Connection,
+  ConnectionAuth,
+} from './commands/context.js';
 import { crudCommands } from './commands/crud.js';
 import { FailPoints } from './commands/failpoints.js';
 import type { FailAction } from './commands/failpoints.js';
@@ -41,6 +49,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   ...crudCommands,
   ...catalogCommands,
   ...sessionCommands,
+  ...authCommands,
 };
 
 const LEGACY_ALLOWED = new Set(['hello', 'isMaster', 'ismaster']);
@@ -70,11 +79,14 @@ export interface ServerOptions {
   noopIntervalMs: number;
   log: (line: string) => void;
   argv?: string[];
+  /** Access control like mongod --auth, and users to create (or keep) at startup. */
+  auth?: { required: boolean; users: StartupUser[] };
 }
 
 class ClientConnection implements Connection {
   appName: string | undefined;
   closed = false;
+  readonly auth: ConnectionAuth = {};
   private readonly closeHandlers = new Set<() => void>();
   private queue: Promise<void> = Promise.resolve();
 
@@ -155,12 +167,24 @@ export class MongoServer {
       argv: options.argv ?? [],
       stopping: false,
       queryExecutor: { scanned: 0, scannedObjects: 0 },
+      authRequired: options.auth?.required ?? false,
+      authStats: {
+        saslSupportedMechsReceived: 0,
+        speculative: { received: 0, successful: 0 },
+        all: { received: 0, successful: 0 },
+      },
     };
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
   static async start(options: ServerOptions): Promise<MongoServer> {
     const engine = Engine.open({ ...options.engine, log: options.log });
+    try {
+      ensureStartupUsers(engine, options.auth?.users ?? []);
+    } catch (err) {
+      engine.close();
+      throw err;
+    }
     const s = new MongoServer(options, engine);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -340,6 +364,7 @@ export class MongoServer {
         state.log(`unsupported: no such command: '${name}'`);
         throw new MongoServerError(59, `no such command: '${name}'`);
       }
+      checkAuthenticated(state, conn, name, db);
       const gossip = cmd.$clusterTime;
       if (
         isPlainObject(gossip) &&

@@ -42,8 +42,11 @@ export interface CliServer {
   exited: Promise<number | null>;
 }
 
-export async function startCli(args: string[]): Promise<CliServer> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CliServer> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) =>
