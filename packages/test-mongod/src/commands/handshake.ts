@@ -189,6 +189,7 @@ function serverStatus(ctx: CommandContext): Doc {
     },
     changeq: {
       historyEntries: state.engine.history.size,
+      compacting: state.engine.compacting,
       collections: state.engine.catalog.all().length,
     },
     ok: 1,
