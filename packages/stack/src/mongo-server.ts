@@ -16,6 +16,13 @@ export interface MongoServerProcessOptions {
   historyMaxAgeSeconds?: number;
   /** Periodic no-op after this many ms without writes (default 10,000 like MongoDB; 0: off). */
   noopIntervalMs?: number;
+  /**
+   * Require authentication (SCRAM-SHA-256, like mongod --auth) with this root user in `admin`.
+   * The URI then carries the credentials (percent-encoded) and authSource=admin, so clients
+   * built from it authenticate; the password reaches the server through its environment, not
+   * its command line.
+   */
+  auth?: { user: string; password: string };
   detached?: boolean;
   /**
    * Start it in a process group of its own: a Ctrl-C in a terminal signals the whole foreground
@@ -45,6 +52,21 @@ export function testMongodCli(): string {
   return join(dirname(main), 'cli.js');
 }
 
+/** How the test server's CLI takes a startup user (name:password) out of sight of `ps`. */
+const USER_ENV = 'CHANGEQ_TEST_MONGOD_USER';
+
+/** `mongodb://user:pass@host/?…&authSource=admin`, both parts percent-encoded. */
+function withCredentials(
+  uri: string,
+  auth: { user: string; password: string } | undefined,
+): string {
+  if (!auth) return uri;
+  const at = uri.indexOf('//') + 2;
+  const credentials = `${encodeURIComponent(auth.user)}:${encodeURIComponent(auth.password)}@`;
+  const withUser = `${uri.slice(0, at)}${credentials}${uri.slice(at)}`;
+  return `${withUser}${withUser.includes('?') ? '&' : '?'}authSource=admin`;
+}
+
 /**
  * Starts the project's MongoDB-compatible server (@changeq/test-mongod) as its own process, so
  * tests can kill -9 it and restart it on the same data folder mid-stream.
@@ -70,12 +92,23 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
   }
   if (options.noopIntervalMs !== undefined)
     args.push('--noop-interval-ms', String(options.noopIntervalMs));
+  const env = { ...process.env };
+  delete env[USER_ENV];
+  if (options.auth) {
+    const { user, password } = options.auth;
+    if (!user || user.includes(':') || !password) {
+      throw new Error('startMongo: auth needs a user (without ":") and a non-empty password');
+    }
+    args.push('--auth');
+    env[USER_ENV] = `${user}:${password}`;
+  }
   let uri = '';
 
   const launch = async () => {
     const logFd = openSync(join(dataDir, 'mongod.log'), 'a');
     const child = spawnTracked(process.execPath, args, {
       stdio: ['ignore', 'pipe', logFd],
+      env,
       detached: (options.detached ?? false) || (options.ownProcessGroup ?? false),
       outlive: options.detached ?? false,
     });
@@ -83,7 +116,7 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
     if (child.pid === undefined) throw new Error('could not start test-mongod');
     try {
       const line = await waitForLine(child, /^\{.*"uri"/, 60_000, `test-mongod on port ${port}`);
-      uri = (JSON.parse(line) as { uri: string }).uri;
+      uri = withCredentials((JSON.parse(line) as { uri: string }).uri, options.auth);
     } catch (error) {
       await terminate(child.pid, 'SIGKILL');
       throw new Error(`${(error as Error).message}\nsee ${join(dataDir, 'mongod.log')}`);

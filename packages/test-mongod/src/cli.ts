@@ -5,6 +5,9 @@
 import { parseArgs } from 'node:util';
 import { startMongoServer } from './index.js';
 
+/** name:password of one more startup user, for callers that keep it off the command line. */
+const USER_ENV = 'CHANGEQ_TEST_MONGOD_USER';
+
 const USAGE = `Usage: changeq-test-mongod [options]
   --host <addr>                     interface to listen on (default 127.0.0.1)
   --port <n>                        TCP port (default 0: a free port)
@@ -14,7 +17,31 @@ const USAGE = `Usage: changeq-test-mongod [options]
   --history-max-age-seconds <n>     change history window by age (default 86400)
   --noop-interval-ms <n>            write a periodic no-op after <n> ms without writes, so idle
                                     change streams' resume tokens advance (default 10000, 0: off)
+  --auth                            require authentication (SCRAM-SHA-256), like mongod --auth
+  --user <name:password>            with --auth: create (or keep) this root user in admin at
+                                    startup; may be repeated. The environment variable
+                                    ${USER_ENV} gives one more the same way, out of
+                                    sight of other users' ps
   --help                            show this help`;
+
+/** name:password, split at the first ':' (passwords may contain ':'). Never echoes a password. */
+function parseUser(source: string, v: string): { user: string; password: string } {
+  const colon = v.indexOf(':');
+  if (colon <= 0) fail(`${source} expects name:password, got no name or no ':'`);
+  const password = v.slice(colon + 1);
+  if (password === '')
+    fail(`${source} expects name:password, the password of '${v.slice(0, colon)}' is empty`);
+  return { user: v.slice(0, colon), password };
+}
+
+/** The command line with passwords hidden, for getCmdLineOpts. */
+function redacted(argv: string[]): string[] {
+  return argv.map((a, i) => {
+    if (argv[i - 1] === '--user') return `${a.split(':')[0] ?? ''}:<redacted>`;
+    if (a.startsWith('--user=')) return `--user=${a.slice(7).split(':')[0] ?? ''}:<redacted>`;
+    return a;
+  });
+}
 
 function fail(message: string): never {
   process.stderr.write(`changeq-test-mongod: ${message} (see --help)\n`);
@@ -39,6 +66,8 @@ async function main(): Promise<void> {
         'history-max-events': { type: 'string' },
         'history-max-age-seconds': { type: 'string' },
         'noop-interval-ms': { type: 'string' },
+        auth: { type: 'boolean' },
+        user: { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -54,6 +83,11 @@ async function main(): Promise<void> {
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
+  if (values.user && !values.auth)
+    fail('--user needs --auth (startup users are for access control)');
+  const users = (values.user ?? []).map((u) => parseUser('--user', u));
+  const fromEnv = process.env[USER_ENV];
+  if (values.auth && fromEnv) users.push(parseUser(USER_ENV, fromEnv));
   const server = await startMongoServer(
     {
       host: values.host,
@@ -66,8 +100,9 @@ async function main(): Promise<void> {
       },
       noopIntervalMs: intFlag('noop-interval-ms', values['noop-interval-ms']),
       log,
+      auth: values.auth ? { users } : undefined,
     },
-    { argv: process.argv.slice(1) },
+    { argv: redacted(process.argv.slice(1)) },
   );
   let stopping = false;
   const shutdown = (signal: string): void => {

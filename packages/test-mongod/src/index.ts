@@ -1,4 +1,5 @@
 // @changeq/test-mongod: a MongoDB-compatible server for tests, benchmarks and the offline demo.
+import type { StartupUser } from './auth/users.js';
 import { MongoServer } from './server.js';
 
 export interface MongoServerOptions {
@@ -21,6 +22,14 @@ export interface MongoServerOptions {
   noopIntervalMs?: number;
   /** Receives log lines; default silent. */
   log?: (line: string) => void;
+  /**
+   * Access control, like `mongod --auth`: every command except the handshake (hello, ping,
+   * saslStart/saslContinue, …) needs a connection authenticated with SCRAM-SHA-256, else it fails
+   * with 13 Unauthorized. `users` are created at startup in `admin` with the root role (kept
+   * from an earlier run on the same dataDir if the password is the same); more can be added with
+   * createUser. Without this option, users can still be created and used but are not required.
+   */
+  auth?: { users?: { user: string; password: string }[] };
 }
 
 export interface RunningMongoServer {
@@ -39,6 +48,20 @@ export const DEFAULT_NOOP_INTERVAL_MS = 10_000;
 export interface InternalServerOptions {
   compactBytes?: number;
   argv?: string[];
+}
+
+function checkedUsers(users: { user: string; password: string }[]): StartupUser[] {
+  for (const u of users) {
+    if (
+      typeof u.user !== 'string' ||
+      u.user === '' ||
+      typeof u.password !== 'string' ||
+      u.password === ''
+    ) {
+      throw new RangeError('auth.users entries need a non-empty user and password');
+    }
+  }
+  return users.map((u) => ({ user: u.user, password: u.password }));
 }
 
 export async function startMongoServer(
@@ -62,6 +85,7 @@ export async function startMongoServer(
     noopIntervalMs,
     log: options.log ?? (() => undefined),
     argv: internal.argv,
+    auth: options.auth && { required: true, users: checkedUsers(options.auth.users ?? []) },
     engine: {
       dataDir: options.dataDir,
       history: { maxEvents, maxAgeSeconds },

@@ -4,10 +4,18 @@ import net from 'node:net';
 import { Binary, Long } from 'bson';
 import { isPlainObject } from './bson/types.js';
 import type { Doc } from './bson/types.js';
+import { ensureStartupUsers } from './auth/users.js';
+import type { StartupUser } from './auth/users.js';
+import { authCommands, checkAuthenticated } from './commands/auth.js';
 import { catalogCommands } from './commands/catalog.js';
 import { refuseCollation } from './commands/collation.js';
 import { refuseOnView } from './commands/views.js';
-import type { CommandContext, CommandSpec, Connection } from './commands/context.js';
+import type {
+  CommandContext,
+  CommandSpec,
+  Connection,
+  ConnectionAuth,
+} from './commands/context.js';
 import { crudCommands } from './commands/crud.js';
 import { FailPoints } from './commands/failpoints.js';
 import type { FailAction } from './commands/failpoints.js';
@@ -21,7 +29,7 @@ import {
 } from './errors.js';
 import { fromTimestamp, toTimestamp } from './history/clock.js';
 import { CursorRegistry, Topology } from './state.js';
-import type { ServerState } from './state.js';
+import type { ServerState, SessionState } from './state.js';
 import { Engine } from './storage/engine.js';
 import type { EngineOptions } from './storage/engine.js';
 import { DirectView } from './storage/view.js';
@@ -43,6 +51,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   ...crudCommands,
   ...catalogCommands,
   ...sessionCommands,
+  ...authCommands,
 };
 
 const LEGACY_ALLOWED = new Set(['hello', 'isMaster', 'ismaster']);
@@ -72,11 +81,14 @@ export interface ServerOptions {
   noopIntervalMs: number;
   log: (line: string) => void;
   argv?: string[];
+  /** Access control like mongod --auth, and users to create (or keep) at startup. */
+  auth?: { required: boolean; users: StartupUser[] };
 }
 
 class ClientConnection implements Connection {
   appName: string | undefined;
   closed = false;
+  readonly auth: ConnectionAuth = {};
   private readonly closeHandlers = new Set<() => void>();
   private queue: Promise<void> = Promise.resolve();
 
@@ -156,12 +168,25 @@ export class MongoServer {
       totalConnections: 0,
       argv: options.argv ?? [],
       stopping: false,
+      queryExecutor: { scanned: 0, scannedObjects: 0 },
+      authRequired: options.auth?.required ?? false,
+      authStats: {
+        saslSupportedMechsReceived: 0,
+        speculative: { received: 0, successful: 0 },
+        all: { received: 0, successful: 0 },
+      },
     };
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
   static async start(options: ServerOptions): Promise<MongoServer> {
     const engine = Engine.open({ ...options.engine, log: options.log });
+    try {
+      ensureStartupUsers(engine, options.auth?.users ?? []);
+    } catch (err) {
+      engine.close();
+      throw err;
+    }
     const s = new MongoServer(options, engine);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -179,7 +204,10 @@ export class MongoServer {
     s.state.port = addr.port;
     // `me`/`hosts` must be an address clients can dial.
     if (options.host === '0.0.0.0' || options.host === '::') s.state.host = '127.0.0.1';
-    s.reaper = setInterval(() => s.state.cursors.reap(), 60_000);
+    s.reaper = setInterval(() => {
+      s.state.cursors.reap();
+      expireSessions(s.state.sessions);
+    }, 60_000);
     s.reaper.unref();
     s.startNoopWriter(options.noopIntervalMs);
     options.log(
@@ -338,6 +366,7 @@ export class MongoServer {
         state.log(`unsupported: no such command: '${name}'`);
         throw new MongoServerError(59, `no such command: '${name}'`);
       }
+      checkAuthenticated(state, conn, name, db);
       const gossip = cmd.$clusterTime;
       if (
         isPlainObject(gossip) &&
@@ -417,7 +446,8 @@ export class MongoServer {
       if (txn && txn.state === 'inProgress' && name !== 'commitTransaction') txn.state = 'aborted';
       return this.finish(this.errorReply(err, name, cmd, ctx));
     } finally {
-      state.engine.flush();
+      const flushed = state.engine.flushed();
+      if (flushed) await flushed;
     }
   }
 
@@ -513,3 +543,13 @@ export class MongoServer {
 }
 
 const ZERO_HASH = new Binary(Buffer.alloc(20), 0);
+
+/**
+ * Forget sessions unused for logicalSessionTimeoutMinutes (30, as hello reports), as MongoDB
+ * does: a client killed without endSessions must not leave them behind for the server's life.
+ */
+export function expireSessions(sessions: Map<string, SessionState>, now = Date.now()): void {
+  for (const [key, session] of sessions) {
+    if (now - session.lastUse > 30 * 60_000) sessions.delete(key);
+  }
+}

@@ -153,4 +153,14 @@ export interface ServerState {
   totalConnections: number;
   argv: string[];
   stopping: boolean;
+  /** Access control (mongod --auth): commands need an authenticated connection. */
+  authRequired: boolean;
+  /** serverStatus security.authentication (SCRAM-SHA-256 is the only mechanism). */
+  authStats: {
+    saslSupportedMechsReceived: number;
+    speculative: { received: number; successful: number };
+    all: { received: number; successful: number };
+  };
+  /** serverStatus metrics.queryExecutor: index keys and documents examined by queries. */
+  queryExecutor: { scanned: number; scannedObjects: number };
 }

@@ -52,6 +52,18 @@ function normalizeDecimal(s: string): string {
   return neg ? `-${out}` : out;
 }
 
+const scratch = Buffer.allocUnsafe(25);
+
+/**
+ * `prefix + hex` as one flat string. bson's toHexString() and `+` build a tree of small
+ * string pieces, about five times the size of the 25 characters, and these keys live as long as
+ * their document (~200 bytes of pieces per document, measured in a heap snapshot).
+ */
+function flatAscii(prefix: string, hex: string): string {
+  const end = scratch.write(prefix, 0, 'latin1') + scratch.write(hex, prefix.length, 'latin1');
+  return scratch.toString('latin1', 0, end);
+}
+
 export function canonicalKey(v: unknown): string {
   switch (typeName(v)) {
     case 'missing':
@@ -69,7 +81,7 @@ export function canonicalKey(v: unknown): string {
     case 'symbol':
       return `s${JSON.stringify(String((v as { value: unknown }).value))}`;
     case 'objectId':
-      return `o${(v as ObjectId).toHexString()}`;
+      return flatAscii('o', (v as ObjectId).toHexString());
     case 'bool':
       return v ? 'bt' : 'bf';
     case 'date':

@@ -1,4 +1,6 @@
 // What every command handler receives, and the handler registry type.
+import type { ScramServer } from '../auth/scram.js';
+import type { UserRole } from '../auth/users.js';
 import type { Doc } from '../bson/types.js';
 import type { Ts } from '../history/clock.js';
 import type { DataView, Transaction } from '../storage/view.js';
@@ -9,9 +11,23 @@ export interface Connection {
   remote: string;
   appName: string | undefined;
   closed: boolean;
+  auth: ConnectionAuth;
   /** Close the socket without a reply (fail points, shutdown). */
   destroy(): void;
   onClose(fn: () => void): () => void;
+}
+
+/** Who a connection authenticated as, and a SASL conversation in progress. */
+export interface ConnectionAuth {
+  /** MongoDB allows one authenticated user per connection. */
+  user?: { user: string; db: string; roles: UserRole[] };
+  sasl?: {
+    id: number;
+    db: string;
+    server: ScramServer;
+    skipEmptyExchange: boolean;
+    speculative: boolean;
+  };
 }
 
 export interface CommandContext {

@@ -7,6 +7,7 @@ import { isNumeric, isPlainObject, toNumber, typeName } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { ChangeStreamReader, parseChangeStream } from '../changestream/stream.js';
 import { badValue, failedToParse, MongoServerError } from '../errors.js';
+import { idKeys } from '../query/id-lookup.js';
 import { compileFilter } from '../query/match.js';
 import { compilePipeline, stageName } from '../query/pipeline.js';
 import { compileProjection } from '../query/projection.js';
@@ -66,6 +67,25 @@ function duplicateKey(ctx: CommandContext, coll: string, id: unknown): MongoServ
     `E11000 duplicate key error collection: ${ctx.db}.${coll} index: _id_ dup key: { _id: ${formatValue(id)} }`,
     { extra: { keyPattern: { _id: 1 }, keyValue: { _id: id } } },
   );
+}
+
+/**
+ * The documents `filter` can match, in natural order: fetched from the `_id` index when the
+ * filter pins `_id` to a few values, otherwise the whole collection. Callers still apply the
+ * filter; the index only spares the scan.
+ */
+function candidates(ctx: CommandContext, coll: string, filter: Doc): Doc[] {
+  const keys = idKeys(filter);
+  const stats = ctx.state.queryExecutor;
+  if (!keys) {
+    const all = ctx.view.docs(ctx.db, coll);
+    stats.scannedObjects += all.length;
+    return all;
+  }
+  const found = ctx.view.byKeys(ctx.db, coll, keys);
+  stats.scanned += keys.size;
+  stats.scannedObjects += found.length;
+  return found;
 }
 
 function validateForStorage(doc: Doc): void {
@@ -185,12 +205,12 @@ function runUpdate(
   if (!isOp && !pipe && opts.multi)
     throw failedToParse('multi update is not supported for replacement-style update');
   const pred = compileFilter(q);
-  let candidates = ctx.view.docs(ctx.db, coll).filter((d) => pred(d));
+  let matches = candidates(ctx, coll, q).filter((d) => pred(d));
   const cmp = compileSort(opts.sort);
-  if (cmp) candidates = sortDocs(candidates, cmp);
-  if (!opts.multi) candidates = candidates.slice(0, 1);
+  if (cmp) matches = sortDocs(matches, cmp);
+  if (!opts.multi) matches = matches.slice(0, 1);
   const out: UpdateOutcome = { matched: 0, modified: 0 };
-  for (const before of candidates) {
+  for (const before of matches) {
     out.matched++;
     let after: Doc;
     let desc;
@@ -308,7 +328,7 @@ function deleteCommand(ctx: CommandContext): Doc {
       if (limit !== 0 && limit !== 1)
         throw failedToParse(`The limit field in delete objects must be 0 or 1. Got ${limit}`);
       const pred = compileFilter(q);
-      const matches = ctx.view.docs(ctx.db, coll).filter((d) => pred(d));
+      const matches = candidates(ctx, coll, q).filter((d) => pred(d));
       for (const d of limit === 1 ? matches.slice(0, 1) : matches) {
         ctx.view.delete(ctx.db, coll, d);
         n++;
@@ -337,7 +357,7 @@ function findAndModifyCommand(ctx: CommandContext): Doc {
         "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document",
       );
     const pred = compileFilter(query);
-    let matches = ctx.view.docs(ctx.db, coll).filter((d) => pred(d));
+    let matches = candidates(ctx, coll, query).filter((d) => pred(d));
     matches = sortDocs(matches, compileSort(cmd.sort));
     const d = matches[0];
     if (d) ctx.view.delete(ctx.db, coll, d);
@@ -419,7 +439,7 @@ function findCommand(ctx: CommandContext): Doc {
     limit = -limit;
     single = true;
   }
-  let docs = ctx.view.docs(ctx.db, coll).filter((d) => pred(d));
+  let docs = candidates(ctx, coll, filter).filter((d) => pred(d));
   docs = sortDocs(docs, sort);
   if (isPlainObject(cmd.sort) && toNumber(cmd.sort.$natural) === -1) docs.reverse();
   if (skip > 0) docs = docs.slice(skip);
@@ -554,8 +574,9 @@ function killCursorsCommand(ctx: CommandContext): Doc {
 
 function countCommand(ctx: CommandContext): Doc {
   const coll = collectionName(ctx);
-  const pred = compileFilter(optionalDoc(ctx, 'query') ?? {});
-  let n = ctx.view.docs(ctx.db, coll).filter((d) => pred(d)).length;
+  const query = optionalDoc(ctx, 'query') ?? {};
+  const pred = compileFilter(query);
+  let n = candidates(ctx, coll, query).filter((d) => pred(d)).length;
   const skip = optionalInt(ctx, 'skip') ?? 0;
   const limit = Math.abs(optionalInt(ctx, 'limit') ?? 0);
   n = Math.max(0, n - skip);
@@ -568,11 +589,12 @@ function distinctCommand(ctx: CommandContext): Doc {
   const key = ctx.cmd.key;
   if (typeof key !== 'string')
     throw new MongoServerError(14, "BSON field 'distinct.key' is missing or not a string");
-  const pred = compileFilter(optionalDoc(ctx, 'query') ?? {});
+  const query = optionalDoc(ctx, 'query') ?? {};
+  const pred = compileFilter(query);
   const parts = key.split('.');
   const seen = new Set<string>();
   const values: unknown[] = [];
-  for (const d of ctx.view.docs(ctx.db, coll)) {
+  for (const d of candidates(ctx, coll, query)) {
     if (!pred(d)) continue;
     for (const leaf of collectLeaves(d, parts)) {
       for (const v of Array.isArray(leaf) ? leaf : [leaf]) {
@@ -666,7 +688,13 @@ function aggregateCommand(ctx: CommandContext): Doc {
     );
   }
   const run = compilePipeline(pipeline);
-  const docs = run(ctx.view.docs(ctx.db, target as string));
+  // A leading $match (which the pipeline still applies) may narrow the input by `_id`.
+  const lead = first === undefined ? undefined : stageName(first);
+  const input =
+    lead?.[0] === '$match' && isPlainObject(lead[1])
+      ? candidates(ctx, target as string, lead[1])
+      : ctx.view.docs(ctx.db, target as string);
+  const docs = run(input);
   return firstBatchReply(ctx, `${ctx.db}.${target as string}`, docs, batchSize, false);
 }
 

@@ -7,6 +7,7 @@ import { isNumeric, isPlainObject, toNumber } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { badValue, MongoServerError } from '../errors.js';
 import { toTimestamp } from '../history/clock.js';
+import { helloAuthFields } from './auth.js';
 import type { CommandContext, CommandSpec } from './context.js';
 
 export const SERVER_VERSION = '7.0.0';
@@ -53,6 +54,7 @@ export function helloReply(ctx: CommandContext, legacy: boolean): Doc {
     readOnly: false,
   });
   if (ctx.cmd.helloOk === true) reply.helloOk = true;
+  Object.assign(reply, helloAuthFields(ctx));
   reply.ok = 1;
   return reply;
 }
@@ -116,7 +118,7 @@ function getParameter(ctx: CommandContext): Doc {
     transactionLifetimeLimitSeconds: 60,
     maxTransactionLockRequestTimeoutMillis: 5,
     cursorTimeoutMillis: Long.fromNumber(600_000),
-    authenticationMechanisms: [],
+    authenticationMechanisms: ['SCRAM-SHA-256'],
     // The periodic no-op writer (a real server's interval is whole seconds; ours is in ms).
     writePeriodicNoops: ctx.state.noopIntervalMs > 0,
     periodicNoopIntervalSecs: ctx.state.noopIntervalMs / 1000,
@@ -161,9 +163,33 @@ function serverStatus(ctx: CommandContext): Doc {
       hosts: [`${state.host}:${state.port}`],
       me: `${state.host}:${state.port}`,
     },
-    metrics: { cursor: { open: { total: Long.fromNumber(state.cursors.size) } } },
+    security: {
+      authentication: {
+        saslSupportedMechsReceived: Long.fromNumber(state.authStats.saslSupportedMechsReceived),
+        mechanisms: {
+          'SCRAM-SHA-256': {
+            speculativeAuthenticate: {
+              received: Long.fromNumber(state.authStats.speculative.received),
+              successful: Long.fromNumber(state.authStats.speculative.successful),
+            },
+            authenticate: {
+              received: Long.fromNumber(state.authStats.all.received),
+              successful: Long.fromNumber(state.authStats.all.successful),
+            },
+          },
+        },
+      },
+    },
+    metrics: {
+      cursor: { open: { total: Long.fromNumber(state.cursors.size) } },
+      queryExecutor: {
+        scanned: Long.fromNumber(state.queryExecutor.scanned),
+        scannedObjects: Long.fromNumber(state.queryExecutor.scannedObjects),
+      },
+    },
     changeq: {
       historyEntries: state.engine.history.size,
+      compacting: state.engine.compacting,
       collections: state.engine.catalog.all().length,
     },
     ok: 1,
@@ -233,10 +259,6 @@ export const handshakeCommands: Record<string, CommandSpec> = {
   buildinfo: { handler: buildInfo, inTxn: true },
   getParameter: { handler: getParameter, adminOnly: true },
   serverStatus: { handler: serverStatus },
-  connectionStatus: {
-    handler: () => ({ authInfo: { authenticatedUsers: [], authenticatedUserRoles: [] }, ok: 1 }),
-    inTxn: true,
-  },
   hostInfo: {
     handler: () => ({
       system: {
@@ -307,16 +329,6 @@ export const handshakeCommands: Record<string, CommandSpec> = {
   },
   setFeatureCompatibilityVersion: { handler: ok, adminOnly: true },
   getFreeMonitoringStatus: { handler: () => ({ state: 'disabled', ok: 1 }), adminOnly: true },
-  logout: { handler: ok },
-  saslStart: {
-    handler: () => {
-      throw new MongoServerError(
-        18,
-        'Authentication failed: changeq test-mongod runs without access control',
-        { codeName: 'AuthenticationFailed' },
-      );
-    },
-  },
   startSession: {
     handler: () => ({
       id: { id: new Binary(crypto.getRandomValues(new Uint8Array(16)), 4) },

@@ -12,7 +12,43 @@ export interface CollectionState {
   options: Doc;
   /** Index specs as listIndexes returns them; `_id_` is always first. */
   indexes: Doc[];
-  docs: Map<string, Doc>;
+  docs: DocumentStore;
+}
+
+/**
+ * The `_id` index: documents by canonical `_id` key, iterated in natural (insertion) order.
+ * It also remembers each key's place in that order, so a lookup of several `_id`s returns them
+ * in natural order, exactly as a scan would, without scanning. Replacing a document keeps its
+ * place; deleting and re-inserting moves it to the end, as Map iteration does.
+ */
+export class DocumentStore extends Map<string, Doc> {
+  private readonly places = new Map<string, number>();
+  private nextPlace = 0;
+
+  constructor() {
+    // No initial entries: Map's constructor would call set() before `places` exists.
+    super();
+  }
+
+  override set(key: string, doc: Doc): this {
+    if (!this.places.has(key)) this.places.set(key, this.nextPlace++);
+    return super.set(key, doc);
+  }
+
+  override delete(key: string): boolean {
+    this.places.delete(key);
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.places.clear();
+    super.clear();
+  }
+
+  /** Where the key's document is in natural order (larger is later); undefined if absent. */
+  place(key: string): number | undefined {
+    return this.places.get(key);
+  }
 }
 
 export const ID_INDEX: Doc = { v: 2, key: { _id: 1 }, name: '_id_' };
@@ -75,7 +111,7 @@ export class Catalog {
       uuid: uuid ?? new UUID(),
       options,
       indexes: [{ ...ID_INDEX }],
-      docs: new Map(),
+      docs: new DocumentStore(),
     };
   }
 }

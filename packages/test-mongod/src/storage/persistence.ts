@@ -23,10 +23,49 @@ export function encodeRecord(payload: Doc): Buffer {
   return out;
 }
 
+function writeAll(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+}
+
+/** A snapshot file being written: records go out in chunks of about 4 MB. */
+export class SnapshotWriter {
+  readonly started = performance.now();
+  /** Records appended to the live log since the snapshot began; they follow it. */
+  readonly tail: Buffer[] = [];
+  size = 0;
+  private chunk: Buffer[] = [];
+  private chunkBytes = 0;
+
+  constructor(
+    readonly fd: number,
+    readonly path: string,
+  ) {}
+
+  emit(record: Doc): void {
+    this.write(encodeRecord(record));
+  }
+
+  write(encoded: Buffer): void {
+    this.chunk.push(encoded);
+    this.chunkBytes += encoded.length;
+    this.size += encoded.length;
+    if (this.chunkBytes > 4 << 20) this.flush();
+  }
+
+  flush(): void {
+    if (this.chunk.length === 0) return;
+    writeAll(this.fd, Buffer.concat(this.chunk));
+    this.chunk = [];
+    this.chunkBytes = 0;
+  }
+}
+
 export class Persistence {
   private fd: number;
   private bytes: number;
   private lastSnapshotBytes = 0;
+  private snapshot: SnapshotWriter | undefined;
   readonly logPath: string;
 
   private constructor(
@@ -82,41 +121,42 @@ export class Persistence {
   append(records: Buffer[]): void {
     if (records.length === 0) return;
     const buf = records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records);
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+    writeAll(this.fd, buf);
     this.bytes += buf.length;
+    this.snapshot?.tail.push(buf);
   }
 
   shouldCompact(minBytes: number): boolean {
     return this.bytes > Math.max(minBytes, this.lastSnapshotBytes * 2);
   }
 
-  /** Replace the log by a snapshot produced by `write` (called with a record sink). */
-  compact(write: (emit: (record: Doc) => void) => void): void {
+  /** The snapshot being written beside the live log, if any. */
+  get snapshotting(): boolean {
+    return this.snapshot !== undefined;
+  }
+
+  /**
+   * Start writing a snapshot to a temporary file. Until commitSnapshot(), appends still go to
+   * the live log (a crash meanwhile keeps it whole) and are also kept to follow the snapshot.
+   */
+  beginSnapshot(): SnapshotWriter {
+    if (this.snapshot) throw new Error('a snapshot is already being written');
     const tmp = `${this.logPath}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    let size = 0;
-    let chunk: Buffer[] = [];
-    let chunkBytes = 0;
-    const flush = (): void => {
-      if (chunk.length === 0) return;
-      const buf = Buffer.concat(chunk);
-      let off = 0;
-      while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
-      chunk = [];
-      chunkBytes = 0;
-    };
-    write((record) => {
-      const r = encodeRecord(record);
-      chunk.push(r);
-      chunkBytes += r.length;
-      size += r.length;
-      if (chunkBytes > 4 << 20) flush();
-    });
-    flush();
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, this.logPath);
+    this.snapshot = new SnapshotWriter(fs.openSync(tmp, 'w'), tmp);
+    return this.snapshot;
+  }
+
+  /** Finish the snapshot: add what was appended meanwhile, fsync, and rename it over the log. */
+  commitSnapshot(): void {
+    const w = this.snapshot;
+    if (!w) return;
+    this.snapshot = undefined;
+    const snapshotBytes = w.size;
+    for (const r of w.tail) w.write(r);
+    w.flush();
+    fs.fsyncSync(w.fd);
+    fs.closeSync(w.fd);
+    fs.renameSync(w.path, this.logPath);
     try {
       const dfd = fs.openSync(this.dir, 'r');
       fs.fsyncSync(dfd);
@@ -126,12 +166,38 @@ export class Persistence {
     }
     fs.closeSync(this.fd);
     this.fd = fs.openSync(this.logPath, 'a');
-    this.log(`persistence: compacted log from ${this.bytes} to ${size} bytes`);
-    this.bytes = size;
-    this.lastSnapshotBytes = size;
+    const ms = Math.round(performance.now() - w.started);
+    this.log(
+      `persistence: compacted log from ${this.bytes} to ${w.size} bytes in ${ms} ms ` +
+        `(${w.tail.length} writes made meanwhile kept)`,
+    );
+    this.bytes = w.size;
+    this.lastSnapshotBytes = snapshotBytes;
+  }
+
+  /** Drop a snapshot in progress; the live log is untouched. */
+  abortSnapshot(): void {
+    const w = this.snapshot;
+    if (!w) return;
+    this.snapshot = undefined;
+    fs.closeSync(w.fd);
+    fs.rmSync(w.path, { force: true });
+  }
+
+  /** Replace the log by a snapshot produced by `write` (called with a record sink), at once. */
+  compact(write: (emit: (record: Doc) => void) => void): void {
+    const w = this.beginSnapshot();
+    try {
+      write((record) => w.emit(record));
+    } catch (err) {
+      this.abortSnapshot();
+      throw err;
+    }
+    this.commitSnapshot();
   }
 
   close(): void {
+    this.abortSnapshot();
     try {
       fs.fsyncSync(this.fd);
     } catch {

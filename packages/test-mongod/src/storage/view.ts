@@ -6,12 +6,15 @@ import { canonicalKey } from '../bson/canonical.js';
 import type { Doc } from '../bson/types.js';
 import { MongoServerError } from '../errors.js';
 import type { UpdateDescription } from '../update/apply.js';
+import { DocumentStore } from './catalog.js';
 import type { CollectionState } from './catalog.js';
 import type { Engine, PendingOp } from './engine.js';
 
 export interface DataView {
   collection(db: string, coll: string): CollectionState | undefined;
   docs(db: string, coll: string): Doc[];
+  /** The documents with these canonical `_id` keys, in natural order (as `docs` lists them). */
+  byKeys(db: string, coll: string, keys: Iterable<string>): Doc[];
   get(db: string, coll: string, id: unknown): Doc | undefined;
   insert(db: string, coll: string, doc: Doc): void;
   update(
@@ -34,6 +37,18 @@ export class DirectView implements DataView {
   docs(db: string, coll: string): Doc[] {
     const c = this.engine.catalog.get(db, coll);
     return c ? [...c.docs.values()] : [];
+  }
+
+  byKeys(db: string, coll: string, keys: Iterable<string>): Doc[] {
+    const c = this.engine.catalog.get(db, coll);
+    if (!c) return [];
+    const found: { doc: Doc; place: number }[] = [];
+    for (const k of keys) {
+      const doc = c.docs.get(k);
+      if (doc) found.push({ doc, place: c.docs.place(k) as number });
+    }
+    if (found.length > 1) found.sort((a, b) => a.place - b.place);
+    return found.map((f) => f.doc);
   }
 
   get(db: string, coll: string, id: unknown): Doc | undefined {
@@ -62,7 +77,8 @@ export class DirectView implements DataView {
   }
 }
 
-type Slot = { doc: Doc | null; seen: Doc | undefined };
+/** A document the transaction wrote; `order` is when it was first touched. */
+type Slot = { doc: Doc | null; seen: Doc | undefined; order: number };
 
 /** A multi-document transaction: reads see committed data plus the transaction's own writes. */
 export class Transaction implements DataView {
@@ -108,6 +124,28 @@ export class Transaction implements DataView {
     return out;
   }
 
+  byKeys(db: string, coll: string, keys: Iterable<string>): Doc[] {
+    const c = this.engine.catalog.get(db, coll);
+    const m = this.writes.get(`${db}.${coll}`);
+    // Natural order as docs() lists it: committed documents in their place (even when this
+    // transaction replaced them), then documents new to the transaction in the order written.
+    const found: { doc: Doc; committed: boolean; place: number }[] = [];
+    for (const k of keys) {
+      const s = m?.get(k);
+      const doc = s ? s.doc : c?.docs.get(k);
+      if (!doc) continue;
+      const place = c?.docs.place(k);
+      if (place !== undefined) found.push({ doc, committed: true, place });
+      else found.push({ doc, committed: false, place: (s as Slot).order });
+    }
+    if (found.length > 1) {
+      found.sort((a, b) =>
+        a.committed !== b.committed ? (a.committed ? -1 : 1) : a.place - b.place,
+      );
+    }
+    return found.map((f) => f.doc);
+  }
+
   get(db: string, coll: string, id: unknown): Doc | undefined {
     const k = canonicalKey(id);
     const s = this.writes.get(`${db}.${coll}`)?.get(k);
@@ -120,7 +158,7 @@ export class Transaction implements DataView {
     const m = this.slots(db, coll);
     const s = m.get(k);
     if (s) s.doc = doc;
-    else m.set(k, { doc, seen: this.engine.catalog.get(db, coll)?.docs.get(k) });
+    else m.set(k, { doc, seen: this.engine.catalog.get(db, coll)?.docs.get(k), order: m.size });
   }
 
   insert(db: string, coll: string, doc: Doc): void {
@@ -183,7 +221,7 @@ export class Transaction implements DataView {
         uuid: op.uuid as never,
         options: {},
         indexes: [],
-        docs: new Map(),
+        docs: new DocumentStore(),
       });
     }
     for (const o of this.ops) {

@@ -45,8 +45,8 @@ export interface CliServer {
 }
 
 /** Starts the CLI and resolves with what its ready line says; rejects if it exits first. */
-export async function startCli(args: string[]): Promise<CliServer> {
-  const run = startNode(CLI, args);
+export async function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliServer> {
+  const run = startNode(CLI, args, { env });
   const exited = run.exited.then(({ code }) => code);
   const line = await run.waitForLine(/^\{"uri":/, 30_000).catch(async (error: unknown) => {
     if (run.child.exitCode === null && run.child.signalCode === null) throw error;

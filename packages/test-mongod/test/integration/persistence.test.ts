@@ -96,6 +96,55 @@ describe('restart with dataDir', () => {
     await resumed.close();
   });
 
+  it('keeps serving writes while it compacts, and keeps those writes and their events', async () => {
+    const dir = tmpDir();
+    const lines: string[] = [];
+    let s = await startMongoServer(
+      { dataDir: dir, log: (l) => lines.push(l) },
+      { compactBytes: 4 * 1024 * 1024 },
+    );
+    let c = await connect(s.uri);
+    const coll = c.db('p').collection('c');
+    const cs = coll.watch();
+    await cs.tryNext();
+    const pad = 'x'.repeat(200);
+    const compacting = (): boolean => lines.some((l) => l.includes('compacting the log'));
+    let batches = 0;
+    while (!compacting()) {
+      await coll.insertMany(
+        Array.from({ length: 1000 }, (_, j) => ({ _id: batches * 1000 + j, pad })) as never[],
+      );
+      batches++;
+    }
+    // The compaction has just begun and runs a slice per event-loop turn: writes go on meanwhile.
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        coll.updateOne({ _id: i } as never, { $set: { during: i } }),
+      ),
+    );
+    const done = (): string | undefined => lines.find((l) => /compacted log from [1-9]/.test(l));
+    for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 50));
+    const kept = Number(/\((\d+) writes made meanwhile kept\)/.exec(done() ?? '')?.[1]);
+    expect(kept).toBeGreaterThan(0);
+    const events = await take(cs, batches * 1000 + 300);
+    const token = events.at(-1)?._id as ResumeToken;
+    await cs.close();
+    await coll.insertOne({ _id: 'after' } as never);
+    await c.close();
+    await s.stop();
+
+    s = await startMongoServer({ dataDir: dir });
+    server(s);
+    c = await connect(s.uri);
+    const again = c.db('p').collection('c');
+    expect(await again.countDocuments()).toBe(batches * 1000 + 1);
+    expect(await again.countDocuments({ during: { $exists: true } })).toBe(300);
+    const resumed = again.watch([], { resumeAfter: token });
+    const next = (await take(resumed, 1)) as unknown as { documentKey?: unknown }[];
+    expect(next[0]?.documentKey).toEqual({ _id: 'after' });
+    await resumed.close();
+  });
+
   it('discards a torn record at the end of the log', async () => {
     const dir = tmpDir();
     let s = await startMongoServer({ dataDir: dir });

@@ -73,6 +73,14 @@ describe('canonicalKey', () => {
     expect(new Set(keys).size).toBe(1);
   });
 
+  it('keys ObjectIds by their hex, the same for equal ids and different for others', () => {
+    const a = new ObjectId('65f0000000000000000000ab');
+    expect(canonicalKey(a)).toBe('o65f0000000000000000000ab');
+    expect(canonicalKey(new ObjectId(a.toHexString()))).toBe(canonicalKey(a));
+    expect(canonicalKey(new ObjectId())).not.toBe(canonicalKey(new ObjectId()));
+    expect(canonicalKey({ x: a })).toBe('{"x":o65f0000000000000000000ab}');
+  });
+
   it('keeps different values apart', () => {
     expect(canonicalKey(new Double(0.1))).not.toBe(canonicalKey(Decimal128.fromString('0.1')));
     expect(canonicalKey('1')).not.toBe(canonicalKey(1));
