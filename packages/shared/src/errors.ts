@@ -1,3 +1,5 @@
+import { dropWritesOnceClosed } from './closed-output.js';
+
 /**
  * An error caused by the user's input (a file, a flag, an environment variable, a server address).
  * It is printed as one line naming the problem and the fix, never as a stack trace.
@@ -39,9 +41,10 @@ export const USER_ERROR_EXIT_CODE = 2;
 
 /**
  * Runs a program's main function: a UserError prints one line on stderr and exits 2,
- * anything else prints its stack and exits 1.
+ * anything else prints its stack and exits 1. An output closed early (`| head`) ends nothing.
  */
 export function runMain(program: string, main: () => Promise<void>): void {
+  dropWritesOnceClosed();
   main().catch((error: unknown) => {
     if (isUserError(error)) {
       process.stderr.write(`${program}: ${formatUserError(error)}\n`);
