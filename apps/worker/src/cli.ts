@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { httpSettings, type HttpSettings } from '@changeq/observability';
 import { UserError, envReader, loadWorkersConfig, type WorkerSettings } from '@changeq/shared';
-import { DEFAULT_PREFIX } from '@changeq/store';
 import { defaultPrefetch } from './runner.js';
 
 export const USAGE = `Usage: changeq-worker --name <worker> [options]
@@ -107,6 +106,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
   }
   const reader = envReader(env);
   const redisUrl = reader.redisUrl('REDIS_URL');
+  const prefix = reader.queuePrefix();
   const logLevel = reader.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' });
 
   const workersFile = env.WORKERS_FILE || './workers.toml';
@@ -140,7 +140,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
     worker,
     handlers: resolve(str('handlers', 'HANDLERS') ?? DEFAULT_HANDLERS),
     redisUrl,
-    prefix: env.QUEUE_PREFIX || DEFAULT_PREFIX,
+    prefix,
     logLevel,
     workersFile,
     settings: {
