@@ -136,6 +136,7 @@ export async function startBoard(config: BoardConfig, options: StartBoardOptions
     }
   });
   redis.on('ready', () => {
+    if (refused !== undefined) return; // not a usable connection: the board is about to stop
     log.info(
       { redisUrl: shownRedis },
       state === 'down' ? 'Redis is reachable again' : 'connected to Redis',
