@@ -21,7 +21,8 @@ Options (environment variable in brackets):
   --http-host <address>        address of that server [HTTP_HOST] (default 127.0.0.1)
   --help                       show this text
 Environment: REDIS_URL (required), WORKERS_FILE (default ./workers.toml), QUEUE_PREFIX (default changeq),
-  LOG_LEVEL (default info), CONNECT_TIMEOUT_MS (default 10000), LOCK_DURATION_MS (default 30000).`;
+  LOG_LEVEL (default info), CONNECT_TIMEOUT_MS (default 10000), LOCK_DURATION_MS (default 30000),
+  REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY (PEM files, for rediss://).`;
 
 export interface CliConfig {
   help: boolean;

@@ -60,6 +60,7 @@ Settings come from the environment (see docs/configuration.md):
   KEEP_FAILED_SECONDS (604800)   CONNECT_TIMEOUT_MS (30000)   SHUTDOWN_TIMEOUT_MS (4000)
   HTTP_PORT (0 = off; /metrics, /healthz, /readyz)   HTTP_HOST (127.0.0.1)
   EXCLUDE_DBS (extra databases a deployment-wide stream skips)
+  REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY (PEM files, for rediss://)
 
 Options:
   --accept-gap   if the stored resume point has left the oplog, continue from now and log the

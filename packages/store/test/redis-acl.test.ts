@@ -61,6 +61,11 @@ test('SCRIPT_COMMANDS is exactly what the shipped Lua scripts call', () => {
   expect([...called].sort()).toEqual([...SCRIPT_COMMANDS].sort());
 });
 
+test('docs/operations.md shows exactly these rules', () => {
+  const doc = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+  expect(doc).toContain(`ACL SETUSER changeq on >PASSWORD ${redisAclRules('changeq')}\n`);
+});
+
 let redis: RunningRedis;
 beforeAll(async () => {
   redis = await startRedis({
