@@ -90,9 +90,18 @@ export function describeRedisFailure(
       'set REDIS_TLS_CERT and REDIS_TLS_KEY to a client certificate signed by an authority in its tls-ca-cert-file',
     );
   }
+  // A connection the server resets at once is often TLS meeting plain text, or a TLS server
+  // that wants a client certificate: say so, as a possibility.
+  const reset = code === 'ECONNRESET' || /ECONNRESET/.test(message);
+  const secure = /^rediss:/i.test(url);
+  const hint = !reset
+    ? ''
+    : secure
+      ? '; if the server wants client certificates (tls-auth-clients), set REDIS_TLS_CERT and REDIS_TLS_KEY'
+      : '; if that port serves TLS, write the URL as rediss://';
   return {
     problem: `cannot reach Redis at ${at} (${message || 'no answer'})`,
-    fix: `check ${setting} and that the server is running and reachable (npm run stack -- up starts a local one)`,
+    fix: `check ${setting} and that the server is running and reachable (npm run stack -- up starts a local one)${hint}`,
     permanent: false,
   };
 }

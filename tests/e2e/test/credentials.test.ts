@@ -71,6 +71,8 @@ interface Scenario {
   start: () => Promise<RunningRedis>;
   /** REDIS_URL and any REDIS_TLS_* for changeq's processes. */
   env: (redis: RunningRedis) => NodeJS.ProcessEnv;
+  /** Wrong settings of this kind of server, and the line each gives. */
+  failures?: (redis: RunningRedis) => [App, string[], NodeJS.ProcessEnv, RegExp][];
 }
 
 const PREFIX = 'cred';
@@ -94,6 +96,26 @@ const scenarios: Scenario[] = [
     name: 'Redis over TLS (rediss://, a test CA, client certificates) with a password',
     start: () => startRedis({ password: SECRETS.redis, tls: { clientCertificates: true } }),
     env: (redis) => ({ REDIS_URL: redis.url, ...redis.tls!.env }),
+    failures: (redis) => [
+      [
+        'cli',
+        ['status'],
+        { REDIS_TLS_CA: '' },
+        /the TLS certificate of Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+ does not check out \(self-signed certificate in certificate chain\)\. Fix: set REDIS_TLS_CA/,
+      ],
+      [
+        'worker',
+        ['--name', 'solo', '--handlers', HANDLERS],
+        { REDIS_TLS_CERT: '', REDIS_TLS_KEY: '' },
+        /if the server wants client certificates \(tls-auth-clients\), set REDIS_TLS_CERT and REDIS_TLS_KEY/,
+      ],
+      [
+        'board',
+        [],
+        { REDIS_URL: redis.url.replace('rediss:', 'redis:') },
+        /REDIS_TLS_CA and REDIS_TLS_CERT and REDIS_TLS_KEY are set, but the Redis URL starts with redis:\/\//,
+      ],
+    ],
   },
 ];
 
@@ -258,6 +280,7 @@ describe.each(scenarios.map((s, i) => [s.name, s, i] as const))('%s', (_name, sc
         { MONGODB_URI: mongoUri.replace(`:${mongo.port}/`, `:${await freePort()}/`) },
         /cannot reach MongoDB at mongodb:\/\/app:\*\*\*@127\.0\.0\.1/,
       ],
+      ...(scenario.failures?.(redis) ?? []),
     ];
     const dir = tempDir('changeq-credentials-');
     const workers = join(dir, 'workers.toml');
