@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs what the project needs on a fresh machine, and nothing when it is already there:
-// the npm dependencies (again whenever package-lock.json changed), Debian's redis-server and,
+// the npm dependencies (again whenever package-lock.json changed), Debian's redis-server and
+// openssl (the tests of Redis over TLS make their certificates with it), and,
 // with --browser (the test suite's browser test of Bull Board), Debian's chromium.
 // Uses only Node's standard library, because it runs before `npm ci`.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -126,7 +127,16 @@ function ensureChromium() {
   }
 }
 
+function ensureOpenssl() {
+  if (onPath('openssl')) return;
+  aptInstall('openssl', {
+    why: 'the tests of Redis over TLS make a certificate authority and certificates with it',
+    fix: 'install OpenSSL yourself (Debian: apt-get install openssl).',
+  });
+}
+
 checkNode();
 ensureNpmDependencies();
 ensureRedis();
+ensureOpenssl();
 if (browser) ensureChromium();

@@ -5,7 +5,6 @@
 import { BlockList, isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { UserError, envReader } from '@changeq/shared';
-import { DEFAULT_PREFIX } from '@changeq/store';
 
 export interface BoardConfig {
   redisUrl: string;
@@ -49,7 +48,7 @@ function normalizeBasePath(value: string): string {
 export function readBoardConfig(env: NodeJS.ProcessEnv = process.env): BoardConfig {
   const read = envReader(env);
   const redisUrl = read.redisUrl();
-  const prefix = read.string('QUEUE_PREFIX', { default: DEFAULT_PREFIX });
+  const prefix = read.queuePrefix();
   const workersFile = resolve(read.string('WORKERS_FILE', { default: './workers.toml' }));
   const host = read.string('BOARD_HOST', { default: '127.0.0.1' });
   const port = read.int('BOARD_PORT', { default: 3000, min: 0, max: 65535 });

@@ -10,6 +10,7 @@ Serves Bull Board with the event queue and the dead-letter queue of every worker
 workers.toml, following the file as it changes. Settings (environment):
 
   REDIS_URL        required, redis://[user:password@]host:port[/db] or rediss://
+  REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY  PEM files for rediss:// (docs/configuration.md)
   QUEUE_PREFIX     prefix of every Redis key (default changeq)
   WORKERS_FILE     the worker names (default ./workers.toml)
   BOARD_HOST       listen address (default 127.0.0.1; any other needs BOARD_USER/BOARD_PASSWORD)

@@ -16,7 +16,12 @@ import {
   type Logger,
   type WorkersConfig,
 } from '@changeq/shared';
-import { createRedis } from '@changeq/store';
+import {
+  checkRedisDatabase,
+  createRedis,
+  describeRedisFailure,
+  redisStartupError,
+} from '@changeq/store';
 import { basicAuth } from './auth.js';
 import type { BoardConfig } from './config.js';
 import { createGuard } from './guard.js';
@@ -108,8 +113,14 @@ export async function startBoard(config: BoardConfig, options: StartBoardOptions
   let closing = false;
   let lastError: string | undefined;
   let state: 'connecting' | 'up' | 'down' = 'connecting';
+  /** A setting to correct met on the first connection: the board then refuses to start. */
+  let refused: Error | undefined;
   redis.on('error', (error: Error) => {
     lastError = error.message;
+    if (state === 'connecting' && describeRedisFailure(error, config.redisUrl).permanent) {
+      refused ??= error;
+      return;
+    }
     if (state !== 'down' && !closing) {
       log.warn(
         { redisUrl: shownRedis, err: error.message },
@@ -125,6 +136,7 @@ export async function startBoard(config: BoardConfig, options: StartBoardOptions
     }
   });
   redis.on('ready', () => {
+    if (refused !== undefined) return; // not a usable connection: the board is about to stop
     log.info(
       { redisUrl: shownRedis },
       state === 'down' ? 'Redis is reachable again' : 'connected to Redis',
@@ -196,6 +208,10 @@ export async function startBoard(config: BoardConfig, options: StartBoardOptions
 
   let server: Server;
   try {
+    // A wrong password, permission, certificate or database number is not an outage to wait
+    // out behind 503s: the board stops with the one line that says what to correct.
+    if (refused !== undefined) throw await redisStartupError(redis, config.redisUrl, refused);
+    if (redis.status === 'ready') await checkRedisDatabase(redis, config.redisUrl);
     server = await listen(app, config);
   } catch (error) {
     closing = true;

@@ -1,7 +1,12 @@
 import type { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
-import { UserError, redactUri } from '@changeq/shared';
-import { createRedis, ingestConnectionName } from '@changeq/store';
+import type { MongoClient } from 'mongodb';
+import { UserError, createMongoClient, describeMongoFailure } from '@changeq/shared';
+import {
+  checkRedisDatabase,
+  createRedis,
+  describeRedisFailure,
+  ingestConnectionName,
+} from '@changeq/store';
 import type { Settings } from './settings.js';
 
 const firstLine = (error: unknown) =>
@@ -23,44 +28,44 @@ export async function connectRedis(settings: Settings): Promise<Redis> {
       }),
     ]);
     await redis.ping();
-    return redis;
   } catch (error) {
     redis.disconnect();
+    const { problem, fix } = describeRedisFailure(lastError ?? error, url);
     throw new UserError(
-      `cannot reach Redis at ${redactUri(url)} (${firstLine(lastError ?? error)})`,
-      'check REDIS_URL (or --redis-url) and that the server is running and reachable',
+      problem,
+      fix.replace('check REDIS_URL', 'check REDIS_URL (or --redis-url)'),
     );
   } finally {
     clearTimeout(timer);
   }
+  try {
+    await checkRedisDatabase(redis, url);
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+  return redis;
 }
 
 /** A MongoDB connection that gives up after the connect timeout with one clear line. */
 export async function connectMongo(settings: Settings): Promise<MongoClient> {
   const uri = settings.mongodbUri;
   const timeoutMs = settings.connectTimeoutMs;
-  let client: MongoClient;
-  try {
-    client = new MongoClient(uri, {
-      appName: 'changeq-cli',
-      serverSelectionTimeoutMS: timeoutMs,
-      connectTimeoutMS: timeoutMs,
-    });
-  } catch (error) {
-    throw new UserError(
-      `the MongoDB connection string ${JSON.stringify(redactUri(uri))} is not usable (${firstLine(error)})`,
-      'check MONGODB_URI (or --mongodb-uri)',
-    );
-  }
+  const client = createMongoClient(uri, {
+    appName: 'changeq-cli',
+    serverSelectionTimeoutMS: timeoutMs,
+    connectTimeoutMS: timeoutMs,
+  });
   try {
     await client.connect();
     await client.db('admin').command({ ping: 1 });
     return client;
   } catch (error) {
     await client.close().catch(() => undefined);
+    const { problem, fix } = describeMongoFailure(error, uri);
     throw new UserError(
-      `cannot reach MongoDB at ${redactUri(uri)} (${firstLine(error)})`,
-      'check MONGODB_URI (or --mongodb-uri) and that the server is running and reachable',
+      problem,
+      fix.replace('check MONGODB_URI', 'check MONGODB_URI (or --mongodb-uri)'),
     );
   }
 }

@@ -109,7 +109,8 @@ export interface ProgramIo {
 const ENVIRONMENT = `
 Settings come from the same environment as the ingest and the workers; flags override them:
   REDIS_URL, MONGODB_URI, WORKERS_FILE (./workers.toml), QUEUE_PREFIX (changeq), INGEST_ID (default),
-  WATCH (resync), LOG_LEVEL / LOG_FORMAT (diagnostics on stderr).
+  WATCH (resync), LOG_LEVEL / LOG_FORMAT (diagnostics on stderr),
+  REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY (PEM files, for rediss://).
 Human output goes to stdout, diagnostics and progress to stderr. A wrong input or an
 unreachable server prints one line naming the problem and the fix, exit code 2.
 See docs/operations.md.`;

@@ -3,8 +3,13 @@
  * which a flag can override (`--redis-url` over REDIS_URL, ...), validated like the apps do.
  */
 import { resolve } from 'node:path';
-import { UserError, envReader, loadWorkersConfig, type WorkersConfig } from '@changeq/shared';
-import { DEFAULT_PREFIX } from '@changeq/store';
+import {
+  UserError,
+  envReader,
+  loadWorkersConfig,
+  parseQueuePrefix,
+  type WorkersConfig,
+} from '@changeq/shared';
 
 /** Connection flags, as commander hands them over (every value a string). */
 export interface ConnectionFlags {
@@ -88,15 +93,12 @@ export class Settings {
     return this.workersCache;
   }
 
+  /** QUEUE_PREFIX or --prefix, by the rule every process applies. */
   get prefix(): string {
-    const prefix = this.read.string('QUEUE_PREFIX', { default: DEFAULT_PREFIX });
-    if (!/^[A-Za-z0-9_{}-]{1,64}$/.test(prefix)) {
-      throw new UserError(
-        `QUEUE_PREFIX="${prefix}" may only hold letters, digits, -, _ and {} (a Redis Cluster hash tag)`,
-        'pass --prefix (or set QUEUE_PREFIX) to the prefix the ingest and workers use, e.g. "changeq"',
-      );
-    }
-    return prefix;
+    return parseQueuePrefix(
+      this.env.QUEUE_PREFIX,
+      this.flags.prefix === undefined ? 'QUEUE_PREFIX' : '--prefix',
+    );
   }
 
   get ingestId(): string {

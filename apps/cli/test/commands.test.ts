@@ -81,7 +81,18 @@ describe('help and errors', () => {
       [['status', '--bogus'], {}, /unknown option '--bogus'.*Fix: run `changeq status --help`/],
       [['token'], {}, /"changeq token" needs a command \(show, reset, set\)/],
       [['token', 'set'], {}, /required option '--at <time>' not specified/],
-      [['token', 'set', '--at', 'yesterday'], {}, /--at "yesterday" is not an ISO date-time/],
+      [['token', 'set', '--at', 'yesterday'], {}, /--at="yesterday" is not an ISO 8601 date-time/],
+      // Issue 12: no silent roll-over of impossible dates, no BSONError past 2106.
+      [
+        ['token', 'set', '--at', '2026-02-30'],
+        {},
+        /--at="2026-02-30" has the day 30, which 2026-02/,
+      ],
+      [
+        ['token', 'set', '--at', '2106-02-07T06:28:16Z'],
+        {},
+        /is after 2106-02-07T06:28:15Z, the last second a MongoDB cluster time can hold/,
+      ],
       [
         ['dlq', 'list', '--worker', 'zed'],
         {},
@@ -120,7 +131,24 @@ describe('help and errors', () => {
         {},
         /the workers file \/nowhere\/workers\.toml does not exist/,
       ],
-      [['status', '--prefix', 'a b'], {}, /QUEUE_PREFIX="a b" may only hold/],
+      [['status', '--prefix', 'a b'], {}, /--prefix="a b" holds " "; a prefix may only hold/],
+      [['status'], { QUEUE_PREFIX: 'a:b' }, /QUEUE_PREFIX="a:b" holds ":"/],
+      // Issue 12: unescaped characters in passwords, options the driver refuses.
+      [
+        ['status'],
+        { REDIS_URL: 'redis://admin:2024/hunter2@127.0.0.1:1' },
+        /REDIS_URL="redis:\/\/admin:\*\*\*@127\.0\.0\.1:1" has a user name or password holding "\/" as is/,
+      ],
+      [
+        ['preimages', 'enable', 'a.b'],
+        { MONGODB_URI: 'mongodb://admin:p@ss/hunter2@127.0.0.1:1/' },
+        /MONGODB_URI="mongodb:\/\/admin:\*\*\*@127\.0\.0\.1:1\/" has a user name or password holding "@" and "\/" as is/,
+      ],
+      [
+        ['preimages', 'enable', 'a.b'],
+        { MONGODB_URI: 'mongodb://ops:hunter2@127.0.0.1:1/?tls=maybe' },
+        /is refused by the MongoDB driver: tls\/ssl must be either "true" or "false"/,
+      ],
     ];
     await mongo.db('pre').createCollection('present');
     const results = await Promise.all(

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { UserError, loadWorkersConfig, runMain } from '@changeq/shared';
+import { UserError, loadWorkersConfig, redactUri, runMain } from '@changeq/shared';
 import { freePort, spawnTracked, terminate, waitForExit } from '@changeq/processes';
 import { startStack } from '@changeq/stack';
 import { DEFAULT_PREFIX, deadLetterQueueName, eventQueueName } from '@changeq/store';
@@ -186,13 +186,17 @@ runMain('demo', async () => {
     }
     start('board', 'apps/board/dist/main.js', [], { BOARD_PORT: String(boardPort) });
 
+    // A MONGODB_URI of your own may hold a password: the lines below show it as ***, and the
+    // CLI line then reads it from your environment.
+    const shownMongo = redactUri(stack.mongodbUri);
+    const cliMongo = shownMongo === stack.mongodbUri ? `'${shownMongo}'` : '"$MONGODB_URI"';
     console.log(`
 demo: running. Where to look:
   Bull Board          http://127.0.0.1:${boardPort}/
   ingest metrics      http://127.0.0.1:${ingestPort}/metrics   (health: /healthz, /readyz)
 ${workers.names.map((name) => `  worker ${name.padEnd(12)} http://127.0.0.1:${workerPorts[name]}/metrics`).join('\n')}
-  operator CLI        MONGODB_URI='${stack.mongodbUri}' REDIS_URL='${stack.redisUrl}' npm run cli -- status
-  MongoDB             ${stack.mongodbUri}   (the writer changes shop.orders, shop.customers, shop.inventory)
+  operator CLI        MONGODB_URI=${cliMongo} REDIS_URL='${stack.redisUrl}' npm run cli -- status
+  MongoDB             ${shownMongo}   (the writer changes shop.orders, shop.customers, shop.inventory)
   Redis               ${stack.redisUrl}
 Press Ctrl-C to stop everything.
 `);

@@ -1,4 +1,5 @@
 import { expect, test } from 'vitest';
+import { startMongo } from '@changeq/stack';
 import { isAlive, startApp, waitFor } from '@changeq/testkit';
 
 const demo = (args: string[], options: { detached?: boolean } = {}) =>
@@ -56,4 +57,28 @@ test('Ctrl-C (SIGINT to the whole process group) stops every component gracefull
     expect(isAlive(pid), `${name} (pid ${pid}) still running`).toBe(false);
   expect(output).toContain('demo: stopped');
   expect(output, output.slice(-3000)).not.toContain('second signal');
+}, 90_000);
+
+test('with a MongoDB of your own that wants a password (/ @ : % in it), no output shows it', async () => {
+  const password = 'Dm2024/p@ss:w%0rd';
+  const mongo = await startMongo({ auth: { user: 'demo', password } });
+  try {
+    const run = startApp('demo', ['--rate', '50', '--duration', '8'], {
+      ...process.env,
+      LOG_FORMAT: 'json',
+      BOARD_PORT: '0',
+      MONGODB_URI: mongo.uri,
+    });
+    const { code } = await run.exited;
+    const output = run.output();
+    expect(code, output.slice(-3000)).toBe(0);
+    expect(output).toContain('MongoDB             mongodb://demo:***@127.0.0.1:');
+    expect(output).toContain('operator CLI        MONGODB_URI="$MONGODB_URI"');
+    expect(output).toMatch(/completed [1-9]/);
+    for (const form of [password, encodeURIComponent(password), 'Dm2024']) {
+      expect(output).not.toContain(form);
+    }
+  } finally {
+    await mongo.stop();
+  }
 }, 90_000);

@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { MongoClient, Timestamp } from 'mongodb';
+import { Timestamp, type MongoClient } from 'mongodb';
 import {
   Backoff,
   Router,
   UserError,
+  createMongoClient,
+  describeMongoFailure,
   redactUri,
   sleep,
   tokenClusterTime,
@@ -13,7 +15,9 @@ import {
 } from '@changeq/shared';
 import {
   PositionStore,
+  checkRedisDatabase,
   createRedis,
+  describeRedisFailure,
   describePosition,
   type StoredPosition,
   type Enqueuer,
@@ -97,7 +101,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   ) {
     super();
     const appName = `changeq-ingest-${config.ingestId}`;
-    this.mongo = new MongoClient(config.mongodbUri, {
+    this.mongo = createMongoClient(config.mongodbUri, {
       appName,
       serverSelectionTimeoutMS: Math.min(config.connectTimeoutMs, 30_000),
     });
@@ -182,14 +186,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const mongoUri = redactUri(this.config.mongodbUri);
     const redisUrl = redactUri(this.config.redisUrl);
     // A server that is restarting refuses or resets connections: keep trying until the deadline.
+    // A wrong password or certificate is a setting to correct: it stops the ingest at once.
     await this.retryUntil(
       deadline,
       () => this.mongo.connect(),
-      (error) =>
-        new UserError(
-          `cannot reach MongoDB at ${mongoUri} (${error.message})`,
-          'check MONGODB_URI and that the server is running and reachable (npm run stack -- up starts a local one)',
-        ),
+      (error) => describeMongoFailure(error, this.config.mongodbUri),
     );
     await this.retryUntil(
       deadline,
@@ -197,12 +198,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (this.redis.status === 'wait') await this.redis.connect();
         await this.redis.ping();
       },
-      (error) =>
-        new UserError(
-          `cannot reach Redis at ${redisUrl} (${error.message})`,
-          'check REDIS_URL and that the server is running and reachable (npm run stack -- up starts a local one)',
-        ),
+      (error) => describeRedisFailure(error, this.config.redisUrl),
     );
+    await checkRedisDatabase(this.redis, this.config.redisUrl);
     this.log.info(
       {
         mongodbUri: mongoUri,
@@ -217,7 +215,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private async retryUntil(
     deadline: number,
     attempt: () => Promise<unknown>,
-    fail: (error: Error) => Error,
+    describe: (error: unknown) => { problem: string; fix: string; permanent: boolean },
   ): Promise<void> {
     const backoff = new Backoff(100, 2000);
     for (;;) {
@@ -225,7 +223,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
         await attempt();
         return;
       } catch (error) {
-        if (Date.now() > deadline || this.stopping) throw fail(error as Error);
+        const failure = describe(error);
+        if (failure.permanent || Date.now() > deadline || this.stopping) {
+          throw new UserError(failure.problem, failure.fix);
+        }
         await sleep(backoff.next(), this.abort.signal);
       }
     }

@@ -251,8 +251,19 @@ describe('the ingest', () => {
   test('bad settings and flags are one clear line each', async () => {
     const cases: [Record<string, string>, string[], RegExp][] = [
       [{ MONGODB_URI: '' }, [], /MONGODB_URI/],
-      [{ WATCH: 'a.b,c' }, [], /WATCH="a\.b,c" mixes a database name with namespaces/],
+      [{ WATCH: 'a.b,c' }, [], /WATCH="a\.b,c" mixes the database name "c" with namespaces/],
       [{ START_AT: 'yesterday' }, [], /START_AT="yesterday"/],
+      // Issue 12: a MongoParseError stack, a BSONError, a silent roll-over to 2026-03-02.
+      [{ START_AT: '2106-02-07T06:28:16Z' }, [], /last second a MongoDB cluster time can hold/],
+      [{ START_AT: '2026-02-30' }, [], /START_AT="2026-02-30" has the day 30/],
+      [{ MONGODB_URI: 'mongodb://127.0.0.1:1/?bogus=1' }, [], /option bogus is not supported/],
+      [{ MONGODB_URI: 'mongodb://127.0.0.1:1/?tls=maybe' }, [], /tls\/ssl must be either/],
+      [
+        { MONGODB_URI: 'mongodb://admin:p@ss/w0rd@127.0.0.1:1/' },
+        [],
+        /MONGODB_URI="mongodb:\/\/admin:\*\*\*@127\.0\.0\.1:1\/" has a user name or password holding "@" and "\/" as is/,
+      ],
+      [{ QUEUE_PREFIX: 'a:b' }, [], /QUEUE_PREFIX="a:b" holds ":"/],
       [{ BATCH_SIZE: 'lots' }, [], /BATCH_SIZE/],
       [{ MATCH: '{oops' }, [], /MATCH is not valid Extended JSON/],
       [{ WORKERS_FILE: '/nonexistent/workers.toml' }, [], /\/nonexistent\/workers\.toml/],
@@ -264,6 +275,7 @@ describe('the ingest', () => {
       expect(code, ingest.output()).toBe(2);
       expect(ingest.output()).toMatch(pattern);
       expect(ingest.output().trim().split('\n')).toHaveLength(1);
+      expect(ingest.output()).not.toMatch(/w0rd|ss\/w/); // the password of the case above
     }
   });
 });

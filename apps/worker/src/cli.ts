@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { httpSettings, type HttpSettings } from '@changeq/observability';
 import { UserError, envReader, loadWorkersConfig, type WorkerSettings } from '@changeq/shared';
-import { DEFAULT_PREFIX } from '@changeq/store';
 import { defaultPrefetch } from './runner.js';
 
 export const USAGE = `Usage: changeq-worker --name <worker> [options]
@@ -22,7 +21,8 @@ Options (environment variable in brackets):
   --http-host <address>        address of that server [HTTP_HOST] (default 127.0.0.1)
   --help                       show this text
 Environment: REDIS_URL (required), WORKERS_FILE (default ./workers.toml), QUEUE_PREFIX (default changeq),
-  LOG_LEVEL (default info), CONNECT_TIMEOUT_MS (default 10000), LOCK_DURATION_MS (default 30000).`;
+  LOG_LEVEL (default info), CONNECT_TIMEOUT_MS (default 10000), LOCK_DURATION_MS (default 30000),
+  REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY (PEM files, for rediss://).`;
 
 export interface CliConfig {
   help: boolean;
@@ -107,6 +107,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
   }
   const reader = envReader(env);
   const redisUrl = reader.redisUrl('REDIS_URL');
+  const prefix = reader.queuePrefix();
   const logLevel = reader.oneOf('LOG_LEVEL', LOG_LEVELS, { default: 'info' });
 
   const workersFile = env.WORKERS_FILE || './workers.toml';
@@ -140,7 +141,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
     worker,
     handlers: resolve(str('handlers', 'HANDLERS') ?? DEFAULT_HANDLERS),
     redisUrl,
-    prefix: env.QUEUE_PREFIX || DEFAULT_PREFIX,
+    prefix,
     logLevel,
     workersFile,
     settings: {

@@ -3,8 +3,17 @@
  * runs a Session while it holds it, goes back to standby if it loses it, and shuts down cleanly.
  */
 import type { Redis } from 'ioredis';
-import { UserError, redactUri, sleep, type Logger, type WorkerSettings } from '@changeq/shared';
-import { DEFAULT_PREFIX, createRedis, workerKeys, type LeaseHolder, Lease } from '@changeq/store';
+import { UserError, sleep, type Logger, type WorkerSettings } from '@changeq/shared';
+import {
+  DEFAULT_PREFIX,
+  Lease,
+  checkRedisDatabase,
+  createRedis,
+  describeRedisFailure,
+  redisStartupError,
+  workerKeys,
+  type LeaseHolder,
+} from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
 import type { SchedulerHooks } from './scheduler/hooks.js';
 import { Session } from './session.js';
@@ -77,11 +86,15 @@ function logConnectionChanges(redis: Redis, log: Logger): void {
         `Redis connection lost (${name}); retrying with backoff`,
       );
     }
-    up = false;
+    // Before the first connection there is nothing to restore (a refused SELECT says so too).
+    if (up !== undefined) up = false;
   });
 }
 
-/** Connects, or throws a UserError naming the server once `timeoutMs` has passed. */
+/**
+ * Connects, or throws a UserError naming the server once `timeoutMs` has passed; at once for a
+ * setting to correct (a wrong password, a missing permission, a database the server lacks).
+ */
 export async function connectRedis(redis: Redis, url: string, timeoutMs: number): Promise<void> {
   let lastError: unknown;
   const deadline = Date.now() + timeoutMs;
@@ -91,25 +104,35 @@ export async function connectRedis(redis: Redis, url: string, timeoutMs: number)
     () => true,
     () => false,
   );
+  const fail = async (error: unknown) => {
+    redis.off('error', onError);
+    const stop = await redisStartupError(redis, url, error);
+    redis.disconnect();
+    return stop;
+  };
   while (Date.now() < deadline) {
+    if (lastError !== undefined && describeRedisFailure(lastError, url).permanent) {
+      throw await fail(lastError);
+    }
     if (redis.status === 'ready') {
       try {
         await redis.ping();
         redis.off('error', onError);
+        try {
+          await checkRedisDatabase(redis, url);
+        } catch (error) {
+          redis.disconnect();
+          throw error;
+        }
         return;
       } catch (error) {
+        if (error instanceof UserError) throw error;
         lastError = error;
       }
     }
     await Promise.race([connected, sleep(50)]);
   }
-  redis.off('error', onError);
-  redis.disconnect();
-  const reason = lastError instanceof Error ? lastError.message : 'no answer';
-  throw new UserError(
-    `cannot reach Redis at ${redactUri(url)} (${reason})`,
-    'start Redis or set REDIS_URL to a reachable server, e.g. redis://127.0.0.1:6379',
-  );
+  throw await fail(lastError ?? new Error('no answer'));
 }
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {

@@ -49,6 +49,23 @@ describe('worker process', () => {
     [['--name', 'alpha'], { REDIS_URL: '' }, /REDIS_URL is not set/],
     [['--name', 'alpha', '--handlers', '/nowhere/h.mjs'], {}, /\/nowhere\/h\.mjs does not exist/],
     [['--name', 'alpha'], { MONGODB_URI: '' }, /MONGODB_URI is not set/],
+    // Issue 12: the example handlers' MongoParseError, and a prefix the ingest refuses.
+    [
+      ['--name', 'alpha'],
+      { MONGODB_URI: 'mongodb://127.0.0.1:1/?tls=maybe' },
+      /MONGODB_URI="mongodb:\/\/127\.0\.0\.1:1\/\?tls=maybe" is refused by the MongoDB driver: tls\/ssl must be either "true" or "false"/,
+    ],
+    [
+      ['--name', 'alpha'],
+      { MONGODB_URI: 'mongodb://127.0.0.1:1/?bogus=1' },
+      /option bogus is not supported/,
+    ],
+    [['--name', 'alpha'], { QUEUE_PREFIX: 'a:b' }, /QUEUE_PREFIX="a:b" holds ":"/],
+    [
+      ['--name', 'alpha', '--handlers', RECORDING_HANDLERS],
+      { REDIS_URL: 'SERVER/99' },
+      /REDIS_URL selects database 99, which Redis at redis:\/\/127\.0\.0\.1:\d+\/99 does not have \(it has databases 0 to 15\)/,
+    ],
     [
       ['--name', 'alpha', '--handlers', RECORDING_HANDLERS],
       { REDIS_URL: 'redis://127.0.0.1:PORT', CONNECT_TIMEOUT_MS: '500' },
@@ -56,6 +73,9 @@ describe('worker process', () => {
     ],
   ])('%j %j: one line naming the problem and the fix, exit 2', async (args, env, pattern) => {
     const extra: NodeJS.ProcessEnv = { ...env };
+    if (extra.REDIS_URL?.startsWith('SERVER')) {
+      extra.REDIS_URL = extra.REDIS_URL.replace('SERVER', server.url);
+    }
     if (extra.REDIS_URL?.includes('PORT')) {
       extra.REDIS_URL = extra.REDIS_URL.replace('PORT', String(await freePort()));
     }

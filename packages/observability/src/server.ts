@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { UserError, type Logger } from '@changeq/shared';
+import { UserError, redactText, type Logger } from '@changeq/shared';
 
 /** One condition of readiness, e.g. "redis" or "lease". */
 export interface ReadinessCheck {
@@ -106,18 +106,27 @@ async function handle(
     }
     case '/healthz': {
       const live = options.liveness?.() ?? { ok: true, detail: 'answering' };
-      const body = live.ok ? { status: 'ok' } : { status: 'stuck', detail: live.detail };
+      const body = live.ok
+        ? { status: 'ok' }
+        : { status: 'stuck', detail: redactText(live.detail) };
       send(res, live.ok ? 200 : 503, JSON_TYPE, JSON.stringify(body), head);
       return;
     }
     case '/readyz': {
       const readiness = await options.readiness();
-      const missing = Object.entries(readiness.checks)
+      // Details quote server errors, which may quote a connection string: never its password.
+      const checks = Object.fromEntries(
+        Object.entries(readiness.checks).map(([name, check]) => [
+          name,
+          { ...check, detail: redactText(check.detail) },
+        ]),
+      );
+      const missing = Object.entries(checks)
         .filter(([, check]) => !check.ok)
         .map(([name, check]) => `${name}: ${check.detail}`);
       const body = {
         status: readiness.ready ? 'ready' : 'not ready',
-        checks: readiness.checks,
+        checks,
         missing,
       };
       send(res, readiness.ready ? 200 : 503, JSON_TYPE, JSON.stringify(body), head);

@@ -32,6 +32,23 @@ async function serve(ready: { redis: boolean; lease: boolean }) {
 }
 
 describe('the observability server', () => {
+  test('/readyz and /healthz never quote a password of a connection string in their details', async () => {
+    const detail = 'cannot reach Redis at redis://admin:2024/S3cr3t@127.0.0.1:1 (ECONNREFUSED)';
+    const server = await startHttpServer({
+      port: 0,
+      registry: createRegistry(),
+      log,
+      liveness: () => ({ ok: false, detail }),
+      readiness: () => evaluateReadiness({ redis: () => ({ ok: false, detail }) }),
+    });
+    servers.push(server);
+    for (const path of ['/readyz', '/healthz']) {
+      const text = await (await fetch(`${server.url}${path}`)).text();
+      expect(text).toContain('redis://admin:***@127.0.0.1:1 (ECONNREFUSED)');
+      expect(text).not.toContain('S3cr3t');
+    }
+  });
+
   test('/metrics serves Prometheus text with the changeq_ default process metrics', async () => {
     const server = await serve({ redis: true, lease: true });
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

@@ -1,3 +1,6 @@
+import { dropWritesOnceClosed } from './closed-output.js';
+import { redactText } from './config/redact.js';
+
 /**
  * An error caused by the user's input (a file, a flag, an environment variable, a server address).
  * It is printed as one line naming the problem and the fix, never as a stack trace.
@@ -39,17 +42,18 @@ export const USER_ERROR_EXIT_CODE = 2;
 
 /**
  * Runs a program's main function: a UserError prints one line on stderr and exits 2,
- * anything else prints its stack and exits 1.
+ * anything else prints its stack and exits 1. An output closed early (`| head`) ends nothing.
  */
 export function runMain(program: string, main: () => Promise<void>): void {
+  dropWritesOnceClosed();
   main().catch((error: unknown) => {
+    // Both lines go through the redaction: an error may quote a connection string.
     if (isUserError(error)) {
-      process.stderr.write(`${program}: ${formatUserError(error)}\n`);
+      process.stderr.write(`${program}: ${redactText(formatUserError(error))}\n`);
       process.exitCode = USER_ERROR_EXIT_CODE;
     } else {
-      process.stderr.write(
-        `${program}: unexpected failure\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-      );
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      process.stderr.write(`${program}: unexpected failure\n${redactText(text)}\n`);
       process.exitCode = 1;
     }
   });

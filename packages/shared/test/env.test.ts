@@ -150,7 +150,6 @@ describe('envReader().mongoUri', () => {
     'mongodb+srv://app:s3cret@cluster0.example.net/shop?retryWrites=true',
     'mongodb://[::1]:27017/',
     'mongodb://%2Ftmp%2Fmongodb-27017.sock',
-    'MongoDB://host',
   ])('accepts %s', (uri) => {
     expect(envReader({ MONGODB_URI: ` ${uri} ` }).mongoUri()).toBe(uri);
   });
@@ -173,6 +172,21 @@ describe('envReader().mongoUri', () => {
     ['mongodb://app:hunter22@db:0/', 'invalid port "0"'],
     ['mongodb://db:99999/', 'has the invalid port "99999" (ports are 1 to 65535)'],
     ['mongodb://db:/', 'invalid port ""'],
+    ['MongoDB://app:hunter22@db/', 'has its scheme in capitals'],
+    // Unescaped characters in the credentials: the driver would read another password or host.
+    ['mongodb://admin:hunter22/w0rd@127.0.0.1:1/', 'has a user name or password holding "/" as is'],
+    ['mongodb://admin:p@hunter22@db/', 'has a user name or password holding "@" as is'],
+    ['mongodb://admin:p@ss/hunter22@db/', 'holding "@" and "/" as is'],
+    ['mongodb://admin:hunter22:x@db/', 'holding ":" as is'],
+    ['mongodb://admin:hunter22%zz@db/', 'has a user name or password holding "%" as is'],
+    ['mongodb://db/?appName=me@x', 'has an "@" in an option value, where it must be written %40'],
+    // What the driver refuses, in its words.
+    [
+      'mongodb://app:hunter22@db/?bogus=1',
+      'is refused by the MongoDB driver: option bogus is not supported',
+    ],
+    ['mongodb://app:hunter22@db/?tls=maybe', 'tls/ssl must be either "true" or "false"'],
+    ['mongodb://app:hunter22@db/?authMechanism=FOO', 'authMechanism one of'],
   ])('rejects %s, quoting it without the password', (uri, problem) => {
     const { error, line } = userError(() => envReader({ SOURCE_URI: uri }).mongoUri('SOURCE_URI'));
     expect(error.problem.startsWith(`SOURCE_URI=${JSON.stringify(redactUri(uri))} `)).toBe(true);
@@ -189,6 +203,8 @@ describe('envReader().redisUrl', () => {
     'rediss://default:s3cret@cache.example.net:6380/2',
     'redis://:s3cret@[::1]:6379/0',
     'redis://h:6379/',
+    'redis://app:a:b@h', // a ':' in a Redis password is read as part of it
+    'redis://:p%2Fw%40d%3A%25@h/15',
   ])('accepts %s', (url) => {
     expect(envReader({ REDIS_URL: url }).redisUrl()).toBe(url);
   });
@@ -207,6 +223,16 @@ describe('envReader().redisUrl', () => {
     ['redis://:hunter22@cache:abc', 'is not a valid URL'],
     ['redis://', 'has no host'],
     ['redis://cache:6379/queue', 'has the path "/queue"'],
+    // Unescaped characters in the credentials (WHATWG would read "2024" as a port and the rest
+    // as a path, quoting the password in the message).
+    ['redis://admin:2024/hunter22@127.0.0.1:1', 'has a user name or password holding "/" as is'],
+    ['redis://admin:p@hunter22@127.0.0.1:1', 'has a user name or password holding "@" as is'],
+    ['redis://:hunter22?x@127.0.0.1:1', 'has a user name or password holding "?" as is'],
+    ['redis://:hunter22#x@127.0.0.1:1', 'has a user name or password holding "#" as is'],
+    ['redis://:hunter 22@127.0.0.1:1', 'has a user name or password holding a space as is'],
+    ['redis://:hunter22%@127.0.0.1:1', 'has a user name or password holding "%" as is'],
+    ['redis://hunter22@127.0.0.1:1', 'has a user name but no password'],
+    ['redis://cache/99999999999', 'has the database number 99999999999, which no Redis has'],
   ])('rejects %s, quoting it without the password', (url, problem) => {
     const { error, line } = userError(() =>
       envReader({ QUEUE_REDIS: url }).redisUrl('QUEUE_REDIS'),
@@ -274,10 +300,27 @@ describe('redactUri', () => {
     ['mongodb://u:pa/ss@h/db', 'mongodb://u:***@h/db'],
     ['mongodb://u:pa?ss@h/db', 'mongodb://u:***@h/db'],
     ['mongodb://u:pa#ss@h/db', 'mongodb://u:***@h/db'],
-    // An '@' after the hosts is not a password.
-    ['mongodb://h:27017/db?appName=me@x', 'mongodb://h:27017/db?appName=me@x'],
-    ['mongodb://u:pw@h/db?appName=me@x', 'mongodb://u:***@h/db?appName=me@x'],
-    ['mongodb://[::1]:27017/db?appName=a@b', 'mongodb://[::1]:27017/db?appName=a@b'],
+    // The passwords of issue 12: '/' and '@' as is.
+    ['redis://admin:2024/Secret@127.0.0.1:1', 'redis://admin:***@127.0.0.1:1'],
+    ['mongodb://admin:p@ss/w0rd@127.0.0.1:1/', 'mongodb://admin:***@127.0.0.1:1/'],
+    // Every other shape: several hosts, srv, rediss, password only, user only, '%' and ':'.
+    [
+      'mongodb://u:12/3@h1:1,h2:2,[::1]:3/db?replicaSet=rs',
+      'mongodb://u:***@h1:1,h2:2,[::1]:3/db?replicaSet=rs',
+    ],
+    [
+      'mongodb+srv://u:a/b@c@cluster0.example.net/?w=1',
+      'mongodb+srv://u:***@cluster0.example.net/?w=1',
+    ],
+    ['rediss://u:1:2@h:6380/0', 'rediss://u:***@h:6380/0'],
+    ['redis://:50%off@h', 'redis://:***@h'],
+    ['redis://:p%2Fw%40d@h/3', 'redis://:***@h/3'],
+    ['redis://s3cret@h:1', 'redis://***@h:1'],
+    ['rediss://s3cret@h:1', 'rediss://***@h:1'],
+    // An '@' in an option value (which the driver refuses) masks hosts and options too: never
+    // less than the password.
+    ['mongodb://h:27017/db?appName=me@x', 'mongodb://h:***@x'],
+    ['mongodb://u:pw@h/db?appName=me@x', 'mongodb://u:***@x'],
     // Secrets in query parameters.
     [
       'mongodb://h/?authMechanism=PLAIN&password=x1&tlsCertificateKeyFilePassword=y2&w=1',
@@ -329,23 +372,26 @@ describe('redactUri', () => {
   });
 
   it('never leaves a password in the output, whatever characters it holds', () => {
-    // A deterministic pseudo-random generator, so a failure can be reproduced.
+    // A deterministic pseudo-random generator, so a failure can be reproduced (its high bits:
+    // the low bits of a power-of-two LCG repeat with short periods).
     let seed = 12345;
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) >>> 12;
+    const pick = <T>(list: readonly T[]): T => list[next() % list.length]!;
     const alphabet = 'abcXYZ019@/?#:%&=;.,!~-_';
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 5000; i++) {
       let middle = '';
       const length = next() % 12;
       for (let j = 0; j < length; j++) middle += alphabet[next() % alphabet.length];
-      const password = `Pw${middle}Zq`;
-      const scheme = ['mongodb://', 'mongodb+srv://', 'redis://', 'rediss://'][next() % 4];
-      const tail = ['', '/', '/db', '/db?replicaSet=rs0', '/?appName=a@b', ':27017/x?y=1'][
-        next() % 6
-      ];
-      const uri = `${scheme}user:${password}@host${tail}`;
+      // Passwords that start like a port (2024/...) fooled the old redaction; 'Zq' marks the end.
+      const password = `${pick(['', '2024', '7', 'Pw'])}${middle}Zq`;
+      const user = pick(['user', 'admin', '']);
+      const scheme = pick(['mongodb://', 'mongodb+srv://', 'redis://', 'rediss://']);
+      const hosts = pick(['host', '127.0.0.1:1', 'h1:27017,h2:27018', '[::1]:6379']);
+      const tail = pick(['', '/', '/db', '/3', '/db?replicaSet=rs0', '/?appName=a@b', '?w=1']);
+      const uri = `${scheme}${user}:${password}@${hosts}${tail}`;
       const redacted = redactUri(uri);
-      expect(redacted, uri).not.toContain(password);
-      expect(redacted, uri).toContain('user:***');
+      expect(redacted, uri).not.toContain('Zq');
+      expect(redacted, uri).toContain(`${user}:***@`);
     }
   });
 });

@@ -437,6 +437,25 @@ describe('parseWorkersConfig: values', () => {
     });
   });
 
+  it.each([
+    [
+      'concurrency = 1e9',
+      /is a float \(1000000000\.0\), not an integer, and outside the allowed range 1\.\.1000/,
+      /from 1 to 1000, e\.g\. concurrency = 1000$/,
+    ],
+    [
+      'concurrency = -2.0',
+      /is a float \(-2\.0\), not an integer, and outside/,
+      /e\.g\. concurrency = 1$/,
+    ],
+    ['timeout_ms = 1e300', /is a float \(1e\+300\)/, /e\.g\. timeout_ms = 2147483647$/],
+  ])(
+    'rejects the out-of-range whole float %s with an in-range fix (issue 12)',
+    (line, problem, fix) => {
+      expectFailure(settings(line), { line: 3, problem, fix });
+    },
+  );
+
   it('rejects an unknown dead_letter policy', () => {
     expectFailure(settings('dead_letter = "drop"'), {
       line: 3,

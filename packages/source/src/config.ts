@@ -1,8 +1,13 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BSON, type Document } from 'mongodb';
-import { UserError, envReader, loadWorkersConfig, type WorkersConfig } from '@changeq/shared';
-import { DEFAULT_PREFIX } from '@changeq/store';
+import {
+  UserError,
+  envReader,
+  loadWorkersConfig,
+  parseDateTime,
+  type WorkersConfig,
+} from '@changeq/shared';
 import { parseWatch, type WatchScope } from './watch-scope.js';
 
 export type FullDocumentMode = 'default' | 'updateLookup' | 'whenAvailable' | 'required';
@@ -55,6 +60,7 @@ Settings come from the environment (see docs/configuration.md):
   KEEP_FAILED_SECONDS (604800)   CONNECT_TIMEOUT_MS (30000)   SHUTDOWN_TIMEOUT_MS (4000)
   HTTP_PORT (0 = off; /metrics, /healthz, /readyz)   HTTP_HOST (127.0.0.1)
   EXCLUDE_DBS (extra databases a deployment-wide stream skips)
+  REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY (PEM files, for rediss://)
 
 Options:
   --accept-gap   if the stored resume point has left the oplog, continue from now and log the
@@ -66,13 +72,11 @@ function parseStartAt(raw: string): StartAt {
   const value = raw.trim();
   if (value === '' || value === 'now') return { kind: 'now' };
   if (value === 'snapshot') return { kind: 'snapshot' };
-  const at = new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at.getTime())) {
-    throw new UserError(
-      `START_AT="${raw}" is not "now", "snapshot" or an ISO date-time`,
-      'set START_AT=now, START_AT=snapshot, or a time such as START_AT=2026-11-22T08:00:00Z',
-    );
-  }
+  const at = parseDateTime(
+    raw,
+    'START_AT',
+    (example) => `set START_AT=now, START_AT=snapshot, or a time such as START_AT=${example}`,
+  );
   return { kind: 'time', at };
 }
 
@@ -123,13 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
     .split(',')
     .map((db) => db.trim())
     .filter(Boolean);
-  const queuePrefix = read.string('QUEUE_PREFIX', { default: DEFAULT_PREFIX });
-  if (!/^[A-Za-z0-9_{}-]{1,64}$/.test(queuePrefix)) {
-    throw new UserError(
-      `QUEUE_PREFIX="${queuePrefix}" may only hold letters, digits, -, _ and {} (a Redis Cluster hash tag)`,
-      'pick a prefix such as "changeq" or "{changeq}"',
-    );
-  }
+  const queuePrefix = read.queuePrefix();
   const ingestId = read.string('INGEST_ID', { default: 'default' });
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(ingestId)) {
     throw new UserError(

@@ -38,15 +38,34 @@ export function parseWatch(
   }
   const namespaces = parts.map((part) => {
     const dot = part.indexOf('.');
-    if (dot <= 0 || dot === part.length - 1) {
+    if (dot < 0) {
       throw new UserError(
-        `WATCH="${raw}" mixes a database name with namespaces ("${part}")`,
+        `WATCH="${raw}" mixes the database name "${part}" with namespaces`,
         'list only db.collection namespaces, or give a single database name',
       );
     }
     const db = part.slice(0, dot);
     const coll = part.slice(dot + 1);
+    if (db === '') {
+      throw new UserError(
+        `WATCH="${raw}" has "${part}", with no database before the "."`,
+        WATCH_FIX,
+      );
+    }
     checkDb(db, value);
+    if (coll === '') {
+      throw new UserError(
+        `WATCH="${raw}" has "${part}", with no collection after the "."`,
+        `write "${db}" to watch the whole database, or "${db}.<collection>" for one collection`,
+      );
+    }
+    // MongoDB's own rule for collection names (NamespaceString::validCollectionName).
+    if (coll.startsWith('.') || coll.includes('\0')) {
+      throw new UserError(
+        `WATCH="${raw}" names the collection "${coll}" in "${part}", and a collection name cannot start with "." or hold a NUL character`,
+        'check for a doubled "." in the namespace (db.collection)',
+      );
+    }
     if (coll.includes('$') || coll.startsWith('system.')) {
       throw new UserError(
         `WATCH="${raw}" names a collection that cannot be watched ("${coll}")`,

@@ -40,12 +40,28 @@ describe('WATCH', () => {
 
   test.each([
     ['shop.orders,', /empty entry/],
-    ['shop,shop.orders', /mixes a database name/],
+    ['shop,shop.orders', /mixes the database name "shop" with namespaces/],
+    // Issue 12: "a..b" was accepted, "shop." was called a mix of a database and namespaces.
+    ['a..b', /names the collection ".b" in "a..b", and a collection name cannot start with "."/],
+    ['shop.', /has "shop.", with no collection after the "."/],
+    ['shop.orders,shop.', /has "shop.", with no collection after the "."/],
+    ['.orders', /has ".orders", with no database before the "."/],
     ['bad/db', /invalid database name/],
     ['shop.system.views', /cannot be watched/],
     ['a.b,a.b', /twice/],
   ])('rejects %s', (raw, message) => {
     expect(() => parseWatch(raw)).toThrow(UserError);
     expect(() => parseWatch(raw)).toThrow(message);
+  });
+
+  test('a namespace without a collection is told to name the database alone', () => {
+    try {
+      parseWatch('shop.');
+      expect.unreachable();
+    } catch (error) {
+      expect((error as UserError).fix).toBe(
+        'write "shop" to watch the whole database, or "shop.<collection>" for one collection',
+      );
+    }
   });
 });

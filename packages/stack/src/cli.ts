@@ -18,11 +18,20 @@ Commands:
 
 Options:
   --json         print {"mongodbUri": ..., "redisUrl": ...} instead of shell export lines
+  --redis-tls    Redis serves TLS only (rediss://), with a CA and certificates made for it in
+                 the data folder; prints REDIS_TLS_CA, REDIS_TLS_CERT and REDIS_TLS_KEY too
   --dir <path>   folder for the servers' data and the state file (default: ./.changeq/stack)
   --help         show this help`;
 
 interface StackState {
-  redis: { pid: number; port: number; dataDir: string; url: string };
+  redis: {
+    pid: number;
+    port: number;
+    dataDir: string;
+    url: string;
+    /** REDIS_TLS_* of a TLS-only Redis. */
+    tls?: Record<string, string>;
+  };
   mongo: { pid: number; port: number; dataDir: string; uri: string };
 }
 
@@ -49,18 +58,20 @@ function runsOurs(pid: number, marker: string): boolean {
 }
 
 function print(state: StackState, json: boolean): void {
+  const tls = state.redis.tls ?? {};
   if (json) {
     process.stdout.write(
-      `${JSON.stringify({ mongodbUri: state.mongo.uri, redisUrl: state.redis.url })}\n`,
+      `${JSON.stringify({ mongodbUri: state.mongo.uri, redisUrl: state.redis.url, ...(state.redis.tls ? { redisTls: tls } : {}) })}\n`,
     );
   } else {
+    const extra = Object.entries(tls).map(([name, value]) => `export ${name}='${value}'\n`);
     process.stdout.write(
-      `export MONGODB_URI='${state.mongo.uri}'\nexport REDIS_URL='${state.redis.url}'\n`,
+      `export MONGODB_URI='${state.mongo.uri}'\nexport REDIS_URL='${state.redis.url}'\n${extra.join('')}`,
     );
   }
 }
 
-async function up(dir: string, json: boolean): Promise<void> {
+async function up(dir: string, json: boolean, tls: boolean): Promise<void> {
   const stateFile = join(dir, 'stack.json');
   const existing = readState(stateFile);
   if (existing) {
@@ -73,7 +84,11 @@ async function up(dir: string, json: boolean): Promise<void> {
     await down(dir, true);
   }
   mkdirSync(dir, { recursive: true });
-  const redis = await startRedis({ dataDir: join(dir, 'redis'), detached: true });
+  const redis = await startRedis({
+    dataDir: join(dir, 'redis'),
+    detached: true,
+    ...(tls ? { tls: { clientCertificates: true } } : {}),
+  });
   let mongo;
   try {
     mongo = await startMongo({ dataDir: join(dir, 'mongo'), detached: true });
@@ -82,7 +97,13 @@ async function up(dir: string, json: boolean): Promise<void> {
     throw error;
   }
   const state: StackState = {
-    redis: { pid: redis.pid, port: redis.port, dataDir: redis.dataDir, url: redis.url },
+    redis: {
+      pid: redis.pid,
+      port: redis.port,
+      dataDir: redis.dataDir,
+      url: redis.url,
+      ...(redis.tls ? { tls: redis.tls.env } : {}),
+    },
     mongo: { pid: mongo.pid, port: mongo.port, dataDir: mongo.dataDir, uri: mongo.uri },
   };
   writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
@@ -114,6 +135,7 @@ async function main(): Promise<void> {
       allowPositionals: true,
       options: {
         json: { type: 'boolean', default: false },
+        'redis-tls': { type: 'boolean', default: false },
         dir: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
@@ -138,7 +160,7 @@ async function main(): Promise<void> {
   }
   switch (command) {
     case 'up':
-      return up(dir, values.json);
+      return up(dir, values.json, values['redis-tls']);
     case 'down':
       return down(dir);
     case 'status': {

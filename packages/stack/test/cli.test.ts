@@ -14,10 +14,11 @@ const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js'
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'changeq-stack-cli-'));
 const npmDir = mkdtempSync(join(tmpdir(), 'changeq-stack-npm-'));
+const tlsDir = mkdtempSync(join(tmpdir(), 'changeq-stack-tls-'));
 
 afterAll(async () => {
   // Whatever happened, stop what `up` started (by the PIDs it recorded).
-  for (const folder of [dir, npmDir]) {
+  for (const folder of [dir, npmDir, tlsDir]) {
     try {
       const state = JSON.parse(readFileSync(join(folder, 'stack.json'), 'utf8')) as {
         redis: { pid: number };
@@ -59,6 +60,35 @@ test('up starts Redis and MongoDB and prints their settings; down stops exactly 
   await run(process.execPath, [CLI, 'down', '--dir', dir]);
   expect(isAlive(state.redis.pid)).toBe(false);
   expect(isAlive(state.mongo.pid)).toBe(false);
+}, 60_000);
+
+test('up --redis-tls: Redis over TLS only, with the files that make changeq trust it', async () => {
+  const { stdout } = await run(process.execPath, [CLI, 'up', '--redis-tls', '--dir', tlsDir]);
+  const exports = Object.fromEntries(
+    [...stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+  expect(Object.keys(exports).sort()).toEqual([
+    'MONGODB_URI',
+    'REDIS_TLS_CA',
+    'REDIS_TLS_CERT',
+    'REDIS_TLS_KEY',
+    'REDIS_URL',
+  ]);
+  expect(exports.REDIS_URL).toMatch(/^rediss:\/\/127\.0\.0\.1:\d+$/);
+  const redis = new Redis(exports.REDIS_URL!, {
+    tls: {
+      ca: readFileSync(exports.REDIS_TLS_CA!),
+      cert: readFileSync(exports.REDIS_TLS_CERT!),
+      key: readFileSync(exports.REDIS_TLS_KEY!),
+    },
+  });
+  expect(await redis.ping()).toBe('PONG');
+  redis.disconnect();
+  // `status` finds it running (its process title names the TLS port).
+  expect((await run(process.execPath, [CLI, 'up', '--redis-tls', '--dir', tlsDir])).stdout).toBe(
+    stdout,
+  );
+  await run(process.execPath, [CLI, 'down', '--dir', tlsDir]);
 }, 60_000);
 
 test('a wrong command or flag is one line with the fix and exit code 2', async () => {

@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isAlive } from '@changeq/processes';
-import { startRedis, type RunningRedis } from '../src/index.js';
+import { pingRedis, startRedis, type RunningRedis } from '../src/index.js';
 
 describe('startRedis', () => {
   const started: RunningRedis[] = [];
@@ -51,5 +52,75 @@ describe('startRedis', () => {
     await redis.stop();
     expect(isAlive(redis.pid)).toBe(false);
     expect(existsSync(redis.dataDir)).toBe(false);
+  });
+
+  test('a password (with any characters) and ACL users: in a file of mode 600, never on the command line', async () => {
+    const password = 'p@ss/w0rd:%25 "\\x';
+    const redis = await startRedis({
+      password,
+      users: [{ name: 'app', password: 'a:b@c/d', rules: '~app:* -@all +ping +get +set' }],
+    });
+    started.push(redis);
+    expect(redis.url).toBe(`redis://:${encodeURIComponent(password)}@127.0.0.1:${redis.port}`);
+    // redis-server shows its own title in ps; the file holds the secrets.
+    const commandLine = readFileSync(`/proc/${redis.pid}/cmdline`, 'utf8');
+    expect(commandLine).not.toContain('w0rd');
+    expect(commandLine).not.toContain('a:b@c');
+    expect(statSync(`${redis.dataDir}/changeq-secrets.conf`).mode & 0o777).toBe(0o600);
+    expect(await pingRedis(redis.port)).toBe(false); // NOAUTH
+    expect(await pingRedis(redis.port, '127.0.0.1', 1000, { password })).toBe(true);
+    const admin = new Redis(redis.url);
+    const app = new Redis(redis.urlFor({ name: 'app', password: 'a:b@c/d' }));
+    try {
+      expect(await admin.ping()).toBe('PONG');
+      expect(await app.set('app:x', '1')).toBe('OK');
+      await expect(app.get('other')).rejects.toThrow(/NOPERM/);
+    } finally {
+      admin.disconnect();
+      app.disconnect();
+    }
+  });
+
+  test('TLS only, with a CA and certificates made for it; a client certificate when asked', async () => {
+    const redis = await startRedis({ tls: { clientCertificates: true }, password: 'tls-pw' });
+    started.push(redis);
+    expect(redis.url).toBe(`rediss://:tls-pw@127.0.0.1:${redis.port}`);
+    const tls = redis.tls!;
+    const subject = execFileSync('openssl', [
+      'x509',
+      '-in',
+      tls.serverCert,
+      '-noout',
+      '-ext',
+      'subjectAltName',
+    ]).toString();
+    expect(subject).toContain('IP Address:127.0.0.1');
+    const client = new Redis(redis.url, {
+      tls: {
+        ca: readFileSync(tls.ca),
+        cert: readFileSync(tls.clientCert),
+        key: readFileSync(tls.clientKey),
+      },
+    });
+    try {
+      expect(await client.ping()).toBe('PONG');
+    } finally {
+      client.disconnect();
+    }
+    // No plain port.
+    const plain = new Redis(`redis://:tls-pw@127.0.0.1:${redis.port}`, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: 2000,
+    });
+    plain.on('error', () => undefined);
+    await expect(plain.connect().then(() => plain.ping())).rejects.toThrow();
+    plain.disconnect();
+    expect(tls.env).toEqual({
+      REDIS_TLS_CA: tls.ca,
+      REDIS_TLS_CERT: tls.clientCert,
+      REDIS_TLS_KEY: tls.clientKey,
+    });
   });
 });

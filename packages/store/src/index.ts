@@ -14,6 +14,14 @@ export * from './codecs/dead-letter.js';
 // Scripts, connections and BullMQ.
 export { Scripts, scriptNames } from './scripts.js';
 export { createRedis, connectionName, ingestConnectionName, type RedisRole } from './redis.js';
+export { REDIS_COMMANDS, SCRIPT_COMMANDS, redisAclRules } from './redis-acl.js';
+export {
+  checkRedisDatabase,
+  describeRedisFailure,
+  redisFailureError,
+  redisStartupError,
+  type RedisFailure,
+} from './redis-problems.js';
 export * from './bullmq-internals.js';
 
 // The stores.

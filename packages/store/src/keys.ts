@@ -13,9 +13,13 @@
  * transaction here needs (each touches the keys of one queue, or of one worker, at a time).
  */
 import { hash } from 'node:crypto';
+import { DEFAULT_QUEUE_PREFIX } from '@changeq/shared';
 
-/** The default prefix of every Redis key changeq writes, BullMQ's queues included. */
-export const DEFAULT_PREFIX = 'changeq';
+/**
+ * The default prefix of every Redis key changeq writes, BullMQ's queues included (QUEUE_PREFIX,
+ * read by every process with `parseQueuePrefix` of @changeq/shared).
+ */
+export const DEFAULT_PREFIX = DEFAULT_QUEUE_PREFIX;
 
 /** The part of a worker's keys that Redis Cluster would hash (today the bare name: no hash tag). */
 function slotName(worker: string): string {

@@ -1,5 +1,5 @@
 import { Timestamp } from 'mongodb';
-import { UserError, tokenData, type Logger } from '@changeq/shared';
+import { parseDateTime, tokenData, type Logger } from '@changeq/shared';
 import { PositionStore, decodeStored, describePosition } from '@changeq/store';
 import { confirm } from '../confirm.js';
 import { connectRedis, refuseWhileIngestRuns } from '../connect.js';
@@ -151,16 +151,9 @@ export async function tokenReset(
   }
 }
 
-/** Parses `--at` like START_AT's time: an ISO 8601 date-time. */
+/** Parses `--at` like START_AT's time: an ISO 8601 date-time a cluster time can hold. */
 export function parseAt(raw: string): Date {
-  const at = new Date(raw);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(raw.trim()) || Number.isNaN(at.getTime())) {
-    throw new UserError(
-      `--at "${raw}" is not an ISO date-time`,
-      'pass a time such as --at 2026-11-22T08:00:00Z',
-    );
-  }
-  return at;
+  return parseDateTime(raw, '--at', (example) => `pass a time such as --at ${example}`);
 }
 
 export async function tokenSet(

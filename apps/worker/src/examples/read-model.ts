@@ -12,14 +12,20 @@
  * Settings: MONGODB_URI (required), READ_MODEL_DB (default `shop_read`).
  */
 import {
-  MongoClient,
   MongoServerError,
   type Collection,
   type Document,
   type Filter,
   type Timestamp,
 } from 'mongodb';
-import { defineHandlers, type EventOf, type HandlerContext } from '@changeq/shared';
+import {
+  UserError,
+  createMongoClient,
+  defineHandlers,
+  envReader,
+  type EventOf,
+  type HandlerContext,
+} from '@changeq/shared';
 
 export interface OrderView {
   _id: unknown;
@@ -31,13 +37,15 @@ export interface OrderView {
   version: Timestamp;
 }
 
-const uri = process.env.MONGODB_URI;
-if (uri === undefined || uri === '') {
-  throw new Error(
-    'MONGODB_URI is not set: the example handlers keep a read model in MongoDB (set MONGODB_URI, or pass --handlers with your own module)',
+const env = envReader();
+if (env.optionalString('MONGODB_URI') === undefined) {
+  throw new UserError(
+    'MONGODB_URI is not set: the example handlers keep a read model in MongoDB',
+    'set MONGODB_URI, or pass --handlers with your own module',
   );
 }
-const client = new MongoClient(uri);
+// Validated like the ingest's: a string the driver refuses is one line, not a MongoParseError.
+const client = createMongoClient(env.mongoUri());
 const views: Collection<OrderView> = client
   .db(process.env.READ_MODEL_DB || 'shop_read')
   .collection<OrderView>('order_views');

@@ -227,9 +227,19 @@ function readSettings(
     const keyPath = [...path, setting.key];
     const range = `${setting.min}..${setting.max}${setting.unit}`;
     if (typeof value === 'number' && Number.isInteger(value)) {
+      // A whole float (4.0, 1e9): suggest the integer only when it is allowed.
+      const float = /e/i.test(String(value)) ? String(value) : `${String(value)}.0`;
+      if (value >= setting.min && value <= setting.max) {
+        f.fail(
+          `${setting.key} in ${label} is a float (${float}), not an integer`,
+          `write it as an integer, without a decimal point or exponent: ${setting.key} = ${String(value)}`,
+          keyPath,
+        );
+      }
+      const nearest = value < setting.min ? setting.min : setting.max;
       f.fail(
-        `${setting.key} in ${label} is a float (${String(value)}.0), not an integer`,
-        `write it without a decimal point: ${setting.key} = ${String(value)}`,
+        `${setting.key} in ${label} is a float (${float}), not an integer, and outside the allowed range ${range}`,
+        `set ${setting.key} to a whole number from ${setting.min} to ${setting.max}, e.g. ${setting.key} = ${nearest}`,
         keyPath,
       );
     }

@@ -16,7 +16,8 @@
 import { pino } from 'pino';
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import pinoPretty from 'pino-pretty';
-import { envReader, redactText, redactUri } from '../config/env.js';
+import { envReader } from '../config/env.js';
+import { redactText, redactUri } from '../config/redact.js';
 import { UserError } from '../errors.js';
 
 export type { Logger } from 'pino';
