@@ -209,10 +209,10 @@ export function replayTime(start: StreamStart): Date | null {
   return wallTime && new Date(Math.floor(wallTime.getTime() / 1000) * 1000);
 }
 
-/** What a lost-position record says, in one sentence. */
+/** What a lost-position record says: "held …, and on <date> nothing" (or an older one). */
 export function describeLoss(record: LostRecord): string {
-  return `it held ${describeStart(record.had)} and, on ${record.detectedAt.toISOString()}, ${
-    record.found ? `an older place instead: ${describeStart(record.found)}` : 'nothing'
+  return `held ${describeStart(record.had)}, and on ${record.detectedAt.toISOString()} ${
+    record.found ? `an older one: ${describeStart(record.found)}` : 'nothing'
   }`;
 }
 
