@@ -7,12 +7,12 @@
 import { UserError } from '@changeq/shared';
 import { MongoCode, type UnresumableCode } from '@changeq/source/stream';
 import { PositionChangedError, classifyRedisError } from '@changeq/store';
-import { ReadError } from './ports.js';
+import { ReadError, RedisInterruptedError } from './ports.js';
 
 export type Failure =
   | { of: 'mongodb'; kind: 'transient' | 'event-too-large' | 'refused' }
   | { of: 'mongodb'; kind: 'unresumable'; code: UnresumableCode }
-  | { of: 'redis'; kind: 'unavailable' | 'full' | 'refused' | 'position-changed' }
+  | { of: 'redis'; kind: 'unavailable' | 'full' | 'refused' | 'position-changed' | 'interrupted' }
   /** Something for the operator to fix (a setting, a stored value), already worded. */
   | { of: 'operator' }
   /** Neither MongoDB's nor Redis': a defect, which retrying would repeat. */
@@ -28,6 +28,7 @@ export function classifyFailure(error: unknown, redis: { readonly status: string
     return error.failure ? { of: 'mongodb', ...error.failure } : { of: 'bug' };
   }
   if (error instanceof PositionChangedError) return { of: 'redis', kind: 'position-changed' };
+  if (error instanceof RedisInterruptedError) return { of: 'redis', kind: 'interrupted' };
   const redisFailure = classifyRedisError(error, redis);
   return redisFailure ? { of: 'redis', kind: redisFailure.kind } : { of: 'bug' };
 }
@@ -92,6 +93,12 @@ export function decide(failure: Failure, error: unknown, context: FailureContext
             action: 'retry',
             reload: true,
             what: 'Redis no longer holds the position this ingest stored',
+          };
+        case 'interrupted':
+          return {
+            action: 'retry',
+            reload: true,
+            what: 'the Redis connection was interrupted: reading the stored position again',
           };
         case 'refused':
           return { action: 'stop', error };

@@ -15,6 +15,7 @@ import {
   type PositionPort,
   type ReadBatch,
   type RedisConnection,
+  RedisInterruptedError,
 } from './ports.js';
 import { StartPlanner, openOptions, type StartPlan } from './start.js';
 
@@ -99,6 +100,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly pipeline: Pipeline;
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
+  /** The Redis connection closed since the start was last read (see RedisInterruptedError). */
+  private redisInterrupted = false;
 
   constructor(
     private readonly config: IngestSettings,
@@ -111,6 +114,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.store = parts.store;
     this.enqueuer = parts.enqueuer;
     this.clock = parts.clock ?? systemClock;
+    this.redis.on('close', () => {
+      this.redisInterrupted = true;
+    });
     const faults = parts.faults ?? (() => undefined);
     this.starts = new StartPlanner(
       {
@@ -269,6 +275,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
             await this.enqueuer.reset();
             redisFailed = false;
           }
+          this.redisInterrupted = false;
           const plan = await this.starts.plan(held);
           if (plan === null) break; // stopped during the copy
           stream = plan;
@@ -279,6 +286,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
         const batch = await this.pipeline.next(this.abort.signal);
         if (batch === null) break;
         this.streamAnswered(batch);
+        // Nothing is written over a Redis that may have come back without its data.
+        if (this.redisInterrupted) throw new RedisInterruptedError();
         await this.commit(stream, batch);
         held = stream.held;
         if (batch.invalidated) {

@@ -74,8 +74,21 @@ export class ReadError extends Error {
   }
 }
 
-/** The ingest's Redis connection (from the store's factory): its state, and a ping. */
-export type RedisConnection = Pick<Redis, 'status' | 'connect' | 'ping' | 'disconnect'>;
+/** The ingest's Redis connection (from the store's factory): its state, a ping, its closes. */
+export type RedisConnection = Pick<Redis, 'status' | 'connect' | 'ping' | 'disconnect'> & {
+  on(event: 'close', listener: () => void): unknown;
+};
+
+/**
+ * The Redis connection dropped since the start was last read: Redis may have restarted without
+ * its data, so the start is read (and checked) again before anything else is written.
+ */
+export class RedisInterruptedError extends Error {
+  constructor() {
+    super('the Redis connection was closed and made again');
+    this.name = 'RedisInterruptedError';
+  }
+}
 
 /** Where the ingest keeps its position (a PositionStore). */
 export type PositionPort = Pick<

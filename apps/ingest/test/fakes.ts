@@ -3,6 +3,7 @@
  * each records what the ingest asks of it in one shared journal, so a test reads the order of
  * commits and saves; the reader plays a script of batches and errors.
  */
+import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { Timestamp } from 'mongodb';
 import { createLogger, type Logger } from '@changeq/shared';
@@ -275,8 +276,12 @@ export class FakeEnqueuer implements EnqueuerPort {
   async close(): Promise<void> {}
 }
 
-export class FakeRedis implements RedisConnection {
+export class FakeRedis extends EventEmitter implements RedisConnection {
   status: RedisConnection['status'] = 'ready';
+  /** The connection dropped (and came back): ioredis emits 'close'. */
+  drop(): void {
+    this.emit('close');
+  }
   async connect(): Promise<void> {}
   async ping(): Promise<'PONG'> {
     return 'PONG';

@@ -236,6 +236,55 @@ describe('the Ingest, on fakes', () => {
     expect(again.journal.of('open', 'commit')).toEqual([]);
   });
 
+  test('a dropped Redis connection: the start is read and checked again before anything is written', async () => {
+    const kept = make();
+    kept.store.value = { kind: 'position', position: position(5) };
+    kept.reader.add(
+      batch(6, ['a']),
+      batch(7, ['b']),
+      () => {
+        // Read ahead before batch 7 is committed: the connection drops meanwhile; Redis came
+        // back with its data (AOF), so the position is still there.
+        kept.redis.drop();
+        return batch(8, ['c']);
+      },
+      batch(7, ['b']),
+      batch(8, ['c']),
+    );
+    const keptRun = kept.run();
+    await until(() => kept.journal.of('save').length >= 3, 'three batches');
+    expect(kept.journal.of('load start', 'open', 'commit', 'save')).toEqual([
+      'load start',
+      `open after ${token(5)._data}`,
+      'commit a',
+      `save ${token(6)._data}`,
+      'load start',
+      `open after ${token(6)._data}`,
+      'commit b',
+      `save ${token(7)._data}`,
+      'commit c',
+      `save ${token(8)._data}`,
+    ]);
+    await kept.ingest.stop();
+    await keptRun;
+
+    const emptied = make();
+    emptied.store.value = { kind: 'position', position: position(5) };
+    emptied.reader.add(batch(6, ['a']), batch(7, ['b']), () => {
+      emptied.redis.drop(); // Redis restarted without its data
+      emptied.store.lose();
+      return batch(8, ['c']);
+    });
+    const error = (await emptied.run().catch((e: unknown) => e)) as UserError;
+    expect(error.problem).toMatch(/^Redis lost this ingest's position/);
+    // Nothing was written over the emptied Redis but the record of the loss.
+    expect(emptied.journal.of('commit', 'save', 'mark lost')).toEqual([
+      'commit a',
+      `save ${token(6)._data}`,
+      'mark lost',
+    ]);
+  });
+
   test('an older position after a Redis failure is a loss too; a newer one is not', async () => {
     const older = make();
     older.store.value = { kind: 'position', position: position(5) };
