@@ -135,8 +135,11 @@ export class FakeReader implements ChangeReader {
     this.isOpen = false;
   }
 
+  /** What a ping answers: null (MongoDB answered over the stream's connection), or why not. */
+  pingAnswer: string | null = null;
+
   async ping(): Promise<string | null> {
-    return null;
+    return this.pingAnswer;
   }
 
   async shutdown(): Promise<void> {

@@ -347,6 +347,17 @@ describe('the Ingest, on fakes', () => {
     await running;
   });
 
+  test("readiness asks the reader, over the stream's own connection, and the Redis connection", async () => {
+    const t = make();
+    expect(await t.ingest.probe(100)).toEqual({ mongodb: null, redis: null });
+    t.reader.pingAnswer = 'connection 4 to 127.0.0.1:27017 closed';
+    t.redis.status = 'reconnecting';
+    expect(await t.ingest.probe(100)).toEqual({
+      mongodb: 'connection 4 to 127.0.0.1:27017 closed',
+      redis: 'connection reconnecting',
+    });
+  });
+
   test('a defect is not retried: it stops with its own error', async () => {
     const t = make();
     const defect = new ReadError('x is undefined', null, { name: 'TypeError' });
