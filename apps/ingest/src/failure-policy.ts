@@ -19,10 +19,14 @@ export type Failure =
   | { of: 'bug' };
 
 /**
- * What an error is. `redis` is the ingest's Redis connection: ioredis fails the commands of a
- * closed connection with a plain Error, which only the connection's state tells apart.
+ * What an error is. `redis` is the state of the ingest's Redis connection (see
+ * classifyRedisError): ioredis fails the commands of a closed connection with a plain Error,
+ * which only the connection's state tells apart.
  */
-export function classifyFailure(error: unknown, redis: { readonly status: string }): Failure {
+export function classifyFailure(
+  error: unknown,
+  redis: { readonly status: string; readonly dropped?: boolean },
+): Failure {
   if (error instanceof UserError) return { of: 'operator' };
   if (error instanceof ReadError) {
     return error.failure ? { of: 'mongodb', ...error.failure } : { of: 'bug' };

@@ -100,8 +100,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly pipeline: Pipeline;
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
-  /** The Redis connection closed since the start was last read (see RedisInterruptedError). */
-  private redisInterrupted = false;
+  /**
+   * How often the Redis connection closed, and how often it had when the start was last read and
+   * when a batch was last committed: a close since the start was read stops the next commit (see
+   * RedisInterruptedError); one since the last commit makes ioredis' plain errors Redis' own.
+   */
+  private redisCloses = { total: 0, atPlan: 0, atCommit: 0 };
 
   constructor(
     private readonly config: IngestSettings,
@@ -115,7 +119,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.enqueuer = parts.enqueuer;
     this.clock = parts.clock ?? systemClock;
     this.redis.on('close', () => {
-      this.redisInterrupted = true;
+      this.redisCloses.total += 1;
     });
     const faults = parts.faults ?? (() => undefined);
     this.starts = new StartPlanner(
@@ -275,7 +279,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
             await this.enqueuer.reset();
             redisFailed = false;
           }
-          this.redisInterrupted = false;
+          this.redisCloses.atPlan = this.redisCloses.total;
           const plan = await this.starts.plan(held);
           if (plan === null) break; // stopped during the copy
           stream = plan;
@@ -287,8 +291,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (batch === null) break;
         this.streamAnswered(batch);
         // Nothing is written over a Redis that may have come back without its data.
-        if (this.redisInterrupted) throw new RedisInterruptedError();
+        if (this.redisCloses.total !== this.redisCloses.atPlan) throw new RedisInterruptedError();
         await this.commit(stream, batch);
+        this.redisCloses.atCommit = this.redisCloses.total;
         held = stream.held;
         if (batch.invalidated) {
           // The watched collection or database is gone: its drop/rename is enqueued; carry on
@@ -314,7 +319,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
         const since = stream?.position
           ? describePosition(stream.position)
           : (stream?.since ?? `START_AT=${this.config.startAt.kind}`);
-        const decision = decide(classifyFailure(error, this.redis), error, {
+        const redis = {
+          status: this.redis.status,
+          dropped: this.redisCloses.total !== this.redisCloses.atCommit,
+        };
+        const decision = decide(classifyFailure(error, redis), error, {
           acceptGap: this.config.acceptGap,
           since,
         });

@@ -98,6 +98,13 @@ const TRANSIENT_LABELS = [
   MongoErrorLabel.TransientTransactionError,
 ];
 
+/**
+ * Socket errors the driver lets through unwrapped (a command written to a socket the server
+ * had just closed: node's writeAfterFIN, code EPIPE). Only MongoDB's connections can raise
+ * them where this classification runs (the reader thread, beside its one client).
+ */
+const SOCKET_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
 /** What a MongoDB error means for the ingest. */
 export type MongoFailure =
   /** MongoDB is unreachable, restarting, electing or lost the cursor: reopen and go on. */
@@ -109,10 +116,16 @@ export type MongoFailure =
   /** Any other refusal of MongoDB's (access, a bad pipeline): retrying would not cure it. */
   | { kind: 'refused' };
 
-/** Classifies a MongoDB error; null when the error did not come from MongoDB or its driver. */
+/**
+ * Classifies an error of the driver's; null when it did not come from MongoDB or its driver (to be
+ * called where MongoDB is the only server talked to, as in the reader thread).
+ */
 export function classifyMongoError(error: unknown): MongoFailure | null {
   if (error instanceof ChangeStreamClosedError) return { kind: 'transient' };
-  if (!(error instanceof MongoError)) return null;
+  if (!(error instanceof MongoError)) {
+    const code = (error as NodeJS.ErrnoException | null)?.code;
+    return typeof code === 'string' && SOCKET_CODES.has(code) ? { kind: 'transient' } : null;
+  }
   const code = typeof error.code === 'number' ? error.code : null;
   if (code !== null && UNRESUMABLE.has(code)) {
     return { kind: 'unresumable', code: code as UnresumableCode };

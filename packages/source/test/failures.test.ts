@@ -35,6 +35,11 @@ describe('classifyMongoError, by type', () => {
     });
     expect(classifyMongoError(new MongoTopologyClosedError())).toEqual({ kind: 'transient' });
     expect(classifyMongoError(new ChangeStreamClosedError())).toEqual({ kind: 'transient' });
+    // A write to a socket the server had closed, which the driver lets through unwrapped.
+    const ended = Object.assign(new Error('This socket has been ended by the other party'), {
+      code: 'EPIPE',
+    });
+    expect(classifyMongoError(ended)).toEqual({ kind: 'transient' });
   });
 
   test('refusals that a retry would not cure, and what is not MongoDB’s', () => {

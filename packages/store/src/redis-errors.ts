@@ -57,12 +57,14 @@ function classifyReply(error: Error & { previousErrors?: unknown[] }): RedisFail
 
 /**
  * Classifies an error of a command sent on `connection`; null when it did not come from Redis
- * or ioredis. ioredis rejects the commands of a closed connection with a plain `Error` ("Connection
- * is closed."): such an error counts as Redis' only while the connection is not ready.
+ * or ioredis. ioredis rejects the commands of a closed connection, and a connect cut off by a
+ * close, with a plain `Error` ("Connection is closed."): such an error counts as Redis' while the
+ * connection is not ready, or when it `dropped` since the command was sent (the rejection may
+ * surface only once the connection is back).
  */
 export function classifyRedisError(
   error: unknown,
-  connection: { readonly status: string },
+  connection: { readonly status: string; readonly dropped?: boolean },
 ): RedisFailure | null {
   if (error instanceof ReplyError) return classifyReply(error);
   // Commands in flight when the connection dropped, or that outlived their reconnections
@@ -71,6 +73,8 @@ export function classifyRedisError(
   if (!(error instanceof Error)) return null;
   const code = (error as NodeJS.ErrnoException).code;
   if (typeof code === 'string' && SOCKET_CODES.has(code)) return { kind: 'unavailable' };
-  if (error.constructor === Error && connection.status !== 'ready') return { kind: 'unavailable' };
+  if (error.constructor === Error && (connection.status !== 'ready' || connection.dropped)) {
+    return { kind: 'unavailable' };
+  }
   return null;
 }

@@ -82,6 +82,10 @@ describe('classifyRedisError', () => {
       expect((closed as Error).constructor).toBe(Error);
       expect(classifyRedisError(closed, dropped)).toEqual({ kind: 'unavailable' });
       expect(classifyRedisError(closed, { status: 'ready' })).toBeNull();
+      // Seen once the connection is back: Redis' all the same when it dropped meanwhile.
+      expect(classifyRedisError(closed, { status: 'ready', dropped: true })).toEqual({
+        kind: 'unavailable',
+      });
     } finally {
       dropped.disconnect();
     }
