@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Timestamp } from 'mongodb';
-import { Backoff, UserError, redactUri, type Logger } from '@changeq/shared';
+import { Backoff, type Logger } from '@changeq/shared';
 import { copySnapshot, describeScope, type IngestConfig } from '@changeq/source';
 import { describePosition, type StoredPosition, type StoredStart } from '@changeq/store';
+import { reachServers } from './connect.js';
 import { classifyFailure, codeName, decide } from './failure-policy.js';
 import { Pipeline } from './pipeline.js';
 import {
@@ -181,7 +182,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   /** Connects, then runs until stop() or a fatal error (which rejects). */
   async start(): Promise<void> {
-    await this.connect();
+    await reachServers(this.reader, this.redis, this.config, {
+      clock: this.clock,
+      signal: this.abort.signal,
+      log: this.log,
+    });
     this.loop = this.run();
     return this.loop;
   }
@@ -209,60 +214,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (this.status.state === state) return;
     this.status.state = state;
     this.emit('state', state);
-  }
-
-  private async connect(): Promise<void> {
-    const deadline = this.clock.now() + this.config.connectTimeoutMs;
-    const mongoUri = redactUri(this.config.mongodbUri);
-    const redisUrl = redactUri(this.config.redisUrl);
-    // A server that is restarting refuses or resets connections: keep trying until the deadline.
-    await this.retryUntil(
-      deadline,
-      () => this.reader.connect(),
-      (error) =>
-        new UserError(
-          `cannot reach MongoDB at ${mongoUri} (${error.message})`,
-          'check MONGODB_URI and that the server is running and reachable (npm run stack -- up starts a local one)',
-        ),
-    );
-    await this.retryUntil(
-      deadline,
-      async () => {
-        if (this.redis.status === 'wait') await this.redis.connect();
-        await this.redis.ping();
-      },
-      (error) =>
-        new UserError(
-          `cannot reach Redis at ${redisUrl} (${error.message})`,
-          'check REDIS_URL and that the server is running and reachable (npm run stack -- up starts a local one)',
-        ),
-    );
-    this.log.info(
-      {
-        mongodbUri: mongoUri,
-        redisUrl,
-        watch: describeScope(this.config.watch),
-        workers: this.config.workers.names,
-      },
-      'connected',
-    );
-  }
-
-  private async retryUntil(
-    deadline: number,
-    attempt: () => Promise<unknown>,
-    fail: (error: Error) => Error,
-  ): Promise<void> {
-    const backoff = new Backoff(100, 2000, this.clock.random);
-    for (;;) {
-      try {
-        await attempt();
-        return;
-      } catch (error) {
-        if (this.clock.now() > deadline || this.stopping) throw fail(error as Error);
-        await this.clock.sleep(backoff.next(), this.abort.signal);
-      }
-    }
   }
 
   private async run(): Promise<void> {

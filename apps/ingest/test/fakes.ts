@@ -109,7 +109,14 @@ export class FakeReader implements ChangeReader {
     this.script.push(...steps);
   }
 
+  /** Connections refused before one is made (Infinity: MongoDB never answers). */
+  refusals = 0;
+
   async connect(): Promise<void> {
+    if (this.refusals > 0) {
+      this.refusals -= 1;
+      throw new Error('connect ECONNREFUSED 127.0.0.1:1');
+    }
     this.journal.add('connect');
   }
 

@@ -51,6 +51,24 @@ function make(overrides: Partial<IngestSettings> = {}) {
 const until = (condition: () => boolean, what: string) => waitFor(condition, what, 5000);
 
 describe('the Ingest, on fakes', () => {
+  test('reaches MongoDB through the reader, trying again until the connect timeout', async () => {
+    const patient = make({ connectTimeoutMs: 10_000 });
+    patient.reader.refusals = 3;
+    const running = patient.run();
+    await until(() => patient.journal.of('open').length >= 1, 'the stream to open');
+    expect(patient.clock.sleeps.slice(0, 3)).toEqual([50, 100, 200]);
+    await patient.ingest.stop();
+    await running;
+
+    const hopeless = make({ connectTimeoutMs: 1000 });
+    hopeless.reader.refusals = Infinity;
+    const error = (await hopeless.run().catch((e: unknown) => e)) as UserError;
+    expect(error.problem).toBe(
+      'cannot reach MongoDB at mongodb://127.0.0.1:1/ (connect ECONNREFUSED 127.0.0.1:1)',
+    );
+    expect(hopeless.journal.of('load start', 'open')).toEqual([]);
+  });
+
   test('continues after the stored token, saving each position only after its jobs', async () => {
     const t = make();
     t.store.value = { kind: 'position', position: position(10) };
