@@ -169,7 +169,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
    */
   async probe(timeoutMs: number): Promise<{ mongodb: string | null; redis: string | null }> {
     const [mongodb, redis] = await Promise.all([
-      withTimeout(this.reader.ping(timeoutMs), timeoutMs),
+      withTimeout(this.reader.ping(), timeoutMs),
       withTimeout(
         this.redis.status === 'ready'
           ? this.redis.ping().then(() => null)

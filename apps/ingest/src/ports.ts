@@ -47,7 +47,7 @@ export interface ChangeReader {
   next(max: number): Promise<ReadBatch>;
   close(): Promise<void>;
   /** Whether MongoDB answers over the stream's connection: null, or why not. */
-  ping(timeoutMs: number): Promise<string | null>;
+  ping(): Promise<string | null>;
   /** The snapshot copy's reads. */
   readonly snapshot: SnapshotSource;
   /** Closes the stream and its connection for good. */

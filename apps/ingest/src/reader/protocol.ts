@@ -70,7 +70,7 @@ export interface ReaderOps {
   close: { request: object; reply: null };
   shutdown: { request: object; reply: null };
   /** Answered at once, beside a read in progress: null, or why MongoDB did not answer. */
-  ping: { request: { timeoutMs: number }; reply: string | null };
+  ping: { request: object; reply: string | null };
   snapshotBegin: { request: object; reply: { startAt: WireTime; namespaces: string[] } };
   snapshotRead: { request: { batch: WireSnapshotRequest }; reply: WireSnapshotBatch };
 }

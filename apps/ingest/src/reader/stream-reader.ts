@@ -124,8 +124,8 @@ export class StreamReader implements ChangeReader {
     if (!this.dead) await this.call('close', {});
   }
 
-  async ping(timeoutMs: number): Promise<string | null> {
-    return this.call('ping', { timeoutMs }).catch((error: Error) => error.message);
+  async ping(): Promise<string | null> {
+    return this.call('ping', {}).catch((error: Error) => error.message);
   }
 
   /** Closes the stream and its connection, and ends the thread (forcibly after `timeoutMs`). */
