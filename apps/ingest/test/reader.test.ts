@@ -9,8 +9,7 @@ import { loadWorkersConfig } from '@changeq/shared';
 import type { IngestConfig } from '@changeq/source';
 import { startMongo, startRedis, type RunningMongo, type RunningRedis } from '@changeq/stack';
 import { freePort, waitFor, workersFile } from '@changeq/testkit';
-// The built reader: its thread is dist/reader/thread.js.
-import { StreamReader } from '../dist/reader/stream-reader.js';
+import { StreamReader } from '../src/reader/stream-reader.js';
 import type { ReadError } from '../src/ports.js';
 import { startIngest } from './helpers.js';
 
@@ -34,7 +33,12 @@ function reader(maxAwaitTimeMs: number): StreamReader {
     batchSize: 100,
     maxAwaitTimeMs,
   } as unknown as IngestConfig;
-  return new StreamReader(config, 'changeq-ingest-reader-test');
+  // The thread runs as built (a worker thread loads JavaScript).
+  return new StreamReader(
+    config,
+    'changeq-ingest-reader-test',
+    new URL('../dist/reader/thread.js', import.meta.url),
+  );
 }
 
 describe('the reader thread', () => {

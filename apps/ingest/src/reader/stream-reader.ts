@@ -40,7 +40,12 @@ export class StreamReader implements ChangeReader {
       ),
   };
 
-  constructor(config: IngestConfig, appName: string) {
+  /** `thread`: the thread's built module (the tests run this class from its source). */
+  constructor(
+    config: IngestConfig,
+    appName: string,
+    thread: URL = new URL('./thread.js', import.meta.url),
+  ) {
     const init: ReaderInit = {
       mongodbUri: config.mongodbUri,
       appName,
@@ -55,7 +60,7 @@ export class StreamReader implements ChangeReader {
         matchJson: encodeMatch(config.match),
       },
     };
-    this.worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: init });
+    this.worker = new Worker(thread, { workerData: init });
     this.worker.on('message', (reply: ReaderReply) => {
       const call = this.pending.get(reply.id);
       if (!call) return;
