@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
-import { ingestKeys } from '@changeq/store';
+import { MongoClient, Timestamp } from 'mongodb';
+import { PositionStore, ingestKeys } from '@changeq/store';
 import { startStack, type RunningStack } from '@changeq/stack';
 import { freePort, isolatedPrefix, startApp, waitFor, workersFile } from '@changeq/testkit';
 import { cli, cliOnTerminal, operationTime, userErrorLine, waitingJobs } from './helpers.js';
@@ -232,6 +232,87 @@ describe('token', () => {
       /^deleted the resume token at .* the next ingest start begins at START_AT/,
     );
     expect(await redis.get(key)).toBeNull();
+  });
+
+  test('a token key of the wrong type, or a corrupt one: show displays it, status says so, reset deletes it', async () => {
+    const env = isolated();
+    const key = ingestKeys(env.QUEUE_PREFIX, env.INGEST_ID).token;
+    await redis.hset(key, 'token', 'x');
+
+    const shown = await cli(['token', 'show'], env);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(
+      /^key: +\S+\ntype: +hash\nproblem: .*is corrupt \(it is a Redis hash, not a string\)/,
+    );
+    expect(shown.stdout).toMatch(/changeq token reset --yes` deletes it/);
+    expect(JSON.parse((await cli(['token', 'show', '--json'], env)).stdout)).toMatchObject({
+      version: 1,
+      key,
+      kind: 'corrupt',
+      type: 'hash',
+      raw: null,
+    });
+    const status = await cli(['status'], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(
+      /\nposition: CORRUPT: .*it is a Redis hash, not a string.*\(see changeq token show\)\n/,
+    );
+    const report = JSON.parse((await cli(['status', '--json'], env)).stdout);
+    expect(report.position).toMatchObject({ kind: 'corrupt', type: 'hash' });
+
+    const reset = await cli(['token', 'reset', '--yes'], env);
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.stdout).toMatch(/^deleted a Redis hash \(not a token\) at /);
+    expect(await redis.exists(key)).toBe(0);
+
+    // A string that is not a token is shown as it is, and replaced by a start time.
+    await redis.set(key, '{oops');
+    expect((await cli(['token', 'show'], env)).stdout).toMatch(
+      /\nvalue: +\{oops\nproblem: .*not Extended JSON/,
+    );
+    const set = await cli(['token', 'set', '--at', '2026-01-01T00:00:00Z', '--yes'], env);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain('(replacing a corrupt token)');
+  });
+
+  test('a lost position: show and status name what was lost, and token set --at replaces it', async () => {
+    const env = isolated();
+    const store = new PositionStore(redis, env.QUEUE_PREFIX, env.INGEST_ID);
+    await store.markLost({
+      had: {
+        kind: 'position',
+        position: {
+          token: { _data: '826B0A000000000001' },
+          clusterTime: new Timestamp({ t: 1_795_000_000, i: 1 }),
+          wallTime: null,
+          savedAt: new Date('2026-11-18T08:00:00Z'),
+        },
+      },
+      found: null,
+      detectedAt: new Date('2026-11-18T08:00:05Z'),
+    });
+    const shown = await cli(['token', 'show'], env);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(
+      /\nLOST: +Redis lost this ingest's position \(found 2026-11-18T08:00:05\.000Z\)/,
+    );
+    expect(shown.stdout).toMatch(/\nhad: +the resume token at 2026-11-18T11:06:40\.000Z/);
+    expect(shown.stdout).toMatch(/\nfound: +nothing\n/);
+    expect(shown.stdout).toMatch(/changeq token set --at 2026-11-18T11:06:40\.000Z`/);
+    expect(JSON.parse((await cli(['token', 'show', '--json'], env)).stdout)).toMatchObject({
+      kind: 'lost',
+      had: { kind: 'token', clusterTime: { t: 1_795_000_000, i: 1 } },
+      found: null,
+      detectedAt: '2026-11-18T08:00:05.000Z',
+      replayFrom: '2026-11-18T11:06:40.000Z',
+    });
+    expect((await cli(['status'], env)).stdout).toMatch(
+      /\nposition: LOST \(found 2026-11-18T08:00:05\.000Z\): it was the resume token at 2026-11-18T11:06:40\.000Z .*, Redis held nothing; the ingest refuses to start/,
+    );
+    const set = await cli(['token', 'set', '--at', '2026-11-18T11:06:40.000Z', '--yes'], env);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain('(replacing the record of a lost position (the resume token at');
+    expect((await store.loadStart())?.kind).toBe('marker');
   });
 
   test('on a terminal, a destructive command asks; "y" goes ahead, anything else changes nothing', async () => {

@@ -5,7 +5,7 @@
  * between a queue's transaction and the token write; these points make the tests hit exactly
  * the windows where a lost or doubled event would come from.
  */
-export type FaultPoint = 'after-queue-commit' | 'before-token-save' | 'after-token-save';
+import type { FaultPoint } from './ports.js';
 
 function parse(spec: string | undefined): Map<string, number> {
   const points = new Map<string, number>();

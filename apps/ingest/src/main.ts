@@ -11,9 +11,36 @@ import {
   type HttpSettings,
 } from '@changeq/observability';
 import { createLogger, runMain, type Logger } from '@changeq/shared';
-import { deadLetterQueueName, eventQueueName } from '@changeq/store';
-import { USAGE, describeScope, loadConfig, parseFlags, type IngestConfig } from '@changeq/source';
+import { PositionStore, checkRedisDatabase, createRedis, deadLetterQueueName, eventQueueName } from '@changeq/store';
+import {
+  USAGE,
+  describeScope,
+  ingestEnqueuer,
+  loadConfig,
+  parseFlags,
+  type IngestConfig,
+} from '@changeq/source';
+import { faultPoint } from './fault-points.js';
 import { Ingest } from './ingest.js';
+import { StreamReader } from './reader/stream-reader.js';
+
+/** An Ingest of the real parts: the reader thread, and the store over the ingest's connection. */
+function createIngest(config: IngestConfig, log: Logger): Ingest {
+  const redis = createRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId });
+  redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
+  return new Ingest(
+    config,
+    {
+      reader: new StreamReader(config, `changeq-ingest-${config.ingestId}`),
+      redis,
+      store: new PositionStore(redis, config.queuePrefix, config.ingestId),
+      enqueuer: ingestEnqueuer(config, redis, log, () => faultPoint('after-queue-commit')),
+      faults: faultPoint,
+      checkRedis: () => checkRedisDatabase(redis, config.redisUrl),
+    },
+    log,
+  );
+}
 
 runMain('changeq-ingest', async () => {
   const flags = parseFlags(process.argv.slice(2));
@@ -24,7 +51,7 @@ runMain('changeq-ingest', async () => {
   const config = loadConfig(process.env, flags);
   const http = httpSettings({ ...process.env, HTTP_PORT: String(config.httpPort) });
   const log = createLogger({ name: 'ingest' });
-  const ingest = new Ingest(config, log);
+  const ingest = createIngest(config, log);
   const observability =
     http.port === 0
       ? null

@@ -227,6 +227,72 @@ describe('the ingest', () => {
     redis.disconnect();
   });
 
+  test('a token key of the wrong Redis type stops it with one clear line, without touching it', async () => {
+    const env = isolated({ WATCH: 'wrongtype.c' });
+    const redis = new Redis(env.REDIS_URL);
+    const key = ingestKeys(env.QUEUE_PREFIX, env.INGEST_ID).token;
+    await redis.hset(key, 'token', 'x');
+    const ingest = run(env);
+    expect((await ingest.exited).code).toBe(2);
+    expect(ingest.stderr().trim().split('\n').pop()).toMatch(
+      /resume token stored in Redis at ".*" is corrupt \(it is a Redis hash, not a string\).*Fix: look at it with `changeq token show`/,
+    );
+    expect(ingest.output()).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await redis.hgetall(key)).toEqual({ token: 'x' });
+    redis.disconnect();
+  });
+
+  test('a token MongoDB cannot use (260) and a token of another deployment (280) each say what they are', async () => {
+    const stopLine = async (token: { _data: string }, watch: string) => {
+      const env = isolated({ WATCH: watch });
+      const redis = new Redis(env.REDIS_URL);
+      const store = new PositionStore(redis, env.QUEUE_PREFIX, env.INGEST_ID);
+      await store.save({ token, clusterTime: null, wallTime: null, savedAt: new Date() });
+      redis.disconnect();
+      const ingest = run(env);
+      expect((await ingest.exited).code, ingest.output()).toBe(2);
+      expect(ingest.output()).not.toMatch(/\n\s+at /); // no stack trace
+      const line = ingest.stderr().trim().split('\n').pop()!;
+      expect(line).toMatch(/^changeq-ingest: /);
+      return line;
+    };
+
+    const malformed = await stopLine({ _data: '82ABCDEF' }, 'tok260.c');
+    expect(malformed).toMatch(
+      /MongoDB cannot use the stored resume token .*\(InvalidResumeToken 260: /,
+    );
+    expect(malformed).toMatch(/damaged, or was not made by this deployment's change stream/);
+    expect(malformed).toMatch(/Fix: check that REDIS_URL, QUEUE_PREFIX and INGEST_ID/);
+    expect(malformed).not.toMatch(/oplog/);
+
+    // A real token of another deployment's change stream. The test server's tokens name a
+    // position only (MongoDB's also name the collection and the document): the other server's
+    // event is taken in a second in which this one wrote nothing, so no event here shares it.
+    const second = () => new Promise((resolve) => setTimeout(resolve, 1100));
+    const other = await startMongo();
+    await second();
+    const client = new MongoClient(other.uri);
+    let foreign: { _data: string };
+    try {
+      const stream = client.db('tok280').collection('c').watch();
+      await stream.tryNext();
+      await client.db('tok280').collection('c').insertOne({ elsewhere: true });
+      foreign = (await stream.next())._id as { _data: string };
+      await stream.close();
+    } finally {
+      await client.close();
+      await other.stop();
+    }
+    await second();
+    await mongo.db('tok280').collection('c').insertOne({ here: true });
+    const fatal = await stopLine(foreign, 'tok280.c');
+    expect(fatal).toMatch(
+      /the change stream cannot continue from .*\(ChangeStreamFatalError 280: /,
+    );
+    expect(fatal).toMatch(/not in its history \(a token of another deployment\)/);
+    expect(fatal).not.toMatch(/oplog/);
+  });
+
   test('an unreachable Redis or MongoDB gives one clear line and a non-zero exit', async () => {
     const closed = await freePort();
     const noRedis = run(

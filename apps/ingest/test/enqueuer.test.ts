@@ -8,8 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { createLogger } from '@changeq/shared';
 import { startRedis, type RunningRedis } from '@changeq/stack';
-import { Enqueuer, type PlannedJob } from '@changeq/store';
-import { isTransientRedisError } from '../src/failures.js';
+import { Enqueuer, classifyRedisError, type PlannedJob } from '@changeq/store';
 
 describe('Enqueuer', () => {
   let redis: RunningRedis;
@@ -89,7 +88,7 @@ describe('Enqueuer', () => {
     const failure = await enqueuer.commit([job(3), job(4)], 'stream').catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(Error);
     expect((failure as Error).message).toMatch(/^NOSCRIPT/);
-    expect(isTransientRedisError(failure)).toBe(true);
+    expect(classifyRedisError(failure, connection)).toEqual({ kind: 'unavailable' });
     expect(await watermark()).toBe(job(2).position);
     expect(await waiting()).toEqual(['job-1', 'job-2']);
 

@@ -1,35 +1,126 @@
-import { MongoServerError, MongoTopologyClosedError, ObjectId, Timestamp } from 'mongodb';
+import { Decimal128, MongoServerError, ObjectId, Timestamp, UUID } from 'mongodb';
 import { describe, expect, test } from 'vitest';
+import { UserError } from '@changeq/shared';
+import { PositionChangedError } from '@changeq/store';
+import { classifyFailure, decide, type Failure } from '../src/failure-policy.js';
+import { ReadError } from '../src/ports.js';
 import {
-  StreamReadError,
-  isMongoError,
-  isTransientMongoError,
-  isTransientRedisError,
-  lostPositionCode,
-  encodeError,
-} from '../src/failures.js';
-import { decodeMatch, decodeStart, encodeMatch, encodeStart } from '../src/reader/protocol.js';
+  decodeMatch,
+  decodeSnapshotBatch,
+  decodeSnapshotRequest,
+  decodeStart,
+  encodeMatch,
+  encodeSnapshotBatch,
+  encodeSnapshotRequest,
+  encodeStart,
+} from '../src/reader/protocol.js';
+
+const ready = { status: 'ready' };
+const down = { status: 'reconnecting' };
+const context = { acceptGap: false, since: '2026-11-22T08:00:00.000Z (token 8263…)' };
 
 describe('failure classification', () => {
   test('Redis connection losses are transient, whatever ioredis calls them', () => {
-    const aborted = Object.assign(new Error('Command aborted due to connection close'), {
-      name: 'AbortError',
+    const failure = (error: unknown, connection = down) => classifyFailure(error, connection);
+    // A plain Error is how ioredis fails the commands of a closed connection ("Connection is
+    // closed."): Redis' only while the connection is not ready.
+    expect(failure(new Error('Connection is closed.'))).toEqual({
+      of: 'redis',
+      kind: 'unavailable',
     });
-    expect(isTransientRedisError(aborted)).toBe(true);
-    expect(isTransientRedisError(new Error('Connection is closed.'))).toBe(true);
+    expect(failure(new Error('Connection is closed.'), ready)).toEqual({ of: 'bug' });
     expect(
-      isTransientRedisError(
+      failure(
         Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
       ),
-    ).toBe(true);
+    ).toEqual({ of: 'redis', kind: 'unavailable' });
+    expect(failure(new TypeError('cannot read properties of undefined'))).toEqual({ of: 'bug' });
+    expect(failure(new PositionChangedError('k'))).toEqual({
+      of: 'redis',
+      kind: 'position-changed',
+    });
+    expect(failure(new UserError('bad', 'fix'))).toEqual({ of: 'operator' });
+  });
+
+  test('errors from the reader arrive classified: lost position, transient MongoDB, bugs', () => {
     expect(
-      isTransientRedisError(
-        Object.assign(new Error('LOADING Redis is loading the dataset in memory'), {
-          name: 'ReplyError',
-        }),
-      ),
-    ).toBe(true);
-    expect(isTransientRedisError(new TypeError('cannot read properties of undefined'))).toBe(false);
+      classifyFailure(new ReadError('history lost', { kind: 'unresumable', code: 286 }), ready),
+    ).toEqual({ of: 'mongodb', kind: 'unresumable', code: 286 });
+    expect(classifyFailure(new ReadError('socket closed', { kind: 'transient' }), ready)).toEqual({
+      of: 'mongodb',
+      kind: 'transient',
+    });
+    const bug = new ReadError('x is undefined', null, { name: 'TypeError', stack: 'TypeError: x' });
+    expect(bug.name).toBe('TypeError');
+    expect(bug.stack).toContain('TypeError: x');
+    expect(classifyFailure(bug, down)).toEqual({ of: 'bug' });
+  });
+});
+
+describe('the failure policy', () => {
+  const error = new MongoServerError({ code: 286, errmsg: 'history gone' });
+  const stopWith = (failure: Failure, ctx = context) => {
+    const decision = decide(failure, error, ctx);
+    if (decision.action !== 'stop') throw new Error(`expected a stop, got ${decision.action}`);
+    return decision.error as UserError;
+  };
+
+  test('retries MongoDB from the stored position, and Redis after reading the start again', () => {
+    expect(decide({ of: 'mongodb', kind: 'transient' }, error, context)).toEqual({
+      action: 'retry',
+      reload: false,
+      what: 'MongoDB is unavailable',
+    });
+    for (const kind of ['unavailable', 'full', 'position-changed'] as const) {
+      expect(decide({ of: 'redis', kind }, error, context)).toMatchObject({
+        action: 'retry',
+        reload: true,
+      });
+    }
+    expect(decide({ of: 'redis', kind: 'full' }, error, context)).toMatchObject({
+      what: expect.stringMatching(/^Redis is full/),
+    });
+  });
+
+  test('stops on a bug, a refusal and anything the operator must fix', () => {
+    for (const failure of [
+      { of: 'bug' },
+      { of: 'operator' },
+      { of: 'redis', kind: 'refused' },
+      { of: 'mongodb', kind: 'refused' },
+    ] as const) {
+      expect(decide(failure, error, context)).toEqual({ action: 'stop', error });
+    }
+  });
+
+  test('each unresumable code has its own words and ways on; --accept-gap only skips lost history', () => {
+    const lost = stopWith({ of: 'mongodb', kind: 'unresumable', code: 286 });
+    expect(lost.problem).toMatch(
+      /resume point \(2026-11-22T08:00:00\.000Z .*\) is no longer in MongoDB's oplog \(ChangeStreamHistoryLost 286: history gone\)/,
+    );
+    expect(lost.fix).toMatch(/changeq resync.*--accept-gap/);
+
+    const invalid = stopWith({ of: 'mongodb', kind: 'unresumable', code: 260 });
+    expect(invalid.problem).toMatch(/cannot use the stored resume token .*InvalidResumeToken 260/);
+    expect(invalid.problem).toMatch(/damaged, or was not made by this deployment/);
+    expect(invalid.problem).not.toMatch(/oplog/);
+    expect(invalid.fix).toMatch(/REDIS_URL, QUEUE_PREFIX and INGEST_ID.*changeq token show/);
+
+    const fatal = stopWith({ of: 'mongodb', kind: 'unresumable', code: 280 });
+    expect(fatal.problem).toMatch(/ChangeStreamFatalError 280/);
+    expect(fatal.problem).toMatch(/not in its history .*changed an event's _id/);
+    expect(fatal.problem).not.toMatch(/oplog/);
+
+    const gap = { ...context, acceptGap: true };
+    expect(decide({ of: 'mongodb', kind: 'unresumable', code: 286 }, error, gap)).toEqual({
+      action: 'accept-gap',
+    });
+    for (const code of [260, 280] as const) {
+      expect(decide({ of: 'mongodb', kind: 'unresumable', code }, error, gap).action).toBe('stop');
+    }
+    expect(stopWith({ of: 'mongodb', kind: 'event-too-large' }, gap).problem).toMatch(
+      /larger than 16 MB/,
+    );
   });
 });
 
@@ -58,49 +149,32 @@ describe('the reader thread protocol', () => {
     expect(decodeMatch(clone(encodeMatch(null)))).toBeNull();
   });
 
-  test('resumable MongoDB errors are transient by label, or by code when they arrive unlabelled', () => {
-    // Raised once a getMore held its cursor: the server labels it (the driver resumes it).
-    const labelled = new MongoServerError({
-      code: 50,
-      errmsg: 'x',
-      errorLabels: ['ResumableChangeStreamError'],
-    });
-    expect(isTransientMongoError(labelled)).toBe(true);
-    // Raised before that, the same codes carry no label: the ingest reopens the stream itself.
-    for (const code of [6, 91, 134, 10107, 11600, 11602, 13436]) {
-      expect(isTransientMongoError(new MongoServerError({ code, errmsg: 'x' }))).toBe(true);
+  test("a snapshot batch's _id bounds keep their BSON types both ways", () => {
+    for (const id of [
+      new ObjectId('64b7f0c2a1b2c3d4e5f60718'),
+      new UUID('00000000-0000-4000-8000-000000000005'),
+      new Date(1_700_000_000_005),
+      { k: 5, n: Decimal128.fromString('5.5') },
+      's1',
+    ]) {
+      const request = {
+        runId: 'r',
+        startAt: new Timestamp({ t: 1_700_000_000, i: 2 }),
+        ns: 'snap.one',
+        seq: 3,
+        after: { id },
+        upTo: null,
+        limit: 5,
+      };
+      const back = decodeSnapshotRequest(clone(encodeSnapshotRequest(request)));
+      expect(back.startAt).toEqual(request.startAt);
+      expect(back.upTo).toBeNull();
+      expect(JSON.stringify(back.after)).toBe(JSON.stringify(request.after));
+      expect(Object.getPrototypeOf(back.after!.id)).toBe(Object.getPrototypeOf(id));
+      const batch = decodeSnapshotBatch(
+        clone(encodeSnapshotBatch({ jobs: [], count: 1, last: { id } })),
+      );
+      expect(Object.getPrototypeOf(batch.last!.id)).toBe(Object.getPrototypeOf(id));
     }
-    expect(isTransientMongoError(new MongoServerError({ code: 216, errmsg: 'x' }))).toBe(false);
-    expect(isTransientMongoError(new MongoServerError({ code: 280, errmsg: 'x' }))).toBe(false);
-    expect(isTransientMongoError(new MongoTopologyClosedError())).toBe(true);
-  });
-
-  test('errors arrive classified: lost position, transient MongoDB, bugs', () => {
-    const lost = new StreamReadError(
-      clone({
-        ...encodeError(new Error('history lost')),
-        fromMongo: true,
-        code: 286,
-        lostPositionCode: 286,
-      }),
-    );
-    expect(lostPositionCode(lost)).toBe(286);
-    expect(isMongoError(lost)).toBe(true);
-    expect(isTransientRedisError(lost)).toBe(false);
-
-    const transient = new StreamReadError(
-      clone({ ...encodeError(new Error('socket closed')), fromMongo: true, transient: true }),
-    );
-    expect(isTransientMongoError(transient)).toBe(true);
-    expect(lostPositionCode(transient)).toBeNull();
-
-    const bug = new StreamReadError(clone(encodeError(new TypeError('x is undefined'))));
-    expect(bug.name).toBe('TypeError');
-    expect(bug.message).toBe('x is undefined');
-    expect(bug.stack).toContain('x is undefined');
-    expect(isMongoError(bug)).toBe(false);
-    expect(isTransientMongoError(bug)).toBe(false);
-    expect(isTransientRedisError(bug)).toBe(false);
-    expect(lostPositionCode(bug)).toBeNull();
   });
 });

@@ -1,10 +1,11 @@
-import type {
-  ChangeStream,
-  ChangeStreamDocument,
-  ChangeStreamOptions,
-  Document,
-  MongoClient,
-  Timestamp,
+import {
+  MongoDriverError,
+  type ChangeStream,
+  type ChangeStreamDocument,
+  type ChangeStreamOptions,
+  type Document,
+  type MongoClient,
+  type Timestamp,
 } from 'mongodb';
 import type { ResumeToken } from '@changeq/shared';
 import type { IngestConfig } from './config.js';
@@ -23,6 +24,18 @@ export interface Batch {
   token: ResumeToken | null;
   /** Set when the stream was invalidated (its collection or database dropped or renamed). */
   invalidated: boolean;
+}
+
+/**
+ * The driver closed the stream under us (after a resume it could not make): reopening it from
+ * the stored position is the cure. The driver reports reading a closed stream with generic
+ * error classes (NODE-3485); the stream's own state tells this case apart.
+ */
+export class ChangeStreamClosedError extends Error {
+  constructor(options?: ErrorOptions) {
+    super('the change stream was closed by the driver', options);
+    this.name = 'ChangeStreamClosedError';
+  }
 }
 
 /** The one change stream that serves an ingest's whole watch scope, read batch by batch. */
@@ -85,7 +98,20 @@ export class ChangeSource {
     if (!stream) throw new Error('the change stream is not open');
     const events: ChangeStreamDocument[] = [];
     let invalidated = false;
-    let change = await stream.tryNext();
+    const read = async () => {
+      if (stream.closed) throw new ChangeStreamClosedError();
+      try {
+        return await stream.tryNext();
+      } catch (error) {
+        // A server's or the network's error is itself the reason; only the driver's own
+        // complaint about a stream it closed is replaced.
+        if (stream.closed && error instanceof MongoDriverError) {
+          throw new ChangeStreamClosedError({ cause: error });
+        }
+        throw error;
+      }
+    };
+    let change = await read();
     while (change) {
       if (change.operationType === 'invalidate') {
         invalidated = true;
@@ -93,7 +119,7 @@ export class ChangeSource {
       }
       events.push(change);
       if (events.length >= max || stream.bufferedCount() === 0) break;
-      change = await stream.tryNext();
+      change = await read();
     }
     const token =
       invalidated && change

@@ -21,7 +21,26 @@ export {
   type WatchScope,
 } from './watch-scope.js';
 export { idAfter, idAtOrBefore } from './id-order.js';
-export { ChangeSource, type Batch, type StartOptions } from './change-source.js';
-export { planEvent, namespaceOf } from './planner.js';
-export { runSnapshot, snapshotNamespaces, type SnapshotContext } from './snapshot.js';
+export {
+  ChangeSource,
+  ChangeStreamClosedError,
+  type Batch,
+  type StartOptions,
+} from './change-source.js';
+export {
+  classifyMongoError,
+  MongoCode,
+  type MongoFailure,
+  type UnresumableCode,
+} from './failures.js';
+export { planEvent, namespaceOf, type EventOrigin } from './planner.js';
+export {
+  SnapshotReader,
+  snapshotNamespaces,
+  type SnapshotSource,
+  type SnapshotStart,
+  type SnapshotBatch,
+  type SnapshotBatchRequest,
+} from './snapshot-reader.js';
+export { copySnapshot, type SnapshotCopy } from './snapshot.js';
 export { ingestEnqueuer } from './ingest-enqueuer.js';

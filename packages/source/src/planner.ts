@@ -1,9 +1,11 @@
 import type { ChangeStreamDocument, Document } from 'mongodb';
 import {
   NAMESPACE_EVENTS,
-  documentIdentity,
+  documentKey,
   encodeEvent,
+  identityOf,
   tokenData,
+  type ChangeEvent,
   type Router,
 } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
@@ -18,31 +20,68 @@ export function namespaceOf(event: Document): string {
 }
 
 /**
- * Turns one change event into the jobs that carry it. A document event goes to the one worker
- * the router picks for (namespace, documentKey._id) — not the whole documentKey, which on a
- * sharded collection also holds the shard key and may change. A namespace-wide event (drop,
- * rename, dropDatabase, or anything without a document key) goes to every worker, because each
- * may hold older events of that namespace's documents that must run first.
+ * Where an event comes from, which decides its job id (the same on every re-read, so a re-read
+ * adds nothing twice) and the position that orders it in its queue (see PlannedJob.position).
  */
-export function planEvent(event: ChangeStreamDocument, router: Router): PlannedJob[] {
+export type EventOrigin =
+  /** A change event: both come from its resume token. */
+  | { kind: 'stream' }
+  /**
+   * A document of a snapshot copy: the job id from the copy's run and the document (a copy
+   * resumed after a crash re-reads a batch whole), the position from the batch and the index.
+   */
+  | { kind: 'snapshot'; runId: string; position: string };
+
+const STREAM: EventOrigin = { kind: 'stream' };
+
+/**
+ * Turns one event, a change event or a snapshot copy's document, into the jobs that carry it.
+ * A document event goes to the one worker the router picks for (namespace, documentKey._id) —
+ * not the whole documentKey, which on a sharded collection also holds the shard key and may
+ * change. A namespace-wide event (drop, rename, dropDatabase, or anything without a document
+ * key) goes to every worker, because each may hold older events of that namespace's documents
+ * that must run first. The document's canonical key is computed once, for its route and for
+ * the job's `doc` field.
+ */
+export function planEvent(
+  event: ChangeEvent | ChangeStreamDocument,
+  router: Router,
+  origin: EventOrigin = STREAM,
+): PlannedJob[] {
+  const op = event.operationType;
+  const ns = namespaceOf(event as Document);
+  const documentId = (event as { documentKey?: { _id?: unknown } }).documentKey;
+  const key =
+    documentId !== undefined && '_id' in documentId && !NAMESPACE_EVENTS.has(op)
+      ? documentKey(ns, documentId._id)
+      : null;
+  const doc = key && identityOf(key);
+  const base = {
+    name: eventJobName(op, ns),
+    ...stamp(event, origin, doc),
+    json: JSON.stringify(encodeEvent(event, { ns, op, doc })),
+  };
+  if (key) return [{ ...base, queue: eventQueueName(router.routeKey(key)) }];
+  return router.names.map((worker) => ({ ...base, queue: eventQueueName(worker) }));
+}
+
+/** An event's job id and position (see EventOrigin). */
+function stamp(
+  event: ChangeEvent | ChangeStreamDocument,
+  origin: EventOrigin,
+  doc: string | null,
+): { jobId: string; position: string } {
+  if (origin.kind === 'snapshot') {
+    return {
+      jobId: eventJobId(`snapshot\0${origin.runId}\0${doc ?? ''}`),
+      position: origin.position,
+    };
+  }
   const data = tokenData(event._id as Document);
   if (data === null) {
     throw new Error(
       'a change event has a resume token without _data (pre-4.2 format); changeq needs MongoDB 4.2 or newer',
     );
   }
-  const op = event.operationType;
-  const ns = namespaceOf(event as Document);
-  const documentKey = (event as { documentKey?: { _id?: unknown } }).documentKey;
-  const hasDocument =
-    documentKey !== undefined && '_id' in documentKey && !NAMESPACE_EVENTS.has(op);
-  const doc = hasDocument ? documentIdentity(ns, documentKey._id) : null;
-  const base = {
-    name: eventJobName(op, ns),
-    jobId: eventJobId(data),
-    json: JSON.stringify(encodeEvent(event, { ns, op, doc })),
-    position: data,
-  };
-  if (hasDocument) return [{ ...base, queue: eventQueueName(router.route(ns, documentKey._id)) }];
-  return router.names.map((worker) => ({ ...base, queue: eventQueueName(worker) }));
+  return { jobId: eventJobId(data), position: data };
 }

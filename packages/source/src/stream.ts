@@ -1,6 +1,25 @@
 /**
- * @changeq/source/stream: the change stream and the event planner alone, for the ingest's reader
- * thread (nothing here loads BullMQ or opens Redis connections).
+ * @changeq/source/stream: what the ingest's reader thread runs beside its MongoDB connection: the
+ * change stream, the event planner, the snapshot copy's reads and the classification of MongoDB
+ * errors (nothing here loads BullMQ or opens Redis connections).
  */
-export { ChangeSource, type Batch, type StartOptions } from './change-source.js';
-export { planEvent, namespaceOf } from './planner.js';
+export {
+  ChangeSource,
+  ChangeStreamClosedError,
+  type Batch,
+  type StartOptions,
+} from './change-source.js';
+export {
+  classifyMongoError,
+  MongoCode,
+  type MongoFailure,
+  type UnresumableCode,
+} from './failures.js';
+export { planEvent, namespaceOf, type EventOrigin } from './planner.js';
+export {
+  SnapshotReader,
+  type SnapshotSource,
+  type SnapshotStart,
+  type SnapshotBatch,
+  type SnapshotBatchRequest,
+} from './snapshot-reader.js';

@@ -23,9 +23,10 @@ export {
   type RedisFailure,
 } from './redis-problems.js';
 export * from './bullmq-internals.js';
+export { classifyRedisError, replyPrefix, type RedisErrorMeaning } from './redis-errors.js';
 
 // The stores.
-export { PositionStore } from './position-store.js';
+export { PositionStore, PositionChangedError } from './position-store.js';
 export { Enqueuer, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
 export { Lease, type LeaseOptions } from './lease.js';
 export { DocumentBlocks } from './document-blocks.js';

@@ -2,9 +2,13 @@
 import type { Redis } from 'ioredis';
 import { ingestKeys } from './keys.js';
 import {
+  corruptTokenError,
   decodeStored,
+  encodeLostRecord,
   encodePosition,
   encodeStartMarker,
+  type KeyContent,
+  type LostRecord,
   type StartMarker,
   type StoredPosition,
   type StoredStart,
@@ -14,9 +18,27 @@ import {
   encodeSnapshotProgress,
   type SnapshotProgress,
 } from './codecs/snapshot-progress.js';
+import { Scripts } from './scripts.js';
+
+/**
+ * The token key no longer holds what this store last read or wrote there: Redis lost writes, or
+ * another process wrote it. Nothing was written; the ingest reads the key again to see which.
+ */
+export class PositionChangedError extends Error {
+  constructor(key: string) {
+    super(`the token key "${key}" no longer holds the position this ingest stored there`);
+    this.name = 'PositionChangedError';
+  }
+}
 
 export class PositionStore {
   readonly keys: ReturnType<typeof ingestKeys>;
+  /**
+   * What the token key held when this store last read or wrote it (null: nothing; undefined:
+   * not read yet). `save` replaces only that, so a position lost under a running ingest is
+   * noticed at its next save instead of being written over.
+   */
+  private held: string | null | undefined = undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -26,9 +48,15 @@ export class PositionStore {
     this.keys = ingestKeys(prefix, ingestId);
   }
 
-  /** The token key's text as stored: what operators are shown, or replace, even when corrupt. */
-  raw(): Promise<string | null> {
-    return this.redis.get(this.keys.token);
+  /** The token key as stored, whatever it holds: what operators are shown, or replace. */
+  async inspect(): Promise<KeyContent> {
+    const type = await this.redis.type(this.keys.token);
+    return { type, raw: type === 'string' ? await this.redis.get(this.keys.token) : null };
+  }
+
+  /** The token key's text as stored (null when absent or not a string). */
+  async raw(): Promise<string | null> {
+    return (await this.inspect()).raw;
   }
 
   async load(): Promise<StoredPosition | null> {
@@ -36,23 +64,50 @@ export class PositionStore {
     return stored?.kind === 'position' ? stored.position : null;
   }
 
-  /** The stored position or start marker, if any. */
+  /** What the token key holds, if anything (a UserError naming the key when it is corrupt). */
   async loadStart(): Promise<StoredStart | null> {
-    const raw = await this.redis.get(this.keys.token);
+    const { type, raw } = await this.inspect();
+    if (type !== 'string' && type !== 'none') {
+      throw corruptTokenError(this.keys.token, `it is a Redis ${type}, not a string`);
+    }
+    this.held = raw;
     return raw === null ? null : decodeStored(raw, this.keys.token);
   }
 
   /** Makes the next start begin at `startAt` (replacing any stored token). */
   async saveStartMarker(marker: StartMarker): Promise<void> {
-    await this.redis.set(this.keys.token, encodeStartMarker(marker));
+    await this.write(encodeStartMarker(marker));
   }
 
+  /**
+   * Stores the position the stream continues after. Once the key was read (`loadStart`), only
+   * what it held then, or what this store wrote since, is replaced: otherwise nothing is written
+   * and PositionChangedError says so.
+   */
   async save(position: StoredPosition): Promise<void> {
-    await this.redis.set(this.keys.token, encodePosition(position));
+    const value = encodePosition(position);
+    if (this.held === undefined) {
+      await this.write(value);
+      return;
+    }
+    const stored = await Scripts.of(this.redis).replacePosition(this.keys.token, this.held, value);
+    if (!stored) throw new PositionChangedError(this.keys.token);
+    this.held = value;
+  }
+
+  /** Records that the position was lost (see LostRecord), in place of whatever the key holds. */
+  async markLost(record: LostRecord): Promise<void> {
+    await this.write(encodeLostRecord(record));
   }
 
   async clear(): Promise<void> {
     await this.redis.del(this.keys.token);
+    this.held = null;
+  }
+
+  private async write(value: string): Promise<void> {
+    await this.redis.set(this.keys.token, value);
+    this.held = value;
   }
 
   /**
@@ -60,11 +115,9 @@ export class PositionStore {
    * START_AT=snapshot must make a new copy, not reuse this one's start time).
    */
   async finishResync(marker: StartMarker): Promise<void> {
-    await this.redis
-      .multi()
-      .set(this.keys.token, encodeStartMarker(marker))
-      .del(this.keys.snapshot)
-      .exec();
+    const value = encodeStartMarker(marker);
+    await this.redis.multi().set(this.keys.token, value).del(this.keys.snapshot).exec();
+    this.held = value;
   }
 
   /** The snapshot key's text as stored (see summarizeSnapshotProgress). */

@@ -116,6 +116,21 @@ export class Scripts {
     return (await this.run(this.redis, 'releaseLease', [lease], [value])) === 1;
   }
 
+  /**
+   * lua/replacePosition-1.lua: stores `value` at `key` if it still holds `expected` (null: if it
+   * is absent); whether it did.
+   */
+  async replacePosition(key: string, expected: string | null, value: string): Promise<boolean> {
+    return (
+      (await this.run(
+        this.redis,
+        'replacePosition',
+        [key],
+        expected === null ? ['0', '', value] : ['1', expected, value],
+      )) === 1
+    );
+  }
+
   /** lua/takeOverJobs-2.lua: the ids of the jobs that were still active, now locked by `token`. */
   async takeOverJobs(
     keys: { active: string; stalled: string },

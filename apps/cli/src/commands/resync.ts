@@ -2,17 +2,18 @@ import cliProgress from 'cli-progress';
 import type { MongoClient, Timestamp } from 'mongodb';
 import { Router, UserError, type Logger } from '@changeq/shared';
 import {
+  SnapshotReader,
+  copySnapshot,
   ingestEnqueuer,
   loadConfig,
-  runSnapshot,
   snapshotNamespaces,
   type IngestConfig,
 } from '@changeq/source';
 import {
   PositionStore,
-  decodeStored,
-  describePosition,
+  describeTokenKey,
   ingestKeys,
+  readTokenKey,
   summarizeSnapshotProgress,
 } from '@changeq/store';
 import { confirm } from '../confirm.js';
@@ -65,18 +66,9 @@ export async function resync(
     const store = new PositionStore(redis, config.queuePrefix, config.ingestId);
     const keys = ingestKeys(config.queuePrefix, config.ingestId);
 
-    const rawToken = await redis.get(keys.token);
-    if (rawToken !== null) {
-      let what = 'a corrupt token';
-      try {
-        const stored = decodeStored(rawToken, keys.token);
-        what =
-          stored.kind === 'position'
-            ? `the resume token at ${describePosition(stored.position)}`
-            : `the start time ${clusterTimeDate(stored.marker.startAt).toISOString()}`;
-      } catch {
-        // replaced all the same
-      }
+    const content = await store.inspect();
+    if (content.type !== 'none') {
+      const what = describeTokenKey(readTokenKey(content, keys.token));
       await confirm(
         `${what} is stored; resync replaces it, so the next ingest start streams from the copy's start instead. Go ahead?`,
         { yes: options.yes, command: 'resync' },
@@ -128,12 +120,11 @@ export async function resync(
     let copied = saved?.copied ?? 0;
     let startAt: Timestamp | null;
     try {
-      startAt = await runSnapshot({
-        mongo,
+      startAt = await copySnapshot({
+        source: new SnapshotReader(mongo, config.watch, new Router(config.workers.names)),
         enqueuer,
-        router: new Router(config.workers.names),
         store,
-        config,
+        batchSize: config.batchSize,
         // With a progress bar, the copy's own info lines would tear it.
         log: showBar ? log.child({}, { level: 'warn' }) : log,
         signal: abort.signal,

@@ -3,8 +3,9 @@ import { redactUri, tokenData } from '@changeq/shared';
 import {
   PositionStore,
   deadLetterQueueName,
-  decodeStored,
+  describeStart,
   eventQueueName,
+  readTokenKey,
   queueJobCounts,
   readWorkerRecord,
   summarizeSnapshotProgress,
@@ -43,6 +44,19 @@ export interface StatusReport {
         time: string;
         savedAt: string;
         reason: string;
+      }
+    | {
+        /** Redis lost the ingest's position; the ingest refuses to start until an operator chooses. */
+        kind: 'lost';
+        had: string;
+        found: string | null;
+        detectedAt: string;
+      }
+    | {
+        /** The token key holds something the ingest cannot use (see `changeq token show`). */
+        kind: 'corrupt';
+        type: string;
+        problem: string;
       };
   snapshot: null | {
     done: boolean;
@@ -101,32 +115,40 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
     running = null;
   }
 
-  const [rawToken, rawSnapshot] = await Promise.all([store.raw(), store.rawSnapshot()]);
+  const [content, rawSnapshot] = await Promise.all([store.inspect(), store.rawSnapshot()]);
+  const stored = readTokenKey(content, store.keys.token);
   let position: StatusReport['position'] = null;
-  if (rawToken !== null) {
-    const stored = decodeStored(rawToken, store.keys.token);
-    if (stored.kind === 'position') {
-      const p = stored.position;
-      const time = p.clusterTime ? clusterTimeDate(p.clusterTime) : p.wallTime;
-      position = {
-        kind: 'token',
-        token: tokenData(p.token),
-        clusterTime: p.clusterTime ? clusterTimeJson(p.clusterTime) : null,
-        time: time ? time.toISOString() : null,
-        wallTime: p.wallTime ? p.wallTime.toISOString() : null,
-        savedAt: p.savedAt.toISOString(),
-        lagSeconds: time ? Math.max(0, (now - time.getTime()) / 1000) : null,
-      };
-    } else {
-      const m = stored.marker;
-      position = {
-        kind: 'startAt',
-        clusterTime: clusterTimeJson(m.startAt),
-        time: clusterTimeDate(m.startAt).toISOString(),
-        savedAt: m.savedAt.toISOString(),
-        reason: m.reason,
-      };
-    }
+  if (stored.kind === 'position') {
+    const p = stored.position;
+    const time = p.clusterTime ? clusterTimeDate(p.clusterTime) : p.wallTime;
+    position = {
+      kind: 'token',
+      token: tokenData(p.token),
+      clusterTime: p.clusterTime ? clusterTimeJson(p.clusterTime) : null,
+      time: time ? time.toISOString() : null,
+      wallTime: p.wallTime ? p.wallTime.toISOString() : null,
+      savedAt: p.savedAt.toISOString(),
+      lagSeconds: time ? Math.max(0, (now - time.getTime()) / 1000) : null,
+    };
+  } else if (stored.kind === 'marker') {
+    const m = stored.marker;
+    position = {
+      kind: 'startAt',
+      clusterTime: clusterTimeJson(m.startAt),
+      time: clusterTimeDate(m.startAt).toISOString(),
+      savedAt: m.savedAt.toISOString(),
+      reason: m.reason,
+    };
+  } else if (stored.kind === 'lost') {
+    const { had, found, detectedAt } = stored.record;
+    position = {
+      kind: 'lost',
+      had: describeStart(had),
+      found: found && describeStart(found),
+      detectedAt: detectedAt.toISOString(),
+    };
+  } else if (stored.kind === 'corrupt') {
+    position = { kind: 'corrupt', type: stored.type, problem: stored.problem };
   }
 
   const workers = await Promise.all(
@@ -195,10 +217,16 @@ export function renderStatus(report: StatusReport): string {
       `position: ${p.time ?? 'unknown time'}${p.clusterTime ? ` (cluster time ${p.clusterTime.t}.${p.clusterTime.i})` : ''}, lag ${p.lagSeconds === null ? '?' : duration(p.lagSeconds)}, stored ${duration(ago)} ago`,
     );
     if (p.token) lines.push(`          token ${p.token}`);
-  } else {
+  } else if (p.kind === 'startAt') {
     lines.push(
       `position: start time ${p.time} (cluster time ${p.clusterTime.t}.${p.clusterTime.i}), set ${p.savedAt}${p.reason ? ` by ${p.reason}` : ''}: the next ingest start streams from it`,
     );
+  } else if (p.kind === 'lost') {
+    lines.push(
+      `position: LOST (found ${p.detectedAt}): it was ${p.had}, Redis held ${p.found ?? 'nothing'}; the ingest refuses to start until an operator chooses (see changeq token show)`,
+    );
+  } else {
+    lines.push(`position: CORRUPT: ${p.problem} (see changeq token show)`);
   }
   const s = report.snapshot;
   if (s) {

@@ -1,17 +1,22 @@
 import { Timestamp } from 'mongodb';
 import { parseDateTime, tokenData, type Logger } from '@changeq/shared';
-import { PositionStore, decodeStored, describePosition } from '@changeq/store';
+import {
+  PositionStore,
+  describeStart,
+  describeTokenKey,
+  readTokenKey,
+  replayTime,
+  type KeyContent,
+  type StreamStart,
+} from '@changeq/store';
 import { confirm } from '../confirm.js';
 import { connectRedis, refuseWhileIngestRuns } from '../connect.js';
 import { clusterTimeDate, clusterTimeJson, clusterTimeText } from '../format.js';
 import type { Settings } from '../settings.js';
 
-/** `changeq token show --json`, version 1. */
-export type TokenReport =
-  | { version: 1; key: string; kind: 'none' }
+/** A place to start from, as `--json` shows it. */
+type StartReport =
   | {
-      version: 1;
-      key: string;
       kind: 'token';
       token: unknown;
       clusterTime: { t: number; i: number } | null;
@@ -20,8 +25,6 @@ export type TokenReport =
       savedAt: string;
     }
   | {
-      version: 1;
-      key: string;
       kind: 'startAt';
       clusterTime: { t: number; i: number };
       time: string;
@@ -29,14 +32,35 @@ export type TokenReport =
       reason: string;
     };
 
-export function tokenReport(raw: string | null, key: string): TokenReport {
-  if (raw === null) return { version: 1, key, kind: 'none' };
-  const stored = decodeStored(raw, key);
-  if (stored.kind === 'marker') {
-    const m = stored.marker;
+/** `changeq token show --json`, version 1. */
+export type TokenReport =
+  | { version: 1; key: string; kind: 'none' }
+  | ({ version: 1; key: string } & StartReport)
+  | {
+      version: 1;
+      key: string;
+      kind: 'lost';
+      /** What the ingest had stored, and what it found in its place (null: nothing). */
+      had: StartReport;
+      found: StartReport | null;
+      detectedAt: string;
+      /** Where `token set --at` replays from to lose nothing. */
+      replayFrom: string | null;
+    }
+  | {
+      version: 1;
+      key: string;
+      kind: 'corrupt';
+      /** Redis' type of the key; `raw` is its text when it is a string. */
+      type: string;
+      raw: string | null;
+      problem: string;
+    };
+
+function startReport(start: StreamStart): StartReport {
+  if (start.kind === 'marker') {
+    const m = start.marker;
     return {
-      version: 1,
-      key,
       kind: 'startAt',
       clusterTime: clusterTimeJson(m.startAt),
       time: clusterTimeDate(m.startAt).toISOString(),
@@ -44,11 +68,9 @@ export function tokenReport(raw: string | null, key: string): TokenReport {
       reason: m.reason,
     };
   }
-  const p = stored.position;
+  const p = start.position;
   const time = p.clusterTime ? clusterTimeDate(p.clusterTime) : p.wallTime;
   return {
-    version: 1,
-    key,
     kind: 'token',
     token: p.token,
     clusterTime: p.clusterTime ? clusterTimeJson(p.clusterTime) : null,
@@ -58,53 +80,91 @@ export function tokenReport(raw: string | null, key: string): TokenReport {
   };
 }
 
-function describeStored(raw: string, key: string): string {
-  const stored = decodeStored(raw, key);
-  return stored.kind === 'position'
-    ? `the resume token at ${describePosition(stored.position)}`
-    : `the start time ${clusterTimeDate(stored.marker.startAt).toISOString()}`;
+export function tokenReport(content: KeyContent, key: string): TokenReport {
+  const state = readTokenKey(content, key);
+  switch (state.kind) {
+    case 'none':
+      return { version: 1, key, kind: 'none' };
+    case 'corrupt':
+      return { version: 1, key, ...state };
+    case 'lost': {
+      const { had, found, detectedAt } = state.record;
+      const replay = replayTime(had);
+      return {
+        version: 1,
+        key,
+        kind: 'lost',
+        had: startReport(had),
+        found: found && startReport(found),
+        detectedAt: detectedAt.toISOString(),
+        replayFrom: replay && replay.toISOString(),
+      };
+    }
+    default:
+      return { version: 1, key, ...startReport(state) };
+  }
 }
 
-export async function tokenShow(settings: Settings, options: { json: boolean }): Promise<void> {
-  const redis = await connectRedis(settings);
-  try {
-    const store = new PositionStore(redis, settings.prefix, settings.ingestId);
-    const key = store.keys.token;
-    const raw = await store.raw();
-    if (options.json) {
-      process.stdout.write(`${JSON.stringify(tokenReport(raw, key), null, 2)}\n`);
-      return;
+/** What the token key holds, for the human: the lines of `changeq token show`. */
+function renderToken(content: KeyContent, key: string): string[] {
+  const state = readTokenKey(content, key);
+  switch (state.kind) {
+    case 'none':
+      return [
+        `no token stored at ${key}: the next ingest start begins at START_AT (now, a time, or snapshot)`,
+      ];
+    case 'corrupt':
+      return [
+        `key:     ${key}`,
+        `type:    ${state.type}`,
+        ...(state.raw === null ? [] : [`value:   ${state.raw}`]),
+        `problem: ${state.problem}`,
+        'the ingest refuses to start until it is replaced: `changeq token set --at <ISO time>` continues from a known time, `changeq token reset --yes` deletes it (the next start begins at START_AT)',
+      ];
+    case 'lost': {
+      const { had, found, detectedAt } = state.record;
+      const replay = replayTime(had);
+      return [
+        `key:      ${key}`,
+        `LOST:     Redis lost this ingest's position (found ${detectedAt.toISOString()})`,
+        `had:      ${describeStart(had)}`,
+        `found:    ${found ? describeStart(found) : 'nothing'}`,
+        `the ingest refuses to start until an operator chooses: \`changeq token set --at ${replay ? replay.toISOString() : '<ISO time>'}\` replays every change since the lost position, \`changeq resync\` copies the watched collections again, \`changeq token reset --yes\` starts at START_AT`,
+      ];
     }
-    if (raw === null) {
-      process.stdout.write(
-        `no token stored at ${key}: the next ingest start begins at START_AT (now, a time, or snapshot)\n`,
-      );
-      return;
+    case 'marker': {
+      const m = state.marker;
+      return [
+        `key:        ${key}`,
+        `start time: ${clusterTimeDate(m.startAt).toISOString()} (cluster time ${clusterTimeText(m.startAt)})`,
+        `set:        ${m.savedAt.toISOString()}${m.reason ? ` by ${m.reason}` : ''}`,
+        'the next ingest start streams every change from this time on, then stores a token here',
+      ];
     }
-    const stored = decodeStored(raw, key);
-    if (stored.kind === 'marker') {
-      const m = stored.marker;
-      process.stdout.write(
-        [
-          `key:        ${key}`,
-          `start time: ${clusterTimeDate(m.startAt).toISOString()} (cluster time ${clusterTimeText(m.startAt)})`,
-          `set:        ${m.savedAt.toISOString()}${m.reason ? ` by ${m.reason}` : ''}`,
-          'the next ingest start streams every change from this time on, then stores a token here',
-        ].join('\n') + '\n',
-      );
-      return;
-    }
-    const p = stored.position;
-    const time = p.clusterTime ? clusterTimeDate(p.clusterTime) : p.wallTime;
-    process.stdout.write(
-      [
+    case 'position': {
+      const p = state.position;
+      const time = p.clusterTime ? clusterTimeDate(p.clusterTime) : p.wallTime;
+      return [
         `key:          ${key}`,
         `token:        ${tokenData(p.token) ?? JSON.stringify(p.token)}`,
         `cluster time: ${p.clusterTime ? `${clusterTimeText(p.clusterTime)} (${clusterTimeDate(p.clusterTime).toISOString()})` : 'unknown'}`,
         `wall time:    ${p.wallTime ? p.wallTime.toISOString() : 'unknown'}`,
         `stored:       ${p.savedAt.toISOString()}`,
         `the next ingest start continues after this position${time ? ` (${time.toISOString()})` : ''}`,
-      ].join('\n') + '\n',
+      ];
+    }
+  }
+}
+
+export async function tokenShow(settings: Settings, options: { json: boolean }): Promise<void> {
+  const redis = await connectRedis(settings);
+  try {
+    const store = new PositionStore(redis, settings.prefix, settings.ingestId);
+    const content = await store.inspect();
+    process.stdout.write(
+      options.json
+        ? `${JSON.stringify(tokenReport(content, store.keys.token), null, 2)}\n`
+        : `${renderToken(content, store.keys.token).join('\n')}\n`,
     );
   } finally {
     redis.disconnect();
@@ -126,23 +186,18 @@ export async function tokenReset(
     const store = new PositionStore(redis, settings.prefix, settings.ingestId);
     const key = store.keys.token;
     await refuseWhileIngestRuns(redis, settings.ingestId, 'token reset', options.ingestStopped);
-    const raw = await store.raw();
-    if (raw === null) {
+    const content = await store.inspect();
+    if (content.type === 'none') {
       process.stdout.write(`no token stored at ${key}; nothing to reset\n`);
       return;
     }
-    let what: string;
-    try {
-      what = describeStored(raw, key);
-    } catch {
-      what = 'a corrupt token';
-    }
+    const what = describeTokenKey(readTokenKey(content, key));
     await confirm(`Delete ${what} at ${key}? The next ingest start then begins at START_AT`, {
       yes: options.yes,
       command: 'token reset',
     });
     await store.clear();
-    log.info({ key, was: raw }, 'token deleted');
+    log.info({ key, was: content.raw ?? `a Redis ${content.type}` }, 'token deleted');
     process.stdout.write(
       `deleted ${what} at ${key}; the next ingest start begins at START_AT (now, a time, or snapshot)\n`,
     );
@@ -167,15 +222,11 @@ export async function tokenSet(
     const store = new PositionStore(redis, settings.prefix, settings.ingestId);
     const keys = store.keys;
     await refuseWhileIngestRuns(redis, settings.ingestId, 'token set', options.ingestStopped);
-    const raw = await store.raw();
-    let replacing = '';
-    if (raw !== null) {
-      try {
-        replacing = ` (replacing ${describeStored(raw, keys.token)})`;
-      } catch {
-        replacing = ' (replacing a corrupt token)';
-      }
-    }
+    const content = await store.inspect();
+    const replacing =
+      content.type === 'none'
+        ? ''
+        : ` (replacing ${describeTokenKey(readTokenKey(content, keys.token))})`;
     const startAt = new Timestamp({ t: Math.floor(at.getTime() / 1000), i: 0 });
     // The per-queue watermarks stay: events a queue already received are not added twice.
     const replay = '; events the queues already received are skipped';
@@ -194,7 +245,10 @@ export async function tokenSet(
       savedAt: new Date(),
       reason: `changeq token set --at ${at.toISOString()}`,
     });
-    log.info({ key: keys.token, startAt: at.toISOString(), replaced: raw }, 'start time stored');
+    log.info(
+      { key: keys.token, startAt: at.toISOString(), replaced: content.raw ?? content.type },
+      'start time stored',
+    );
     process.stdout.write(
       `stored the start time ${at.toISOString()} at ${keys.token}${replacing}; the next ingest start streams every change from then on${replay}\n`,
     );

@@ -6,8 +6,17 @@
 import { BSON, Timestamp, type Document } from 'mongodb';
 import type { ResumeToken } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
-import type { IngestConfig, StartOptions } from '@changeq/source';
-import type { WireError } from '../failures.js';
+import type {
+  MongoFailure,
+  SnapshotBatch,
+  SnapshotBatchRequest,
+  SnapshotStart,
+  StartOptions,
+} from '@changeq/source/stream';
+import type { IngestConfig } from '@changeq/source';
+import type { EventTally } from '../ports.js';
+
+const { EJSON } = BSON;
 
 /** What the reader thread is started with. */
 export interface ReaderInit {
@@ -27,17 +36,10 @@ export interface ReaderInit {
 export type WireStart =
   { kind: 'after'; token: ResumeToken } | { kind: 'at'; t: number; i: number } | { kind: 'now' };
 
-export type ReaderRequest =
-  | { id: number; op: 'open'; start: WireStart }
-  | { id: number; op: 'next'; max: number }
-  | { id: number; op: 'close' }
-  | { id: number; op: 'shutdown' };
-
-/** How many events of one namespace and operation a batch held (for the metrics). */
-export interface EventTally {
-  namespace: string;
-  operation: string;
-  count: number;
+/** A Timestamp as numbers. */
+export interface WireTime {
+  t: number;
+  i: number;
 }
 
 /** A batch as the reader thread sends it. */
@@ -45,19 +47,66 @@ export interface WireBatch {
   count: number;
   jobs: PlannedJob[];
   tally: EventTally[];
-  last: { clusterTime: { t: number; i: number } | null; wallTime: Date | null } | null;
+  last: { clusterTime: WireTime | null; wallTime: Date | null } | null;
   token: ResumeToken | null;
   invalidated: boolean;
 }
 
+/** A snapshot batch request: `_id` values as canonical Extended JSON, the time as numbers. */
+export type WireSnapshotRequest = Omit<SnapshotBatchRequest, 'startAt' | 'after' | 'upTo'> & {
+  startAt: WireTime;
+  afterJson: string | null;
+  upToJson: string | null;
+};
+
+export type WireSnapshotBatch = Omit<SnapshotBatch, 'last'> & { lastJson: string | null };
+
+/** Each operation: what is sent, and what comes back. */
+export interface ReaderOps {
+  /** Reaches MongoDB (one attempt). */
+  connect: { request: object; reply: null };
+  open: { request: { start: WireStart }; reply: null };
+  next: { request: { max: number }; reply: WireBatch };
+  close: { request: object; reply: null };
+  shutdown: { request: object; reply: null };
+  /** Answered at once, beside a read in progress: null, or why MongoDB did not answer. */
+  ping: { request: object; reply: string | null };
+  snapshotBegin: { request: object; reply: { startAt: WireTime; namespaces: string[] } };
+  snapshotRead: { request: { batch: WireSnapshotRequest }; reply: WireSnapshotBatch };
+}
+
+export type ReaderOp = keyof ReaderOps;
+
+export type ReaderRequest = {
+  [K in ReaderOp]: { id: number; op: K } & ReaderOps[K]['request'];
+}[ReaderOp];
+
+/** An error as it crosses the thread boundary to the main thread (see ReadError). */
+export interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: number | string;
+  codeName?: string;
+  /** What it means, decided where the driver's error classes were known (null: not MongoDB's). */
+  failure: MongoFailure | null;
+}
+
 export type ReaderReply =
-  { id: number; ok: true; result: WireBatch | null } | { id: number; ok: false; error: WireError };
+  { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
+
+export function encodeTime(time: Timestamp): WireTime {
+  return { t: time.getHighBitsUnsigned(), i: time.getLowBitsUnsigned() };
+}
+
+export function decodeTime(time: WireTime): Timestamp {
+  return new Timestamp(time);
+}
 
 export function encodeStart(start: StartOptions): WireStart {
   if ('startAfter' in start && start.startAfter) return { kind: 'after', token: start.startAfter };
   if ('startAtOperationTime' in start && start.startAtOperationTime) {
-    const time = start.startAtOperationTime as Timestamp;
-    return { kind: 'at', t: time.getHighBitsUnsigned(), i: time.getLowBitsUnsigned() };
+    return { kind: 'at', ...encodeTime(start.startAtOperationTime as Timestamp) };
   }
   return { kind: 'now' };
 }
@@ -67,17 +116,64 @@ export function decodeStart(start: WireStart): StartOptions {
     case 'after':
       return { startAfter: start.token };
     case 'at':
-      return { startAtOperationTime: new Timestamp({ t: start.t, i: start.i }) };
+      return { startAtOperationTime: decodeTime(start) };
     case 'now':
       return {};
   }
 }
 
 export function encodeMatch(match: Document | null): string | null {
-  return match === null ? null : BSON.EJSON.stringify(match, { relaxed: false });
+  return match === null ? null : EJSON.stringify(match, { relaxed: false });
 }
 
 export function decodeMatch(json: string | null): Document | null {
   // relaxed, as @changeq/source's config.ts parses MATCH: the driver then sends the same BSON.
-  return json === null ? null : (BSON.EJSON.parse(json, { relaxed: true }) as Document);
+  return json === null ? null : (EJSON.parse(json, { relaxed: true }) as Document);
+}
+
+/** An `_id` (any BSON value) as canonical Extended JSON, and back with its type. */
+function encodeId(holder: { id: unknown } | null): string | null {
+  return holder === null ? null : EJSON.stringify({ id: holder.id }, { relaxed: false });
+}
+
+function decodeId(json: string | null): { id: unknown } | null {
+  return json === null ? null : { id: (EJSON.parse(json, { relaxed: false }) as Document).id };
+}
+
+export function encodeSnapshotRequest(request: SnapshotBatchRequest): WireSnapshotRequest {
+  const { startAt, after, upTo, ...rest } = request;
+  return {
+    ...rest,
+    startAt: encodeTime(startAt),
+    afterJson: encodeId(after),
+    upToJson: encodeId(upTo),
+  };
+}
+
+export function decodeSnapshotRequest(wire: WireSnapshotRequest): SnapshotBatchRequest {
+  const { startAt, afterJson, upToJson, ...rest } = wire;
+  return {
+    ...rest,
+    startAt: decodeTime(startAt),
+    after: decodeId(afterJson),
+    upTo: decodeId(upToJson),
+  };
+}
+
+export function encodeSnapshotBatch(batch: SnapshotBatch): WireSnapshotBatch {
+  const { last, ...rest } = batch;
+  return { ...rest, lastJson: encodeId(last) };
+}
+
+export function decodeSnapshotBatch(wire: WireSnapshotBatch): SnapshotBatch {
+  const { lastJson, ...rest } = wire;
+  return { ...rest, last: decodeId(lastJson) };
+}
+
+export function encodeSnapshotStart(start: SnapshotStart): ReaderOps['snapshotBegin']['reply'] {
+  return { startAt: encodeTime(start.startAt), namespaces: start.namespaces };
+}
+
+export function decodeSnapshotStart(wire: ReaderOps['snapshotBegin']['reply']): SnapshotStart {
+  return { startAt: decodeTime(wire.startAt), namespaces: wire.namespaces };
 }

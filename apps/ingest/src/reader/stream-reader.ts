@@ -1,58 +1,51 @@
 import { Worker } from 'node:worker_threads';
-import { Timestamp } from 'mongodb';
-import type { ResumeToken } from '@changeq/shared';
-import type { PlannedJob } from '@changeq/store';
-import type { IngestConfig, StartOptions } from '@changeq/source';
-import { StreamReadError } from '../failures.js';
+import type { IngestConfig } from '@changeq/source';
+import type { SnapshotSource, StartOptions } from '@changeq/source/stream';
+import { ReadError, type ChangeReader, type ReadBatch } from '../ports.js';
 import {
+  decodeSnapshotBatch,
+  decodeSnapshotStart,
+  decodeTime,
   encodeMatch,
+  encodeSnapshotRequest,
   encodeStart,
-  type EventTally,
   type ReaderInit,
+  type ReaderOp,
+  type ReaderOps,
   type ReaderReply,
-  type ReaderRequest,
-  type WireBatch,
 } from './protocol.js';
 
-/** A batch of the change stream, read and planned: what the main thread commits. */
-export interface ReadBatch {
-  /** Number of change events in the batch (never counting an invalidate). */
-  count: number;
-  /** Their jobs, in oplog order (a namespace-wide event is one job per worker). */
-  jobs: PlannedJob[];
-  /** Events per namespace and operation. */
-  tally: EventTally[];
-  /** Cluster and wall time of the batch's last event. */
-  last: { clusterTime: Timestamp | null; wallTime: Date | null } | null;
-  /** The position after this batch (see Batch.token in @changeq/source's change-source.ts). */
-  token: ResumeToken | null;
-  /** The stream was invalidated (its collection or database dropped or renamed). */
-  invalidated: boolean;
-}
-
-type Request = ReaderRequest extends infer R
-  ? R extends { id: number }
-    ? Omit<R, 'id'>
-    : never
-  : never;
-
 /**
- * The ingest's change stream, read by a worker thread (reader/thread.ts). Calls are queued to the
- * thread and answered in order. A thread that dies fails every call with the reason, and the
- * ingest stops: that is a bug, not a condition to retry.
+ * The ingest's change stream, read by a worker thread (reader/thread.ts) over its own MongoDB
+ * connection. Calls are queued to the thread and answered in order (a ping is answered at
+ * once). A thread that dies fails every call with the reason, and the ingest stops: that is a
+ * bug, not a condition to retry.
  */
-export class StreamReader {
+export class StreamReader implements ChangeReader {
   private readonly worker: Worker;
   private readonly pending = new Map<
     number,
-    { resolve: (result: WireBatch | null) => void; reject: (error: Error) => void }
+    { resolve: (result: unknown) => void; reject: (error: Error) => void }
   >();
   private nextId = 1;
   private opened = false;
   private dead: Error | null = null;
   private readonly exited: Promise<void>;
 
-  constructor(config: IngestConfig, appName: string) {
+  readonly snapshot: SnapshotSource = {
+    begin: async () => decodeSnapshotStart(await this.call('snapshotBegin', {})),
+    read: async (request) =>
+      decodeSnapshotBatch(
+        await this.call('snapshotRead', { batch: encodeSnapshotRequest(request) }),
+      ),
+  };
+
+  /** `thread`: the thread's built module (the tests run this class from its source). */
+  constructor(
+    config: IngestConfig,
+    appName: string,
+    thread: URL = new URL('./thread.js', import.meta.url),
+  ) {
     const init: ReaderInit = {
       mongodbUri: config.mongodbUri,
       appName,
@@ -67,13 +60,16 @@ export class StreamReader {
         matchJson: encodeMatch(config.match),
       },
     };
-    this.worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: init });
+    this.worker = new Worker(thread, { workerData: init });
     this.worker.on('message', (reply: ReaderReply) => {
       const call = this.pending.get(reply.id);
       if (!call) return;
       this.pending.delete(reply.id);
       if (reply.ok) call.resolve(reply.result);
-      else call.reject(new StreamReadError(reply.error));
+      else {
+        const { message, failure, ...details } = reply.error;
+        call.reject(new ReadError(message, failure, details));
+      }
     });
     this.worker.on('error', (error) => this.fail(error));
     this.exited = new Promise((resolve) => {
@@ -91,12 +87,15 @@ export class StreamReader {
     this.pending.clear();
   }
 
-  private call(request: Request): Promise<WireBatch | null> {
+  private call<K extends ReaderOp>(
+    op: K,
+    request: ReaderOps[K]['request'],
+  ): Promise<ReaderOps[K]['reply']> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...request, id });
+      this.pending.set(id, { resolve: resolve as (result: unknown) => void, reject });
+      this.worker.postMessage({ ...request, op, id });
     });
   }
 
@@ -104,21 +103,22 @@ export class StreamReader {
     return this.opened;
   }
 
-  /** Opens the stream at `start`; the server is first asked by the next read. */
+  async connect(): Promise<void> {
+    await this.call('connect', {});
+  }
+
   async open(start: StartOptions): Promise<void> {
-    await this.call({ op: 'open', start: encodeStart(start) });
+    await this.call('open', { start: encodeStart(start) });
     this.opened = true;
   }
 
-  /** The events the server has ready (waiting up to maxAwaitTimeMS), at most `max`. */
   async next(max: number): Promise<ReadBatch> {
-    const wire = await this.call({ op: 'next', max });
-    if (!wire) throw new Error('the stream reader answered a read without a batch');
+    const wire = await this.call('next', { max });
     const last = wire.last;
     return {
       ...wire,
       last: last && {
-        clusterTime: last.clusterTime && new Timestamp(last.clusterTime),
+        clusterTime: last.clusterTime && decodeTime(last.clusterTime),
         wallTime: last.wallTime,
       },
     };
@@ -126,12 +126,16 @@ export class StreamReader {
 
   async close(): Promise<void> {
     this.opened = false;
-    if (!this.dead) await this.call({ op: 'close' });
+    if (!this.dead) await this.call('close', {});
+  }
+
+  async ping(): Promise<string | null> {
+    return this.call('ping', {}).catch((error: Error) => error.message);
   }
 
   /** Closes the stream and its connection, and ends the thread (forcibly after `timeoutMs`). */
   async shutdown(timeoutMs = 5000): Promise<void> {
-    if (!this.dead) await this.call({ op: 'shutdown' }).catch(() => undefined);
+    if (!this.dead) await this.call('shutdown', {}).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), timeoutMs);

@@ -1,32 +1,43 @@
 /**
- * The stream reader thread: owns the change stream's MongoDB connection, reads batches, and
- * turns their events into planned jobs (routing, Extended JSON, job ids), so that the main
- * thread only commits to Redis. Decoding BSON and encoding jobs cost about as much CPU as
- * BullMQ's own work per job; on separate threads the two overlap.
+ * The stream reader thread: owns the ingest's MongoDB connection, reads the change stream's
+ * batches and the snapshot copy's, and turns their events into planned jobs (routing, Extended
+ * JSON, job ids), so that the main thread only commits to Redis. Decoding BSON and encoding
+ * jobs cost about as much CPU as BullMQ's own work per job; on separate threads the two overlap.
  *
- * Requests are handled one at a time, in the order they were sent.
+ * Requests are handled one at a time, in the order they were sent; a ping is answered at once,
+ * beside a read that may be waiting for changes.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { MongoClient, type Document } from 'mongodb';
-import { Router } from '@changeq/shared';
+import type { Document } from 'mongodb';
+import { Router, createMongoClient } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
-import { ChangeSource, namespaceOf, planEvent } from '@changeq/source/stream';
-import { encodeError } from '../failures.js';
+import {
+  ChangeSource,
+  SnapshotReader,
+  classifyMongoError,
+  namespaceOf,
+  planEvent,
+} from '@changeq/source/stream';
+import type { EventTally } from '../ports.js';
 import {
   decodeMatch,
+  decodeSnapshotRequest,
   decodeStart,
-  type EventTally,
+  encodeSnapshotBatch,
+  encodeSnapshotStart,
+  encodeTime,
   type ReaderInit,
   type ReaderReply,
   type ReaderRequest,
   type WireBatch,
+  type WireError,
 } from './protocol.js';
 
+if (!parentPort) throw new Error('the stream reader runs as a worker thread of the ingest');
 const port = parentPort;
-if (!port) throw new Error('the stream reader runs as a worker thread of the ingest');
 const init = workerData as ReaderInit;
 
-const client = new MongoClient(init.mongodbUri, {
+const client = createMongoClient(init.mongodbUri, {
   appName: init.appName,
   serverSelectionTimeoutMS: init.serverSelectionTimeoutMS,
 });
@@ -35,6 +46,7 @@ const source = new ChangeSource(client, {
   match: decodeMatch(init.source.matchJson),
 });
 const router = new Router(init.workers);
+const snapshots = new SnapshotReader(client, init.source.watch, router);
 
 async function read(max: number): Promise<WireBatch> {
   const batch = await source.next(max);
@@ -49,23 +61,14 @@ async function read(max: number): Promise<WireBatch> {
     else tally.set(key, { namespace, operation: event.operationType, count: 1 });
   }
   const last = batch.events[batch.events.length - 1] as
-    | {
-        clusterTime?: { getHighBitsUnsigned(): number; getLowBitsUnsigned(): number };
-        wallTime?: Date;
-      }
-    | undefined;
+    { clusterTime?: Parameters<typeof encodeTime>[0]; wallTime?: Date } | undefined;
   return {
     count: batch.events.length,
     jobs,
     tally: [...tally.values()],
     last: last
       ? {
-          clusterTime: last.clusterTime
-            ? {
-                t: last.clusterTime.getHighBitsUnsigned(),
-                i: last.clusterTime.getLowBitsUnsigned(),
-              }
-            : null,
+          clusterTime: last.clusterTime ? encodeTime(last.clusterTime) : null,
           wallTime: last.wallTime ?? null,
         }
       : null,
@@ -74,8 +77,21 @@ async function read(max: number): Promise<WireBatch> {
   };
 }
 
-async function handle(request: ReaderRequest): Promise<WireBatch | null> {
+/** Whether MongoDB answers over this thread's connection (the caller bounds the wait). */
+async function ping(): Promise<string | null> {
+  try {
+    await client.db('admin').command({ ping: 1 });
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+async function handle(request: ReaderRequest): Promise<unknown> {
   switch (request.op) {
+    case 'connect':
+      await client.connect();
+      return null;
     case 'open':
       await source.close(); // a stream left open by a failed read is replaced
       source.open(decodeStart(request.start));
@@ -89,19 +105,42 @@ async function handle(request: ReaderRequest): Promise<WireBatch | null> {
       await source.close();
       await client.close();
       return null;
+    case 'ping':
+      return ping();
+    case 'snapshotBegin':
+      return encodeSnapshotStart(await snapshots.begin());
+    case 'snapshotRead':
+      return encodeSnapshotBatch(await snapshots.read(decodeSnapshotRequest(request.batch)));
   }
+}
+
+/** Classifies an error where its class is still known: here, before it crosses to the main thread. */
+function encodeError(error: unknown): WireError {
+  const e = error instanceof Error ? error : new Error(String(error));
+  const { code, codeName } = e as { code?: unknown; codeName?: unknown };
+  return {
+    name: e.name,
+    message: e.message,
+    ...(e.stack === undefined ? {} : { stack: e.stack }),
+    ...(typeof code === 'number' || typeof code === 'string' ? { code } : {}),
+    ...(typeof codeName === 'string' ? { codeName } : {}),
+    failure: classifyMongoError(e),
+  };
+}
+
+async function answer(request: ReaderRequest): Promise<void> {
+  let reply: ReaderReply;
+  try {
+    reply = { id: request.id, ok: true, result: await handle(request) };
+  } catch (error) {
+    reply = { id: request.id, ok: false, error: encodeError(error) };
+  }
+  port.postMessage(reply);
+  if (request.op === 'shutdown') port.close();
 }
 
 let queue: Promise<void> = Promise.resolve();
 port.on('message', (request: ReaderRequest) => {
-  queue = queue.then(async () => {
-    let reply: ReaderReply;
-    try {
-      reply = { id: request.id, ok: true, result: await handle(request) };
-    } catch (error) {
-      reply = { id: request.id, ok: false, error: encodeError(error) };
-    }
-    port.postMessage(reply);
-    if (request.op === 'shutdown') port.close();
-  });
+  if (request.op === 'ping') void answer(request);
+  else queue = queue.then(() => answer(request));
 });

@@ -1,2 +1,10 @@
 export { canonicalKey } from './canonical-key.js';
-export { documentIdentity, Router, routeDocument, ROUTING_VERSION } from './router.js';
+export {
+  documentIdentity,
+  documentKey,
+  identityOf,
+  Router,
+  routeDocument,
+  ROUTING_VERSION,
+  type DocumentKey,
+} from './router.js';

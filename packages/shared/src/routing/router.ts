@@ -45,11 +45,23 @@ function lengthPrefixed(value: Buffer): Buffer {
   return out;
 }
 
-function nsAndKey(ns: string, id: unknown): Buffer {
+declare const documentKeyBrand: unique symbol;
+
+/**
+ * A document as routing and identity hash it: u32be(len(ns)) ns u32be(len(key)) key, where key
+ * is the canonical `_id`. Encoding the `_id` is most of a lookup's cost, so whoever needs both
+ * the route and the identity of one event computes this once and hands it to both.
+ */
+export type DocumentKey = Buffer & { readonly [documentKeyBrand]: true };
+
+export function documentKey(ns: string, id: unknown): DocumentKey {
   if (typeof ns !== 'string') {
     throw new TypeError(`the namespace must be a string such as "shop.orders", not ${typeof ns}`);
   }
-  return Buffer.concat([lengthPrefixed(Buffer.from(ns, 'utf8')), lengthPrefixed(canonicalKey(id))]);
+  return Buffer.concat([
+    lengthPrefixed(Buffer.from(ns, 'utf8')),
+    lengthPrefixed(canonicalKey(id)),
+  ]) as DocumentKey;
 }
 
 /**
@@ -58,11 +70,12 @@ function nsAndKey(ns: string, id: unknown): Buffer {
  * one document inside a worker.
  */
 export function documentIdentity(ns: string, id: unknown): string {
-  return createHash('sha256')
-    .update(IDENTITY_DOMAIN)
-    .update(nsAndKey(ns, id))
-    .digest('hex')
-    .slice(0, 32);
+  return identityOf(documentKey(ns, id));
+}
+
+/** `documentIdentity` of a key computed already. */
+export function identityOf(key: DocumentKey): string {
+  return createHash('sha256').update(IDENTITY_DOMAIN).update(key).digest('hex').slice(0, 32);
 }
 
 export class Router {
@@ -100,7 +113,11 @@ export class Router {
 
   /** The worker that handles every event of the document `id` in namespace `ns`. */
   route(ns: string, id: unknown): string {
-    const tail = nsAndKey(ns, id);
+    return this.routeKey(documentKey(ns, id));
+  }
+
+  /** `route` of a key computed already. */
+  routeKey(tail: DocumentKey): string {
     let best = -1;
     let bestHigh = 0;
     let bestLow = 0;

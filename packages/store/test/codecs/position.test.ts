@@ -3,9 +3,14 @@ import { describe, expect, test } from 'vitest';
 import {
   decodePosition,
   decodeStored,
+  describeLoss,
   describePosition,
+  describeTokenKey,
+  encodeLostRecord,
   encodePosition,
   encodeStartMarker,
+  readTokenKey,
+  replayTime,
 } from '../../src/codecs/position.js';
 
 describe('resume positions', () => {
@@ -59,5 +64,61 @@ describe('start markers', () => {
     };
     expect(decodeStored(encodePosition(position), 'k')).toEqual({ kind: 'position', position });
     expect(() => decodeStored('{"v":1,"startAtOperationTime":5}', 'k')).toThrow(/not a Timestamp/);
+  });
+});
+
+describe('lost positions and what operators are shown', () => {
+  const had = {
+    kind: 'position' as const,
+    position: {
+      token: { _data: '8265A1B2C3000000072B' },
+      clusterTime: new Timestamp({ t: 1_700_000_000, i: 2 }),
+      wallTime: new Date('2023-11-14T22:13:20.500Z'),
+      savedAt: new Date('2023-11-14T22:13:21Z'),
+    },
+  };
+
+  test('a lost record survives the round trip, with what was found in its place', () => {
+    const found = {
+      kind: 'marker' as const,
+      marker: {
+        startAt: new Timestamp({ t: 1_600_000_000, i: 0 }),
+        savedAt: new Date(0),
+        reason: 'r',
+      },
+    };
+    for (const record of [
+      { had, found: null, detectedAt: new Date('2026-01-02T00:00:00Z') },
+      { had, found, detectedAt: new Date('2026-01-02T00:00:00Z') },
+    ]) {
+      expect(decodeStored(encodeLostRecord(record), 'k')).toEqual({ kind: 'lost', record });
+    }
+    expect(describeLoss({ had, found: null, detectedAt: new Date('2026-01-02T00:00:00Z') })).toBe(
+      'held the resume token at 2023-11-14T22:13:20.500Z (token 8265A1B2C3000000072B…), and on 2026-01-02T00:00:00.000Z nothing',
+    );
+    // A replay from the lost place re-reads its whole second.
+    expect(replayTime(had)).toEqual(new Date('2023-11-14T22:13:20.000Z'));
+  });
+
+  test('readTokenKey shows anything the key holds, and never refuses it', () => {
+    expect(readTokenKey({ type: 'none', raw: null }, 'k')).toEqual({ kind: 'none' });
+    expect(readTokenKey({ type: 'hash', raw: null }, 'k')).toEqual({
+      kind: 'corrupt',
+      type: 'hash',
+      raw: null,
+      problem: expect.stringMatching(/"k" is corrupt \(it is a Redis hash, not a string\)/),
+    });
+    expect(readTokenKey({ type: 'string', raw: 'oops' }, 'k')).toMatchObject({
+      kind: 'corrupt',
+      raw: 'oops',
+      problem: expect.stringMatching(/not Extended JSON/),
+    });
+    const lost = encodeLostRecord({ had, found: null, detectedAt: new Date(0) });
+    expect(describeTokenKey(readTokenKey({ type: 'string', raw: lost }, 'k'))).toMatch(
+      /^the record of a lost position \(the resume token at 2023-11-14/,
+    );
+    expect(describeTokenKey(readTokenKey({ type: 'list', raw: null }, 'k'))).toBe(
+      'a Redis list (not a token)',
+    );
   });
 });

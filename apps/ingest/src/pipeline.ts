@@ -1,0 +1,166 @@
+/**
+ * The ingest's way from the stream to Redis: batches read one ahead (the reader thread reads and
+ * plans the next batch while this one is committed), held back while the workers' queues are
+ * over the backlog limit, then committed: the jobs first, the position after them.
+ */
+import { tokenClusterTime, tokenData, type Logger } from '@changeq/shared';
+import type { StoredPosition } from '@changeq/store';
+import type {
+  ChangeReader,
+  Clock,
+  EnqueuerPort,
+  FaultPoint,
+  PositionPort,
+  ReadBatch,
+} from './ports.js';
+
+export interface PipelinePorts {
+  reader: Pick<ChangeReader, 'next'>;
+  enqueuer: Pick<EnqueuerPort, 'commit' | 'waitingCounts'>;
+  store: Pick<PositionPort, 'save' | 'clearSnapshot'>;
+  clock: Clock;
+  faults: (point: FaultPoint) => void;
+}
+
+export interface PipelineSettings {
+  batchSize: number;
+  backlogLimit: number;
+}
+
+export interface PipelineEvents {
+  /** Backpressure started (true) or ended (false). */
+  backpressure(paused: boolean): void;
+}
+
+/** What a commit did. */
+export interface Committed {
+  /** The position stored now, or the one before when the batch did not move it. */
+  position: StoredPosition | null;
+  /** Whether a position was stored. */
+  saved: boolean;
+  added: number;
+  skipped: number;
+}
+
+/** How long a count of waiting jobs is trusted while it cannot have crossed the limit. */
+const COUNT_MAX_AGE_MS = 1000;
+/** How often the counts are read again while the queues are over the limit. */
+const BACKPRESSURE_POLL_MS = 500;
+
+export class Pipeline {
+  private readAhead: Promise<ReadBatch> | null = null;
+  private backlog: { at: number; counts: Map<string, number>; max: number } | null = null;
+  private addedSinceCount = 0;
+
+  constructor(
+    private readonly ports: PipelinePorts,
+    private readonly settings: PipelineSettings,
+    private readonly events: PipelineEvents,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * The next batch, read ahead: while one batch is being committed to Redis, the reader thread
+   * reads and plans the next one, so the two threads and the two servers work at the same time.
+   * Resolves null when `signal` fires. A batch read ahead is only ever committed after the one
+   * before it.
+   */
+  async next(signal: AbortSignal): Promise<ReadBatch | null> {
+    // A batch read ahead waits here too while the queues are over the limit (one batch, bounded).
+    if (await this.waitForBacklog(signal)) return null;
+    const next = this.readAhead ?? this.read();
+    this.readAhead = null;
+    const batch = await next;
+    if (!batch.invalidated && !signal.aborted && !(await this.backlogFull())) {
+      const ahead = this.read();
+      ahead.catch(() => undefined); // its error, if any, surfaces when it is awaited
+      this.readAhead = ahead;
+    }
+    return batch;
+  }
+
+  /** Forgets the batch read ahead: read from a stream that is being reopened. */
+  discard(): void {
+    this.readAhead = null;
+  }
+
+  /**
+   * Adds the batch's jobs, then stores the position after them (the last event's token, or the
+   * server's postBatchResumeToken of a drained batch, so a quiet stream's position moves too).
+   * `clearSnapshot`: forget a finished copy once this position is stored.
+   */
+  async commit(
+    batch: ReadBatch,
+    previous: StoredPosition | null,
+    clearSnapshot: boolean,
+  ): Promise<Committed> {
+    if (batch.token === null) return { position: previous, saved: false, added: 0, skipped: 0 };
+    const { added, skipped } = await this.ports.enqueuer.commit(batch.jobs, 'stream');
+    this.addedSinceCount += added;
+    const last = batch.last;
+    const samePosition = previous !== null && tokenData(previous.token) === tokenData(batch.token);
+    if (samePosition && batch.count === 0) {
+      return { position: previous, saved: false, added, skipped };
+    }
+    const position: StoredPosition = {
+      token: batch.token,
+      clusterTime:
+        last?.clusterTime ?? tokenClusterTime(batch.token) ?? previous?.clusterTime ?? null,
+      wallTime: last?.wallTime ?? previous?.wallTime ?? null,
+      savedAt: new Date(this.ports.clock.now()),
+    };
+    this.ports.faults('before-token-save');
+    await this.ports.store.save(position);
+    this.ports.faults('after-token-save');
+    if (clearSnapshot) await this.ports.store.clearSnapshot();
+    return { position, saved: true, added, skipped };
+  }
+
+  private read(): Promise<ReadBatch> {
+    return this.ports.reader.next(this.settings.batchSize);
+  }
+
+  /**
+   * The queues over the backlog limit, if any. Counting costs a round trip per queue, so a count
+   * is reused while it cannot be out of date in a way that matters: waiting jobs only grow by
+   * what this ingest adds, so `max + added since` bounds every queue.
+   */
+  private async backlogFull(): Promise<Map<string, number> | null> {
+    const now = this.ports.clock.now();
+    const limit = this.settings.backlogLimit;
+    let cached = this.backlog;
+    const bound = cached ? cached.max + this.addedSinceCount : Infinity;
+    if (!cached || bound > limit || now - cached.at > COUNT_MAX_AGE_MS) {
+      const counts = await this.ports.enqueuer.waitingCounts();
+      cached = { at: now, counts, max: Math.max(0, ...counts.values()) };
+      this.backlog = cached;
+      this.addedSinceCount = 0;
+    }
+    const full = new Map([...cached.counts].filter(([, waiting]) => waiting > limit));
+    return full.size > 0 ? full : null;
+  }
+
+  /** Waits while any queue holds more waiting jobs than the limit; true when `signal` fired. */
+  private async waitForBacklog(signal: AbortSignal): Promise<boolean> {
+    let paused = false;
+    for (;;) {
+      const full = await this.backlogFull();
+      if (!full) break;
+      if (!paused) {
+        paused = true;
+        this.events.backpressure(true);
+        this.log.warn(
+          { queues: Object.fromEntries(full), limit: this.settings.backlogLimit },
+          'backlog limit reached: pausing the change stream (the oplog holds the backlog)',
+        );
+      }
+      await this.ports.clock.sleep(BACKPRESSURE_POLL_MS, signal);
+      if (signal.aborted) return true;
+    }
+    if (paused) {
+      this.events.backpressure(false);
+      this.log.info('backlog below the limit: reading again');
+    }
+    return false;
+  }
+}

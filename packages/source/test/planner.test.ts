@@ -1,0 +1,59 @@
+/** One planner for change events and snapshot documents. */
+import { ObjectId, Timestamp, type ChangeStreamDocument } from 'mongodb';
+import { describe, expect, test } from 'vitest';
+import { Router, documentIdentity, type SnapshotEvent } from '@changeq/shared';
+import { eventJobId } from '@changeq/store/keys';
+import { planEvent } from '../src/planner.js';
+
+const router = new Router(['alpha', 'bravo', 'charlie']);
+const id = new ObjectId('64b7f0c2a1b2c3d4e5f60718');
+
+describe('planEvent', () => {
+  test('a change event: one job on its document’s worker, named and ordered by its token', () => {
+    const event = {
+      _id: { _data: '8265A1B2C3000000072B' },
+      operationType: 'update',
+      ns: { db: 'shop', coll: 'orders' },
+      documentKey: { _id: id },
+    } as unknown as ChangeStreamDocument;
+    const [job, ...rest] = planEvent(event, router);
+    expect(rest).toEqual([]);
+    expect(job).toMatchObject({
+      queue: router.route('shop.orders', id),
+      name: 'update shop.orders',
+      jobId: eventJobId('8265A1B2C3000000072B'),
+      position: '8265A1B2C3000000072B',
+    });
+    expect(JSON.parse(job!.json)).toMatchObject({ doc: documentIdentity('shop.orders', id) });
+  });
+
+  test('a snapshot document: the same route and identity, its job id from the run and the document', () => {
+    const event: SnapshotEvent = {
+      _id: { snapshot: 'run1:3:0' },
+      operationType: 'snapshot',
+      ns: { db: 'shop', coll: 'orders' },
+      documentKey: { _id: id },
+      fullDocument: { _id: id, total: 5 },
+      clusterTime: new Timestamp({ t: 1_700_000_000, i: 0 }),
+    };
+    const identity = documentIdentity('shop.orders', id);
+    const [job] = planEvent(event, router, { kind: 'snapshot', runId: 'run1', position: 'p' });
+    expect(job).toMatchObject({
+      queue: router.route('shop.orders', id),
+      name: 'snapshot shop.orders',
+      jobId: eventJobId(`snapshot\0run1\0${identity}`),
+      position: 'p',
+    });
+    expect(JSON.parse(job!.json)).toMatchObject({ op: 'snapshot', doc: identity });
+  });
+
+  test('a namespace-wide event goes to every worker; a pre-4.2 token is refused', () => {
+    const drop = {
+      _id: { _data: '8265A1B2C3000000082B' },
+      operationType: 'drop',
+      ns: { db: 'shop', coll: 'orders' },
+    } as unknown as ChangeStreamDocument;
+    expect(planEvent(drop, router).map((job) => job.queue)).toEqual(['alpha', 'bravo', 'charlie']);
+    expect(() => planEvent({ ...drop, _id: { legacy: 1 } } as never, router)).toThrow(/4\.2/);
+  });
+});
