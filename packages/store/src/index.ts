@@ -15,11 +15,12 @@ export * from './codecs/dead-letter.js';
 export { Scripts, scriptNames } from './scripts.js';
 export { createRedis, connectionName, ingestConnectionName, type RedisRole } from './redis.js';
 export * from './bullmq-internals.js';
+export { redisErrorKind, REDIS_ERROR_KINDS, type RedisErrorKind } from './redis-errors.js';
 
 // The stores.
 export { PositionStore } from './position-store.js';
 export { Enqueuer, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
-export { Lease, type LeaseOptions } from './lease.js';
+export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
 export { DocumentBlocks } from './document-blocks.js';
 export {
   listDeadLetters,
