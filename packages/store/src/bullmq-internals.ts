@@ -20,9 +20,11 @@
  *    next one fetched), in the order of SMEMBERS of the stalled set, i.e. no defined order; and it
  *    counts stalls in the job hash field `stc`, failing the job when `stc > maxStalledCount`.
  *    `reclaimJob` undoes such a move for a job this process still holds.
- * 4. The error a failed moveToFinished throws carries the script's status in `code`, one of
- *    BullMQ's `ErrorCode`s (JobLockNotExist, JobNotInState, JobLockMismatch: the job is not
- *    this process's to finish; JobNotExist: its hash is gone).
+ * 4. `moveToCompleted(value, token, fetchNext = true)` moves the next waiting job to active in
+ *    the same script and resolves to that job's raw data and id (`[JobJson, id]`, or an empty
+ *    list when none is waiting). The error a failed moveToFinished throws carries the script's
+ *    status in `code`, one of BullMQ's `ErrorCode`s (JobLockNotExist, JobNotInState,
+ *    JobLockMismatch: the job is not this process's to finish; JobNotExist: its hash is gone).
  *
  * The ingest (jobs and a watermark in one MULTI transaction per queue, see enqueuer.ts):
  *
@@ -100,6 +102,23 @@ export const LOCK_SUFFIX = ':lock';
 
 export function lockKey(queue: QueueKeysSource, jobId: string): string {
   return `${queue.toKey(jobId)}${LOCK_SUFFIX}`;
+}
+
+/**
+ * Completes a job that `token` holds (4); with `fetchNext`, BullMQ moves the next waiting job to
+ * active in the same call, and this returns it.
+ */
+export async function completeJob(
+  queue: Parameters<typeof Job.fromJSON>[0],
+  job: Job,
+  returnValue: unknown,
+  token: string,
+  fetchNext: boolean,
+): Promise<Job | undefined> {
+  const reply = (await job.moveToCompleted(returnValue, token, fetchNext)) as
+    [JobJson | null | undefined, string | undefined] | undefined;
+  const [data, id] = reply ?? [];
+  return data && id ? Job.fromJSON(queue, data, id) : undefined;
 }
 
 /** moveToFinished status codes that mean "this process does not own the job" (4). */
