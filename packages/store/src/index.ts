@@ -15,7 +15,7 @@ export * from './codecs/dead-letter.js';
 export { Scripts, scriptNames } from './scripts.js';
 export { createRedis, connectionName, ingestConnectionName, type RedisRole } from './redis.js';
 export * from './bullmq-internals.js';
-export { redisErrorKind, REDIS_ERROR_KINDS, type RedisErrorKind } from './redis-errors.js';
+export { redisErrorKind, type RedisErrorKind } from './redis-errors.js';
 
 // The stores.
 export { PositionStore } from './position-store.js';

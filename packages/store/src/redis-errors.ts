@@ -15,13 +15,6 @@ export type RedisErrorKind =
   | 'bullmq'
   | 'other';
 
-export const REDIS_ERROR_KINDS: readonly RedisErrorKind[] = [
-  'connection',
-  'reply',
-  'bullmq',
-  'other',
-];
-
 /** Node's socket errors (`error.code`), as an unreachable or dropped server raises them. */
 const SOCKET_ERROR_CODES = new Set([
   'ECONNREFUSED',

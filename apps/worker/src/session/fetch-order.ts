@@ -2,9 +2,9 @@
  * The jobs a session holds from the worker's queue, given to the scheduler in fetch order.
  *
  * Jobs reach this process from two kinds of calls on one connection: the fetch loop's
- * `getNextJob` (in concurrent batches) and the outcome writer's `moveToCompleted(..., fetchNext =
- * true)` when a job finishes (BullMQ moves the next waiting job to active in the same script,
- * and the writer hands it over here: `startFetchWithFinish`). Their replies are
+ * `getNextJob` (in concurrent batches) and the outcome writer's `moveToCompleted(...,
+ * fetchNext = true)` when a job finishes (BullMQ moves the next waiting job to active in the
+ * same script; the writer hands it over here, see `startFetchWithFinish`). Their replies are
  * not trusted for order: every job received goes to `arrived`, and `drain` accepts them in the
  * order of the active list, which is the order Redis moved them in. A job in the active list
  * that is neither held nor arrived is either a reply still on its way (`inflight > 0`: wait for
@@ -70,7 +70,11 @@ export class FetchOrder {
 
   /** A held job is finished (see OutcomeWriter): it leaves, and makes room. */
   release(jobId: string): void {
-    if (jobId !== '') this.held.delete(jobId);
+    this.held.delete(jobId);
+    this.wakeFetchLoop();
+  }
+
+  private wakeFetchLoop(): void {
     const waiter = this.capacityWaiter;
     this.capacityWaiter = undefined;
     waiter?.();
@@ -192,7 +196,7 @@ export class FetchOrder {
       );
       this.drainAgain = true;
     }
-    if (this.capacityWaiter && this.room() > 0) this.release('');
+    if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
   }
 
   /**
