@@ -24,6 +24,7 @@ export {
 } from './runner.js';
 export type { AttemptProgress } from './session/attempts.js';
 export type { SchedulerHooks, HookJob } from './scheduler/hooks.js';
+export type { WorkerHooks, RedisOperation, ReclaimResult } from './hooks.js';
 export type { HandlerFailure } from './scheduler/invoke.js';
 export {
   loadHandlers,

@@ -15,8 +15,9 @@ import {
   type LeaseHolder,
 } from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
-import type { SchedulerHooks } from './scheduler/hooks.js';
+import { workerEvents, type WorkerHooks } from './hooks.js';
 import { Session } from './session.js';
+import { redisFailed } from './session/context.js';
 
 export interface WorkerOptions {
   worker: string;
@@ -34,7 +35,8 @@ export interface WorkerOptions {
   commandPollMs?: number;
   /** Give up starting when Redis cannot be reached for this long. */
   connectTimeoutMs?: number;
-  hooks?: SchedulerHooks[];
+  /** The scheduler's hooks and the worker's own (failures, reclaims, lost data): metrics. */
+  hooks?: WorkerHooks[];
   random?: () => number;
 }
 
@@ -135,11 +137,27 @@ export async function connectRedis(redis: Redis, url: string, timeoutMs: number)
   throw await fail(lastError ?? new Error('no answer'));
 }
 
+/** The one line that says Redis lost a worker's data, what went with it, and the way on. */
+function dataLostMessage(worker: string, heldFence: number, counter: number, jobsHeld: number) {
+  const rest = 'the jobs waiting in its queue, its dead letters and blocked documents';
+  const gone =
+    jobsHeld > 0
+      ? `the ${jobsHeld} job(s) this process held are gone, and so may be ${rest}`
+      : `${rest} may be gone`;
+  return (
+    `Redis lost the data of worker "${worker}": its lease's fencing counter went back from ${heldFence} to ${counter} ` +
+    `(Redis restarted without persistence, restored an older copy, or was flushed); ${gone}. ` +
+    'Fix: run Redis with persistence (appendonly yes) or replicas, and re-enqueue what was lost with `changeq resync` (docs/operations.md, "Redis lost its data")'
+  );
+}
+
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const log = options.log.child({ worker: options.worker });
   const keys = workerKeys(prefix, options.worker);
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
+  const hooks = options.hooks ?? [];
+  const events = workerEvents(hooks, (error) => log.warn({ err: error }, 'a hook threw; ignored'));
   const redis = createRedis(options.redisUrl, { role: 'worker', worker: options.worker });
   logConnectionChanges(redis, log);
   await connectRedis(redis, options.redisUrl, options.connectTimeoutMs ?? 10_000);
@@ -159,6 +177,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let graceMs = 0;
   let wake: (() => void) | undefined;
   let leaseLost: ((reason: string) => void) | undefined;
+  /** The term under way, while this process holds the lease. */
+  let session: Session | undefined;
 
   const lease = new Lease({
     redis,
@@ -167,7 +187,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     labels: { worker: options.worker },
     ttlMs: leaseTtlMs,
     onLost: (reason) => leaseLost?.(reason),
-    onRenewError: (error) => log.debug({ err: error }, 'lease renewal failed; retrying'),
+    onRenewError: (error) =>
+      redisFailed({ log, events }, 'lease', error, 'lease renewal failed; retrying'),
+    onDataLost: ({ heldFence, counter }) => {
+      const jobsHeld = session?.jobsHeld ?? 0;
+      log.error(
+        { heldFence, counter, jobsHeld },
+        dataLostMessage(options.worker, heldFence, counter, jobsHeld),
+      );
+      events.dataLost({ heldFence, counter, jobsHeld });
+    },
   });
 
   const runSession = async (): Promise<void> => {
@@ -189,9 +218,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       lease,
       dispatch: options.dispatch,
       log,
-      hooks: options.hooks ?? [],
+      hooks,
+      events,
       ...(options.random ? { random: options.random } : {}),
     });
+    session = current;
     const lost = new Promise<string>((resolve) => (leaseLost = resolve));
     try {
       await current.start();
@@ -200,6 +231,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       await during('giving up a failed start', STEP_SLACK_MS, () => current.halt('start failed'));
       blocking.disconnect();
       await lease.release().catch(() => undefined);
+      session = undefined;
       await sleep(1_000);
       return;
     }
@@ -228,6 +260,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
     blocking.disconnect();
     leaseLost = undefined;
+    session = undefined;
   };
 
   const loop = async (): Promise<void> => {
@@ -239,6 +272,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         acquired = await lease.tryAcquire();
         errorLogged = false;
       } catch (error) {
+        redisFailed({ log, events }, 'lease', error);
         if (!errorLogged) log.warn({ err: error }, 'could not reach Redis for the lease; retrying');
         errorLogged = true;
       }

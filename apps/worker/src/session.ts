@@ -13,11 +13,13 @@
  *    waits on the queue's marker (BZPOPMIN) for at most a second, and checks the lease before
  *    every fetch, so a process whose lease may have expired never fetches (session/fetch-loop.ts,
  *    session/fetch-order.ts).
- * 3. The scheduler runs the jobs (see scheduler.ts); this file is its driver: completing jobs,
- *    recording attempts (session/attempts.ts), dead letters, parking and dead-letter re-runs
- *    (session/dead-lettering.ts, with the blocked documents in the store's DocumentBlocks). The
- *    tasks it gives the scheduler are made in session/tasks.ts, and the handler calls in
- *    session/handler-call.ts.
+ * 3. The scheduler runs the jobs (see scheduler.ts); this file is its driver. What becomes of a
+ *    task is decided by the scheduler and the dead-letter policy (session/dead-letter-policy.ts:
+ *    run, park or drop; what a dead letter blocks) and written by one outcome writer
+ *    (session/outcome-writer.ts), which also hands the job fetched with a finished one to the
+ *    fetch order. The tasks are made in session/tasks.ts, the handler calls in
+ *    session/handler-call.ts, and a document's dead-letter re-runs are read in
+ *    session/replay-lines.ts (the blocked documents live in the store's DocumentBlocks).
  * 4. Housekeeping: job locks extended every lockDuration/2 (session/locks.ts); operator commands
  *    (retry/discard) polled from Redis and carried out in order (session/commands.ts); BullMQ's
  *    stalled checker runs with an unlimited maxStalledCount, and a job it puts back that we still
@@ -34,18 +36,19 @@ import {
   type Lease,
 } from '@changeq/store';
 import type { Dispatch } from './handlers/load.js';
-import type { SchedulerHooks } from './scheduler/hooks.js';
+import type { WorkerEvents, WorkerHooks } from './hooks.js';
 import type { HandlerFailure } from './scheduler/invoke.js';
 import { OrderedScheduler, type Admission, type TaskDriver } from './scheduler/scheduler.js';
-import { recordFailedAttempt } from './session/attempts.js';
 import { OperatorCommands } from './session/commands.js';
-import { ensureLease, type SessionContext } from './session/context.js';
-import { DeadLettering } from './session/dead-lettering.js';
+import { redisFailed, type SessionContext } from './session/context.js';
+import { DeadLetterPolicy } from './session/dead-letter-policy.js';
 import { FetchLoop } from './session/fetch-loop.js';
 import { FetchOrder } from './session/fetch-order.js';
-import { callHandler, storableReturnValue } from './session/handler-call.js';
-import { LockExtension, reclaim } from './session/locks.js';
+import { callHandler } from './session/handler-call.js';
+import { LockExtension } from './session/locks.js';
+import { OutcomeWriter } from './session/outcome-writer.js';
 import { recover } from './session/recovery.js';
+import { ReplayLines } from './session/replay-lines.js';
 import type { WorkTask } from './session/tasks.js';
 
 export interface SessionOptions {
@@ -63,7 +66,9 @@ export interface SessionOptions {
   lease: Lease;
   dispatch: Dispatch;
   log: Logger;
-  hooks: SchedulerHooks[];
+  hooks: WorkerHooks[];
+  /** The worker's own hooks of `hooks`, combined (see hooks.ts). */
+  events: WorkerEvents;
   random?: () => number;
 }
 
@@ -71,11 +76,13 @@ export class Session implements TaskDriver<WorkTask> {
   readonly token: string;
   private readonly opts: SessionOptions;
   private readonly log: Logger;
+  private readonly events: WorkerEvents;
   private readonly queueName: string;
   private readonly dlqName: string;
   private readonly keys: ReturnType<typeof workerKeys>;
   readonly scheduler: OrderedScheduler<WorkTask>;
   private readonly blocks: DocumentBlocks;
+  private readonly policy: DeadLetterPolicy;
   private readonly stopController = new AbortController();
 
   // Made in `start`, with the BullMQ worker and dead-letter queue they act through.
@@ -85,7 +92,8 @@ export class Session implements TaskDriver<WorkTask> {
   private fetchLoop!: FetchLoop;
   /** Undefined until `start` makes it (`close` may follow a `start` that failed early). */
   private locks: LockExtension | undefined;
-  private deadLetters!: DeadLettering;
+  private writer!: OutcomeWriter;
+  private replays!: ReplayLines;
   private commands!: OperatorCommands;
 
   private fetchLoopDone: Promise<void> = Promise.resolve();
@@ -99,6 +107,7 @@ export class Session implements TaskDriver<WorkTask> {
     this.opts = opts;
     this.token = `${opts.lease.owner}:${opts.lease.fence}`;
     this.log = opts.log;
+    this.events = opts.events;
     this.queueName = eventQueueName(opts.worker);
     this.dlqName = deadLetterQueueName(opts.worker);
     this.keys = workerKeys(opts.prefix, opts.worker);
@@ -110,12 +119,23 @@ export class Session implements TaskDriver<WorkTask> {
       maxBackoffMs: s.maxBackoffMs,
       timeoutMs: s.timeoutMs,
       hooks: opts.hooks,
-      onError: (error: unknown, what: string) =>
-        this.log.warn({ err: error }, `could not ${what}; retrying`),
+      onError: (error: unknown, what: string) => {
+        this.log.warn({ err: error }, `could not ${what}; retrying`);
+        // A hook that threw is no Redis failure; expanding a re-run line carries out a command.
+        if (what === 'hook') return;
+        const reports = { log: this.log, events: this.events };
+        redisFailed(reports, what === 'expand' ? 'commands' : 'outcome', error);
+      },
       ...(opts.random ? { random: opts.random } : {}),
     };
     this.scheduler = new OrderedScheduler<WorkTask>(this, schedulerOptions);
     this.blocks = new DocumentBlocks(opts.redis, this.keys, this.log);
+    this.policy = new DeadLetterPolicy(s.deadLetter, this.blocks);
+  }
+
+  /** How many jobs of the queue this session holds (fetched or recovered, not finished). */
+  get jobsHeld(): number {
+    return this.fetchOrder?.heldJobs.size ?? 0;
   }
 
   /** Recovers the predecessor's jobs and starts fetching. */
@@ -144,21 +164,20 @@ export class Session implements TaskDriver<WorkTask> {
       lockDurationMs,
       log: this.log,
       stopSignal: this.stopController.signal,
+      events: this.events,
     };
     this.fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch);
     this.fetchLoop = new FetchLoop(ctx, this.fetchOrder, this.opts.blocking);
     const locks = new LockExtension(ctx, this.fetchOrder.heldJobs);
     this.locks = locks;
-    this.deadLetters = new DeadLettering({
+    this.writer = new OutcomeWriter(ctx, {
       queueName: this.queueName,
       dlqName: this.dlqName,
       dlq: this.dlq,
-      policy: this.opts.settings.deadLetter,
       blocks: this.blocks,
-      order: this.fetchOrder,
-      lease,
-      log: this.log,
+      intake: this.fetchOrder,
     });
+    this.replays = new ReplayLines({ dlq: this.dlq, blocks: this.blocks, lease, log: this.log });
     this.commands = new OperatorCommands(ctx, {
       key: this.keys.commands,
       pollMs: this.opts.commandPollMs,
@@ -166,10 +185,7 @@ export class Session implements TaskDriver<WorkTask> {
       blocks: this.blocks,
       scheduler: this.scheduler,
     });
-    this.worker.on('stalled', (jobId) => {
-      if (this.fetchOrder.heldJobs.has(jobId)) void reclaim(ctx, jobId);
-      else this.log.warn({ jobId }, 'BullMQ moved a stalled job back to the queue');
-    });
+    this.worker.on('stalled', (jobId) => locks.stalled(jobId));
 
     await this.worker.waitUntilReady();
     await this.blocks.load();
@@ -210,14 +226,14 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // TaskDriver
+  // TaskDriver: the dead-letter policy decides, the outcome writer writes.
 
   async expand(task: WorkTask): Promise<WorkTask[] | null> {
-    return this.deadLetters.expand(task);
+    return this.replays.expand(task);
   }
 
   async admit(task: WorkTask): Promise<Admission> {
-    return this.deadLetters.admit(task);
+    return this.policy.admit(task);
   }
 
   call(task: WorkTask, attempt: number, getSignal: () => AbortSignal): unknown {
@@ -225,25 +241,22 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   async attemptFailed(task: WorkTask, attempt: number, failure: HandlerFailure): Promise<void> {
-    ensureLease(this.opts.lease);
-    await recordFailedAttempt(task, attempt, failure, this.log);
+    await this.writer.attemptFailed(task, attempt, failure);
   }
 
   async complete(task: WorkTask, value: unknown): Promise<void> {
-    ensureLease(this.opts.lease);
-    if (task.kind === 'event') await this.fetchOrder.finish(task, storableReturnValue(value));
-    else await this.deadLetters.finishReplay(task);
+    await this.writer.write(task, { kind: 'completed', returnValue: value });
   }
 
   async deadLetter(task: WorkTask, failure: HandlerFailure, attempts: number): Promise<void> {
-    await this.deadLetters.deadLetter(task, failure, attempts);
+    await this.writer.write(task, this.policy.deadLettered(task, failure, attempts));
   }
 
   async park(task: WorkTask): Promise<void> {
-    await this.deadLetters.park(task);
+    await this.writer.write(task, this.policy.parked(task));
   }
 
   async drop(task: WorkTask): Promise<void> {
-    await this.deadLetters.drop(task);
+    await this.writer.write(task, { kind: 'dropped' });
   }
 }

@@ -147,11 +147,12 @@ describe('OrderedScheduler', () => {
       if (t.id === 'x1' && attempt < 3) throw new Error(`boom ${attempt}`);
       await tick(1);
     };
-    // Concurrency 1: if the backoff held the slot, y1..y5 could not run during it.
+    // Concurrency 1: if the backoff held the slot, y1..y5 could not run during it. (150 ms:
+    // room for their five 1 ms calls on a machine busy with other test files.)
     const scheduler = make(driver, {
       concurrency: 1,
-      backoffMs: 30,
-      maxBackoffMs: 30,
+      backoffMs: 150,
+      maxBackoffMs: 150,
       random: () => 1,
     });
     scheduler.submit(task('x1', 'X'));

@@ -1,7 +1,8 @@
 /**
- * The worker's metrics: a `SchedulerHooks` implementation (structurally typed: this package does
- * not depend on @changeq/worker, which depends on it) plus a wrapper for the handler dispatch that
- * learns each job's namespace and operation, which the hooks do not carry.
+ * The worker's metrics: a `WorkerHooks` implementation (the scheduler's hooks and the worker's
+ * own: Redis failures, reclaims, lost data; structurally typed: this package does not depend on
+ * @changeq/worker, which depends on it) plus a wrapper for the handler dispatch that learns each
+ * job's namespace and operation, which the hooks do not carry.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { namespaceLabel, type EventLike } from './ingest-metrics.js';
@@ -12,13 +13,16 @@ interface HookJobLike {
 
 type Outcome = 'ok' | 'failed' | 'aborted';
 
-/** The subset of `SchedulerHooks` (apps/worker/src/scheduler/hooks.ts) these metrics use. */
+/** The subset of `WorkerHooks` (apps/worker/src/hooks.ts) these metrics use. */
 export interface WorkerMetricHooks {
   handlerFinished(job: HookJobLike & { durationMs: number; outcome: Outcome }): void;
   retryScheduled(job: HookJobLike): void;
   deadLettered(job: HookJobLike): void;
   jobDone(job: HookJobLike & { result: string }): void;
   backlog(sizes: { held: number; running: number; backingOff: number }): void;
+  redisFailed(failure: { operation: string; error: string }): void;
+  reclaimed(reclaim: { result: string }): void;
+  dataLost(loss: { heldFence: number; counter: number; jobsHeld: number }): void;
 }
 
 export const WORKER_STATES = ['connecting', 'standby', 'active', 'stopping', 'stopped'] as const;
@@ -117,6 +121,25 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registers,
   });
   for (const gauge of [held, running, backingOff]) gauge.set({ worker }, 0);
+  const redisFailures = new Counter({
+    name: 'changeq_worker_redis_failures_total',
+    help: 'Redis calls of the worker that failed and are tried again, by operation (fetch, lock-renewal, lease, commands, outcome) and kind of error (connection; reply: Redis refused it, e.g. OOM; bullmq: a BullMQ script refused it; other).',
+    labelNames: ['worker', 'operation', 'error'] as const,
+    registers,
+  });
+  const reclaims = new Counter({
+    name: 'changeq_worker_reclaims_total',
+    help: 'Held jobs whose lock had lapsed, by what was found: active (locked again), moved-back (BullMQ had put it back in the queue: taken back), gone (it vanished from the queue), foreign (another process holds it: this one lost the lease).',
+    labelNames: ['worker', 'result'] as const,
+    registers,
+  });
+  const dataLost = new Counter({
+    name: 'changeq_worker_redis_data_lost_total',
+    help: "Times this process found that Redis lost the worker's data: the lease's fencing counter went back below a fence it held (Redis restarted without persistence, restored an older copy, or was flushed).",
+    labelNames: ['worker'] as const,
+    registers,
+  });
+  dataLost.inc({ worker }, 0);
 
   new Gauge({
     name: 'changeq_worker_lease_held',
@@ -192,6 +215,15 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
         held.set({ worker }, sizes.held);
         running.set({ worker }, sizes.running);
         backingOff.set({ worker }, sizes.backingOff);
+      },
+      redisFailed(failure) {
+        redisFailures.inc({ worker, operation: failure.operation, error: failure.error });
+      },
+      reclaimed(reclaim) {
+        reclaims.inc({ worker, result: reclaim.result });
+      },
+      dataLost() {
+        dataLost.inc({ worker });
       },
     },
     wrapDispatch(dispatch) {

@@ -188,6 +188,35 @@ describe('worker metrics', () => {
     expect(await sample(registry, 'changeq_worker_state', { state: 'active' })).toBe(1);
   });
 
+  test('Redis failures by operation and kind, reclaims by result, lost data', async () => {
+    const registry = createRegistry({ defaultMetrics: false });
+    const metrics = createWorkerMetrics({ registry, worker: 'alpha', state: () => 'active' });
+    expect(await sample(registry, 'changeq_worker_redis_data_lost_total')).toBe(0);
+    metrics.hooks.redisFailed({ operation: 'fetch', error: 'reply' });
+    metrics.hooks.redisFailed({ operation: 'fetch', error: 'reply' });
+    metrics.hooks.redisFailed({ operation: 'lock-renewal', error: 'connection' });
+    metrics.hooks.reclaimed({ result: 'moved-back' });
+    metrics.hooks.dataLost({ heldFence: 3, counter: 0, jobsHeld: 5 });
+    const failures = (operation: string, error: string) =>
+      sample(registry, 'changeq_worker_redis_failures_total', {
+        worker: 'alpha',
+        operation,
+        error,
+      });
+    expect(await failures('fetch', 'reply')).toBe(2);
+    expect(await failures('lock-renewal', 'connection')).toBe(1);
+    expect(await failures('commands', 'reply')).toBeUndefined();
+    expect(
+      await sample(registry, 'changeq_worker_reclaims_total', {
+        worker: 'alpha',
+        result: 'moved-back',
+      }),
+    ).toBe(1);
+    expect(
+      await sample(registry, 'changeq_worker_redis_data_lost_total', { worker: 'alpha' }),
+    ).toBe(1);
+  });
+
   test('task ids map to job ids', () => {
     expect(jobIdOf('e:9f2c')).toBe('9f2c');
     expect(jobIdOf('r:9f2c')).toBe('9f2c');

@@ -20,8 +20,11 @@
  *    next one fetched), in the order of SMEMBERS of the stalled set, i.e. no defined order; and it
  *    counts stalls in the job hash field `stc`, failing the job when `stc > maxStalledCount`.
  *    `reclaimJob` undoes such a move for a job this process still holds.
- * 4. The error a failed moveToFinished throws carries the script's status in `code`
- *    (-2 missing lock, -3 not active, -6 lock owned by another token).
+ * 4. `moveToCompleted(value, token, fetchNext = true)` moves the next waiting job to active in
+ *    the same script and resolves to that job's raw data and id (`[JobJson, id]`, or an empty
+ *    list when none is waiting). The error a failed moveToFinished throws carries the script's
+ *    status in `code`, one of BullMQ's `ErrorCode`s (JobLockNotExist, JobNotInState,
+ *    JobLockMismatch: the job is not this process's to finish; JobNotExist: its hash is gone).
  *
  * The ingest (jobs and a watermark in one MULTI transaction per queue, see enqueuer.ts):
  *
@@ -32,7 +35,7 @@
  *    script's reply in EXEC's is the job id, or a negative code when BullMQ refused the job.
  * 7. A job's stored `data` field is what `Job#asJSON()` returns as `data` (`EncodedJob`).
  */
-import { Job, type JobJson, type JobsOptions, type Queue } from 'bullmq';
+import { ErrorCode, Job, type JobJson, type JobsOptions, type Queue } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { Scripts } from './scripts.js';
 
@@ -101,14 +104,45 @@ export function lockKey(queue: QueueKeysSource, jobId: string): string {
   return `${queue.toKey(jobId)}${LOCK_SUFFIX}`;
 }
 
-/** moveToFinished status codes (BullMQ's ErrorCode) that mean "this process does not own it". */
-export const FINISH_MISSING_LOCK = -2;
-export const FINISH_NOT_ACTIVE = -3;
-export const FINISH_LOCK_MISMATCH = -6;
+/**
+ * Completes a job that `token` holds (4); with `fetchNext`, BullMQ moves the next waiting job to
+ * active in the same call, and this returns it.
+ */
+export async function completeJob(
+  queue: Parameters<typeof Job.fromJSON>[0],
+  job: Job,
+  returnValue: unknown,
+  token: string,
+  fetchNext: boolean,
+): Promise<Job | undefined> {
+  const reply = (await job.moveToCompleted(returnValue, token, fetchNext)) as
+    [JobJson | null | undefined, string | undefined] | undefined;
+  const [data, id] = reply ?? [];
+  return data && id ? Job.fromJSON(queue, data, id) : undefined;
+}
 
-export function finishErrorCode(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
+/** moveToFinished status codes that mean "this process does not own the job" (4). */
+export const FINISH_MISSING_LOCK = ErrorCode.JobLockNotExist;
+export const FINISH_NOT_ACTIVE = ErrorCode.JobNotInState;
+export const FINISH_LOCK_MISMATCH = ErrorCode.JobLockMismatch;
+
+const ERROR_CODES = new Set<unknown>(
+  Object.values(ErrorCode).filter((value) => typeof value === 'number'),
+);
+
+/** The BullMQ `ErrorCode` an error carries (4), if it carries one. */
+export function finishErrorCode(error: unknown): ErrorCode | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return ERROR_CODES.has(code) ? (code as ErrorCode) : undefined;
+}
+
+/** Whether a failed finish means the job is not locked by this process's token (4). */
+export function isNotOwnedError(error: unknown): boolean {
+  const code = finishErrorCode(error);
+  return (
+    code === FINISH_MISSING_LOCK || code === FINISH_NOT_ACTIVE || code === FINISH_LOCK_MISMATCH
+  );
 }
 
 /** The ids of the jobs in the active list, oldest fetch first. */

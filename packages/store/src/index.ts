@@ -24,11 +24,12 @@ export {
 } from './redis-problems.js';
 export * from './bullmq-internals.js';
 export { classifyRedisError, replyPrefix, type RedisErrorMeaning } from './redis-errors.js';
+export { redisErrorKind, type RedisErrorKind } from './redis-error-kind.js';
 
 // The stores.
 export { PositionStore, PositionChangedError } from './position-store.js';
 export { Enqueuer, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
-export { Lease, type LeaseOptions } from './lease.js';
+export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
 export { DocumentBlocks } from './document-blocks.js';
 export {
   listDeadLetters,

@@ -7,6 +7,10 @@
  * lease every ttl/5 with a compare-and-extend script (only if the value is still its own) and
  * considers it valid for 0.6 × ttl after the start of the last successful renewal: it stops
  * taking jobs 0.4 × ttl (on its own clock) before any other process can acquire the lease.
+ *
+ * The fencing counter only grows, so finding it below a fence this process held means Redis lost
+ * its data (restarted without persistence, restored an older copy, or flushed): the renewal reads
+ * it, and so does the next acquisition (`onDataLost`).
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -27,6 +31,15 @@ export interface LeaseOptions {
   onLost: (reason: string) => void;
   /** A renewal failed for a reason other than losing the lease (usually Redis unreachable). */
   onRenewError?: (error: unknown) => void;
+  /** The fencing counter went back below a fence this process held: Redis lost its data. */
+  onDataLost?: (loss: LeaseDataLoss) => void;
+}
+
+export interface LeaseDataLoss {
+  /** The largest fence this process held. */
+  heldFence: number;
+  /** The fencing counter found (0 when it was missing). */
+  counter: number;
 }
 
 export class Lease {
@@ -37,6 +50,8 @@ export class Lease {
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private lost = false;
+  /** The largest fence this process held (or the counter found since Redis lost its data). */
+  private highestFence = 0;
   private readonly opts: LeaseOptions;
 
   constructor(opts: LeaseOptions) {
@@ -77,6 +92,8 @@ export class Lease {
     this.value = value;
     this.holder = parseLeaseValue(value);
     this.lost = false;
+    if (this.fence <= this.highestFence) this.dataLost(this.fence - 1);
+    this.highestFence = this.fence;
     this.renewed(started);
     this.scheduleRenewal();
     return true;
@@ -123,13 +140,21 @@ export class Lease {
     if (this.lost || this.value === undefined) return;
     const started = Date.now();
     try {
-      const extended = await Scripts.of(this.opts.redis).extendLease(
-        this.opts.key,
+      const { renewed, counter } = await Scripts.of(this.opts.redis).extendLease(
+        { lease: this.opts.key, fence: this.opts.fenceKey },
         this.value,
         this.opts.ttlMs,
       );
       if (this.lost || this.value === undefined) return;
-      if (!extended) {
+      if (counter < this.fence) {
+        const held = this.fence;
+        this.dataLost(counter);
+        this.markLost(
+          `Redis lost the lease: its fencing counter is at ${counter}, below the fence ${held} this process held`,
+        );
+        return;
+      }
+      if (!renewed) {
         this.markLost('another process holds the lease now');
         return;
       }
@@ -138,6 +163,13 @@ export class Lease {
       this.opts.onRenewError?.(error);
     }
     this.scheduleRenewal();
+  }
+
+  /** Reports the loss once: the counter found becomes the fence to compare with from now on. */
+  private dataLost(counter: number): void {
+    const heldFence = this.highestFence;
+    this.highestFence = counter;
+    this.opts.onDataLost?.({ heldFence, counter });
   }
 
   private markLost(reason: string): void {

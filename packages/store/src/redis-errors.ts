@@ -29,7 +29,7 @@ const UNAVAILABLE_REPLIES = new Set([
 ]);
 
 /** Socket errors of a connection that is down or cannot be made (yet). */
-const SOCKET_CODES = new Set([
+export const SOCKET_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',

@@ -106,9 +106,22 @@ export class Scripts {
     return (value as string | null) ?? null;
   }
 
-  /** lua/extendLease-1.lua: whether the lease still held `value` and was renewed. */
-  async extendLease(lease: string, value: string, ttlMs: number): Promise<boolean> {
-    return (await this.run(this.redis, 'extendLease', [lease], [value, String(ttlMs)])) === 1;
+  /**
+   * lua/extendLease-2.lua: whether the lease still held `value` and was renewed, and the fencing
+   * counter (0 when it is missing).
+   */
+  async extendLease(
+    keys: { lease: string; fence: string },
+    value: string,
+    ttlMs: number,
+  ): Promise<{ renewed: boolean; counter: number }> {
+    const [renewed, counter] = (await this.run(
+      this.redis,
+      'extendLease',
+      [keys.lease, keys.fence],
+      [value, String(ttlMs)],
+    )) as [number, number];
+    return { renewed: renewed === 1, counter };
   }
 
   /** lua/releaseLease-1.lua: whether the lease still held `value` and was deleted. */

@@ -13,6 +13,7 @@ import {
   FINISH_LOCK_MISMATCH,
   FINISH_MISSING_LOCK,
   activeJobsInFetchOrder,
+  completeJob,
   finishErrorCode,
   lockKey,
   queueAddJob,
@@ -80,6 +81,19 @@ describe('BullMQ internals the worker relies on', () => {
     const { Job } = await import('bullmq');
     await (await Job.fromId(worker, 'j1'))!.moveToCompleted('ok', 't', false);
     expect(await activeJobsInFetchOrder(redis, worker)).toEqual(['j0', 'j2', 'j3']);
+    await close();
+  });
+
+  it('completing a job with fetchNext moves the next waiting job to active and returns it', async () => {
+    const { worker, close } = await setup(2);
+    const first = (await worker.getNextJob('t', { block: false }))!;
+    const next = await completeJob(worker, first, { ok: 1 }, 't', true);
+    expect(next?.id).toBe('j1');
+    expect(next?.data).toEqual({ i: 1 });
+    expect(await activeJobsInFetchOrder(redis, worker)).toEqual(['j1']);
+    expect(await redis.get(lockKey(worker, 'j1'))).toBe('t');
+    expect(await completeJob(worker, next!, null, 't', true)).toBeUndefined();
+    expect(await first.getState()).toBe('completed');
     await close();
   });
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
-import { Lease } from '../src/lease.js';
+import { Lease, type LeaseDataLoss } from '../src/lease.js';
 
 describe('Lease', () => {
   let server: RunningRedis;
@@ -17,7 +17,7 @@ describe('Lease', () => {
     await server?.stop();
   });
 
-  const lease = (key: string, ttlMs: number, lost: string[] = []) =>
+  const lease = (key: string, ttlMs: number, lost: string[] = [], losses: LeaseDataLoss[] = []) =>
     new Lease({
       redis,
       key: `${key}:lease`,
@@ -25,6 +25,7 @@ describe('Lease', () => {
       labels: { worker: 'alpha' },
       ttlMs,
       onLost: (reason) => lost.push(reason),
+      onDataLost: (loss) => losses.push(loss),
     });
 
   it('is held by one process at a time, renewed while held, with a growing fence', async () => {
@@ -89,5 +90,40 @@ describe('Lease', () => {
     } finally {
       process.kill(server.pid, 'SIGCONT');
     }
+  });
+
+  it('tells the holder when Redis lost its data (the fencing counter went back), once per loss', async () => {
+    const key = `l${++n}`;
+    const lost: string[] = [];
+    const losses: LeaseDataLoss[] = [];
+    const a = lease(key, 500, lost, losses);
+    expect(await a.tryAcquire()).toBe(true);
+    await a.release();
+    expect(await a.tryAcquire()).toBe(true);
+    expect(a.fence).toBe(2);
+    // What a Redis restarted empty holds for these keys: nothing.
+    await redis.del(`${key}:lease`, `${key}:fence`);
+    await vi.waitFor(() => expect(lost, 'onLost not called').not.toHaveLength(0), {
+      timeout: 2_000,
+      interval: 50,
+    });
+    expect(losses).toEqual([{ heldFence: 2, counter: 0 }]);
+    expect(lost).toEqual([
+      'Redis lost the lease: its fencing counter is at 0, below the fence 2 this process held',
+    ]);
+    expect(a.isValid()).toBe(false);
+    // Taking it again afterwards is no second loss.
+    expect(await a.tryAcquire()).toBe(true);
+    expect(a.fence).toBe(1);
+    expect(losses).toHaveLength(1);
+    // A loss found by the acquisition (the lease had lapsed meanwhile, nothing renewed it).
+    a.abandon();
+    await redis.del(`${key}:lease`, `${key}:fence`);
+    expect(await a.tryAcquire()).toBe(true);
+    expect(losses).toEqual([
+      { heldFence: 2, counter: 0 },
+      { heldFence: 1, counter: 0 },
+    ]);
+    await a.release();
   });
 });

@@ -80,7 +80,7 @@ describe('the Scripts gateway', () => {
       const value = await scripts.acquireLease(keys, '{"owner":"a"}', 10_000);
       expect(value).toBe('{"fence":1,"owner":"a"}');
       await inspector.script('FLUSH');
-      expect(await scripts.extendLease(keys.lease, value!, 10_000)).toBe(true);
+      expect((await scripts.extendLease(keys, value!, 10_000)).renewed).toBe(true);
       expect(await scripts.acquireLease(keys, '{"owner":"b"}', 10_000)).toBeNull();
       expect(await scripts.releaseLease(keys.lease, value!)).toBe(true);
       expect(await inspector.exists(keys.lease)).toBe(0);

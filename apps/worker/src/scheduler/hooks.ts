@@ -41,24 +41,35 @@ export interface SchedulerHooks {
   backlog?(sizes: { held: number; running: number; backingOff: number }): void;
 }
 
+/**
+ * One hook of every hooks object in `list` that has it, as a single function: each call is
+ * isolated (a hook that throws goes to `onHookError`, the others still run).
+ */
+export function fanOut<H extends object, K extends keyof H>(
+  list: readonly H[],
+  name: K,
+  onHookError: (error: unknown) => void,
+): NonNullable<H[K]> {
+  const call = (arg: unknown) => {
+    for (const hooks of list) {
+      const fn = hooks[name] as ((a: unknown) => void) | undefined;
+      if (fn === undefined) continue;
+      try {
+        fn.call(hooks, arg);
+      } catch (error) {
+        onHookError(error);
+      }
+    }
+  };
+  return call as NonNullable<H[K]>;
+}
+
 /** Calls every hook set in `list`, isolating failures. */
 export function combineHooks(
   list: readonly SchedulerHooks[],
   onHookError: (error: unknown) => void,
 ): Required<SchedulerHooks> {
-  const call =
-    <K extends keyof SchedulerHooks>(name: K) =>
-    (arg: Parameters<Required<SchedulerHooks>[K]>[0]) => {
-      for (const hooks of list) {
-        const fn = hooks[name] as ((a: typeof arg) => void) | undefined;
-        if (fn === undefined) continue;
-        try {
-          fn.call(hooks, arg);
-        } catch (error) {
-          onHookError(error);
-        }
-      }
-    };
+  const call = <K extends keyof SchedulerHooks>(name: K) => fanOut(list, name, onHookError);
   return {
     jobQueued: call('jobQueued'),
     handlerStarted: call('handlerStarted'),

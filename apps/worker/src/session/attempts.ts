@@ -2,8 +2,6 @@
  * Retries that outlive a process: the attempts made so far and the last failure are kept in the
  * job's progress, so counting goes on after a restart (the backoff itself is the scheduler's).
  */
-import type { Job } from 'bullmq';
-import type { Logger } from '@changeq/shared';
 import type { HandlerFailure } from '../scheduler/invoke.js';
 
 /** The persisted progress of a job: attempts made so far and the last failure. */
@@ -11,6 +9,10 @@ export interface AttemptProgress {
   attempt: number;
   lastError: string;
   lastFailedAt: string;
+}
+
+export function attemptProgress(attempt: number, failure: HandlerFailure): AttemptProgress {
+  return { attempt, lastError: failure.message, lastFailedAt: new Date().toISOString() };
 }
 
 export function readProgress(progress: unknown): { attempts: number; failure?: HandlerFailure } {
@@ -22,23 +24,4 @@ export function readProgress(progress: unknown): { attempts: number; failure?: H
     attempts,
     failure: { message: typeof p.lastError === 'string' ? p.lastError : 'unknown', kind: 'error' },
   };
-}
-
-/** Persists a failed attempt that the scheduler will retry after its backoff. */
-export async function recordFailedAttempt(
-  task: { jobId: string; job?: Job },
-  attempt: number,
-  failure: HandlerFailure,
-  log: Logger,
-): Promise<void> {
-  const progress: AttemptProgress = {
-    attempt,
-    lastError: failure.message,
-    lastFailedAt: new Date().toISOString(),
-  };
-  await task.job?.updateProgress(progress);
-  log.info(
-    { jobId: task.jobId, attempt, error: failure.message },
-    'handler failed; retrying after backoff',
-  );
 }

@@ -7,7 +7,7 @@ import type { Queue } from 'bullmq';
 import { sleep } from '@changeq/shared';
 import { decodeCommand, type DeadLetterJobData, type DocumentBlocks } from '@changeq/store';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
-import type { SessionContext } from './context.js';
+import { redisFailed, type SessionContext } from './context.js';
 import { replayLineTask, replayTask, type WorkTask } from './tasks.js';
 
 export interface CommandsOptions {
@@ -45,7 +45,7 @@ export class OperatorCommands {
             await redis.lpop(this.opts.key);
           }
         } catch (error) {
-          this.ctx.log.debug({ err: error }, 'reading dead-letter commands failed; retrying');
+          redisFailed(this.ctx, 'commands', error, 'reading dead-letter commands failed; retrying');
         }
       }
       await sleep(this.opts.pollMs, this.ctx.stopSignal);
@@ -100,6 +100,6 @@ export class OperatorCommands {
     }
     await job.updateProgress(0);
     log.info({ jobId: command.jobId, doc }, 'dead letter retry requested');
-    scheduler.submit(replayTask((await dlq.getJob(command.jobId)) ?? job, doc));
+    scheduler.submit(replayTask((await dlq.getJob(command.jobId)) ?? job, command.jobId, doc));
   }
 }

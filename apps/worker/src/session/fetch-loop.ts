@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { sleep } from '@changeq/shared';
 import { queueKey } from '@changeq/store';
-import type { SessionContext } from './context.js';
+import { redisFailed, type SessionContext } from './context.js';
 import type { FetchOrder } from './fetch-order.js';
 
 export class FetchLoop {
@@ -30,7 +30,7 @@ export class FetchLoop {
   /**
    * Fetches in batches of up to 128 concurrent `getNextJob` calls (doubling while the queue has
    * jobs, back to 1 when it runs dry) whenever the jobs held, received and being fetched leave
-   * room; finishing jobs fetches their successors too (see `FetchOrder.finish`).
+   * room; finishing jobs fetches their successors too (see OutcomeWriter).
    */
   async run(): Promise<void> {
     const { lease, stopSignal, worker, token } = this.ctx;
@@ -67,6 +67,7 @@ export class FetchLoop {
       this.order.requestDrain();
       if (!this.fetching) break;
       if (failed !== undefined) {
+        redisFailed(this.ctx, 'fetch', failed); // logged below, once per outage
         // Some calls may have moved a job whose reply was lost: adopt them before going on.
         this.order.repliesMayBeLost();
         if (!this.fetchErrorLogged) {
@@ -104,8 +105,12 @@ export class FetchLoop {
     });
     try {
       await Promise.race([this.blocking.bzpopmin(queueKey(this.ctx.worker, 'marker'), 1), stopped]);
-    } catch {
-      if (this.fetching) await sleep(100, stopSignal);
+    } catch (error) {
+      // Stopping disconnects this connection on purpose: only a failure while fetching counts.
+      if (this.fetching) {
+        redisFailed(this.ctx, 'fetch', error, 'waiting for new jobs failed; retrying');
+        await sleep(100, stopSignal);
+      }
     } finally {
       stopSignal.removeEventListener('abort', onStop!);
     }

@@ -2,26 +2,19 @@
  * The jobs a session holds from the worker's queue, given to the scheduler in fetch order.
  *
  * Jobs reach this process from two kinds of calls on one connection: the fetch loop's
- * `getNextJob` (in concurrent batches) and `moveToCompleted(..., fetchNext = true)` when a job
- * finishes (BullMQ moves the next waiting job to active in the same script). Their replies are
+ * `getNextJob` (in concurrent batches) and the outcome writer's `moveToCompleted(...,
+ * fetchNext = true)` when a job finishes (BullMQ moves the next waiting job to active in the
+ * same script; the writer hands it over here, see `startFetchWithFinish`). Their replies are
  * not trusted for order: every job received goes to `arrived`, and `drain` accepts them in the
  * order of the active list, which is the order Redis moved them in. A job in the active list
  * that is neither held nor arrived is either a reply still on its way (`inflight > 0`: wait for
  * it) or, when no fetching call is in flight, a job whose reply was lost (the connection
  * dropped): it is taken over and accepted in its place.
  */
-import { Job, type JobJson } from 'bullmq';
-import {
-  activeJobsInFetchOrder,
-  finishErrorCode,
-  FINISH_LOCK_MISMATCH,
-  FINISH_MISSING_LOCK,
-  FINISH_NOT_ACTIVE,
-  takeOverJobs,
-} from '@changeq/store';
-import { StopWork, type OrderedScheduler } from '../scheduler/scheduler.js';
-import { ensureLease, type SessionContext } from './context.js';
-import { reclaim } from './locks.js';
+import { Job } from 'bullmq';
+import { activeJobsInFetchOrder, takeOverJobs } from '@changeq/store';
+import type { OrderedScheduler } from '../scheduler/scheduler.js';
+import { redisFailed, type SessionContext } from './context.js';
 import { eventTask, type WorkTask } from './tasks.js';
 
 export class FetchOrder {
@@ -75,8 +68,13 @@ export class FetchOrder {
     this.scheduler.submit(task);
   }
 
-  private release(jobId: string): void {
-    if (jobId !== '') this.held.delete(jobId);
+  /** A held job is finished (see OutcomeWriter): it leaves, and makes room. */
+  release(jobId: string): void {
+    this.held.delete(jobId);
+    this.wakeFetchLoop();
+  }
+
+  private wakeFetchLoop(): void {
     const waiter = this.capacityWaiter;
     this.capacityWaiter = undefined;
     waiter?.();
@@ -142,7 +140,7 @@ export class FetchOrder {
         await this.acceptInFetchOrder(adopt);
       } while (this.drainAgain);
     } catch (error) {
-      this.ctx.log.debug({ err: error }, 'ordering fetched jobs failed; retrying');
+      redisFailed(this.ctx, 'fetch', error, 'ordering fetched jobs failed; retrying');
       this.needsAdoption = true;
       setTimeout(() => this.requestDrain(), 200);
     } finally {
@@ -198,49 +196,25 @@ export class FetchOrder {
       );
       this.drainAgain = true;
     }
-    if (this.capacityWaiter && this.room() > 0) this.release('');
+    if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
   }
 
-  /** Moves an event job to completed; the job must be ours (reclaimed if its lock lapsed). */
-  async finish(task: WorkTask, returnValue: unknown): Promise<void> {
-    const job = task.job!;
-    for (let tries = 0; ; tries++) {
-      // Fetch the successor in the same script while there is room (it costs no extra call).
-      const fetchNext =
-        this.fetching && !this.needsAdoption && this.room() > 0 && this.ctx.lease.isValid();
-      if (fetchNext) this.inflight++;
-      try {
-        const next = (await job.moveToCompleted(returnValue, this.ctx.token, fetchNext)) as
-          [JobJson | null | undefined, string | undefined] | undefined;
-        const [data, id] = next ?? [];
-        if (data && id) this.arrive(Job.fromJSON(this.ctx.worker, data, id));
-        break;
-      } catch (error) {
-        if (fetchNext && finishErrorCode(error) === undefined) this.needsAdoption = true;
-        const code = finishErrorCode(error);
-        const ownership =
-          code === FINISH_MISSING_LOCK ||
-          code === FINISH_NOT_ACTIVE ||
-          code === FINISH_LOCK_MISMATCH;
-        if (!ownership || tries > 0) throw error;
-        ensureLease(this.ctx.lease);
-        const state = await reclaim(this.ctx, task.jobId);
-        if (state === 'foreign')
-          throw new StopWork(`job ${task.jobId} is locked by another process`);
-        if (state === 'gone') {
-          this.ctx.log.warn(
-            { jobId: task.jobId },
-            'job vanished from the queue before it could be finished',
-          );
-          break;
-        }
-      } finally {
-        if (fetchNext) {
-          this.inflight--;
-          this.requestDrain();
-        }
-      }
-    }
-    this.release(task.jobId);
+  /**
+   * Whether a call that finishes a job may fetch the next one too (BullMQ's `fetchNext`): while
+   * fetching, with room, and nothing to adopt first. It then counts as a fetch in flight.
+   */
+  startFetchWithFinish(): boolean {
+    const fetchNext =
+      this.fetching && !this.needsAdoption && this.room() > 0 && this.ctx.lease.isValid();
+    if (fetchNext) this.inflight++;
+    return fetchNext;
+  }
+
+  /** That fetch settled, with the job it moved to active, with none, or with its reply lost. */
+  fetchWithFinishSettled(result: Job | undefined | 'lost'): void {
+    if (result === 'lost') this.needsAdoption = true;
+    else if (result !== undefined) this.arrive(result);
+    this.inflight--;
+    this.requestDrain();
   }
 }

@@ -2,7 +2,7 @@
 import { decodeEvent, type HandlerContext } from '@changeq/shared';
 import type { Logger } from '@changeq/shared';
 import type { Dispatch } from '../handlers/load.js';
-import type { WorkTask } from './tasks.js';
+import type { RunTask, WorkTask } from './tasks.js';
 
 export interface HandlerEnv {
   /** The worker name, as handlers see it in `ctx.worker`. */
@@ -17,6 +17,7 @@ export function callHandler(
   attempt: number,
   getSignal: () => AbortSignal,
 ): unknown {
+  if (task.kind === 'replay-line') throw new Error(`${task.id} is expanded, never run`);
   if (task.data === undefined) throw new Error('the job has no data');
   task.event ??= decodeEvent(task.data);
   const ctx = handlerContext(env, task, attempt, getSignal);
@@ -30,7 +31,7 @@ export function callHandler(
 
 function handlerContext(
   env: HandlerEnv,
-  task: WorkTask,
+  task: RunTask,
   attempt: number,
   getSignal: () => AbortSignal,
 ): HandlerContext {
@@ -50,15 +51,4 @@ function handlerContext(
       return log;
     },
   };
-}
-
-/** A handler's return value as BullMQ can store it (JSON); anything else is recorded as null. */
-export function storableReturnValue(value: unknown): unknown {
-  if (value === undefined) return null;
-  try {
-    JSON.stringify(value);
-    return value;
-  } catch {
-    return null;
-  }
 }

@@ -4,14 +4,14 @@
  */
 import type { Job } from 'bullmq';
 import { reclaimJob } from '@changeq/store';
-import type { SessionContext } from './context.js';
-
-export type ReclaimState = Awaited<ReturnType<typeof reclaimJob>>;
+import type { ReclaimResult } from '../hooks.js';
+import { redisFailed, type SessionContext } from './context.js';
 
 /** Locks a held job again after its lock lapsed; 'foreign' means the lease is lost. */
-export async function reclaim(ctx: SessionContext, jobId: string): Promise<ReclaimState> {
+export async function reclaim(ctx: SessionContext, jobId: string): Promise<ReclaimResult> {
   if (!ctx.lease.isValid()) return 'gone';
   const state = await reclaimJob(ctx.redis, ctx.worker, jobId, ctx.token, ctx.lockDurationMs);
+  ctx.events.reclaimed({ jobId, result: state });
   if (state === 'moved-back') {
     ctx.log.warn({ jobId }, 'took back a held job that BullMQ had put back in the queue');
   }
@@ -48,6 +48,17 @@ export class LockExtension {
     clearTimeout(this.timer);
   }
 
+  /** BullMQ's stalled checker put back a job: take it back if it is held here. */
+  stalled(jobId: string): void {
+    if (!this.held.has(jobId)) {
+      this.ctx.log.warn({ jobId }, 'BullMQ moved a stalled job back to the queue');
+      return;
+    }
+    reclaim(this.ctx, jobId).catch((error: unknown) =>
+      redisFailed(this.ctx, 'lock-renewal', error, 'taking back a stalled job failed'),
+    );
+  }
+
   private async extendLocks(): Promise<void> {
     if (!this.ctx.lease.isValid() || this.held.size === 0) return;
     const ids = [...this.held.keys()];
@@ -59,7 +70,7 @@ export class LockExtension {
       );
       for (const id of failed) if (this.held.has(id)) await reclaim(this.ctx, id);
     } catch (error) {
-      this.ctx.log.debug({ err: error }, 'extending job locks failed; retrying');
+      redisFailed(this.ctx, 'lock-renewal', error, 'extending job locks failed; retrying');
     }
   }
 }

@@ -9,16 +9,33 @@ import type { DeadLetterJobData } from '@changeq/store';
 import type { SchedulerTask } from '../scheduler/scheduler.js';
 import { readProgress } from './attempts.js';
 
-export interface WorkTask extends SchedulerTask {
-  kind: 'event' | 'replay' | 'replay-line';
-  /** event: the job in the worker's queue; replay: the job in the dead-letter queue. */
-  job?: Job;
+/** A task whose handler runs: one BullMQ job and the event it carries. */
+interface JobTask<Kind extends string, Data> extends SchedulerTask {
+  kind: Kind;
   jobId: string;
-  data?: EventJobData;
+  job: Job;
+  data: Data;
+  /** The event, decoded from `data` by the first handler call and kept for the retries. */
   event?: ChangeEvent;
 }
 
-export function eventTask(job: Job, id: string): WorkTask {
+/** A job of the worker's queue (one without data fails its handler call). */
+export type EventTask = JobTask<'event', EventJobData | undefined>;
+
+/** A job of the worker's dead-letter queue, run again after an operator's retry. */
+export type ReplayTask = JobTask<'replay', DeadLetterJobData>;
+
+/** A document's re-run line: the scheduler asks to expand it into replays when it is next. */
+export interface ReplayLineTask extends SchedulerTask {
+  kind: 'replay-line';
+  key: string;
+  expandable: true;
+}
+
+export type RunTask = EventTask | ReplayTask;
+export type WorkTask = RunTask | ReplayLineTask;
+
+export function eventTask(job: Job, id: string): EventTask {
   const data = job.data as EventJobData | undefined;
   const key =
     typeof data?.doc === 'string' ? data.doc : data?.doc === null ? null : `invalid:${id}`;
@@ -32,14 +49,13 @@ export function eventTask(job: Job, id: string): WorkTask {
     priorAttempts: attempts,
     lastFailure: failure,
     job,
-    ...(data ? { data } : {}),
+    data,
   };
 }
 
-export function replayLineTask(doc: string): WorkTask {
+export function replayLineTask(doc: string): ReplayLineTask {
   return {
     id: `line:${doc}`,
-    jobId: `line:${doc}`,
     kind: 'replay-line',
     expandable: true,
     key: doc,
@@ -48,18 +64,17 @@ export function replayLineTask(doc: string): WorkTask {
   };
 }
 
-export function replayTask(job: Job, doc: string | null): WorkTask {
+export function replayTask(job: Job, id: string, doc: string | null): ReplayTask {
   const { attempts, failure } = readProgress(job.progress);
-  const data = job.data as DeadLetterJobData;
   return {
-    id: `r:${job.id!}`,
-    jobId: job.id!,
+    id: `r:${id}`,
+    jobId: id,
     kind: 'replay',
     key: doc,
     source: 'replay',
     priorAttempts: attempts,
     lastFailure: failure,
     job,
-    data,
+    data: job.data as DeadLetterJobData,
   };
 }
