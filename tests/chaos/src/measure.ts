@@ -92,7 +92,8 @@ function clusterKey(time: Timestamp): bigint {
 
 function describeJob(job: ExpectedJob): string {
   const ns = (job.event as { ns?: { db: string; coll?: string } }).ns;
-  return `${job.event.operationType} ${ns ? `${ns.db}.${ns.coll ?? ''}` : ''} ${job.doc ?? ''} at ${job.position} (worker ${job.worker})`;
+  const subject = job.doc ?? (ns ? `${ns.db}.${ns.coll ?? ''}` : '?');
+  return `${job.event.operationType} of ${subject} at ${job.position} (worker ${job.worker})`;
 }
 
 /** The last line of a process's output that says something (its error, usually). */
