@@ -42,6 +42,14 @@ export interface RowRun {
   durationMs: number;
 }
 
+export interface FaultFigure {
+  label: string;
+  durationMs: number;
+  recoverMs: number | null;
+  /** The next fault struck before this one had recovered (its figure includes that one's). */
+  overlapped: boolean;
+}
+
 export type Status = 'pass' | 'fail' | 'expected stop not implemented yet' | 'pending';
 
 export interface RowResult {
@@ -72,8 +80,13 @@ export interface RowResult {
   orderViolations: number;
   /** Jobs handled or enqueued that the history does not call for. */
   unexpected: number;
-  /** Longest time from a fault's end until every change written before it was handled. */
+  /**
+   * Longest time from a fault's end until every change written before it was handled, over the
+   * faults that recovered before the next one struck; null when a change was never handled.
+   */
   recoverMs: number | null;
+  /** Each fault: how long it lasted and how long the pipeline took to catch up after it. */
+  faultWindows: FaultFigure[];
   /** For the row expecting a stop: what the ingest did after Redis came back empty. */
   stop?: { stopped: boolean; message: string | null; addedAfterReset: number };
   examples: { lost: string[]; orderViolations: string[]; duplicates: string[] };
@@ -122,9 +135,12 @@ export function measure(run: RowRun): RowResult {
   const reasons = [...run.failures];
   const notes = [...run.notes];
 
-  // Recovery: each fault's end until every change written before it was handled.
-  let recoverMs: number | null = null;
-  for (const window of run.windows) {
+  // Recovery: each fault's end until every change written before it was handled. A fault that
+  // struck again before the previous one had recovered makes that one's figure a sum of both:
+  // it is kept per fault but left out of the row's figure (the last fault's always counts).
+  const faultWindows: FaultFigure[] = [];
+  let unrecovered = false;
+  for (const [index, window] of run.windows.entries()) {
     const limit = clusterKey(window.endCluster);
     let latest = window.end;
     let missing = false;
@@ -135,12 +151,20 @@ export function measure(run: RowRun): RowResult {
       if (handledAt === undefined) missing = true;
       else latest = Math.max(latest, handledAt);
     }
-    if (missing) {
-      recoverMs = null;
-      break;
-    }
-    recoverMs = Math.max(recoverMs ?? 0, latest - window.end);
+    const next = run.windows[index + 1];
+    unrecovered ||= missing;
+    faultWindows.push({
+      label: window.label,
+      durationMs: window.end - window.start,
+      recoverMs: missing ? null : latest - window.end,
+      overlapped: !missing && next !== undefined && latest > next.start,
+    });
   }
+  const measured = faultWindows.filter((figure) => !figure.overlapped);
+  const recoverMs =
+    unrecovered || measured.length === 0
+      ? null
+      : Math.max(...measured.map((figure) => figure.recoverMs ?? 0));
 
   const lost = report.lost.length;
   const result: RowResult = {
@@ -162,6 +186,7 @@ export function measure(run: RowRun): RowResult {
     orderViolations: report.orderViolations.length,
     unexpected: report.unexpected.length + stray.length,
     recoverMs,
+    faultWindows,
     examples: {
       lost: report.lost.slice(0, 3).map(describeJob),
       orderViolations: report.orderViolations
@@ -172,6 +197,11 @@ export function measure(run: RowRun): RowResult {
     durationMs: run.durationMs,
   };
   if (run.windows.length === 0) reasons.push('no fault was injected');
+  const overlapped = faultWindows.filter((figure) => figure.overlapped).length;
+  if (overlapped > 0)
+    notes.push(
+      `${overlapped} of ${faultWindows.length} faults struck again before the pipeline had caught up (left out of "recover"; each fault's figure is in --json)`,
+    );
   if (run.enqueues.incomplete.length > 0) {
     reasons.push(
       `the enqueue record of ${run.enqueues.incomplete.join(', ')} is incomplete (its stream was trimmed before it was read): duplicates cannot be ruled out`,
@@ -244,6 +274,7 @@ export function pendingResult(id: string, title: string, why: string): RowResult
     orderViolations: 0,
     unexpected: 0,
     recoverMs: null,
+    faultWindows: [],
     examples: { lost: [], orderViolations: [], duplicates: [] },
     durationMs: 0,
   };

@@ -3,6 +3,7 @@
  * changes. A row is data plus an `inject` function; adding one is adding an entry here (the
  * scale-out rows at the end are placeholders until their features land).
  */
+import { waitFor } from '@changeq/testkit';
 import type { Servers } from './servers.js';
 import { LEASE_TTL_MS, type Settings } from './settings.js';
 import type { System, SystemSetup } from './system.js';
@@ -111,8 +112,14 @@ export const ROWS: readonly Row[] = [
         const name = pick(ctx.random, ctx.system.names);
         const victim = await activeWorker(ctx, name);
         await ctx.fault(`worker ${name} SIGKILL`, async () => {
-          await victim.kill();
+          await victim.kill(); // its supervisor starts the next one at once
         });
+        // Each kill strikes a worker at work: wait until the successor holds the lease.
+        await waitFor(
+          async () => (await ctx.system.leaseHolder(name)) === victim.current.pid,
+          `worker ${name}'s successor to take the lease`,
+          30_000,
+        );
       }
     },
   },
@@ -123,11 +130,14 @@ export const ROWS: readonly Row[] = [
     async inject(ctx) {
       // The ingest holds no lease yet (the standby ingest comes with the scale-out issue):
       // paused as long as Redis in its row, well past a worker's lease.
-      await ctx.fault(`ingest SIGSTOP ${ctx.settings.pauseMs} ms`, async () => {
-        ctx.system.ingest.signal('SIGSTOP');
-        await ctx.sleep(ctx.settings.pauseMs);
-        ctx.system.ingest.signal('SIGCONT');
-      });
+      for (let n = 0; n < ctx.settings.repeats.ingestPauses; n += 1) {
+        if (n > 0) await ctx.pause(1500, 3000);
+        await ctx.fault(`ingest SIGSTOP ${ctx.settings.pauseMs} ms`, async () => {
+          ctx.system.ingest.signal('SIGSTOP');
+          await ctx.sleep(ctx.settings.pauseMs);
+          ctx.system.ingest.signal('SIGCONT');
+        });
+      }
     },
   },
   {
@@ -136,16 +146,20 @@ export const ROWS: readonly Row[] = [
     expect: 'clean',
     standbys: ['alpha'],
     async inject(ctx) {
-      const paused = await activeWorker(ctx, 'alpha');
       const pauseMs = 2 * LEASE_TTL_MS + 1000;
-      await ctx.fault(`worker alpha SIGSTOP ${pauseMs} ms`, async () => {
-        paused.signal('SIGSTOP');
-        await ctx.sleep(pauseMs);
-        const holder = await ctx.system.leaseHolder('alpha');
-        if (holder === paused.current.pid)
-          ctx.fail('the standby did not take the lease of the paused worker');
-        paused.signal('SIGCONT');
-      });
+      for (let n = 0; n < ctx.settings.repeats.workerPauses; n += 1) {
+        // The paused process resumes as the standby; the next pause strikes the new holder.
+        if (n > 0) await ctx.pause(1500, 3000);
+        const paused = await activeWorker(ctx, 'alpha');
+        await ctx.fault(`worker alpha SIGSTOP ${pauseMs} ms`, async () => {
+          paused.signal('SIGSTOP');
+          await ctx.sleep(pauseMs);
+          const holder = await ctx.system.leaseHolder('alpha');
+          if (holder === paused.current.pid)
+            ctx.fail('the standby did not take the lease of the paused worker');
+          paused.signal('SIGCONT');
+        });
+      }
     },
   },
   {
@@ -175,14 +189,17 @@ export const ROWS: readonly Row[] = [
     title: 'Redis paused (SIGSTOP), then SIGCONT',
     expect: 'clean',
     async inject(ctx) {
-      await ctx.fault(`Redis SIGSTOP ${ctx.settings.pauseMs} ms`, async () => {
-        process.kill(ctx.servers.redis.pid, 'SIGSTOP');
-        try {
-          await ctx.sleep(ctx.settings.pauseMs);
-        } finally {
-          process.kill(ctx.servers.redis.pid, 'SIGCONT');
-        }
-      });
+      for (let n = 0; n < ctx.settings.repeats.redisPauses; n += 1) {
+        if (n > 0) await ctx.pause(1500, 3000);
+        await ctx.fault(`Redis SIGSTOP ${ctx.settings.pauseMs} ms`, async () => {
+          process.kill(ctx.servers.redis.pid, 'SIGSTOP');
+          try {
+            await ctx.sleep(ctx.settings.pauseMs);
+          } finally {
+            process.kill(ctx.servers.redis.pid, 'SIGCONT');
+          }
+        });
+      }
     },
   },
   {

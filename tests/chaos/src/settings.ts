@@ -12,8 +12,11 @@ export interface Settings {
   repeats: {
     ingestKills: number;
     workerKills: number;
+    ingestPauses: number;
+    workerPauses: number;
     redisShortOutages: number;
     redisLongOutages: number;
+    redisPauses: number;
     mongoRestarts: number;
     droppedConnections: number;
     resumableErrors: number;
@@ -48,8 +51,11 @@ export const QUICK: Settings = {
   repeats: {
     ingestKills: 3,
     workerKills: 2,
+    ingestPauses: 1,
+    workerPauses: 1,
     redisShortOutages: 1,
     redisLongOutages: 1,
+    redisPauses: 1,
     mongoRestarts: 1,
     droppedConnections: 2,
     resumableErrors: 2,
@@ -73,8 +79,11 @@ export const FULL: Settings = {
   repeats: {
     ingestKills: 12,
     workerKills: 8,
+    ingestPauses: 2,
+    workerPauses: 4,
     redisShortOutages: 3,
     redisLongOutages: 2,
+    redisPauses: 2,
     mongoRestarts: 3,
     droppedConnections: 10,
     resumableErrors: 10,

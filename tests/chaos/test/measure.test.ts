@@ -88,6 +88,22 @@ describe('measure', () => {
     expect(result.reasons).toEqual(['1 events enqueued twice']);
   });
 
+  test('a fault that strikes before the one before it recovered leaves that one out of the figure', () => {
+    const result = measure(
+      run({
+        windows: [
+          { label: 'first', start: 1100, end: 1200, endCluster: at(11) },
+          { label: 'second', start: 1300, end: 1400, endCluster: at(12) },
+        ],
+      }),
+    );
+    expect(result.faultWindows).toEqual([
+      { label: 'first', durationMs: 100, recoverMs: 300, overlapped: true },
+      { label: 'second', durationMs: 100, recoverMs: 1100, overlapped: false },
+    ]);
+    expect(result.recoverMs).toBe(1100);
+  });
+
   test('a change never handled is lost, and the row has not recovered', () => {
     const result = measure(run({ calls: [...handled(10, 1000), ...handled(12, 2500)] }));
     expect(result).toMatchObject({ status: 'fail', lost: 1, recoverMs: null });
