@@ -95,7 +95,7 @@ async function main(): Promise<number> {
         reasons: [`the row could not run: ${error.message.split('\n')[0]}`],
       }));
       progress(
-        `  ${result.status}${result.reasons.length ? `: ${result.reasons.join('; ')}` : ''}`,
+        `  ${result.status} (${(result.durationMs / 1000).toFixed(1)} s)${result.reasons.length ? `: ${result.reasons.join('; ')}` : ''}`,
       );
       results.push(result);
     }

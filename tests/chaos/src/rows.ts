@@ -261,9 +261,9 @@ export const ROWS: readonly Row[] = [
       // position). Some are "not primary" or "shutting down" codes, after which the driver also
       // waits for its monitor to see the server again (up to heartbeatFrequencyMS).
       const errors: [code: number, labelled: boolean][] = [
-        [91, true],
-        [6, false],
         [9001, true],
+        [6, false],
+        [91, true],
         [189, false],
         [10107, true],
         [89, false],

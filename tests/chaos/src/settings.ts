@@ -46,8 +46,8 @@ export const QUICK: Settings = {
   mode: 'quick',
   writeRate: 150,
   documents: 300,
-  warmupMs: 1000,
-  tailMs: 1000,
+  warmupMs: 800,
+  tailMs: 800,
   repeats: {
     ingestKills: 3,
     workerKills: 2,
@@ -67,7 +67,7 @@ export const QUICK: Settings = {
   pauseMs: 3000,
   stepDownSeconds: 2,
   drainTimeoutMs: 45_000,
-  stopTimeoutMs: 10_000,
+  stopTimeoutMs: 8_000,
 };
 
 export const FULL: Settings = {
