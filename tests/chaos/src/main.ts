@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { redisServerBinary } from '@changeq/stack';
 import { pendingResult, type RowResult } from './measure.js';
 import { parseOptions, usageLine, USAGE, type Options } from './options.js';
-import { renderTable, rowPassed, type Machine, type MatrixReport } from './report.js';
+import {
+  renderMarkdown,
+  renderTable,
+  rowPassed,
+  type Machine,
+  type MatrixReport,
+} from './report.js';
 import { ROWS } from './rows.js';
 import { runRow } from './run-row.js';
 import { Servers } from './servers.js';
@@ -105,7 +111,7 @@ async function main(): Promise<number> {
   const report: MatrixReport = {
     version: 1,
     at: new Date(started).toISOString(),
-    command: `npm run chaos --${options.quick ? ' --quick' : ''}${options.json ? ' --json' : ''}${options.only.length ? ` --only ${options.only.join(',')}` : ''} --seed ${options.seed}`,
+    command: `npm run chaos --${options.quick ? ' --quick' : ''}${options.json ? ' --json' : ''}${options.markdown ? ' --markdown' : ''}${options.only.length ? ` --only ${options.only.join(',')}` : ''} --seed ${options.seed}`,
     mode: settings.mode,
     seed: options.seed,
     machine: machine(),
@@ -119,9 +125,12 @@ async function main(): Promise<number> {
     durationMs: Date.now() - started,
     rows: results,
   };
-  process.stdout.write(
-    options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderTable(report)}\n`,
-  );
+  const output = options.json
+    ? JSON.stringify(report, null, 2)
+    : options.markdown
+      ? renderMarkdown(report)
+      : renderTable(report);
+  process.stdout.write(`${output}\n`);
   if (report.passed && !options.keep) rmSync(runDir, { recursive: true, force: true });
   else progress(`chaos: the handler call records are kept in ${runDir}`);
   return report.passed ? 0 : 1;

@@ -2,6 +2,7 @@ export const USAGE = `npm run chaos [-- options]   the fault matrix (docs/reliab
 
   --quick          short rows (under 3 minutes in all); default: the full matrix
   --json           print one JSON object instead of the table (progress stays on stderr)
+  --markdown       print the table as Markdown (for docs/reliability.md)
   --only a,b       run only these rows (see --list)
   --seed n         the seed of the writer and of the fault timings (default 1)
   --keep           keep the handler call records even when every row passes
@@ -13,6 +14,7 @@ Exit code 0 when every row met its expectation, 1 when one did not, 2 on a wrong
 export interface Options {
   quick: boolean;
   json: boolean;
+  markdown: boolean;
   only: string[];
   seed: number;
   keep: boolean;
@@ -26,6 +28,7 @@ export function parseOptions(argv: readonly string[]): Options {
   const options: Options = {
     quick: false,
     json: false,
+    markdown: false,
     only: [],
     seed: 1,
     keep: false,
@@ -42,6 +45,7 @@ export function parseOptions(argv: readonly string[]): Options {
     };
     if (arg === '--quick') options.quick = true;
     else if (arg === '--json') options.json = true;
+    else if (arg === '--markdown') options.markdown = true;
     else if (arg === '--keep') options.keep = true;
     else if (arg === '--list') options.list = true;
     else if (arg === '--help' || arg === '-h') options.help = true;

@@ -86,3 +86,32 @@ export function renderTable(report: MatrixReport): string {
   );
   return out.join('\n');
 }
+
+/** The matrix as a Markdown table with the run's facts above it (docs/reliability.md). */
+export function renderMarkdown(report: MatrixReport): string {
+  const m = report.machine;
+  const cell = (value: string) => value.replace(/\|/g, '\\|');
+  const lines = [
+    `\`${report.command}\`, ${report.at.slice(0, 10)}: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ` +
+      `Node ${m.node}, Redis ${m.redis} (AOF \`appendfsync ${report.settings.redisAppendfsync}\`), ${m.platform}; ` +
+      `the writer at ${report.settings.writeRate} changes/s over ${report.settings.documents} documents in 3 collections, ` +
+      `workers ${report.settings.workers.map((name) => `\`${name}\``).join(', ')} with a ${report.settings.leaseTtlMs / 1000} s lease; ` +
+      `${(report.durationMs / 60_000).toFixed(1)} minutes in all.`,
+    '',
+    '| row | fault | result | faults | written | enqueued | handled | lost | dup jobs | re-runs | order | recover |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const row of report.rows) {
+    if (row.status === 'pending') {
+      lines.push(
+        `| \`${row.id}\` | ${cell(row.title)} | pending (${cell(row.notes[0] ?? '')}) | | | | | | | | | |`,
+      );
+      continue;
+    }
+    const result = row.status === 'pass' ? 'pass' : `**${row.status}**`;
+    lines.push(
+      `| \`${row.id}\` | ${cell(row.title)} | ${result} | ${row.faults} | ${row.written} | ${row.enqueued} | ${row.handled} | ${row.lost} | ${row.duplicates} | ${row.reruns} | ${row.orderViolations} | ${seconds(row.recoverMs)} |`,
+    );
+  }
+  return lines.join('\n');
+}

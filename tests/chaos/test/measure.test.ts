@@ -1,9 +1,9 @@
 import { Timestamp, type ChangeStreamDocument } from 'mongodb';
 import { describe, expect, test } from 'vitest';
 import { expectedJobs, type HandlerCall } from '@changeq/testkit';
-import { measure, type RowRun } from '../src/measure.js';
+import { measure, pendingResult, type RowRun } from '../src/measure.js';
 import { parseOptions } from '../src/options.js';
-import { renderTable, type MatrixReport } from '../src/report.js';
+import { renderMarkdown, renderTable, type MatrixReport } from '../src/report.js';
 import { QUICK } from '../src/settings.js';
 
 const at = (second: number) => new Timestamp({ t: second, i: 1 });
@@ -221,5 +221,12 @@ describe('options and report', () => {
     expect(table).toMatch(/^row +pass +1 +3 +3 +3 +0 +0 +0 +0 +0\.3 s$/m);
     expect(table).toContain('FAIL 2 changes never handled');
     expect(table).toContain('SOME ROWS FAILED');
+    const markdown = renderMarkdown({
+      ...report,
+      rows: [...report.rows, pendingResult('later', 'a row to come', 'lands later')],
+    });
+    expect(markdown).toContain('| `row` | a row | pass | 1 | 3 | 3 | 3 | 0 | 0 | 0 | 0 | 0.3 s |');
+    expect(markdown).toContain('| `row` | a row | **fail** | 1 | 3 | 3 | 1 | 2 |');
+    expect(markdown).toContain('| `later` | a row to come | pending (lands later) |');
   });
 });
