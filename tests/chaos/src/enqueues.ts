@@ -6,9 +6,11 @@
  * runs, and at the end each stream's `entries-added` counter says whether every entry was read.
  */
 import { Redis } from 'ioredis';
+import { eventQueueName } from '@changeq/store';
 
 export interface Enqueue {
-  queue: string;
+  /** The worker name whose queue received the job. */
+  worker: string;
   jobId: string;
   /** Redis' clock (ms) when the job was added: the stream entry's id. */
   at: number;
@@ -35,15 +37,18 @@ export class EnqueueLog {
   private running = true;
   private readonly loop: Promise<void>;
   private closing: Promise<EnqueueTally> | null = null;
+  /** The workers' queues, in the order of `workers`. */
+  private readonly queues: readonly string[];
 
   constructor(
     redisUrl: string,
     private readonly prefix: string,
-    private readonly queues: readonly string[],
+    private readonly workers: readonly string[],
   ) {
+    this.queues = workers.map(eventQueueName);
     this.redis = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
     this.redis.on('error', () => undefined); // Redis is what the faults break; the loop retries
-    for (const queue of queues) {
+    for (const queue of this.queues) {
       this.last.set(queue, '0');
       this.read.set(queue, 0);
     }
@@ -73,7 +78,8 @@ export class EnqueueLog {
       [string, [string, string[]][]][] | null;
     let count = 0;
     for (const [key, entries] of reply ?? []) {
-      const queue = this.queues.find((q) => this.key(q) === key)!;
+      const index = this.queues.findIndex((q) => this.key(q) === key);
+      const queue = this.queues[index]!;
       for (const [id, fields] of entries) {
         count += 1;
         this.last.set(queue, id);
@@ -81,7 +87,11 @@ export class EnqueueLog {
         const field = (name: string) => fields[fields.indexOf(name) + 1];
         const event = field('event');
         if (event === 'added') {
-          this.adds.push({ queue, jobId: field('jobId')!, at: Number(id.split('-')[0]) });
+          this.adds.push({
+            worker: this.workers[index]!,
+            jobId: field('jobId')!,
+            at: Number(id.split('-')[0]),
+          });
         } else if (event === 'duplicated') {
           this.refusedAsDuplicates += 1;
         }

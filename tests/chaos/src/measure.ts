@@ -126,7 +126,7 @@ export function measure(run: RowRun): RowResult {
   const expectedKeys = new Set(run.expected.map((job) => jobKey(job.worker, job.jobId)));
   const addsPerJob = new Map<string, number>();
   for (const add of run.enqueues.adds) {
-    const key = jobKey(add.queue, add.jobId);
+    const key = jobKey(add.worker, add.jobId);
     addsPerJob.set(key, (addsPerJob.get(key) ?? 0) + 1);
   }
   const duplicated = [...addsPerJob].filter(([, adds]) => adds > 1);

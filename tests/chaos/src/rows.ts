@@ -3,6 +3,7 @@
  * changes. A row is data plus an `inject` function; adding one is adding an entry here (the
  * scale-out rows at the end are placeholders until their features land).
  */
+import type { ChangeStreamDocument } from 'mongodb';
 import { waitFor } from '@changeq/testkit';
 import type { Servers } from './servers.js';
 import { LEASE_TTL_MS, type Settings } from './settings.js';
@@ -41,7 +42,16 @@ export interface Row extends Omit<SystemSetup, 'id'> {
   /** Set while the feature a row needs has not landed: listed, not run. */
   pending?: string;
   inject(ctx: FaultContext): Promise<void>;
+  /**
+   * Which worker(s) each change should have reached, read once the writes are over. Default: the
+   * router of the fixed names. A row that changes the names while writing (the scale-out issue)
+   * gives the routing of the ring's epochs here.
+   */
+  route?(system: System): Promise<Route>;
 }
+
+/** The job(s) a change calls for: the worker that runs each, and the job id. */
+export type Route = (event: ChangeStreamDocument) => readonly { worker: string; jobId: string }[];
 
 /** The ingest's MongoDB connections (its appName), which the fail points aim at. */
 const ingestAppName = (system: System) => `changeq-ingest-${system.ingestId}`;
@@ -335,10 +345,11 @@ export const ROWS: readonly Row[] = [
     watch: 'collection',
     inject: (ctx) => namespaceChanges(ctx, 'rename'),
   },
-  // The scale-out issue's rows: the system then needs a ring that changes while the writer
-  // writes (a workers.toml rewrite, SIGHUP to the ingest, a worker started or stopped: System
-  // gains `addWorkerName`/`removeWorkerName`, and the expected routing follows the ring's
-  // epochs), and a second ingest process (SystemSetup gains `standbyIngest`).
+  // The scale-out issue's rows, listed until their features land. A worker name added or
+  // removed while writing: System gains addWorkerName/removeWorkerName (rewrite workers.toml,
+  // signal the ingest, start or stop the name's worker) and the row gives `route` (the ring's
+  // epochs, from Redis). The standby ingest: SystemSetup gains a second ingest process, and the
+  // rows strike the lease holder as worker-sigkill and worker-sigstop do.
   ...[
     ['worker-name-added', 'a worker name added while writing'],
     ['worker-name-removed', 'a worker name removed while writing'],

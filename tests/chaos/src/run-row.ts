@@ -1,10 +1,11 @@
 /** Runs one row: its system, the writer, the fault, then waits for the pipeline and measures. */
 import { Router } from '@changeq/shared';
 import { planEvent } from '@changeq/source';
+import { eventQueueName } from '@changeq/store';
 import { expectedJobs, jobKey, seededRandom, type ExpectedJob } from '@changeq/testkit';
 import type { Timestamp } from 'mongodb';
 import { measure, type FaultWindow, type RowResult } from './measure.js';
-import type { FaultContext, Row } from './rows.js';
+import type { FaultContext, Route, Row } from './rows.js';
 import type { Servers } from './servers.js';
 import type { Settings } from './settings.js';
 import { System } from './system.js';
@@ -64,10 +65,7 @@ export async function runRow(row: Row, options: RowOptions): Promise<RowResult> 
     await sleep(settings.tailMs);
     const writes = await writer.stop();
     const truth = await system.truth();
-    const router = new Router(system.names);
-    const expected = expectedJobs(truth, (event) =>
-      planEvent(event, router).map((job) => ({ worker: job.queue, jobId: job.jobId })),
-    );
+    const expected = expectedJobs(truth, await (row.route?.(system) ?? fixedRoute(system)));
     progress(`${truth.length} changes written; waiting for the pipeline`);
     if (row.expect === 'stop') await waitForStop(system, settings);
     else await waitForDrain(system, expected, settings);
@@ -96,6 +94,15 @@ export async function runRow(row: Row, options: RowOptions): Promise<RowResult> 
   } finally {
     await system.stop();
   }
+}
+
+/** The routing of the fixed worker names (what the product's planner does with them). */
+async function fixedRoute(system: System): Promise<Route> {
+  const router = new Router(system.names);
+  // The handlers record the worker's name; the planner names its queue.
+  const workerOf = new Map(system.names.map((name) => [eventQueueName(name), name]));
+  return (event) =>
+    planEvent(event, router).map((job) => ({ worker: workerOf.get(job.queue)!, jobId: job.jobId }));
 }
 
 /** Until every expected job was handled, or nothing moved for a while, or the timeout. */

@@ -41,7 +41,7 @@ function run(overrides: Partial<RowRun> = {}): RowRun {
     expected,
     calls: [...handled(10, 1000), ...handled(11, 1500), ...handled(12, 2500)],
     enqueues: {
-      adds: expected.map((job) => ({ queue: 'a', jobId: job.jobId, at: 900 })),
+      adds: expected.map((job) => ({ worker: 'a', jobId: job.jobId, at: 900 })),
       refusedAsDuplicates: 0,
       incomplete: [],
       reset: [],
@@ -80,7 +80,7 @@ describe('measure', () => {
         calls: [...base.calls, ...handled(12, 2600)],
         enqueues: {
           ...base.enqueues,
-          adds: [...base.enqueues.adds, { queue: 'a', jobId: 'j-P11', at: 1300 }],
+          adds: [...base.enqueues.adds, { worker: 'a', jobId: 'j-P11', at: 1300 }],
         },
       }),
     );
@@ -149,7 +149,7 @@ describe('measure', () => {
         stopRun({
           enqueues: {
             ...run().enqueues,
-            adds: [...run().enqueues.adds, { queue: 'a', jobId: 'j-P10', at: 2050 }],
+            adds: [...run().enqueues.adds, { worker: 'a', jobId: 'j-P10', at: 2050 }],
           },
         }),
       );
@@ -169,7 +169,7 @@ describe('measure', () => {
           ownExits: [{ ...stopped, exit: { ...stopped.exit, tail: '{"msg":"bye"}\n' } }],
           enqueues: {
             ...run().enqueues,
-            adds: [...run().enqueues.adds, { queue: 'a', jobId: 'j-P10', at: 2050 }],
+            adds: [...run().enqueues.adds, { worker: 'a', jobId: 'j-P10', at: 2050 }],
           },
         }),
       );
