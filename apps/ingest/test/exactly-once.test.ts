@@ -1,8 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { startStack, type RunningStack } from '@changeq/stack';
-import { endProcesses, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
-import { RecordingConsumer, assertExactlyOnceInOrder, seededRandom, writeChaos } from './chaos.js';
+import {
+  endProcesses,
+  seededRandom,
+  waitFor,
+  workersFile,
+  writeChaos,
+  type TestProcess,
+} from '@changeq/testkit';
+import { RecordingConsumer, assertExactlyOnceInOrder } from './chaos.js';
 import {
   clusterTimeNow,
   groundTruth,

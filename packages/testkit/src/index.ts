@@ -8,3 +8,23 @@ export type { App } from './entry-points.js';
 // The process primitives tests use beside the kit, so a test file needs only the kit and stack.
 export { freePort, isAlive } from '@changeq/processes';
 export { changesSince } from './change-streams.js';
+export { seededRandom } from './random.js';
+export { writeChaos } from './writer.js';
+export type { ChaosWrites, WriteTally } from './writer.js';
+export { Supervised } from './supervised.js';
+export type { SupervisedExit, SupervisedOptions } from './supervised.js';
+export {
+  CallLog,
+  checkDeliveries,
+  documentOf,
+  expectedJobs,
+  jobKey,
+  recordingHandlersPath,
+} from './deliveries.js';
+export type {
+  DeliveryReport,
+  ExpectedJob,
+  HandlerCall,
+  OrderViolation,
+  ViolationKind,
+} from './deliveries.js';

@@ -77,6 +77,8 @@ describe('processes', () => {
 
   test('waitForLine names the pattern and shows the output after its timeout', async () => {
     const p = startNode(SLEEPER[0]!, SLEEPER.slice(1));
+    // Started first: on a loaded machine Node may take longer than the timeout to print it.
+    await p.waitForLine(/^ready$/);
     await expect(p.waitForLine(/never/, 300)).rejects.toThrow(
       /no line matching \/never\/ within 300 ms; output:\nready/,
     );

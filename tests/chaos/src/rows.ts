@@ -1,0 +1,367 @@
+/**
+ * The rows of the fault matrix: one kind of fault each, injected while the writer streams
+ * changes. A row is data plus an `inject` function; adding one is adding an entry here (the
+ * scale-out rows at the end are placeholders until their features land).
+ */
+import type { ChangeStreamDocument } from 'mongodb';
+import { waitFor } from '@changeq/testkit';
+import type { Servers } from './servers.js';
+import { LEASE_TTL_MS, type Settings } from './settings.js';
+import type { System, SystemSetup } from './system.js';
+
+/** What an `inject` function can do. */
+export interface FaultContext {
+  readonly servers: Servers;
+  readonly system: System;
+  readonly settings: Settings;
+  readonly random: () => number;
+  /**
+   * Runs one fault, from the moment it strikes until it has ended (the process restarted, the
+   * server back): recovery is timed from that end.
+   */
+  fault<T>(label: string, run: () => Promise<T>): Promise<T>;
+  /** A random pause between repeated faults. */
+  pause(minMs: number, maxMs: number): Promise<void>;
+  sleep(ms: number): Promise<void>;
+  /** An observation worth a line in the report. */
+  note(text: string): void;
+  /** The fault did not strike as planned: the row cannot pass, whatever the figures. */
+  fail(reason: string): void;
+  /** Redis came back without its data now (the row expecting the ingest to stop). */
+  markReset(): void;
+}
+
+export interface Row extends Omit<SystemSetup, 'id'> {
+  id: string;
+  title: string;
+  /**
+   * `clean`: nothing lost, nothing enqueued twice, nothing out of order, and caught up after
+   * the fault. `stop`: the ingest stops and says why; nothing is enqueued after the fault.
+   */
+  expect: 'clean' | 'stop';
+  /** Set while the feature a row needs has not landed: listed, not run. */
+  pending?: string;
+  inject(ctx: FaultContext): Promise<void>;
+  /**
+   * Which worker(s) each change should have reached, read once the writes are over. Default: the
+   * router of the fixed names. A row that changes the names while writing (the scale-out issue)
+   * gives the routing of the ring's epochs here.
+   */
+  route?(system: System): Promise<Route>;
+}
+
+/** The job(s) a change calls for: the worker that runs each, and the job id. */
+export type Route = (event: ChangeStreamDocument) => readonly { worker: string; jobId: string }[];
+
+/** The ingest's MongoDB connections (its appName), which the fail points aim at. */
+const ingestAppName = (system: System) => `changeq-ingest-${system.ingestId}`;
+
+/** The process holding `name`'s lease, or the first one of the name. */
+async function activeWorker(ctx: FaultContext, name: string) {
+  const pid = await ctx.system.leaseHolder(name);
+  const processes = ctx.system.workers.get(name)!;
+  return (pid !== null ? ctx.system.workerByPid(name, pid) : undefined) ?? processes[0]!;
+}
+
+const pick = <T>(random: () => number, list: readonly T[]): T =>
+  list[Math.floor(random() * list.length)]!;
+
+/** Kills Redis, waits `downMs`, starts it again on the same port and files (AOF replayed). */
+async function redisOutage(ctx: FaultContext, downMs: number): Promise<void> {
+  await ctx.fault(`Redis down ${downMs} ms`, async () => {
+    await ctx.servers.redis.kill('SIGKILL');
+    await ctx.sleep(downMs);
+    await ctx.servers.redis.restart();
+  });
+}
+
+/** Drops or renames collection `a` (the writer goes on writing to it, recreating it). */
+async function namespaceChanges(ctx: FaultContext, kind: 'drop' | 'rename'): Promise<void> {
+  const db = ctx.servers.admin.db(ctx.system.db);
+  for (let n = 1; n <= ctx.settings.repeats.namespaceChanges; n += 1) {
+    if (n > 1) await ctx.pause(1000, 2500);
+    await ctx.fault(`${kind} of ${ctx.system.db}.a`, async () => {
+      if (kind === 'drop') await db.collection('a').drop();
+      else await db.collection('a').rename(`a_renamed_${n}`);
+    });
+  }
+}
+
+export const ROWS: readonly Row[] = [
+  {
+    id: 'none',
+    title: 'no fault (the baseline)',
+    expect: 'clean',
+    async inject(ctx) {
+      // A fault that ends at once: its "recovery" is the pipeline's latency under this load.
+      await ctx.fault('nothing', async () => undefined);
+    },
+  },
+  {
+    id: 'ingest-sigkill',
+    title: 'SIGKILL of the ingest, repeatedly',
+    expect: 'clean',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.ingestKills; n += 1) {
+        // Each kill strikes an ingest at work: its successor's stream open, then a while.
+        await ctx.system.ingest.current.waitForLine(/change stream open/, 30_000);
+        if (n > 0) await ctx.pause(300, 1500);
+        await ctx.fault('ingest SIGKILL', async () => {
+          await ctx.system.ingest.kill(); // its supervisor starts the next one at once
+        });
+      }
+    },
+  },
+  {
+    id: 'worker-sigkill',
+    title: 'SIGKILL of a worker, repeatedly',
+    expect: 'clean',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.workerKills; n += 1) {
+        if (n > 0) await ctx.pause(500, 2000);
+        const name = pick(ctx.random, ctx.system.names);
+        const victim = await activeWorker(ctx, name);
+        await ctx.fault(`worker ${name} SIGKILL`, async () => {
+          await victim.kill(); // its supervisor starts the next one at once
+        });
+        // Each kill strikes a worker at work: wait until the successor holds the lease.
+        await waitFor(
+          async () => (await ctx.system.leaseHolder(name)) === victim.current.pid,
+          `worker ${name}'s successor to take the lease`,
+          30_000,
+        );
+      }
+    },
+  },
+  {
+    id: 'ingest-sigstop',
+    title: 'SIGSTOP of the ingest, then SIGCONT',
+    expect: 'clean',
+    async inject(ctx) {
+      // The ingest holds no lease yet (the standby ingest comes with the scale-out issue):
+      // paused as long as Redis in its row, well past a worker's lease.
+      for (let n = 0; n < ctx.settings.repeats.ingestPauses; n += 1) {
+        if (n > 0) await ctx.pause(1500, 3000);
+        await ctx.fault(`ingest SIGSTOP ${ctx.settings.pauseMs} ms`, async () => {
+          ctx.system.ingest.signal('SIGSTOP');
+          await ctx.sleep(ctx.settings.pauseMs);
+          ctx.system.ingest.signal('SIGCONT');
+        });
+      }
+    },
+  },
+  {
+    id: 'worker-sigstop',
+    title: 'SIGSTOP of a worker past its lease (a standby takes over), then SIGCONT',
+    expect: 'clean',
+    standbys: ['alpha'],
+    async inject(ctx) {
+      const pauseMs = 2 * LEASE_TTL_MS + 1000;
+      for (let n = 0; n < ctx.settings.repeats.workerPauses; n += 1) {
+        // The paused process resumes as the standby; the next pause strikes the new holder.
+        if (n > 0) await ctx.pause(1500, 3000);
+        const paused = await activeWorker(ctx, 'alpha');
+        await ctx.fault(`worker alpha SIGSTOP ${pauseMs} ms`, async () => {
+          paused.signal('SIGSTOP');
+          await ctx.sleep(pauseMs);
+          const holder = await ctx.system.leaseHolder('alpha');
+          if (holder === paused.current.pid)
+            ctx.fail('the standby did not take the lease of the paused worker');
+          paused.signal('SIGCONT');
+        });
+      }
+    },
+  },
+  {
+    id: 'redis-kill-1s',
+    title: 'Redis killed, restarted from its AOF after 1 s',
+    expect: 'clean',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.redisShortOutages; n += 1) {
+        if (n > 0) await ctx.pause(1500, 3000);
+        await redisOutage(ctx, ctx.settings.redisShortOutageMs);
+      }
+    },
+  },
+  {
+    id: 'redis-kill-10s',
+    title: 'Redis killed, restarted from its AOF after 10 s',
+    expect: 'clean',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.redisLongOutages; n += 1) {
+        if (n > 0) await ctx.pause(3000, 5000);
+        await redisOutage(ctx, ctx.settings.redisLongOutageMs);
+      }
+    },
+  },
+  {
+    id: 'redis-pause',
+    title: 'Redis paused (SIGSTOP), then SIGCONT',
+    expect: 'clean',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.redisPauses; n += 1) {
+        if (n > 0) await ctx.pause(1500, 3000);
+        await ctx.fault(`Redis SIGSTOP ${ctx.settings.pauseMs} ms`, async () => {
+          process.kill(ctx.servers.redis.pid, 'SIGSTOP');
+          try {
+            await ctx.sleep(ctx.settings.pauseMs);
+          } finally {
+            process.kill(ctx.servers.redis.pid, 'SIGCONT');
+          }
+        });
+      }
+    },
+  },
+  {
+    id: 'redis-empty',
+    title: 'Redis restarted EMPTY (its data lost)',
+    expect: 'stop',
+    async inject(ctx) {
+      await ctx.fault('Redis restarted empty', async () => {
+        await ctx.servers.redis.kill('SIGKILL');
+        ctx.servers.wipeRedisData();
+        await ctx.sleep(1000);
+        ctx.markReset();
+        await ctx.servers.redis.restart();
+      });
+    },
+  },
+  {
+    id: 'mongo-restart',
+    title: 'the MongoDB server killed and restarted',
+    expect: 'clean',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.mongoRestarts; n += 1) {
+        if (n > 0) await ctx.pause(2000, 4000);
+        await ctx.fault('MongoDB SIGKILL and restart', async () => {
+          await ctx.servers.mongo.kill('SIGKILL');
+          await ctx.servers.mongo.restart();
+          await ctx.servers.waitWritable();
+        });
+      }
+    },
+  },
+  {
+    id: 'mongo-drop-connections',
+    title: "MongoDB drops the ingest's connections (failCommand closeConnection)",
+    expect: 'clean',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.droppedConnections; n += 1) {
+        if (n > 0) await ctx.pause(500, 1500);
+        // Over once it has struck: the stream's next getMore (or its reopening aggregate).
+        await ctx.fault('connection closed', async () => {
+          const fired = await ctx.servers.failOnce('failCommand', {
+            failCommands: ['getMore', 'aggregate'],
+            closeConnection: true,
+            appName: ingestAppName(ctx.system),
+          });
+          if (!fired) ctx.fail(`dropped connection ${n + 1} never struck`);
+        });
+      }
+    },
+  },
+  {
+    id: 'mongo-resumable-errors',
+    title: 'resumable errors on the change stream (failGetMoreAfterCursorCheckout, and unlabelled)',
+    expect: 'clean',
+    async inject(ctx) {
+      // In turn: a code MongoDB 7.0 labels ResumableChangeStreamError when a getMore holding its
+      // cursor hits it (the driver resumes by itself), and a code raised before the cursor is
+      // checked out, which carries no label (the ingest reopens the stream from its stored
+      // position). Some are "not primary" or "shutting down" codes, after which the driver also
+      // waits for its monitor to see the server again (up to heartbeatFrequencyMS).
+      const errors: [code: number, labelled: boolean][] = [
+        [9001, true],
+        [6, false],
+        [91, true],
+        [189, false],
+        [10107, true],
+        [89, false],
+        [262, true],
+        [11602, false],
+        [63, true],
+        [13436, false],
+      ];
+      for (let n = 0; n < ctx.settings.repeats.resumableErrors; n += 1) {
+        if (n > 0) await ctx.pause(500, 1500);
+        const [code, labelled] = errors[n % errors.length]!;
+        const appName = ingestAppName(ctx.system);
+        await ctx.fault(`error ${code} ${labelled ? 'labelled' : 'unlabelled'}`, async () => {
+          const fired = labelled
+            ? await ctx.servers.failOnce('failGetMoreAfterCursorCheckout', {
+                errorCode: code,
+                appName,
+              })
+            : await ctx.servers.failOnce('failCommand', {
+                failCommands: ['getMore'],
+                errorCode: code,
+                appName,
+              });
+          if (!fired) ctx.fail(`error ${code} never struck`);
+        });
+      }
+    },
+  },
+  {
+    id: 'mongo-stepdown',
+    title: 'the MongoDB primary steps down (replSetStepDown), then is elected again',
+    expect: 'clean',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.stepDowns; n += 1) {
+        if (n > 0) await ctx.pause(2000, 4000);
+        const secs = ctx.settings.stepDownSeconds;
+        await ctx.fault(`step-down ${secs} s`, async () => {
+          await ctx.servers.admin
+            .db('admin')
+            .command({ replSetStepDown: secs, secondaryCatchUpPeriodSecs: 0, force: true });
+          await ctx.servers.waitWritable();
+        });
+      }
+    },
+  },
+  {
+    id: 'collection-drop',
+    title: 'a collection of the watched database dropped',
+    expect: 'clean',
+    inject: (ctx) => namespaceChanges(ctx, 'drop'),
+  },
+  {
+    id: 'collection-rename',
+    title: 'a collection of the watched database renamed',
+    expect: 'clean',
+    inject: (ctx) => namespaceChanges(ctx, 'rename'),
+  },
+  {
+    id: 'watched-collection-drop',
+    title: 'the watched collection dropped (the stream is invalidated)',
+    expect: 'clean',
+    watch: 'collection',
+    inject: (ctx) => namespaceChanges(ctx, 'drop'),
+  },
+  {
+    id: 'watched-collection-rename',
+    title: 'the watched collection renamed (the stream is invalidated)',
+    expect: 'clean',
+    watch: 'collection',
+    inject: (ctx) => namespaceChanges(ctx, 'rename'),
+  },
+  // The scale-out issue's rows, listed until their features land. A worker name added or
+  // removed while writing: System gains addWorkerName/removeWorkerName (rewrite workers.toml,
+  // signal the ingest, start or stop the name's worker) and the row gives `route` (the ring's
+  // epochs, from Redis). The standby ingest: SystemSetup gains a second ingest process, and the
+  // rows strike the lease holder as worker-sigkill and worker-sigstop do.
+  ...[
+    ['worker-name-added', 'a worker name added while writing'],
+    ['worker-name-removed', 'a worker name removed while writing'],
+    ['standby-ingest-sigkill', 'SIGKILL of the leading ingest (a standby takes over)'],
+    ['standby-ingest-sigstop', 'SIGSTOP of the leading ingest past its lease, then SIGCONT'],
+  ].map(([id, title]): Row => ({
+    id: id!,
+    title: title!,
+    expect: 'clean',
+    pending: 'lands with the scale-out issue',
+    inject: async () => {
+      throw new Error(`${id} is not implemented yet`);
+    },
+  })),
+];

@@ -1,0 +1,186 @@
+/**
+ * The system under test for one row: an ingest and a worker per name (each supervised: started
+ * again when killed), the recording handlers, the writer, and the tail of every enqueue. Each
+ * row has a database, a Redis key prefix and an ingest id of its own, so rows never see each
+ * other's changes, jobs or positions while they share the servers.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ChangeStreamDocument, type Timestamp } from 'mongodb';
+import { workerKeys } from '@changeq/store';
+import {
+  CallLog,
+  Supervised,
+  changesSince,
+  recordingHandlersPath,
+  waitFor,
+  workersFile,
+  writeChaos,
+  type WriteTally,
+} from '@changeq/testkit';
+import { EnqueueLog } from './enqueues.js';
+import type { Servers } from './servers.js';
+import { COLLECTIONS, LEASE_TTL_MS, WORKER_NAMES, type Settings } from './settings.js';
+
+/** What a row asks of its system. */
+export interface SystemSetup {
+  id: string;
+  /**
+   * `database` (default): the ingest watches the row's database. `collection`: only its
+   * collection `a`, so dropping or renaming it invalidates the change stream.
+   */
+  watch?: 'database' | 'collection';
+  /** Worker names that get a second process, a standby that takes over when the lease expires. */
+  standbys?: readonly string[];
+}
+
+export class System {
+  readonly names: readonly string[] = WORKER_NAMES;
+  readonly db: string;
+  readonly prefix: string;
+  readonly ingestId: string;
+  readonly recordFile: string;
+  private readonly logPrefix: string;
+  readonly calls: CallLog;
+  readonly enqueues: EnqueueLog;
+  readonly ingest: Supervised;
+  /** Per worker name, its processes (the first one starts first and takes the lease). */
+  readonly workers = new Map<string, Supervised[]>();
+  readonly from: Timestamp;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(
+    readonly servers: Servers,
+    readonly setup: SystemSetup,
+    from: Timestamp,
+    runDir: string,
+    index: number,
+  ) {
+    this.from = from;
+    const tag = setup.id.replace(/[^a-z0-9]/gi, '_');
+    this.db = `chaos_${index}_${tag}`;
+    this.prefix = `cq${index}`;
+    this.ingestId = `row${index}`;
+    this.logPrefix = join(runDir, `${index}-${setup.id}`);
+    this.recordFile = `${this.logPrefix}.calls.jsonl`;
+    this.calls = new CallLog(this.recordFile);
+    this.enqueues = new EnqueueLog(servers.redisUrl, this.prefix, this.names);
+    this.env = {
+      MONGODB_URI: servers.mongodbUri,
+      REDIS_URL: servers.redisUrl,
+      WORKERS_FILE: workersFile(
+        `workers = ${JSON.stringify(this.names)}\n\n[defaults]\nconcurrency = 8\nattempts = 20\nbackoff_ms = 20\nmax_backoff_ms = 500\n`,
+      ),
+      QUEUE_PREFIX: this.prefix,
+      LOG_LEVEL: 'info',
+    };
+    this.ingest = new Supervised('ingest', 'ingest', [], {
+      ...this.env,
+      WATCH: this.watch,
+      INGEST_ID: this.ingestId,
+      START_AT: new Date(from.high * 1000).toISOString(),
+      // Completed jobs are removed at once, so an event enqueued twice is a second job (with the
+      // default, BullMQ would refuse the second add while the first is kept, hiding it).
+      KEEP_COMPLETED_COUNT: '0',
+      BATCH_SIZE: '200',
+      MAX_AWAIT_TIME_MS: '200',
+    });
+    for (const name of this.names) {
+      const count = setup.standbys?.includes(name) ? 2 : 1;
+      this.workers.set(
+        name,
+        Array.from({ length: count }, () => this.startWorker(name)),
+      );
+    }
+  }
+
+  /** WATCH for the row's scope. */
+  get watch(): string {
+    return this.setup.watch === 'collection' ? `${this.db}.a` : this.db;
+  }
+
+  private startWorker(name: string): Supervised {
+    return new Supervised(name, 'worker', ['--name', name, '--handlers', recordingHandlersPath()], {
+      ...this.env,
+      LEASE_TTL_MS: String(LEASE_TTL_MS),
+      LOCK_DURATION_MS: '5000',
+      CHANGEQ_RECORD_FILE: this.recordFile,
+      CHANGEQ_RECORD_FAIL_RATE: '0.02',
+      CHANGEQ_RECORD_SLEEP_MAX_MS: '20',
+    });
+  }
+
+  /** Every supervised process of the row: the ingest first. */
+  get supervised(): Supervised[] {
+    return [this.ingest, ...[...this.workers.values()].flat()];
+  }
+
+  /** Waits until the change stream is open and every worker name's lease is held. */
+  async ready(timeoutMs = 60_000): Promise<void> {
+    await this.ingest.current.waitForLine(/change stream open/, timeoutMs);
+    await waitFor(
+      async () =>
+        (await Promise.all(this.names.map((name) => this.leaseHolder(name)))).every(
+          (pid) => pid !== null,
+        ),
+      'every worker name to have an active process',
+      timeoutMs,
+    );
+  }
+
+  /** The pid of the process holding the name's lease (from Redis), or null. */
+  async leaseHolder(name: string): Promise<number | null> {
+    const raw = await this.servers.redisClient.get(workerKeys(this.prefix, name).lease);
+    if (!raw) return null;
+    return (JSON.parse(raw) as { pid?: number }).pid ?? null;
+  }
+
+  /** The supervised process of `name` whose current pid is `pid`. */
+  workerByPid(name: string, pid: number): Supervised | undefined {
+    return this.workers.get(name)?.find((worker) => worker.current.pid === pid);
+  }
+
+  /** Starts the writer; `stop()` ends it and says what it did. */
+  startWriter(settings: Settings, seed: number): { stop(): Promise<WriteTally> } {
+    const abort = new AbortController();
+    const writing = writeChaos(this.servers.mongodbUri, {
+      operations: Infinity,
+      documents: settings.documents,
+      collections: COLLECTIONS,
+      db: this.db,
+      writers: 4,
+      seed,
+      tolerateErrors: true,
+      signal: abort.signal,
+      ratePerSecond: settings.writeRate,
+    });
+    writing.catch(() => undefined); // awaited in stop()
+    return {
+      stop: async () => {
+        abort.abort();
+        return writing;
+      },
+    };
+  }
+
+  /** The server's own record of the row's changes, narrowed to what the ingest watches. */
+  async truth(): Promise<ChangeStreamDocument[]> {
+    // Read at database level even for a collection scope: a collection's stream ends at its
+    // invalidate, while the ingest goes on after it.
+    const all = await changesSince(this.servers.admin.db(this.db), this.from, [], 700);
+    if (this.setup.watch !== 'collection') return all;
+    return all.filter((event) => (event as { ns?: { coll?: string } }).ns?.coll === 'a');
+  }
+
+  /** Ends every process of the row (SIGKILL, by PID). */
+  async stop(): Promise<void> {
+    await Promise.all(this.supervised.map((process) => process.stop()));
+    // Every process's log beside the call record, for whoever investigates a failed row.
+    for (const process of this.supervised) {
+      for (const run of process.processes) {
+        writeFileSync(`${this.logPrefix}.${process.name}-${run.pid}.log`, run.output());
+      }
+    }
+    await this.enqueues.close().catch(() => undefined);
+  }
+}
