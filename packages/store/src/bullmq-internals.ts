@@ -125,6 +125,8 @@ export async function completeJob(
 export const FINISH_MISSING_LOCK = ErrorCode.JobLockNotExist;
 export const FINISH_NOT_ACTIVE = ErrorCode.JobNotInState;
 export const FINISH_LOCK_MISMATCH = ErrorCode.JobLockMismatch;
+/** moveToFinished status code of a job whose hash is gone (completed and removed, or deleted) (4). */
+export const FINISH_JOB_GONE = ErrorCode.JobNotExist;
 
 const ERROR_CODES = new Set<unknown>(
   Object.values(ErrorCode).filter((value) => typeof value === 'number'),

@@ -10,6 +10,7 @@ import { encodeEvent, decodeEvent, type EventJobData } from '@changeq/shared';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import {
   EncodedJob,
+  FINISH_JOB_GONE,
   FINISH_LOCK_MISMATCH,
   FINISH_MISSING_LOCK,
   activeJobsInFetchOrder,
@@ -114,6 +115,17 @@ describe('BullMQ internals the worker relies on', () => {
     await redis.del(lockKey(worker, 'j1'));
     await b.moveToCompleted('x', 'new', false).catch((e: unknown) => (code = finishErrorCode(e)));
     expect(code).toBe(FINISH_MISSING_LOCK);
+    await close();
+  });
+
+  it('completing again a job completed and removed (a retry after a lost reply) says it is gone', async () => {
+    const { worker, close } = await setup(1);
+    const job = (await worker.getNextJob('t', { block: false }))!;
+    await job.moveToCompleted('x', 't', false);
+    await job.remove();
+    let code: number | undefined;
+    await job.moveToCompleted('x', 't', false).catch((e: unknown) => (code = finishErrorCode(e)));
+    expect(code).toBe(FINISH_JOB_GONE);
     await close();
   });
 

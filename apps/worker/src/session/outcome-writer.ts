@@ -12,6 +12,7 @@ import type { Job, Queue } from 'bullmq';
 import type { EventJobData, Logger } from '@changeq/shared';
 import {
   completeJob,
+  FINISH_JOB_GONE,
   finishErrorCode,
   isNotOwnedError,
   type DeadLetterInfo,
@@ -166,6 +167,15 @@ export class OutcomeWriter {
       } catch (error) {
         // BullMQ refused with its code: nothing moved. Otherwise the reply may be what was lost.
         if (finishErrorCode(error) === undefined) next = 'lost';
+        if (finishErrorCode(error) === FINISH_JOB_GONE) {
+          // An earlier try completed it (with completed jobs removed, nothing is left) and its
+          // reply was lost with the connection, or an operator removed it: finished either way.
+          this.log.info(
+            { jobId: task.jobId, doc: task.key },
+            'job was gone when its completion was tried: an earlier try whose reply was lost completed it, or it was removed',
+          );
+          break;
+        }
         if (!isNotOwnedError(error) || tries > 0) throw error;
         ensureLease(this.ctx.lease);
         const state = await reclaim(this.ctx, task.jobId);
