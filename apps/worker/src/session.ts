@@ -38,7 +38,12 @@ import {
 import type { Dispatch } from './handlers/load.js';
 import type { WorkerEvents, WorkerHooks } from './hooks.js';
 import type { HandlerFailure } from './scheduler/invoke.js';
-import { OrderedScheduler, type Admission, type TaskDriver } from './scheduler/scheduler.js';
+import {
+  OrderedScheduler,
+  StopWork,
+  type Admission,
+  type TaskDriver,
+} from './scheduler/scheduler.js';
 import { OperatorCommands } from './session/commands.js';
 import { redisFailed, type SessionContext } from './session/context.js';
 import { DeadLetterPolicy } from './session/dead-letter-policy.js';
@@ -84,6 +89,8 @@ export class Session implements TaskDriver<WorkTask> {
   private readonly blocks: DocumentBlocks;
   private readonly policy: DeadLetterPolicy;
   private readonly stopController = new AbortController();
+  /** Aborted when the lease lapses by this process's own clock (see leaseHolds). */
+  private readonly leaseLapsed = new AbortController();
 
   // Made in `start`, with the BullMQ worker and dead-letter queue they act through.
   private worker!: Worker;
@@ -237,7 +244,29 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   call(task: WorkTask, attempt: number, getSignal: () => AbortSignal): unknown {
-    return callHandler(this.opts, task, attempt, getSignal);
+    if (!this.leaseHolds()) throw new StopWork('the worker lease lapsed');
+    let signal: AbortSignal | undefined;
+    return callHandler(this.opts, task, attempt, () => {
+      this.leaseHolds();
+      signal ??= AbortSignal.any([getSignal(), this.leaseLapsed.signal]);
+      return signal;
+    });
+  }
+
+  /**
+   * Whether the lease holds by this process's own clock. A process that was paused past its
+   * lease (SIGSTOP, a stalled VM, a long GC) wakes up with its handlers' timers due before the
+   * lease's own expiry timer: asked here, before each handler call and whenever a handler reads
+   * `ctx.signal`, the clock says so first. The signals of the calls under way abort at once.
+   */
+  private leaseHolds(): boolean {
+    if (this.opts.lease.isValid()) return true;
+    if (!this.leaseLapsed.signal.aborted) {
+      const reason = "the lease lapsed by this process's clock (it was paused or starved)";
+      this.leaseLapsed.abort(new Error(reason));
+      this.opts.lease.invalidate(reason);
+    }
+    return false;
   }
 
   async attemptFailed(task: WorkTask, attempt: number, failure: HandlerFailure): Promise<void> {

@@ -1,7 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { HandlerFailure } from '../src/scheduler/invoke.js';
 import {
   OrderedScheduler,
+  StopWork,
   type Admission,
   type SchedulerOptions,
   type SchedulerTask,
@@ -167,6 +168,28 @@ describe('OrderedScheduler', () => {
       'x1#2:boom 2',
     ]);
     expect(driver.completed).toContain('x2');
+  });
+
+  it('a driver refusing a call with StopWork (its lease lapsed) halts it: no attempt counted, nothing more started', async () => {
+    const driver = new Recorder();
+    let refuse = false;
+    const call = driver.call.bind(driver);
+    driver.call = (t: Task, attempt: number, getSignal: () => AbortSignal) => {
+      if (refuse) throw new StopWork('the worker lease lapsed');
+      return call(t, attempt, getSignal);
+    };
+    driver.behaviour = async (t) => {
+      await tick(2);
+      if (t.id === 'a') refuse = true;
+    };
+    const scheduler = make(driver, { concurrency: 1 });
+    for (const id of ['a', 'b', 'c']) scheduler.submit(task(id, id));
+    await vi.waitFor(() => expect(scheduler.haltSignal.aborted).toBe(true));
+    await settle(scheduler);
+    expect(driver.log).toEqual(['a#1']);
+    expect(driver.failedAttempts).toEqual([]);
+    expect(driver.dead).toEqual([]);
+    expect(scheduler.haltSignal.reason).toBeInstanceOf(StopWork);
   });
 
   it('dead-letters after the last attempt and then lets the document go on', async () => {

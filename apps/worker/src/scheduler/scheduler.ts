@@ -57,7 +57,8 @@ export interface TaskDriver<T extends SchedulerTask> {
   admit(task: T): Promise<Admission>;
   /**
    * The handler call itself. The scheduler adds the time limit; `getSignal` returns the call's
-   * abort signal (made on first use).
+   * abort signal (made on first use). Throwing StopWork (before the handler starts) halts the
+   * scheduler: the process may no longer act on jobs, and the attempt does not count.
    */
   call(task: T, attempt: number, getSignal: () => AbortSignal): unknown;
   /** Persists a failed attempt that will be retried. */
@@ -445,13 +446,26 @@ export class OrderedScheduler<T extends SchedulerTask> {
         this.report();
       }
       const started = performance.now();
+      let stopped: StopWork | undefined;
       const outcome = await invokeWithTimeout(
-        (getSignal) => this.driver.call(task, attempt, getSignal),
+        (getSignal) => {
+          try {
+            return this.driver.call(task, attempt, getSignal);
+          } catch (error) {
+            if (error instanceof StopWork) stopped = error;
+            throw error;
+          }
+        },
         this.opts.timeoutMs,
         this.stopSource,
       );
       this.releaseSlot();
       const durationMs = performance.now() - started;
+      if (stopped !== undefined) {
+        this.hooks.handlerFinished({ ...job, attempt, durationMs, outcome: 'aborted' });
+        this.halt(stopped);
+        return;
+      }
       if (outcome.status === 'ok') {
         if (!this.quiet) this.hooks.handlerFinished({ ...job, attempt, durationMs, outcome: 'ok' });
         const saved = await this.persist('complete', () =>
