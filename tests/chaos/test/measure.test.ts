@@ -144,7 +144,7 @@ describe('measure', () => {
       },
     };
 
-    test('an ingest that goes on: the expected stop is not implemented yet', () => {
+    test('an ingest that goes on after Redis came back empty: fail', () => {
       const result = measure(
         stopRun({
           enqueues: {
@@ -153,7 +153,8 @@ describe('measure', () => {
           },
         }),
       );
-      expect(result.status).toBe('expected stop not implemented yet');
+      expect(result.status).toBe('fail');
+      expect(result.reasons.join(' ')).toMatch(/went on after Redis came back empty/);
       expect(result.stop).toMatchObject({ stopped: false, addedAfterReset: 1 });
     });
 
