@@ -4,59 +4,35 @@
  * BullMQ answers JobNotExist. The first try did the work: the job counts as finished and its
  * document's next events run (found by `npm run chaos`, row redis-kill-1s).
  */
-import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { startRedis, type RunningRedis } from '@changeq/stack';
-import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/shared';
+import type { ChangeEvent, HandlerContext } from '@changeq/shared';
 import { startWorker } from '../src/runner.js';
+import { capturedLog, redisForFile, testSettings } from './helpers/in-process.js';
 import { documentEvent, enqueue } from './helpers/events.js';
 import { waitFor } from '@changeq/testkit';
 
 describe('a job gone when its completion is tried', () => {
-  let server: RunningRedis;
-  let redis: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    redis = new Redis(server.url, { maxRetriesPerRequest: null });
-  });
-  afterAll(async () => {
-    await redis?.quit();
-    await server?.stop();
-  });
+  const servers = redisForFile();
 
   it('counts as finished, and the document goes on', async () => {
     const first = documentEvent('insert', 'shop', 'orders', 'gone', { doc: 'gone', n: 1 });
     const second = documentEvent('update', 'shop', 'orders', 'gone', { doc: 'gone', n: 2 });
-    await enqueue(redis, [first, second], () => 'alpha');
-    const lines: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
-    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    await enqueue(servers.redis, [first, second], () => 'alpha');
+    const { lines, log } = capturedLog();
+    const queue = new Queue('alpha', { connection: servers.redis, prefix: 'changeq' });
     const calls: string[] = [];
     const worker = await startWorker({
       worker: 'alpha',
-      redisUrl: server.url,
-      settings: {
-        concurrency: 2,
-        attempts: 1,
-        backoffMs: 10,
-        maxBackoffMs: 10,
-        timeoutMs: 20_000,
-        deadLetter: 'block',
-      },
+      redisUrl: servers.url,
+      settings: testSettings(),
       dispatch: (_event: ChangeEvent, ctx: HandlerContext) => {
         calls.push(ctx.jobId);
         // What a completion whose reply was lost leaves (completed jobs removed at once): the
         // job out of the active list, its lock and its hash gone.
         const result =
           ctx.jobId === first.id
-            ? redis
+            ? servers.redis
                 .multi()
                 .lrem(queue.toKey('active'), 0, first.id)
                 .del(queue.toKey(first.id), `${queue.toKey(first.id)}:lock`)
@@ -65,7 +41,7 @@ describe('a job gone when its completion is tried', () => {
             : 'done';
         return { matched: true, result };
       },
-      log: createLogger({ name: 'test', level: 'info', destination, pretty: false }),
+      log,
     });
     try {
       await waitFor(

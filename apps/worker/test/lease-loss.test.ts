@@ -2,12 +2,11 @@
  * In-process worker (startWorker) against real Redis: losing the lease stops handler calls at
  * once; getting it back recovers the held jobs in order. Also checks the scheduler hooks.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { startRedis, type RunningRedis } from '@changeq/stack';
 import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/shared';
 import { startWorker } from '../src/runner.js';
+import { redisForFile } from './helpers/in-process.js';
 import type { SchedulerHooks } from '../src/scheduler/hooks.js';
 import { enqueue } from './helpers/events.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,20 +14,11 @@ import { waitFor } from '@changeq/testkit';
 import { buildScenario, orderViolation, seeded, type Call } from './helpers/scenario.js';
 
 describe('lease loss', () => {
-  let server: RunningRedis;
-  let redis: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    redis = new Redis(server.url, { maxRetriesPerRequest: null });
-  });
-  afterAll(async () => {
-    await redis?.quit();
-    await server?.stop();
-  });
+  const servers = redisForFile();
 
   it('stops starting handler calls when another process holds the lease, and resumes in order when it gets it back', async () => {
     const scenario = buildScenario(10, 20, seeded(8));
-    await enqueue(redis, scenario.events, () => 'alpha');
+    await enqueue(servers.redis, scenario.events, () => 'alpha');
     const calls = new Map<string, Call[]>();
     const starts: number[] = [];
     const counts = { queued: 0, started: 0, ok: 0, aborted: 0, done: 0, backlog: 0 };
@@ -66,7 +56,7 @@ describe('lease loss', () => {
     });
     const worker = await startWorker({
       worker: 'alpha',
-      redisUrl: server.url,
+      redisUrl: servers.url,
       settings: {
         concurrency: 4,
         attempts: 3,
@@ -87,7 +77,7 @@ describe('lease loss', () => {
         10_000,
       );
       expect(worker.state).toBe('active');
-      await redis.set('changeq:worker:alpha:lease', 'another process', 'PX', 2_000);
+      await servers.redis.set('changeq:worker:alpha:lease', 'another process', 'PX', 2_000);
       const stolenAt = Date.now();
       await waitFor(
         async () => worker.state === 'standby',
@@ -99,8 +89,8 @@ describe('lease loss', () => {
       await sleep(1_000);
       expect(lateStarts()).toBe(0);
       expect(worker.state).toBe('standby');
-      await redis.del('changeq:worker:alpha:lease');
-      const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+      await servers.redis.del('changeq:worker:alpha:lease');
+      const queue = new Queue('alpha', { connection: servers.redis, prefix: 'changeq' });
       await waitFor(
         async () => (await queue.getCompletedCount()) === scenario.events.length,
         async () => JSON.stringify(await queue.getJobCounts()),

@@ -5,29 +5,18 @@
  * effect finds it aborted, and no handler call starts until the lease is acquired again (found
  * by `npm run chaos`, row worker-sigstop).
  */
-import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { startRedis, type RunningRedis } from '@changeq/stack';
-import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/shared';
+import type { ChangeEvent, HandlerContext } from '@changeq/shared';
 import { startWorker } from '../src/runner.js';
+import { capturedLog, redisForFile, testSettings } from './helpers/in-process.js';
 import { documentEvent, enqueue } from './helpers/events.js';
 import { waitFor } from '@changeq/testkit';
 
 const LEASE_TTL_MS = 1_000;
 
 describe('a worker paused past its lease', () => {
-  let server: RunningRedis;
-  let redis: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    redis = new Redis(server.url, { maxRetriesPerRequest: null });
-  });
-  afterAll(async () => {
-    await redis?.quit();
-    await server?.stop();
-  });
+  const servers = redisForFile();
 
   it('aborts the calls under way and starts none until it holds the lease again', async () => {
     const blocker = documentEvent('insert', 'shop', 'orders', 'blocker', { doc: 'blocker' });
@@ -35,30 +24,17 @@ describe('a worker paused past its lease', () => {
     const others = Array.from({ length: 20 }, (_, n) =>
       documentEvent('insert', 'shop', 'orders', `other${n}`, { doc: `other${n}` }),
     );
-    await enqueue(redis, [careful, blocker, ...others], () => 'alpha');
-    const lines: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    await enqueue(servers.redis, [careful, blocker, ...others], () => 'alpha');
+    const { lines, log } = capturedLog();
     const starts: { id: string; at: number }[] = [];
     const effects: string[] = [];
     let carefulSaw: boolean | undefined;
     let pauseEnded = 0;
     const worker = await startWorker({
       worker: 'alpha',
-      redisUrl: server.url,
+      redisUrl: servers.url,
       leaseTtlMs: LEASE_TTL_MS,
-      settings: {
-        concurrency: 2,
-        attempts: 3,
-        backoffMs: 10,
-        maxBackoffMs: 10,
-        timeoutMs: 20_000,
-        deadLetter: 'block',
-      },
+      settings: testSettings({ attempts: 3 }),
       dispatch: (_event: ChangeEvent, ctx: HandlerContext) => {
         starts.push({ id: ctx.jobId, at: Date.now() });
         if (ctx.jobId === careful.id && carefulSaw === undefined) {
@@ -87,9 +63,9 @@ describe('a worker paused past its lease', () => {
         effects.push(ctx.jobId);
         return { matched: true, result: undefined };
       },
-      log: createLogger({ name: 'test', level: 'info', destination, pretty: false }),
+      log,
     });
-    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    const queue = new Queue('alpha', { connection: servers.redis, prefix: 'changeq' });
     try {
       await waitFor(
         async () => (await queue.getCompletedCount()) === 2 + others.length,

@@ -2,63 +2,39 @@
  * BullMQ's stalled checker puts back a job that is still running here (its lock lapsed): the job
  * must not run a second time, concurrently or after, and still completes.
  */
-import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { startRedis, type RunningRedis } from '@changeq/stack';
-import { createLogger, type ChangeEvent, type HandlerContext } from '@changeq/shared';
+import type { ChangeEvent, HandlerContext } from '@changeq/shared';
 import { lockKey } from '@changeq/store';
 import { startWorker } from '../src/runner.js';
+import { capturedLog, redisForFile, testSettings } from './helpers/in-process.js';
 import { documentEvent, enqueue } from './helpers/events.js';
 import { waitFor } from '@changeq/testkit';
 
 describe('stalled redelivery of a job still running here', () => {
-  let server: RunningRedis;
-  let redis: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    redis = new Redis(server.url, { maxRetriesPerRequest: null });
-  });
-  afterAll(async () => {
-    await redis?.quit();
-    await server?.stop();
-  });
+  const servers = redisForFile();
 
   it('runs it once and completes it', async () => {
     const slow = documentEvent('insert', 'shop', 'orders', 'slow', { doc: 'slow', n: 1 });
     const next = documentEvent('update', 'shop', 'orders', 'slow', { doc: 'slow', n: 2 });
-    await enqueue(redis, [slow, next], () => 'alpha');
-    const lines: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    await enqueue(servers.redis, [slow, next], () => 'alpha');
+    const { lines, log } = capturedLog();
     const calls: string[] = [];
     let release!: () => void;
     const running = new Promise<void>((resolve) => (release = resolve));
     const worker = await startWorker({
       worker: 'alpha',
-      redisUrl: server.url,
-      settings: {
-        concurrency: 2,
-        attempts: 1,
-        backoffMs: 10,
-        maxBackoffMs: 10,
-        timeoutMs: 20_000,
-        deadLetter: 'block',
-      },
+      redisUrl: servers.url,
+      settings: testSettings(),
       dispatch: (_event: ChangeEvent, ctx: HandlerContext) => {
         calls.push(`${ctx.jobId}#${ctx.attempt}`);
         return { matched: true, result: ctx.jobId === slow.id ? running : undefined };
       },
-      log: createLogger({ name: 'test', level: 'info', destination, pretty: false }),
+      log,
       stalledIntervalMs: 150,
       lockDurationMs: 20_000,
     });
-    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    const queue = new Queue('alpha', { connection: servers.redis, prefix: 'changeq' });
     try {
       await waitFor(
         async () => calls.length === 1,
@@ -66,7 +42,7 @@ describe('stalled redelivery of a job still running here', () => {
         5_000,
       );
       // The lock lapses (as if Redis had been unreachable): the stalled checker re-queues the job.
-      await redis.del(`changeq:alpha:${slow.id}:lock`);
+      await servers.redis.del(`changeq:alpha:${slow.id}:lock`);
       expect(lockKey(queue, slow.id)).toBe(`changeq:alpha:${slow.id}:lock`);
       await waitFor(
         async () =>
