@@ -62,8 +62,24 @@ export type OperationHandlers<TSchema extends Document = Document> = {
   [Op in OperationType]?: EventHandler<EventOf<Op, TSchema>>;
 } & { '*'?: EventHandler<ChangeEvent<TSchema>> };
 
-/** Keys are `"db.coll"`, `"db.*"` or `"*"`. */
-export type HandlerTableSpec = Record<string, OperationHandlers>;
+/**
+ * Keys are `"db.coll"`, `"db.*"` or `"*"`. The document type is left open (`any`) so that a
+ * handler written for one collection's type (`(event: EventOf<'insert', Order>) => …`) fits.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
+export type HandlerTableSpec = Record<string, OperationHandlers<any>>;
+
+/** The document type of each namespace, e.g. `{ 'shop.orders': Order }`. */
+export type NamespaceSchemas<S> = { [K in keyof S]: Document };
+
+/** A table whose namespaces named in `S` get handlers typed for their documents. */
+export type TypedHandlerTable<S, T> = {
+  [K in keyof T]: K extends keyof S
+    ? S[K] extends Document
+      ? OperationHandlers<S[K]>
+      : never
+    : OperationHandlers;
+};
 
 /** A handler table (made with `defineHandlers`, or a plain object of the same shape). */
 export type HandlerTable = HandlerTableSpec;
@@ -101,6 +117,26 @@ const NAMESPACE_KEY = /^(\*|[^.*\s$][^*\s]*\.\*|[^.*\s$][^*\s]*\.[^*\s]+)$/;
 export function defineHandlers<T extends HandlerTableSpec>(table: T): T & HandlerTable {
   validateHandlerTable(table);
   return table;
+}
+
+/**
+ * `defineHandlers` with each namespace's document type declared once, so that its handlers see
+ * typed `fullDocument`, `fullDocumentBeforeChange` and `updateDescription`:
+ *
+ * ```ts
+ * export default handlersFor<{ 'shop.orders': Order }>()({
+ *   'shop.orders': { insert: (event) => event.fullDocument.total },
+ * });
+ * ```
+ *
+ * (Two calls, because TypeScript cannot take one type argument and infer the other.) The types
+ * are a promise the handlers' author makes about the collection; nothing checks documents at run
+ * time.
+ */
+export function handlersFor<S extends NamespaceSchemas<S>>(): <T extends TypedHandlerTable<S, T>>(
+  table: T,
+) => T & HandlerTable {
+  return (table) => defineHandlers(table as HandlerTableSpec) as typeof table & HandlerTable;
 }
 
 /** The check behind `defineHandlers`; the worker also runs it on tables made without it. */
