@@ -31,6 +31,7 @@ const source = new ChangeSource(client, {
   match: null,
   fullDocument: 'default',
   fullDocumentBeforeChange: 'off',
+  expandedEvents: false,
   batchSize: 1000,
   maxAwaitTimeMs: 1000,
 });

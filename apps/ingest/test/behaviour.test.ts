@@ -4,7 +4,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startMongo, startStack, type RunningMongo, type RunningStack } from '@changeq/stack';
 import { PositionStore, ingestKeys } from '@changeq/store';
 import { RecordingConsumer } from './chaos.js';
-import { freePort, isolatedPrefix, waitFor, workersFile, type TestProcess } from '@changeq/testkit';
+import {
+  endProcesses,
+  freePort,
+  isolatedPrefix,
+  waitFor,
+  workersFile,
+  type TestProcess,
+} from '@changeq/testkit';
 import { readQueues, startIngest, storedToken } from './helpers.js';
 
 const WORKERS = ['alpha', 'bravo', 'charlie'];
@@ -80,6 +87,51 @@ describe('the ingest', () => {
     const doc7 = jobs.filter((j) => j.data.doc === update.data.doc).map((j) => j.data.op);
     expect(doc7).toEqual(['insert', 'update']);
     expect(names[names.length - 1]).toBe('drop');
+  });
+
+  test('EXPANDED_EVENTS=true enqueues DDL events (create, createIndexes, modify, dropIndexes) to every worker, in order; by default there are none', async () => {
+    const expanded = isolated({ WATCH: 'ddl', EXPANDED_EVENTS: 'true' });
+    const plain = isolated({ WATCH: 'ddl' });
+    const ingests = [run(expanded), run(plain)];
+    try {
+      for (const ingest of ingests) {
+        await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
+      }
+      const db = mongo.db('ddl');
+      const coll = await db.createCollection('items');
+      await coll.insertMany(Array.from({ length: 6 }, (_, i) => ({ _id: i }) as never));
+      await coll.createIndex({ v: 1 }, { name: 'v_1' });
+      await db.command({ collMod: 'items', validationLevel: 'moderate' });
+      await coll.dropIndex('v_1');
+      await coll.insertOne({ _id: 99 } as never);
+      const ddl = ['create', 'createIndexes', 'modify', 'dropIndexes'];
+      await waitFor(
+        async () => (await jobsOf(expanded)).length === 7 + ddl.length * WORKERS.length,
+        'the DDL events in every queue',
+      );
+      await waitFor(async () => (await jobsOf(plain)).length === 7, 'the 7 inserts');
+      const jobs = await jobsOf(expanded);
+      // Each queue: its documents' events and every DDL event, in oplog order.
+      const written = ['create', ...[0, 1, 2, 3, 4, 5].map((id) => `insert ${id}`)];
+      written.push('createIndexes', 'modify', 'dropIndexes', 'insert 99');
+      const describe = (j: (typeof jobs)[number]) =>
+        j.data.doc === null
+          ? j.data.op
+          : `${j.data.op} ${String((j.event as { documentKey: { _id: unknown } }).documentKey._id)}`;
+      for (const worker of WORKERS) {
+        const seen = jobs.filter((j) => j.queue === worker).map(describe);
+        expect(seen).toEqual(written.filter((w) => seen.includes(w)));
+        expect(seen.filter((w) => ddl.includes(w))).toEqual(ddl);
+      }
+      expect(jobs.filter((j) => ddl.includes(j.data.op)).every((j) => j.data.doc === null)).toBe(
+        true,
+      );
+      const index = jobs.find((j) => j.data.op === 'createIndexes')!;
+      expect(index.event).toMatchObject({ ns: { db: 'ddl', coll: 'items' } });
+      expect((await jobsOf(plain)).every((j) => j.data.op === 'insert')).toBe(true);
+    } finally {
+      await endProcesses(ingests);
+    }
   });
 
   test('continues after a drop and a rename of the watched collection (invalidate), without a restart loop', async () => {

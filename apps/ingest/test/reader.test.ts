@@ -29,6 +29,7 @@ function reader(maxAwaitTimeMs: number): StreamReader {
     watch: { kind: 'collection', db: 'rd', coll: 'c' },
     fullDocument: 'default',
     fullDocumentBeforeChange: 'off',
+    expandedEvents: false,
     match: null,
     batchSize: 100,
     maxAwaitTimeMs,

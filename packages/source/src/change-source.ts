@@ -50,6 +50,7 @@ export class ChangeSource {
       | 'match'
       | 'fullDocument'
       | 'fullDocumentBeforeChange'
+      | 'expandedEvents'
       | 'batchSize'
       | 'maxAwaitTimeMs'
     >,
@@ -73,6 +74,7 @@ export class ChangeSource {
     if (this.config.fullDocumentBeforeChange !== 'off') {
       options.fullDocumentBeforeChange = this.config.fullDocumentBeforeChange;
     }
+    if (this.config.expandedEvents) options.showExpandedEvents = true;
     const scope = this.config.watch;
     const pipeline = this.pipeline();
     if (scope.kind === 'collection') {

@@ -24,6 +24,11 @@ export interface IngestConfig {
   startAt: StartAt;
   fullDocument: FullDocumentMode;
   fullDocumentBeforeChange: BeforeChangeMode;
+  /**
+   * Open the stream with `showExpandedEvents` (MongoDB 6.0+): DDL events such as `create`,
+   * `createIndexes`, `dropIndexes` and `modify` reach the handlers, as namespace-wide events.
+   */
+  expandedEvents: boolean;
   /** An extra `$match` stage (Extended JSON) applied on the server. */
   match: Document | null;
   /** Most events per change-stream batch and per commit to Redis. */
@@ -55,6 +60,7 @@ Settings come from the environment (see docs/configuration.md):
   MONGODB_URI (required)   REDIS_URL (required)   WORKERS_FILE (./workers.toml)
   WATCH ('' = deployment | db | db.coll,db.coll)   START_AT (now | ISO date-time | snapshot)
   FULL_DOCUMENT (default)   FULL_DOCUMENT_BEFORE_CHANGE (off)   MATCH ({} as Extended JSON)
+  EXPANDED_EVENTS (false; true = DDL events too: create, createIndexes, modify, ...)
   BATCH_SIZE (1000)   MAX_AWAIT_TIME_MS (1000)   QUEUE_PREFIX (changeq)   INGEST_ID (default)
   BACKLOG_LIMIT (100000)   KEEP_COMPLETED_SECONDS (3600)   KEEP_COMPLETED_COUNT (10000)
   KEEP_FAILED_SECONDS (604800)   CONNECT_TIMEOUT_MS (30000)   SHUTDOWN_TIMEOUT_MS (4000)
@@ -155,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
         default: 'off',
       },
     ),
+    expandedEvents: read.bool('EXPANDED_EVENTS', { default: false }),
     match: parseMatch(read.optionalString('MATCH')),
     batchSize: read.int('BATCH_SIZE', { default: 1000, min: 1, max: 100_000 }),
     maxAwaitTimeMs: read.int('MAX_AWAIT_TIME_MS', { default: 1000, min: 10, max: 60_000 }),

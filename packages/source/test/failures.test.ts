@@ -76,6 +76,7 @@ describe('classifyMongoError, on a real server', () => {
       match,
       fullDocument: 'default',
       fullDocumentBeforeChange: 'off',
+      expandedEvents: false,
       batchSize: 100,
       maxAwaitTimeMs: 50,
     });

@@ -26,7 +26,12 @@ export interface ReaderInit {
   workers: readonly string[];
   source: Pick<
     IngestConfig,
-    'watch' | 'fullDocument' | 'fullDocumentBeforeChange' | 'batchSize' | 'maxAwaitTimeMs'
+    | 'watch'
+    | 'fullDocument'
+    | 'fullDocumentBeforeChange'
+    | 'expandedEvents'
+    | 'batchSize'
+    | 'maxAwaitTimeMs'
   > & {
     /** IngestConfig.match as canonical Extended JSON (it may hold ObjectIds, dates…). */
     matchJson: string | null;

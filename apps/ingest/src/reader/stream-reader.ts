@@ -55,6 +55,7 @@ export class StreamReader implements ChangeReader {
         watch: config.watch,
         fullDocument: config.fullDocument,
         fullDocumentBeforeChange: config.fullDocumentBeforeChange,
+        expandedEvents: config.expandedEvents,
         batchSize: config.batchSize,
         maxAwaitTimeMs: config.maxAwaitTimeMs,
         matchJson: encodeMatch(config.match),
