@@ -134,6 +134,52 @@ describe('the ingest', () => {
     }
   });
 
+  test('PIPELINE stages run on the server after the scope and MATCH: a redacted field never reaches Redis', async () => {
+    const env = isolated({
+      WATCH: 'redact.people',
+      MATCH: '{"operationType": {"$ne": "delete"}}',
+      PIPELINE: JSON.stringify([
+        { $unset: ['fullDocument.ssn'] },
+        { $set: { 'fullDocument.region': 'eu' } },
+      ]),
+    });
+    const ingest = run(env);
+    await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
+    const people = mongo.db('redact').collection('people');
+    await people.insertMany([
+      { _id: 1, name: 'Ada', ssn: '078-05-1120' },
+      { _id: 2, name: 'Alan', ssn: '219-09-9999' },
+    ] as never[]);
+    await people.deleteOne({ _id: 1 } as never);
+    await people.insertOne({ _id: 3, name: 'Grace', ssn: '457-55-5462' } as never);
+    await waitFor(async () => (await jobsOf(env)).length === 3, 'the three inserts');
+    const jobs = await jobsOf(env);
+    expect(jobs.map((j) => j.data.op)).toEqual(['insert', 'insert', 'insert']);
+    for (const job of jobs) {
+      const full = (job.event as { fullDocument: Record<string, unknown> }).fullDocument;
+      expect(full).not.toHaveProperty('ssn');
+      expect(full.region).toBe('eu');
+    }
+    // Still routed by the document and resumable: one queue per document, the token stored.
+    expect(new Set(jobs.map((j) => j.data.doc)).size).toBe(3);
+    await waitFor(
+      async () => (await storedToken(env.REDIS_URL!, env.QUEUE_PREFIX!, env.INGEST_ID!)) !== null,
+      'a stored token',
+    );
+    const redis = new Redis(env.REDIS_URL!);
+    try {
+      const keys = await redis.keys(`${env.QUEUE_PREFIX!}:*`);
+      const values = await Promise.all(
+        keys.map(async (key) =>
+          (await redis.type(key)) === 'hash' ? JSON.stringify(await redis.hgetall(key)) : '',
+        ),
+      );
+      expect(values.join('')).not.toMatch(/078-05-1120|219-09-9999|457-55-5462/);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   test('continues after a drop and a rename of the watched collection (invalidate), without a restart loop', async () => {
     const env = isolated({ WATCH: 'inval.c' });
     const ingest = run(env);
@@ -384,6 +430,12 @@ describe('the ingest', () => {
       [{ QUEUE_PREFIX: 'a:b' }, [], /QUEUE_PREFIX="a:b" holds ":"/],
       [{ BATCH_SIZE: 'lots' }, [], /BATCH_SIZE/],
       [{ MATCH: '{oops' }, [], /MATCH is not valid Extended JSON/],
+      [{ PIPELINE: '[{"$unset": "documentKey"}]' }, [], /PIPELINE stage 1 removes documentKey/],
+      [
+        { PIPELINE: '[{"$unset": "fullDocument.ssn"}]', START_AT: 'snapshot' },
+        [],
+        /START_AT=snapshot with a PIPELINE that reshapes events/,
+      ],
       [{ WORKERS_FILE: '/nonexistent/workers.toml' }, [], /\/nonexistent\/workers\.toml/],
       [{}, ['--bogus'], /bogus.*Fix: run with --help/],
     ];

@@ -48,6 +48,7 @@ export class ChangeSource {
       IngestConfig,
       | 'watch'
       | 'match'
+      | 'pipeline'
       | 'fullDocument'
       | 'fullDocumentBeforeChange'
       | 'expandedEvents'
@@ -61,6 +62,7 @@ export class ChangeSource {
     const scope = scopeMatch(this.config.watch);
     if (scope) stages.push({ $match: scope });
     if (this.config.match) stages.push({ $match: this.config.match });
+    stages.push(...(this.config.pipeline ?? []));
     return stages;
   }
 

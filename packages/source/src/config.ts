@@ -8,6 +8,7 @@ import {
   parseDateTime,
   type WorkersConfig,
 } from '@changeq/shared';
+import { parsePipeline, reshapes } from './user-pipeline.js';
 import { parseWatch, type WatchScope } from './watch-scope.js';
 
 export type FullDocumentMode = 'default' | 'updateLookup' | 'whenAvailable' | 'required';
@@ -31,6 +32,8 @@ export interface IngestConfig {
   expandedEvents: boolean;
   /** An extra `$match` stage (Extended JSON) applied on the server. */
   match: Document | null;
+  /** Stages added after the scope and MATCH (PIPELINE; checked by user-pipeline.ts). */
+  pipeline: Document[] | null;
   /** Most events per change-stream batch and per commit to Redis. */
   batchSize: number;
   /** How long one getMore waits for new events before returning an empty batch. */
@@ -60,6 +63,7 @@ Settings come from the environment (see docs/configuration.md):
   MONGODB_URI (required)   REDIS_URL (required)   WORKERS_FILE (./workers.toml)
   WATCH ('' = deployment | db | db.coll,db.coll)   START_AT (now | ISO date-time | snapshot)
   FULL_DOCUMENT (default)   FULL_DOCUMENT_BEFORE_CHANGE (off)   MATCH ({} as Extended JSON)
+  PIPELINE ([] as Extended JSON: $match, $project, $set, $unset, $replaceWith, $redact stages)
   EXPANDED_EVENTS (false; true = DDL events too: create, createIndexes, modify, ...)
   BATCH_SIZE (1000)   MAX_AWAIT_TIME_MS (1000)   QUEUE_PREFIX (changeq)   INGEST_ID (default)
   BACKLOG_LIMIT (100000)   KEEP_COMPLETED_SECONDS (3600)   KEEP_COMPLETED_COUNT (10000)
@@ -141,12 +145,20 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
       'pick an id such as "main"',
     );
   }
+  const startAt = parseStartAt(read.string('START_AT', { default: 'now' }));
+  const pipeline = parsePipeline(read.optionalString('PIPELINE'));
+  if (startAt.kind === 'snapshot' && reshapes(pipeline)) {
+    throw new UserError(
+      'START_AT=snapshot with a PIPELINE that reshapes events: the snapshot copy reads documents, not change events, so the pipeline (a redaction, say) would not apply to it',
+      'start the stream without a snapshot (START_AT=now or a time), or keep only $match stages in PIPELINE',
+    );
+  }
   return {
     mongodbUri,
     redisUrl,
     workers,
     watch: parseWatch(read.optionalString('WATCH'), excludeDbs),
-    startAt: parseStartAt(read.string('START_AT', { default: 'now' })),
+    startAt,
     fullDocument: read.oneOf(
       'FULL_DOCUMENT',
       ['default', 'updateLookup', 'whenAvailable', 'required'],
@@ -163,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
     ),
     expandedEvents: read.bool('EXPANDED_EVENTS', { default: false }),
     match: parseMatch(read.optionalString('MATCH')),
+    pipeline,
     batchSize: read.int('BATCH_SIZE', { default: 1000, min: 1, max: 100_000 }),
     maxAwaitTimeMs: read.int('MAX_AWAIT_TIME_MS', { default: 1000, min: 10, max: 60_000 }),
     queuePrefix,

@@ -44,3 +44,4 @@ export {
 } from './snapshot-reader.js';
 export { copySnapshot, type SnapshotCopy } from './snapshot.js';
 export { ingestEnqueuer } from './ingest-enqueuer.js';
+export { NEEDED_FIELDS, PIPELINE_STAGES, parsePipeline, reshapes } from './user-pipeline.js';

@@ -34,6 +34,9 @@ export type EventOrigin =
 
 const STREAM: EventOrigin = { kind: 'stream' };
 
+/** Operations on one document: their events always carry its documentKey. */
+const DOCUMENT_OPERATIONS: ReadonlySet<string> = new Set(['insert', 'update', 'replace', 'delete']);
+
 /**
  * Turns one event, a change event or a snapshot copy's document, into the jobs that carry it.
  * A document event goes to the one worker the router picks for (namespace, documentKey._id) —
@@ -51,6 +54,12 @@ export function planEvent(
   const op = event.operationType;
   const ns = namespaceOf(event as Document);
   const documentId = (event as { documentKey?: { _id?: unknown } }).documentKey;
+  if (DOCUMENT_OPERATIONS.has(op) && (documentId === undefined || !('_id' in documentId))) {
+    // Only a PIPELINE stage ($redact) can do this; routing it to every worker would be wrong.
+    throw new Error(
+      `a change event (${String(op)} in ${ns}) has no documentKey._id, so it cannot be routed: a PIPELINE stage removed it; keep documentKey in every event`,
+    );
+  }
   const key =
     documentId !== undefined && '_id' in documentId && !NAMESPACE_EVENTS.has(op)
       ? documentKey(ns, documentId._id)

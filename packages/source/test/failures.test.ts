@@ -77,6 +77,7 @@ describe('classifyMongoError, on a real server', () => {
       fullDocument: 'default',
       fullDocumentBeforeChange: 'off',
       expandedEvents: false,
+      pipeline: null,
       batchSize: 100,
       maxAwaitTimeMs: 50,
     });

@@ -27,6 +27,18 @@ describe('planEvent', () => {
     expect(JSON.parse(job!.json)).toMatchObject({ doc: documentIdentity('shop.orders', id) });
   });
 
+  test('a document event without documentKey._id (a PIPELINE stage removed it) is refused, never sent to every worker', () => {
+    const event = {
+      _id: { _data: '8265A1B2C3000000072B' },
+      operationType: 'insert',
+      ns: { db: 'shop', coll: 'orders' },
+      fullDocument: { total: 5 },
+    } as unknown as ChangeStreamDocument;
+    expect(() => planEvent(event, router)).toThrow(
+      /insert in shop\.orders\) has no documentKey\._id.*PIPELINE/,
+    );
+  });
+
   test('a snapshot document: the same route and identity, its job id from the run and the document', () => {
     const event: SnapshotEvent = {
       _id: { snapshot: 'run1:3:0' },

@@ -35,6 +35,8 @@ export interface ReaderInit {
   > & {
     /** IngestConfig.match as canonical Extended JSON (it may hold ObjectIds, dates…). */
     matchJson: string | null;
+    /** IngestConfig.pipeline, likewise. */
+    pipelineJson: string | null;
   };
 }
 
@@ -134,6 +136,14 @@ export function encodeMatch(match: Document | null): string | null {
 export function decodeMatch(json: string | null): Document | null {
   // relaxed, as @changeq/source's config.ts parses MATCH: the driver then sends the same BSON.
   return json === null ? null : (EJSON.parse(json, { relaxed: true }) as Document);
+}
+
+export function encodePipeline(stages: Document[] | null): string | null {
+  return stages === null ? null : EJSON.stringify(stages, { relaxed: false });
+}
+
+export function decodePipeline(json: string | null): Document[] | null {
+  return json === null ? null : (EJSON.parse(json, { relaxed: true }) as Document[]);
 }
 
 /** An `_id` (any BSON value) as canonical Extended JSON, and back with its type. */

@@ -7,6 +7,7 @@ import {
   decodeSnapshotStart,
   decodeTime,
   encodeMatch,
+  encodePipeline,
   encodeSnapshotRequest,
   encodeStart,
   type ReaderInit,
@@ -59,6 +60,7 @@ export class StreamReader implements ChangeReader {
         batchSize: config.batchSize,
         maxAwaitTimeMs: config.maxAwaitTimeMs,
         matchJson: encodeMatch(config.match),
+        pipelineJson: encodePipeline(config.pipeline),
       },
     };
     this.worker = new Worker(thread, { workerData: init });

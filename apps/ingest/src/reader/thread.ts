@@ -21,6 +21,7 @@ import {
 import type { EventTally } from '../ports.js';
 import {
   decodeMatch,
+  decodePipeline,
   decodeSnapshotRequest,
   decodeStart,
   encodeSnapshotBatch,
@@ -44,6 +45,7 @@ const client = createMongoClient(init.mongodbUri, {
 const source = new ChangeSource(client, {
   ...init.source,
   match: decodeMatch(init.source.matchJson),
+  pipeline: decodePipeline(init.source.pipelineJson),
 });
 const router = new Router(init.workers);
 const snapshots = new SnapshotReader(client, init.source.watch, router);
