@@ -155,6 +155,43 @@ export function compileExpression(spec: unknown): Expr {
             return null;
           };
         }
+        case '$regexMatch': {
+          // { input, regex, options }: true when the string input matches; null or missing
+          // input is no match (MongoDB returns false there).
+          if (!isPlainObject(arg) || !('input' in arg) || !('regex' in arg)) {
+            throw new MongoServerError(
+              51105,
+              "$regexMatch requires 'input' and 'regex' parameters",
+            );
+          }
+          const spec = arg as { input: unknown; regex: unknown; options?: unknown };
+          if (typeof spec.regex !== 'string') {
+            throw new MongoServerError(51105, "$regexMatch needs 'regex' to be of type string");
+          }
+          if (spec.options !== undefined && typeof spec.options !== 'string') {
+            throw new MongoServerError(51106, "$regexMatch needs 'options' to be of type string");
+          }
+          const bad = (spec.options ?? '').replace(/[imsx]/g, '');
+          if (bad !== '') {
+            throw new MongoServerError(51108, `$regexMatch invalid flag in regex options: ${bad}`);
+          }
+          // JavaScript has no x flag: PCRE's extended mode ignores whitespace and # comments.
+          const extended = (spec.options ?? '').includes('x');
+          const flags = (spec.options ?? '').replace('x', '');
+          const source = extended
+            ? spec.regex.replace(/#.*$/gm, '').replace(/\s+/g, '')
+            : spec.regex;
+          const regex = new RegExp(source, flags);
+          const input = compileExpression(spec.input);
+          return (r) => {
+            const v = input(r);
+            if (v === null || v === undefined) return false;
+            if (typeof v !== 'string') {
+              throw new MongoServerError(51104, "$regexMatch needs 'input' to be of type string");
+            }
+            return regex.test(v);
+          };
+        }
         case '$cond': {
           let c: unknown, t: unknown, f: unknown;
           if (Array.isArray(arg)) [c, t, f] = arg;

@@ -6,6 +6,7 @@ import { collectLeaves } from '../bson/path.js';
 import { isNumeric, isPlainObject, toNumber, typeName, typeRank } from '../bson/types.js';
 import type { Doc } from '../bson/types.js';
 import { badValue, MongoServerError } from '../errors.js';
+import { compileExpression } from './expression.js';
 
 export type Predicate = (doc: unknown) => boolean;
 type ValueTest = (v: unknown) => boolean;
@@ -288,6 +289,15 @@ function compileLogical(op: string, operand: unknown): Predicate {
   return (d) => !preds.some((p) => p(d));
 }
 
+/** `$expr`: an aggregation expression, true when its value is truthy (not false, null, 0, missing). */
+function compileExpr(spec: unknown): Predicate {
+  const expression = compileExpression(spec);
+  return (doc) => {
+    const v = expression(doc as Doc);
+    return !(v === undefined || v === null || v === false || (isNumeric(v) && toNumber(v) === 0));
+  };
+}
+
 /** Compile a MongoDB query filter into a predicate. Throws MongoServerError for bad input. */
 export function compileFilter(filter: Doc): Predicate {
   const preds: Predicate[] = [];
@@ -296,7 +306,8 @@ export function compileFilter(filter: Doc): Predicate {
     if (key.startsWith('$')) {
       if (key === '$and' || key === '$or' || key === '$nor') preds.push(compileLogical(key, value));
       else if (key === '$comment') continue;
-      else if (key === '$expr' || key === '$where' || key === '$text' || key === '$jsonSchema')
+      else if (key === '$expr') preds.push(compileExpr(value));
+      else if (key === '$where' || key === '$text' || key === '$jsonSchema')
         throw new MongoServerError(2, `${key} is not supported by changeq test-mongod`, {
           extra: { unsupported: true },
         });

@@ -86,6 +86,36 @@ describe('stages after $changeStream', () => {
     expect(err.hasErrorLabel('ResumableChangeStreamError')).toBe(false);
   });
 
+  it('$match takes $expr, e.g. $regexMatch over the namespace (a missing ns.coll is no match)', async () => {
+    const d = client.db(uniqueDb('st_expr'));
+    const byName = {
+      $expr: {
+        $regexMatch: {
+          input: { $concat: ['$ns.db', '.', '$ns.coll'] },
+          regex: '\\.ord',
+          options: 'i',
+        },
+      },
+    };
+    const cs = d.watch([{ $match: byName }], FAST);
+    await cs.tryNext();
+    await d.collection('Orders').insertOne({ _id: 1 } as Document);
+    await d.collection('users').insertOne({ _id: 2 } as Document);
+    await d.collection('orders_2026').insertOne({ _id: 3 } as Document);
+    const evs = (await take(cs, 2)) as Document[];
+    await cs.close();
+    expect(evs.map((e) => `${e.ns.coll}:${e.documentKey._id}`)).toEqual([
+      'Orders:1',
+      'orders_2026:3',
+    ]);
+    const bad = await open(d, [
+      { $changeStream: {} },
+      { $match: { $expr: { $regexMatch: { input: '$ns.db', regex: 'a', options: 'q' } } } },
+    ]).catch((e: unknown) => e as MongoServerError);
+    // MongoDB checks the options when it parses the stage (51108).
+    expect(bad.code).toBe(51108);
+  });
+
   it('accepts a collation (it applies to the stream’s own stages; updateLookup uses the collection’s)', async () => {
     const d = client.db(uniqueDb('st_collation'));
     await d.createCollection('c');
