@@ -180,6 +180,59 @@ describe('the ingest', () => {
     }
   });
 
+  test('WATCH patterns and EXCLUDE select namespaces on the server, and a snapshot copies the same ones', async () => {
+    const scope = {
+      WATCH: 'pat_a.*,*.orders,/^pat_c\\.log_\\d+$/i',
+      EXCLUDE: 'pat_a.audit',
+    };
+    const written = [
+      ['pat_a', 'items', true],
+      ['pat_a', 'audit', false],
+      ['pat_b', 'orders', true],
+      ['pat_b', 'users', false],
+      ['pat_c', 'LOG_7', true],
+      ['pat_c', 'log_x', false],
+    ] as const;
+    const write = (n: number) =>
+      Promise.all(
+        written.map(([db, coll]) =>
+          mongo
+            .db(db)
+            .collection(coll)
+            .insertOne({ _id: n } as never),
+        ),
+      );
+    const expected = written.filter(([, , wanted]) => wanted).map(([db, coll]) => `${db}.${coll}`);
+    const namespaces = (jobs: Awaited<ReturnType<typeof jobsOf>>) =>
+      [...new Set(jobs.map((j) => j.data.ns))].sort();
+
+    const streaming = isolated(scope);
+    const ingest = run(streaming);
+    await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
+    await write(1);
+    await waitFor(
+      async () => (await jobsOf(streaming)).length === expected.length,
+      'the matching inserts',
+    );
+    // A later write shows that nothing else was on its way.
+    await write(2);
+    await waitFor(
+      async () => (await jobsOf(streaming)).length === 2 * expected.length,
+      'the second round',
+    );
+    expect(namespaces(await jobsOf(streaming))).toEqual(expected.sort());
+
+    const copy = isolated({ ...scope, START_AT: 'snapshot' });
+    run(copy);
+    await waitFor(
+      async () => (await jobsOf(copy)).length === 2 * expected.length,
+      'the snapshot copy',
+    );
+    const copied = await jobsOf(copy);
+    expect(copied.every((j) => j.data.op === 'snapshot')).toBe(true);
+    expect(namespaces(copied)).toEqual(expected.sort());
+  });
+
   test('continues after a drop and a rename of the watched collection (invalidate), without a restart loop', async () => {
     const env = isolated({ WATCH: 'inval.c' });
     const ingest = run(env);

@@ -9,7 +9,7 @@ import {
   type WorkersConfig,
 } from '@changeq/shared';
 import { parsePipeline, reshapes } from './user-pipeline.js';
-import { parseWatch, type WatchScope } from './watch-scope.js';
+import { parseExclude, parseWatch, type WatchScope } from './watch-scope.js';
 
 export type FullDocumentMode = 'default' | 'updateLookup' | 'whenAvailable' | 'required';
 export type BeforeChangeMode = 'off' | 'whenAvailable' | 'required';
@@ -61,7 +61,7 @@ Tails a MongoDB change stream and puts every event on its worker's BullMQ queue.
 Settings come from the environment (see docs/configuration.md):
 
   MONGODB_URI (required)   REDIS_URL (required)   WORKERS_FILE (./workers.toml)
-  WATCH ('' = deployment | db | db.coll,db.coll)   START_AT (now | ISO date-time | snapshot)
+  WATCH ('' = deployment | db | db.coll,db.*,*.coll,/regex/)   START_AT (now | ISO date-time | snapshot)
   FULL_DOCUMENT (default)   FULL_DOCUMENT_BEFORE_CHANGE (off)   MATCH ({} as Extended JSON)
   PIPELINE ([] as Extended JSON: $match, $project, $set, $unset, $replaceWith, $redact stages)
   EXPANDED_EVENTS (false; true = DDL events too: create, createIndexes, modify, ...)
@@ -70,6 +70,7 @@ Settings come from the environment (see docs/configuration.md):
   KEEP_FAILED_SECONDS (604800)   CONNECT_TIMEOUT_MS (30000)   SHUTDOWN_TIMEOUT_MS (4000)
   HTTP_PORT (0 = off; /metrics, /healthz, /readyz)   HTTP_HOST (127.0.0.1)
   EXCLUDE_DBS (extra databases a deployment-wide stream skips)
+  EXCLUDE (namespaces and patterns to leave out: db.coll, db.*, *.coll, /regex/)
   REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY (PEM files, for rediss://)
 
 Options:
@@ -157,7 +158,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
     mongodbUri,
     redisUrl,
     workers,
-    watch: parseWatch(read.optionalString('WATCH'), excludeDbs),
+    watch: parseWatch(
+      read.optionalString('WATCH'),
+      excludeDbs,
+      parseExclude(read.optionalString('EXCLUDE')),
+    ),
     startAt,
     fullDocument: read.oneOf(
       'FULL_DOCUMENT',

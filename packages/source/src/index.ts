@@ -14,12 +14,15 @@ export {
 } from './config.js';
 export {
   parseWatch,
+  parseExclude,
+  inScope,
   describeScope,
   scopeMatch,
   singleDatabase,
   SYSTEM_DATABASES,
   type WatchScope,
 } from './watch-scope.js';
+export type { NamespacePattern } from './namespace-patterns.js';
 export { idAfter, idAtOrBefore } from './id-order.js';
 export {
   ChangeSource,

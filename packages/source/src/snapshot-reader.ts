@@ -11,7 +11,7 @@ import type { PlannedJob } from '@changeq/store';
 import { snapshotPosition } from '@changeq/store/watermark';
 import { idAfter, idAtOrBefore } from './id-order.js';
 import { planEvent } from './planner.js';
-import { SYSTEM_DATABASES, type WatchScope } from './watch-scope.js';
+import { SYSTEM_DATABASES, inScope, type WatchScope } from './watch-scope.js';
 
 /** What a copy starts from. */
 export interface SnapshotStart {
@@ -67,7 +67,14 @@ export async function snapshotNamespaces(
       .map((name) => `${db}.${name}`);
   const scope = config.watch;
   switch (scope.kind) {
-    case 'deployment': {
+    case 'collection':
+      return [`${scope.db}.${scope.coll}`];
+    case 'namespaces':
+      return scope.namespaces.map((ns) => `${ns.db}.${ns.coll}`);
+    case 'database':
+      return (await collectionsOf(scope.db)).filter((ns) => inScopeNs(scope, ns));
+    case 'deployment':
+    case 'patterns': {
       const { databases } = await mongo.db('admin').admin().listDatabases({ nameOnly: true });
       const dbs = databases
         .map((db) => db.name)
@@ -76,15 +83,15 @@ export async function snapshotNamespaces(
             !scope.excludeDbs.includes(name) &&
             !(SYSTEM_DATABASES as readonly string[]).includes(name),
         );
-      return (await Promise.all(dbs.sort().map(collectionsOf))).flat();
+      const all = (await Promise.all(dbs.sort().map(collectionsOf))).flat();
+      return all.filter((ns) => inScopeNs(scope, ns));
     }
-    case 'database':
-      return collectionsOf(scope.db);
-    case 'collection':
-      return [`${scope.db}.${scope.coll}`];
-    case 'namespaces':
-      return scope.namespaces.map((ns) => `${ns.db}.${ns.coll}`);
   }
+}
+
+function inScopeNs(scope: WatchScope, ns: string): boolean {
+  const dot = ns.indexOf('.');
+  return inScope(scope, ns.slice(0, dot), ns.slice(dot + 1));
 }
 
 /** The current cluster time, read before the copy so the stream can continue from it. */
