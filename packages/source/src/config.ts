@@ -8,7 +8,7 @@ import {
   parseDateTime,
   type WorkersConfig,
 } from '@changeq/shared';
-import { parsePipeline, reshapes } from './user-pipeline.js';
+import { parsePipeline, refuseSnapshotWithReshaping } from './user-pipeline.js';
 import { parseExclude, parseWatch, type WatchScope } from './watch-scope.js';
 
 export type FullDocumentMode = 'default' | 'updateLookup' | 'whenAvailable' | 'required';
@@ -148,12 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
   }
   const startAt = parseStartAt(read.string('START_AT', { default: 'now' }));
   const pipeline = parsePipeline(read.optionalString('PIPELINE'));
-  if (startAt.kind === 'snapshot' && reshapes(pipeline)) {
-    throw new UserError(
-      'START_AT=snapshot with a PIPELINE that reshapes events: the snapshot copy reads documents, not change events, so the pipeline (a redaction, say) would not apply to it',
-      'start the stream without a snapshot (START_AT=now or a time), or keep only $match stages in PIPELINE',
-    );
-  }
+  if (startAt.kind === 'snapshot') refuseSnapshotWithReshaping(pipeline, 'START_AT=snapshot');
   return {
     mongodbUri,
     redisUrl,

@@ -47,4 +47,10 @@ export {
 } from './snapshot-reader.js';
 export { copySnapshot, type SnapshotCopy } from './snapshot.js';
 export { ingestEnqueuer } from './ingest-enqueuer.js';
-export { NEEDED_FIELDS, PIPELINE_STAGES, parsePipeline, reshapes } from './user-pipeline.js';
+export {
+  NEEDED_FIELDS,
+  PIPELINE_STAGES,
+  parsePipeline,
+  refuseSnapshotWithReshaping,
+  reshapes,
+} from './user-pipeline.js';

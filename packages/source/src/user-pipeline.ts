@@ -51,6 +51,21 @@ export function parsePipeline(raw: string | undefined): Document[] | null {
   return parsed as Document[];
 }
 
+/**
+ * Refuses a snapshot copy (`what`: START_AT=snapshot, changeq resync) under a PIPELINE that
+ * reshapes events: the copy reads documents, not change events, so a redaction would not apply.
+ */
+export function refuseSnapshotWithReshaping(
+  pipeline: readonly Document[] | null,
+  what: string,
+): void {
+  if (!reshapes(pipeline)) return;
+  throw new UserError(
+    `${what} with a PIPELINE that reshapes events: the snapshot copy reads documents, not change events, so the pipeline (a redaction, say) would not apply to it`,
+    'stream without a snapshot copy (START_AT=now or a time, changeq token set --at), or keep only $match stages in PIPELINE',
+  );
+}
+
 /** Whether a pipeline changes the events' shape (more than filtering them). */
 export function reshapes(pipeline: readonly Document[] | null): boolean {
   return (pipeline ?? []).some((stage) => Object.keys(stage)[0] !== '$match');

@@ -1,7 +1,7 @@
 /** PIPELINE: which stages are taken, and the one line for each that would break routing or resuming. */
 import { describe, expect, test } from 'vitest';
 import { UserError } from '@changeq/shared';
-import { parsePipeline, reshapes } from '../src/user-pipeline.js';
+import { parsePipeline, refuseSnapshotWithReshaping, reshapes } from '../src/user-pipeline.js';
 
 const refusal = (raw: string) => {
   try {
@@ -69,5 +69,15 @@ describe('PIPELINE', () => {
     expect(reshapes(null)).toBe(false);
     expect(reshapes([{ $match: { a: 1 } }])).toBe(false);
     expect(reshapes([{ $match: { a: 1 } }, { $unset: 'fullDocument.ssn' }])).toBe(true);
+  });
+
+  test('a snapshot copy is refused under a reshaping pipeline, not under filters', () => {
+    expect(() =>
+      refuseSnapshotWithReshaping([{ $match: { a: 1 } }], 'changeq resync'),
+    ).not.toThrow();
+    expect(() => refuseSnapshotWithReshaping(null, 'changeq resync')).not.toThrow();
+    expect(() =>
+      refuseSnapshotWithReshaping([{ $unset: 'fullDocument.ssn' }], 'changeq resync'),
+    ).toThrow(/changeq resync with a PIPELINE that reshapes events/);
   });
 });

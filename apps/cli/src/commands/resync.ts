@@ -6,6 +6,7 @@ import {
   copySnapshot,
   ingestEnqueuer,
   loadConfig,
+  refuseSnapshotWithReshaping,
   snapshotNamespaces,
   type IngestConfig,
 } from '@changeq/source';
@@ -57,6 +58,7 @@ export async function resync(
   // The same settings as the ingest, validated the same way (WATCH, BATCH_SIZE, KEEP_*, ...).
   settings.servers();
   const config: IngestConfig = loadConfig(settings.env, { acceptGap: false });
+  refuseSnapshotWithReshaping(config.pipeline, 'changeq resync');
   const redis = await connectRedis(settings);
   let mongo: MongoClient | undefined;
   const enqueuer = ingestEnqueuer(config, redis, log);
