@@ -43,18 +43,36 @@ export const USER_ERROR_EXIT_CODE = 2;
 /**
  * Runs a program's main function: a UserError prints one line on stderr and exits 2,
  * anything else prints its stack and exits 1. An output closed early (`| head`) ends nothing.
+ * The same goes for an error thrown later, outside `main` (a timer, an event listener, a promise
+ * nobody awaited): Node would print it raw, unredacted, so it is reported here and the process
+ * ends as Node would end it.
  */
 export function runMain(program: string, main: () => Promise<void>): void {
   dropWritesOnceClosed();
-  main().catch((error: unknown) => {
+  const report = (error: unknown): void => {
     // Both lines go through the redaction: an error may quote a connection string.
     if (isUserError(error)) {
       process.stderr.write(`${program}: ${redactText(formatUserError(error))}\n`);
       process.exitCode = USER_ERROR_EXIT_CODE;
     } else {
-      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      const text = error instanceof Error ? (error.stack ?? error.message) : describeValue(error);
       process.stderr.write(`${program}: unexpected failure\n${redactText(text)}\n`);
       process.exitCode = 1;
     }
-  });
+  };
+  const fatal = (error: unknown): void => {
+    report(error);
+    process.exit();
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  main().catch(report);
+}
+
+function describeValue(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }

@@ -28,3 +28,23 @@ test('a user error is one line, exit 2; anything else its stack, exit 1; no pass
   );
   expect(crash.stderr).not.toContain('S3cr3t');
 });
+
+test('an error thrown outside main (a timer, a promise nobody awaited) is reported the same way', () => {
+  const later = run(
+    `setTimeout(() => { throw new Error('lost redis://admin:S3cr3t@h:1'); }, 10); await new Promise((r) => setTimeout(r, 1000));`,
+  );
+  expect(later.code).toBe(1);
+  expect(later.stderr).toMatch(
+    /^prog: unexpected failure\nError: lost redis:\/\/admin:\*\*\*@h:1\n/,
+  );
+  expect(later.stderr).not.toContain('S3cr3t');
+  const rejected = run(
+    `void Promise.reject(new UserError('bad mongodb://u:S3cr3t@h', 'fix it')); await new Promise((r) => setTimeout(r, 1000));`,
+  );
+  expect(rejected).toEqual({ code: 2, stderr: 'prog: bad mongodb://u:***@h. Fix: fix it\n' });
+  const odd = run(
+    `setTimeout(() => { throw Object.assign(Object.create(null), { n: 1n }); }, 10); await new Promise((r) => setTimeout(r, 1000));`,
+  );
+  expect(odd.code).toBe(1);
+  expect(odd.stderr).toMatch(/^prog: unexpected failure\n\[object Object\]\n$/);
+});
