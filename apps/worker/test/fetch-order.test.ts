@@ -91,3 +91,66 @@ describe('fetch order', () => {
     }
   });
 });
+
+describe('refilling', () => {
+  let server: RunningRedis;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = new Redis(server.url, { maxRetriesPerRequest: null });
+  });
+  afterAll(async () => {
+    await redis?.quit();
+    await server?.stop();
+  });
+
+  // Issue 11: one script per job, as a bare BullMQ Worker. A full session must not stop the
+  // finishing call from fetching the successor (each job being finished frees its own place),
+  // or every job costs a separate getNextJob besides its moveToCompleted.
+  it('a full session takes each next job with the call that finishes one', async () => {
+    const scenario = buildScenario(40, 5, seeded(5));
+    await enqueue(redis, scenario.events, () => 'alpha');
+    let fetches = 0;
+    const getNextJob = Worker.prototype.getNextJob;
+    Worker.prototype.getNextJob = async function (this: Worker, ...args) {
+      fetches++;
+      return getNextJob.apply(this, args);
+    };
+    let done = 0;
+    const worker = await startWorker({
+      worker: 'alpha',
+      redisUrl: server.url,
+      settings: {
+        concurrency: 4,
+        attempts: 1,
+        backoffMs: 10,
+        maxBackoffMs: 10,
+        timeoutMs: 5_000,
+        deadLetter: 'block',
+      },
+      dispatch: () => {
+        done++;
+        return { matched: true, result: undefined };
+      },
+      log: createLogger({ name: 'test', level: 'silent' }),
+      prefetch: 8,
+    });
+    const queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
+    try {
+      await waitFor(
+        async () => (await queue.getCompletedCount()) === scenario.events.length,
+        async () => JSON.stringify(await queue.getJobCounts()),
+        30_000,
+      );
+      expect(done).toBe(scenario.events.length);
+      // Filling the session and noticing the queue ran dry take a few; the rest come with
+      // finishing calls.
+      expect(fetches).toBeLessThan(scenario.events.length / 4);
+    } finally {
+      Worker.prototype.getNextJob = getNextJob;
+      await queue.close();
+      await worker.stop(1_000);
+    }
+  });
+});

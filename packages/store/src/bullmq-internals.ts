@@ -157,6 +157,20 @@ export async function activeJobsInFetchOrder(
 }
 
 /**
+ * The ids of the `count` jobs moved to active last, oldest fetch first (2): the list's head.
+ * Cheaper than the whole list when only the newest jobs' order is unknown.
+ */
+export async function newestActiveJobs(
+  redis: Redis,
+  queue: QueueKeysSource,
+  count: number,
+): Promise<string[]> {
+  if (count <= 0) return [];
+  const ids = await redis.lrange(queueKey(queue, 'active'), 0, count - 1);
+  return ids.reverse();
+}
+
+/**
  * Writes `token` into the lock of each job that is still in the active list (whoever held it)
  * and removes it from the stalled set. Returns the ids taken over. Only the lease holder may call
  * this: it is what makes the dead predecessor's jobs ours.

@@ -14,6 +14,7 @@ import {
   FINISH_LOCK_MISMATCH,
   FINISH_MISSING_LOCK,
   activeJobsInFetchOrder,
+  newestActiveJobs,
   completeJob,
   finishErrorCode,
   lockKey,
@@ -82,6 +83,9 @@ describe('BullMQ internals the worker relies on', () => {
     const { Job } = await import('bullmq');
     await (await Job.fromId(worker, 'j1'))!.moveToCompleted('ok', 't', false);
     expect(await activeJobsInFetchOrder(redis, worker)).toEqual(['j0', 'j2', 'j3']);
+    // The newest ones alone, in the same order.
+    expect(await newestActiveJobs(redis, worker, 2)).toEqual(['j2', 'j3']);
+    expect(await newestActiveJobs(redis, worker, 9)).toEqual(['j0', 'j2', 'j3']);
     await close();
   });
 

@@ -12,7 +12,7 @@
  * dropped): it is taken over and accepted in its place.
  */
 import { Job } from 'bullmq';
-import { activeJobsInFetchOrder, takeOverJobs } from '@changeq/store';
+import { activeJobsInFetchOrder, newestActiveJobs, takeOverJobs } from '@changeq/store';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
 import { redisFailed, type SessionContext } from './context.js';
 import { eventTask, type WorkTask } from './tasks.js';
@@ -29,6 +29,8 @@ export class FetchOrder {
   private readonly arrived = new Map<string, Job>();
   /** Calls that may move a job to active and whose reply has not been handled yet. */
   private inflight = 0;
+  /** Held jobs whose finishing call is under way (each may fetch its successor). */
+  private readonly leaving = new Set<string>();
   private needsAdoption = false;
   private capacityWaiter: (() => void) | undefined;
   private drainScheduled = false;
@@ -71,6 +73,7 @@ export class FetchOrder {
   /** A held job is finished (see OutcomeWriter): it leaves, and makes room. */
   release(jobId: string): void {
     this.held.delete(jobId);
+    this.leaving.delete(jobId);
     this.wakeFetchLoop();
   }
 
@@ -150,8 +153,26 @@ export class FetchOrder {
 
   private async acceptInFetchOrder(adopt: boolean): Promise<void> {
     const { redis, worker, token, lockDurationMs } = this.ctx;
-    const ids = await activeJobsInFetchOrder(redis, worker);
-    const inList = new Set(ids);
+    // Every job accepted so far was moved before every job not accepted yet (a drain accepts the
+    // list's oldest jobs first and stops at the first one it cannot place), so the jobs to order
+    // are the list's newest: at most one per job received and one per call in flight.
+    const pending = this.arrived.size + this.inflight;
+    if (!this.needsAdoption && this.inflight === 0 && this.arrived.size === 1) {
+      // Nothing else can be ahead of the one job received: no need to ask Redis.
+      for (const job of this.arrived.values()) this.accept(job);
+      this.arrived.clear();
+      if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
+      return;
+    }
+    let ids =
+      adopt || this.needsAdoption ? undefined : await newestActiveJobs(redis, worker, pending);
+    let inList = new Set(ids);
+    // A job received but not among the newest (a held job taken back to the list's head pushed
+    // it out): read the whole list rather than take it for gone.
+    if (ids === undefined || [...this.arrived.keys()].some((id) => !inList.has(id))) {
+      ids = await activeJobsInFetchOrder(redis, worker);
+      inList = new Set(ids);
+    }
     const orphans: string[] = [];
     for (const id of ids) {
       const job = this.arrived.get(id);
@@ -201,11 +222,17 @@ export class FetchOrder {
 
   /**
    * Whether a call that finishes a job may fetch the next one too (BullMQ's `fetchNext`): while
-   * fetching, with room, and nothing to adopt first. It then counts as a fetch in flight.
+   * fetching, with room once that job has left, and nothing to adopt first. It then counts as a fetch in flight.
    */
-  startFetchWithFinish(): boolean {
+  startFetchWithFinish(jobId: string): boolean {
+    // The jobs being finished leave: their places are free for their successors, so a full
+    // session refills one for one, as a bare BullMQ Worker does, not in separate fetches.
+    if (this.held.has(jobId)) this.leaving.add(jobId);
     const fetchNext =
-      this.fetching && !this.needsAdoption && this.room() > 0 && this.ctx.lease.isValid();
+      this.fetching &&
+      !this.needsAdoption &&
+      this.room() + this.leaving.size > 0 &&
+      this.ctx.lease.isValid();
     if (fetchNext) this.inflight++;
     return fetchNext;
   }

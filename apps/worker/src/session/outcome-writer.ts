@@ -29,8 +29,11 @@ import type { EventTask, ReplayTask, WorkTask } from './tasks.js';
 
 /** The fetch order as the writer sees it: where fetched jobs go in, and finished ones leave. */
 export interface JobIntake {
-  /** Whether a finishing call may fetch the next job too; if so, it counts as a fetch in flight. */
-  startFetchWithFinish(): boolean;
+  /**
+   * Whether the call finishing `jobId` may fetch the next job too; if so, it counts as a fetch in
+   * flight.
+   */
+  startFetchWithFinish(jobId: string): boolean;
   /** That fetch settled: the job it moved to active (or none), or 'lost' (the reply may be lost). */
   fetchWithFinishSettled(result: Job | undefined | 'lost'): void;
   /** A held job is finished: it leaves the session. */
@@ -159,7 +162,7 @@ export class OutcomeWriter {
     const { intake } = this.opts;
     const { worker, token } = this.ctx;
     for (let tries = 0; ; tries++) {
-      const fetchNext = intake.startFetchWithFinish();
+      const fetchNext = intake.startFetchWithFinish(task.jobId);
       let next: Job | undefined | 'lost';
       try {
         next = await completeJob(worker, task.job, returnValue, token, fetchNext);
