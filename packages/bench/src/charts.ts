@@ -37,7 +37,13 @@ function drainChart(r: Results): TopLevelSpec | null {
       {
         mark: 'bar',
         encoding: {
-          y: { field: 'figure', type: 'nominal', sort: null, title: null },
+          y: {
+            field: 'figure',
+            type: 'nominal',
+            sort: null,
+            title: null,
+            axis: { labelLimit: 320 },
+          },
           x: { field: 'perSecond', type: 'quantitative', title: 'events/s' },
           color: { field: 'side', type: 'nominal', scale: SIDE_COLORS, title: null },
         },
@@ -61,7 +67,7 @@ function workerChart(r: Results): TopLevelSpec | null {
     return {
       worker: kind === 'bare' ? 'bare BullMQ Worker' : 'changeq worker',
       handler: handler === 'noop' ? 'no-op handler' : '5 ms handler',
-      concurrency: `concurrency ${c?.slice(1)}`,
+      concurrency: Number(c?.slice(1)),
       perSecond: f.perSecond,
     };
   });
@@ -69,18 +75,20 @@ function workerChart(r: Results): TopLevelSpec | null {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: 'Worker throughput (events/s, higher is better)',
     data: { values },
-    facet: { column: { field: 'handler', type: 'nominal', title: null } },
+    facet: {
+      column: {
+        field: 'handler',
+        type: 'nominal',
+        title: null,
+        sort: ['no-op handler', '5 ms handler'],
+      },
+    },
     resolve: { scale: { y: 'independent' } },
     spec: {
       width: 240,
       mark: 'bar',
       encoding: {
-        x: {
-          field: 'concurrency',
-          type: 'nominal',
-          title: null,
-          sort: ['concurrency 1', 'concurrency 16', 'concurrency 32'],
-        },
+        x: { field: 'concurrency', type: 'ordinal', title: 'concurrency', axis: { labelAngle: 0 } },
         xOffset: { field: 'worker', type: 'nominal' },
         y: { field: 'perSecond', type: 'quantitative', title: 'events/s' },
         color: {
@@ -91,6 +99,7 @@ function workerChart(r: Results): TopLevelSpec | null {
             range: ['#9e9e9e', '#2f6db5'],
           },
           title: null,
+          legend: { labelLimit: 320 },
         },
       },
     },
@@ -141,6 +150,7 @@ function latencyChart(r: Results): TopLevelSpec | null {
             range: ['#f0a030', '#2f6db5'],
           },
           title: null,
+          legend: { labelLimit: 320, orient: 'bottom' },
         },
       },
     },

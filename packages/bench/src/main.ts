@@ -3,6 +3,7 @@
  * and changeq (see docs/benchmarks.md for how to read each figure). Progress goes to stderr; the
  * report (or, with --json, one JSON object) to stdout.
  */
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fillBacklog } from './backlog.js';
 import { writeCharts } from './charts.js';
@@ -60,7 +61,7 @@ async function latencySection(servers: Servers, o: Options): Promise<LatencyRun[
   for (const rate of [300, 1000]) {
     for (const pipeline of ['fortyLine', 'changeq'] as const) {
       progress(`latency at ${rate} writes/s: ${pipeline}`);
-      runs.push(await latencyRun(servers, pipeline, rate, o.quick ? 4 : 10));
+      runs.push(await latencyRun(servers, pipeline, rate, o.quick ? 3 : 10));
     }
   }
   return runs;
@@ -68,7 +69,7 @@ async function latencySection(servers: Servers, o: Options): Promise<LatencyRun[
 
 async function workerSection(servers: Servers, o: Options): Promise<Throughput[]> {
   const counts: Record<HandlerKind, Record<number, number>> = o.quick
-    ? { noop: { 1: 3000, 16: 6000, 32: 6000 }, sleep5: { 1: 150, 16: 2000, 32: 3000 } }
+    ? { noop: { 1: 2000, 16: 4000, 32: 4000 }, sleep5: { 1: 100, 16: 1500, 32: 2500 } }
     : { noop: { 1: 10_000, 16: 20_000, 32: 20_000 }, sleep5: { 1: 400, 16: 6000, 32: 10_000 } };
   const figures: Throughput[] = [];
   for (const handler of ['noop', 'sleep5'] as const) {
@@ -112,6 +113,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  if (o.from) {
+    await output(JSON.parse(readFileSync(o.from, 'utf8')) as Results, o);
+    return;
+  }
   const started = performance.now();
   const results: Results = {
     bench: 'changeq',
@@ -125,7 +130,7 @@ async function main(): Promise<void> {
   };
   const needsServers = o.sections.some((s) => s !== 'write-rate');
   if (needsServers) {
-    const latencyWrites = 2 * 2 * (o.quick ? 4 : 10) * 1300;
+    const latencyWrites = 2 * 2 * (o.quick ? 3 : 10) * 1300;
     const servers = await startServers(o.events * 2 + latencyWrites + 50_000);
     try {
       if (o.sections.includes('drain')) results.drain = await drainSection(servers, o);
@@ -143,6 +148,10 @@ async function main(): Promise<void> {
   results.seconds = (performance.now() - started) / 1000;
   results.goals = judge(results);
   results.others = othersOf(results);
+  await output(results, o);
+}
+
+async function output(results: Results, o: Options): Promise<void> {
   if (o.json) process.stdout.write(`${JSON.stringify(results)}\n`);
   else process.stdout.write(`${textReport(results)}\n`);
   if (o.charts) {

@@ -10,7 +10,8 @@ export const USAGE = `Usage: npm run bench -- [--quick] [--json] [--charts <dir>
   --json            print one JSON object on stdout (progress goes to stderr)
   --charts <dir>    write the charts (SVG) there, e.g. docs/benchmarks
   --only <list>     run only these sections, comma-separated: ${SECTIONS.join(', ')}
-  --events <n>      backlog size of the drain (default 100000, 20000 with --quick)`;
+  --events <n>      backlog size of the drain (default 100000, 20000 with --quick)
+  --from <file>     measure nothing: print the report (and --charts) of a saved --json run`;
 
 export interface Options {
   quick: boolean;
@@ -18,6 +19,7 @@ export interface Options {
   charts?: string;
   sections: Section[];
   events: number;
+  from?: string;
   help: boolean;
 }
 
@@ -36,6 +38,7 @@ export function parseOptions(argv: string[]): Options {
         charts: { type: 'string' },
         only: { type: 'string' },
         events: { type: 'string' },
+        from: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
     }));
@@ -58,6 +61,7 @@ export function parseOptions(argv: string[]): Options {
     quick: values.quick,
     json: values.json,
     ...(values.charts ? { charts: values.charts } : {}),
+    ...(values.from ? { from: values.from } : {}),
     sections: sections as Section[],
     events,
     help: values.help,
