@@ -58,7 +58,9 @@ function latencySection(r: Results, lines: string[]): void {
         .join(', ')} MB`,
     );
     lines.push(
-      `${''.padEnd(26)}  cores busy: ${Object.keys(run.cost.cpu)
+      `${''.padEnd(26)}  writes sent at ${run.achievedRate ?? '?'}/s; cores busy: ${Object.keys(
+        run.cost.cpu,
+      )
         .map((k) => `${k} ${coresOf(run.cost, k).toFixed(2)}`)
         .join(', ')}`,
     );

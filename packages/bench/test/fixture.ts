@@ -31,6 +31,7 @@ const latency = (pipeline: LatencyRun['pipeline'], rate: number, p99: number): L
   return {
     pipeline,
     rate,
+    achievedRate: rate,
     writes: 100,
     missing: 0,
     endToEnd: d,

@@ -25,6 +25,8 @@ const WARMUP = 50;
 export interface LatencyRun {
   pipeline: LatencyPipeline;
   rate: number;
+  /** The rate the load generator achieved (below `rate` when the machine could not keep up). */
+  achievedRate: number;
   writes: number;
   /** Events whose handler never started within the wait (should be 0). */
   missing: number;
@@ -178,6 +180,7 @@ export async function latencyRun(
     return {
       pipeline,
       rate,
+      achievedRate: Math.round(((writes - 1) * 1000) / Math.max(1, sent[writes - 1]! - sent[0]!)),
       writes,
       missing: writes - calls.length,
       endToEnd: distribution(e2e),
