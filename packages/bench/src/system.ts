@@ -1,49 +1,14 @@
 /**
- * What the machine and each process spent, read from /proc: CPU time per process (all its
+ * What the machine and each process spent, read from /proc (by @changeq/processes, the one copy
+ * of that accounting): CPU time per process (all its
  * threads), CPU time of the whole machine, and resident memory. Every figure of the bench carries
  * the CPU it cost per process, because on 2 cores the servers' share decides the ceilings, and
  * "others" (the machine's CPU minus ours) says whether the figure can be trusted at all.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { machineCpuMicros, processCpuMicros, rssMb } from '@changeq/processes';
 
-/** The unit of /proc/<pid>/stat's CPU times (USER_HZ, normally 100 per second). */
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** CPU time a process (all its threads) has used so far, in µs; 0 once it is gone. */
-export function processCpu(pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return 0;
-  }
-  // Field 2 is the command name in parentheses, which may itself hold spaces and ')'; the fields
-  // after the last ')' start at field 3, so utime and stime (fields 14 and 15) are at 11 and 12.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS;
-}
-
-/** CPU time the whole machine (all cores) has used so far, in µs, from /proc/stat. */
-export function machineCpu(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
-  // "cpu user nice system idle iowait irq softirq steal …": all but idle and iowait count, steal
-  // included (time the hypervisor gave to another guest is time this machine could not use).
-  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
-  const busy = [0, 1, 2, 5, 6, 7].reduce((sum, i) => sum + (ticks[i] ?? 0), 0);
-  return (busy * 1_000_000) / CLOCK_TICKS;
-}
-
-/** Resident memory of a process now, in MB (0 once it is gone). */
-export function rssMb(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
-}
+export { rssMb };
 
 /** Processes watched by name ("bench" is this process and is always watched). */
 export type Watched = Record<string, number>;
@@ -57,10 +22,10 @@ export interface Sample {
 
 export function sample(watched: Watched): Sample {
   const cpu: Record<string, number> = {};
-  for (const [name, pid] of Object.entries(watched)) cpu[name] = processCpu(pid);
+  for (const [name, pid] of Object.entries(watched)) cpu[name] = processCpuMicros(pid);
   const own = process.cpuUsage();
   cpu.bench = own.user + own.system;
-  return { at: performance.now(), cpu, machine: machineCpu() };
+  return { at: performance.now(), cpu, machine: machineCpuMicros() };
 }
 
 /** What a stretch of time cost: wall time, CPU per process and of the machine. */
