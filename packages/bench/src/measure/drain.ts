@@ -193,7 +193,10 @@ export function mongochangestreamDrain(servers: Servers, backlog: Backlog): Pipe
     process: 'pipeline',
     prefix: 'mcs',
     target,
-    note: `defaults (500 per batch); the last ${backlog.events - target} events wait for its 30 s flush timer, not counted`,
+    note:
+      target === backlog.events
+        ? 'defaults (500 per batch, a 30 s flush timer)'
+        : `defaults (500 per batch); the last ${backlog.events - target} events wait for its 30 s flush timer, not counted`,
     // It resumes from its own key in Redis: put the marker's token there, as a restart would.
     prepare: () =>
       servers.redis.set(
