@@ -4,12 +4,11 @@
  * backlog) with a flat RSS. Prints the RSS samples and the verdict against the 200 MB bound.
  * Usage: npm run bench:memory (in apps/ingest) [-- --jobs 1000000]
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { spawnTracked, terminate } from '@changeq/processes';
+import { rssMb, spawnTracked, terminate } from '@changeq/processes';
 import { startStack } from '@changeq/stack';
 import { appMain, workersFile } from '@changeq/testkit';
 
@@ -19,11 +18,7 @@ const WORKERS = ['alpha', 'bravo', 'charlie'];
 const MAIN = appMain('ingest');
 const LIMIT_MB = 200;
 
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-  return Math.round(kb / 1024);
-}
+const roundedRssMb = (pid: number): number => Math.round(rssMb(pid));
 
 async function main() {
   const stack = await startStack();
@@ -70,7 +65,7 @@ async function main() {
         .db('mem')
         .collection('c')
         .insertMany(Array.from({ length: 2500 }, (_, i) => ({ round, i, pad: 'x'.repeat(200) })));
-      samples.push(rssMb(child.pid!));
+      samples.push(roundedRssMb(child.pid!));
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     const waiting = await Promise.all(WORKERS.map((name) => redis.llen(`changeq:${name}:wait`)));

@@ -1,3 +1,4 @@
 export { spawnTracked, terminate, isAlive, freePort, waitForExit } from './processes.js';
 export type { TrackedSpawnOptions } from './processes.js';
 export { waitForLine } from './wait-for-line.js';
+export { processCpuMicros, machineCpuMicros, rssMb } from './usage.js';

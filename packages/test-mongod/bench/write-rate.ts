@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
 import type { Collection, ObjectId } from 'mongodb';
+import { processCpuMicros, rssMb } from '@changeq/processes';
 import { startMongoServer } from '../src/index.js';
 
 const GOAL_WRITES_PER_SECOND = 10_000;
@@ -99,16 +100,8 @@ async function startServer(): Promise<Server> {
   const { uri, pid } = JSON.parse(line) as { uri: string; pid: number };
   return {
     uri,
-    rssBytes: () => {
-      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
-      return kb ? Number(kb) * 1024 : NaN;
-    },
-    cpuMicros: () => {
-      // utime and stime, fields 14 and 15 of /proc/<pid>/stat, in clock ticks (1/100 s).
-      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ');
-      return (Number(fields?.[11]) + Number(fields?.[12])) * 10_000;
-    },
+    rssBytes: () => rssMb(pid) * 2 ** 20,
+    cpuMicros: () => processCpuMicros(pid),
     stop: () =>
       new Promise((resolve) => {
         child.once('exit', () => {

@@ -1,0 +1,172 @@
+/**
+ * The goals of issue 11, each judged pass or miss on the run's own figures; a miss carries its
+ * measured reason: which process kept a core busy, or which stage added the milliseconds.
+ */
+import { coresOf } from './system.js';
+import type { Throughput } from './measure/figure.js';
+import type { LatencyRun } from './measure/latency.js';
+import type { Goal, Results } from './results.js';
+
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+const x = (n: number) => `${n.toFixed(2)}x`;
+
+/** The process that kept the most of a core busy during a figure, e.g. "ingest 0.97 cores". */
+function busiest(cost: Throughput['cost'], skip: string[] = []): string {
+  const [name, cores] = Object.keys(cost.cpu)
+    .filter((n) => !skip.includes(n))
+    .map((n) => [n, coresOf(cost, n)] as const)
+    .sort((a, b) => b[1] - a[1])[0] ?? ['none', 0];
+  return `${name} ${cores.toFixed(2)} cores`;
+}
+
+/** A note when the rest of the machine took CPU during the figure. */
+const busyMachine = (cost: Throughput['cost']) =>
+  cost.othersCores > 0.25
+    ? `; the rest of the machine kept ${cost.othersCores.toFixed(2)} cores busy meanwhile`
+    : '';
+
+function cpuSaturation(f: Throughput, process: string, cores: number): string {
+  const own = coresOf(f.cost, process);
+  const total = Object.keys(f.cost.cpu).reduce((sum, n) => sum + coresOf(f.cost, n), 0);
+  if (own >= 0.9) return `the ${process} process is CPU-bound (${own.toFixed(2)} cores busy)`;
+  if (total + f.cost.othersCores >= cores * 0.9)
+    return `the machine is saturated (${(total + f.cost.othersCores).toFixed(2)} of ${cores} cores busy, ${f.cost.othersCores.toFixed(2)} of them by other processes; busiest of ours: ${busiest(f.cost)})`;
+  return `no process is saturated (${process} ${own.toFixed(2)} cores, all ours ${total.toFixed(2)} of ${cores}): the ${process} waits`;
+}
+
+function latencyGoals(runs: LatencyRun[]): Goal[] {
+  const goals: Goal[] = [];
+  for (const rate of [...new Set(runs.map((r) => r.rate))]) {
+    const cq = runs.find((r) => r.rate === rate && r.pipeline === 'changeq');
+    const a = runs.find((r) => r.rate === rate && r.pipeline === 'fortyLine');
+    if (!cq || !a) continue;
+    const bound = 1.25 * a.endToEnd.p99 + 5;
+    const under20 = rate !== 300 || cq.endToEnd.p99 < 20;
+    const pass = cq.endToEnd.p99 <= bound && under20 && cq.missing === 0;
+    const stages =
+      `ingest stage p99 ${ms(cq.ingestStage.p99)} (a: ${ms(a.ingestStage.p99)}), ` +
+      `worker stage p99 ${ms(cq.workerStage.p99)} (a: ${ms(a.workerStage.p99)})`;
+    const reasons: string[] = [];
+    if (cq.missing > 0) reasons.push(`${cq.missing} events never reached a handler`);
+    if (cq.endToEnd.p99 > bound) {
+      const worse =
+        cq.ingestStage.p99 - a.ingestStage.p99 >= cq.workerStage.p99 - a.workerStage.p99
+          ? 'the ingest stage'
+          : 'the worker stage';
+      reasons.push(`${worse} adds the most over (a): ${stages}`);
+    } else if (!under20) {
+      const slower =
+        cq.ingestStage.p99 >= cq.workerStage.p99 ? 'the ingest stage' : 'the worker stage';
+      reasons.push(`within (a)'s bound, not under 20 ms; the slower stage is ${slower}: ${stages}`);
+    }
+    reasons.push(`busiest process: ${busiest(cq.cost)}${busyMachine(cq.cost)}`);
+    goals.push({
+      id: `latency-${rate}`,
+      goal: `latency p99 at ${rate} writes/s ≤ 1.25 × (a) + 5 ms${rate === 300 ? ' and < 20 ms' : ''}`,
+      measured: `changeq ${ms(cq.endToEnd.p99)}, (a) ${ms(a.endToEnd.p99)} → bound ${ms(bound)}`,
+      pass,
+      ...(pass ? {} : { reason: reasons.join('; ') }),
+    });
+  }
+  return goals;
+}
+
+export function judge(results: Results): Goal[] {
+  const goals: Goal[] = [];
+  const cores = results.machine.cores;
+  const drain = results.drain?.figures ?? [];
+  const find = (id: string) => drain.find((f) => f.id === id);
+  const cq = find('changeq');
+  const bulk = find('addBulk');
+  const forty = find('fortyLine');
+  if (cq && bulk && forty) {
+    const pass = cq.perSecond >= 0.8 * bulk.perSecond && cq.perSecond > forty.perSecond;
+    goals.push({
+      id: 'drain',
+      goal: 'drain ≥ 0.8 × bare addBulk and ahead of (a)',
+      measured: `${cq.perSecond} events/s = ${x(cq.perSecond / bulk.perSecond)} addBulk, ${x(cq.perSecond / forty.perSecond)} (a)`,
+      pass,
+      ...(pass ? {} : { reason: cpuSaturation(cq, 'ingest', cores) }),
+    });
+  }
+  if (cq) {
+    const peak = cq.rssPeakMb.ingest ?? 0;
+    goals.push({
+      id: 'ingest-rss',
+      goal: 'ingest peak RSS < 200 MB while draining (default settings)',
+      measured: `${peak.toFixed(0)} MB${forty ? ` ((a): ${(forty.rssPeakMb.pipeline ?? 0).toFixed(0)} MB)` : ''}`,
+      pass: peak < 200,
+      ...(peak < 200
+        ? {}
+        : {
+            reason: `peak RSS ${peak.toFixed(0)} MB sampled every 50 ms while draining ${results.drain?.backlogEvents} events`,
+          }),
+    });
+  }
+  const workerPeaks = [
+    ...(results.workers ?? [])
+      .filter((f) => f.side === 'changeq')
+      .map((f) => f.rssPeakMb.worker ?? 0),
+    ...(results.latency ?? [])
+      .filter((r) => r.pipeline === 'changeq')
+      .flatMap((r) =>
+        Object.entries(r.rssPeakMb)
+          .filter(([k]) => k.startsWith('worker'))
+          .map(([, v]) => v),
+      ),
+  ];
+  if (workerPeaks.length > 0) {
+    const peak = Math.max(...workerPeaks);
+    goals.push({
+      id: 'worker-rss',
+      goal: 'worker peak RSS < 150 MB',
+      measured: `${peak.toFixed(0)} MB (highest of every changeq worker process of the run)`,
+      pass: peak < 150,
+    });
+  }
+  for (const c of [1, 16, 32]) {
+    const bare = results.workers?.find((f) => f.id === `bare-noop-c${c}`);
+    const ours = results.workers?.find((f) => f.id === `changeq-noop-c${c}`);
+    if (!bare || !ours) continue;
+    const pass = ours.perSecond >= bare.perSecond;
+    const perEvent = (f: Throughput, name: string) =>
+      ((f.cost.cpu[name] ?? 0) / f.events).toFixed(0);
+    goals.push({
+      id: `worker-c${c}`,
+      goal: `worker, no-op handler, concurrency ${c} ≥ bare BullMQ Worker`,
+      measured: `${ours.perSecond} vs ${bare.perSecond} events/s = ${x(ours.perSecond / bare.perSecond)}`,
+      pass,
+      ...(pass
+        ? {}
+        : {
+            reason:
+              `CPU per job: changeq worker ${perEvent(ours, 'worker')} µs + redis ${perEvent(ours, 'redis')} µs, ` +
+              `bare ${perEvent(bare, 'bare worker')} µs + redis ${perEvent(bare, 'redis')} µs; ` +
+              cpuSaturation(ours, 'worker', cores),
+          }),
+    });
+  }
+  if (results.latency) goals.push(...latencyGoals(results.latency));
+  if (results.writeRate) {
+    const slowestOf = (s: {
+      insert: { perSecond: number };
+      update: { perSecond: number };
+      delete: { perSecond: number };
+    }) => Math.min(s.insert.perSecond, s.update.perSecond, s.delete.perSecond);
+    const sizes = [...results.writeRate.sizes].sort((a, b) => a.docs - b.docs);
+    const slowest = Math.min(...sizes.map(slowestOf));
+    // Flat: the largest collection's slowest kind of write keeps 80% of the smallest one's.
+    const flatness =
+      sizes.length > 1 ? slowestOf(sizes[sizes.length - 1]!) / slowestOf(sizes[0]!) : 1;
+    const pass = slowest >= 10_000 && flatness >= 0.8;
+    const bySize = sizes.map((s) => `${s.docs.toLocaleString('en-US')}: ${slowestOf(s)}`);
+    goals.push({
+      id: 'test-server',
+      goal: 'test server ≥ 10,000 single-document writes/s (64 in flight), flat across sizes',
+      measured: `slowest kind per size (docs: writes/s) ${bySize.join(', ')}; largest ÷ smallest ${x(flatness)}`,
+      pass,
+      ...(pass ? {} : { reason: results.writeRate.verdict }),
+    });
+  }
+  return goals;
+}

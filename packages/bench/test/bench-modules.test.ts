@@ -1,0 +1,78 @@
+// The bench's own logic on made-up figures: percentiles, the goals' verdicts and reasons, the
+// report and the charts. The benchmark itself (servers, processes) is `npm run bench`, not a test.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { writeCharts } from '../src/charts.js';
+import { judge } from '../src/goals.js';
+import { OptionError, parseOptions } from '../src/options.js';
+import { textReport } from '../src/report.js';
+import { distribution, quantile } from '../src/stats.js';
+import { fixture } from './fixture.js';
+
+describe('stats', () => {
+  it('takes percentiles by nearest rank', () => {
+    const values = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(quantile(values, 0.5)).toBe(50);
+    expect(quantile(values, 0.99)).toBe(99);
+    expect(distribution([...values].reverse())).toMatchObject({ p50: 50, p99: 99, max: 100 });
+  });
+});
+
+describe('goals', () => {
+  const goals = judge(fixture());
+  const goal = (id: string) => goals.find((g) => g.id === id)!;
+
+  it('judges the drain against 0.8 x addBulk and the 40-line pipeline, with the saturated process', () => {
+    expect(goal('drain').pass).toBe(false); // 20,000 < 0.8 x 30,000
+    expect(goal('drain').reason).toContain('ingest process is CPU-bound (0.95 cores');
+  });
+
+  it('bounds latency p99 by 1.25 x (a) + 5 ms, and by 20 ms at 300 writes/s', () => {
+    expect(goal('latency-300').pass).toBe(true); // 12 <= 17.5 and < 20
+    expect(goal('latency-1000').pass).toBe(false); // 40 > 30
+    expect(goal('latency-1000').reason).toContain('the ingest stage adds the most');
+  });
+
+  it('compares the worker with the bare Worker at each concurrency', () => {
+    expect(goal('worker-c1').pass).toBe(true);
+    expect(goal('worker-c16').pass).toBe(false);
+    expect(goal('worker-rss').pass).toBe(true);
+    expect(goal('ingest-rss').pass).toBe(true);
+  });
+});
+
+describe('report and charts', () => {
+  it('prints every goal with pass or MISS', () => {
+    const results = fixture();
+    results.goals = judge(results);
+    const text = textReport(results);
+    expect(text).toContain('MISS  drain');
+    expect(text).toContain('pass  latency p99 at 300 writes/s');
+  });
+
+  it('draws the three charts as SVG', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'changeq-bench-charts-'));
+    try {
+      const files = await writeCharts(fixture(), dir);
+      expect(files.map((f) => f.slice(dir.length + 1))).toEqual([
+        'drain.svg',
+        'workers.svg',
+        'latency.svg',
+      ]);
+      const drain = readFileSync(join(dir, 'drain.svg'), 'utf8');
+      expect(drain.startsWith('<svg')).toBe(true);
+      expect(drain).toContain('changeq ingest');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('options', () => {
+  it('rejects an unknown section with one line naming the choices', () => {
+    expect(() => parseOptions(['--only', 'drian'])).toThrow(OptionError);
+    expect(() => parseOptions(['--only', 'drian'])).toThrow(/pick from drain, latency/);
+  });
+});
