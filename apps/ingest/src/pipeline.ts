@@ -42,7 +42,7 @@ export interface Committed {
   skipped: number;
 }
 
-/** How long a count of waiting jobs is trusted while it cannot have crossed the limit. */
+/** How old a count of waiting jobs gets before it is read again (beside the stream). */
 const COUNT_MAX_AGE_MS = 1000;
 /** How often the counts are read again while the queues are over the limit. */
 const BACKPRESSURE_POLL_MS = 500;
@@ -51,6 +51,7 @@ export class Pipeline {
   private readAhead: Promise<ReadBatch> | null = null;
   private backlog: { at: number; counts: Map<string, number>; max: number } | null = null;
   private addedSinceCount = 0;
+  private counting: Promise<void> | null = null;
 
   constructor(
     private readonly ports: PipelinePorts,
@@ -123,21 +124,39 @@ export class Pipeline {
   /**
    * The queues over the backlog limit, if any. Counting costs a round trip per queue, so a count
    * is reused while it cannot be out of date in a way that matters: waiting jobs only grow by
-   * what this ingest adds, so `max + added since` bounds every queue.
+   * what this ingest adds, so `max + added since` bounds every queue. Only a bound over the limit
+   * waits for a count; an old count under it is read again beside the stream (another ingest
+   * adding to the same queues shows within a second), not on the way of the next batch.
    */
   private async backlogFull(): Promise<Map<string, number> | null> {
-    const now = this.ports.clock.now();
     const limit = this.settings.backlogLimit;
-    let cached = this.backlog;
-    const bound = cached ? cached.max + this.addedSinceCount : Infinity;
-    if (!cached || bound > limit || now - cached.at > COUNT_MAX_AGE_MS) {
-      const counts = await this.ports.enqueuer.waitingCounts();
-      cached = { at: now, counts, max: Math.max(0, ...counts.values()) };
-      this.backlog = cached;
-      this.addedSinceCount = 0;
+    const cached = this.backlog;
+    if (!cached || cached.max + this.addedSinceCount > limit) await this.count();
+    else if (this.ports.clock.now() - cached.at > COUNT_MAX_AGE_MS) {
+      this.count().catch(() => undefined); // a failed count is read again next time
     }
-    const full = new Map([...cached.counts].filter(([, waiting]) => waiting > limit));
+    const counts = this.backlog?.counts ?? new Map<string, number>();
+    const full = new Map([...counts].filter(([, waiting]) => waiting > limit));
     return full.size > 0 ? full : null;
+  }
+
+  /**
+   * Reads the waiting counts (one read at a time). Jobs added while the counts are read stay in
+   * `addedSinceCount`, perhaps counted twice: the bound may err high, never low.
+   */
+  private count(): Promise<void> {
+    this.counting ??= (async () => {
+      const at = this.ports.clock.now();
+      const addedBefore = this.addedSinceCount;
+      try {
+        const counts = await this.ports.enqueuer.waitingCounts();
+        this.backlog = { at, counts, max: Math.max(0, ...counts.values()) };
+        this.addedSinceCount -= addedBefore;
+      } finally {
+        this.counting = null;
+      }
+    })();
+    return this.counting;
   }
 
   /** Waits while any queue holds more waiting jobs than the limit; true when `signal` fired. */

@@ -250,6 +250,8 @@ export class FakeStore implements PositionPort {
 export class FakeEnqueuer implements EnqueuerPort {
   waiting = new Map<string, number>([['alpha', 0]]);
   waitingReads = 0;
+  /** While set, reads of the waiting counts wait for it. */
+  countGate: Promise<void> | null = null;
   /** Errors thrown by the next calls to `commit`, in order. */
   failCommits: Error[] = [];
 
@@ -280,6 +282,7 @@ export class FakeEnqueuer implements EnqueuerPort {
 
   async waitingCounts(): Promise<Map<string, number>> {
     this.waitingReads += 1;
+    await this.countGate;
     return new Map(this.waiting);
   }
 

@@ -20,19 +20,20 @@ function pipeline(backlogLimit = 1000) {
   const enqueuer = new FakeEnqueuer(journal);
   const store = new FakeStore(journal);
   const paused: boolean[] = [];
+  const clock = new FakeClock();
   const line = new Pipeline(
     {
       reader,
       enqueuer,
       store,
-      clock: new FakeClock(),
+      clock,
       faults: (point: FaultPoint) => journal.add(point),
     },
     { batchSize: 100, backlogLimit },
     { backpressure: (value) => paused.push(value) },
     capturingLogger().log,
   );
-  return { line, journal, reader, enqueuer, store, paused };
+  return { line, journal, reader, enqueuer, store, paused, clock };
 }
 
 const signal = new AbortController().signal;
@@ -105,6 +106,19 @@ describe('the pipeline', () => {
     // Batch 3 was read ahead before the queue filled up; nothing was read while it was held
     // back, and the next read ahead starts now.
     expect(reader.reads).toBe(reads + 1);
+  });
+
+  test('reads an old count again beside the stream: the next batch does not wait for it', async () => {
+    const { line, reader, enqueuer, clock } = pipeline(10);
+    reader.add(batch(1, ['a']), batch(2, ['b']), batch(3, ['c']));
+    await line.next(signal);
+    expect(enqueuer.waitingReads).toBe(1);
+    clock.at += 1001;
+    let answer = () => undefined as void;
+    enqueuer.countGate = new Promise((resolve) => (answer = resolve));
+    expect((await line.next(signal))!.token).toEqual(token(2)); // the count has not answered
+    expect(enqueuer.waitingReads).toBe(2);
+    answer();
   });
 
   test('stops waiting when stopped', async () => {

@@ -5,8 +5,8 @@
  */
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadWorkersConfig } from '@changeq/shared';
-import type { IngestConfig } from '@changeq/source';
+import { Router, loadWorkersConfig } from '@changeq/shared';
+import { SnapshotReader, type IngestConfig } from '@changeq/source';
 import { startMongo, startRedis, type RunningMongo, type RunningRedis } from '@changeq/stack';
 import { freePort, waitFor, workersFile } from '@changeq/testkit';
 import { StreamReader } from '../src/reader/stream-reader.js';
@@ -83,6 +83,34 @@ describe('the reader thread', () => {
       expect(error.code).toBe(260);
     } finally {
       await stream.shutdown();
+    }
+  });
+});
+
+describe('a snapshot batch', () => {
+  test('stops once its documents reach the byte bound, and the copy goes on after it', async () => {
+    const client = new MongoClient(mongo.uri);
+    try {
+      const coll = client.db('rd').collection<{ _id: number; pad: string }>('big');
+      await coll.insertMany(
+        Array.from({ length: 5 }, (_, n) => ({ _id: n, pad: 'x'.repeat(1000) })),
+      );
+      // about 1,030 bytes of BSON each: the bound is reached with the third document
+      const snapshots = new SnapshotReader(
+        client,
+        { kind: 'collection', db: 'rd', coll: 'big' },
+        new Router(['alpha']),
+        2500,
+      );
+      const { startAt } = await snapshots.begin();
+      const request = { runId: 'r', startAt, ns: 'rd.big', upTo: null, limit: 100 };
+      const first = await snapshots.read({ ...request, seq: 0, after: null });
+      expect(first.count).toBe(3);
+      const second = await snapshots.read({ ...request, seq: 1, after: first.last });
+      expect([second.count, second.last]).toEqual([2, { id: 4 }]);
+      expect((await snapshots.read({ ...request, seq: 2, after: second.last })).count).toBe(0);
+    } finally {
+      await client.close();
     }
   });
 });

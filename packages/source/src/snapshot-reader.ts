@@ -4,7 +4,7 @@
  * as `snapshot` events. The copy itself (its progress in Redis, its commits) is `copySnapshot`;
  * this side runs wherever the MongoDB connection lives (the ingest's reader thread, or the CLI).
  */
-import type { Document, MongoClient, Timestamp } from 'mongodb';
+import { BSON, type Document, type MongoClient, type Timestamp } from 'mongodb';
 import type { Router, SnapshotEvent } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 // The position codec alone: the reader thread plans snapshot batches without loading BullMQ.
@@ -110,12 +110,20 @@ function splitNamespace(ns: string): { db: string; coll: string } {
   return { db: ns.slice(0, dot), coll: ns.slice(dot + 1) };
 }
 
+/**
+ * The BSON a new batch holds at most, plus its last document (at most 16 MiB, MongoDB's document
+ * limit), so that the memory a batch takes does not grow with BATCH_SIZE times document size
+ * (the ingest's reader thread has a heap limit: see apps/ingest/src/reader/stream-reader.ts).
+ */
+export const SNAPSHOT_BATCH_BYTES = 8 * 1024 * 1024;
+
 /** A snapshot copy's reads over a MongoDB connection. */
 export class SnapshotReader implements SnapshotSource {
   constructor(
     private readonly mongo: MongoClient,
     private readonly watch: WatchScope,
     private readonly router: Router,
+    private readonly maxBatchBytes = SNAPSHOT_BATCH_BYTES,
   ) {}
 
   async begin(): Promise<SnapshotStart> {
@@ -132,7 +140,7 @@ export class SnapshotReader implements SnapshotSource {
           .find({ $and: [after, idAtOrBefore(request.upTo.id)] })
           .sort({ _id: 1 })
           .toArray()
-      : await collection.find(after).sort({ _id: 1 }).limit(request.limit).toArray();
+      : await this.readNew(collection.find(after).sort({ _id: 1 }).limit(request.limit));
     const jobs = docs.flatMap((doc, index) => {
       const event: SnapshotEvent = {
         _id: { snapshot: `${request.runId}:${request.seq}:${index}` },
@@ -150,5 +158,21 @@ export class SnapshotReader implements SnapshotSource {
     });
     const last = docs[docs.length - 1];
     return { jobs, count: docs.length, last: last ? { id: last._id } : null };
+  }
+
+  /**
+   * A new batch's documents: up to its limit, or fewer once they reach `maxBatchBytes` (a short
+   * batch is not the collection's end: only an empty one is). A batch read again (`upTo`) ends
+   * where it ended before, so it is bounded alike.
+   */
+  private async readNew(cursor: AsyncIterable<Document>): Promise<Document[]> {
+    const docs: Document[] = [];
+    let bytes = 0;
+    for await (const doc of cursor) {
+      docs.push(doc);
+      bytes += BSON.calculateObjectSize(doc);
+      if (bytes >= this.maxBatchBytes) break; // leaving the loop closes the cursor
+    }
+    return docs;
   }
 }

@@ -17,6 +17,19 @@ import {
 } from './protocol.js';
 
 /**
+ * The reader thread's heap bound. Left to V8's defaults its old generation grows far beyond what
+ * it holds before collecting (25-30 MB more RSS while draining a backlog). What it holds at
+ * most is one batch: the driver's buffer of one server reply (MongoDB caps a reply at 16 MiB of
+ * BSON; a snapshot batch stops after 8 MiB plus one document of at most 16 MiB), those documents
+ * decoded (about 2.5x their BSON) and their jobs' JSON text (about 2x): about 16 + 16 x 4.5 =
+ * 88 MB for a stream batch, 16 + 24 x 4.5 = 124 MB for a snapshot batch of the largest
+ * documents. A thread that still exceeds it fails with the reason and the ingest stops (see the
+ * class comment). The young generation stays V8's: limiting it cost about 10 µs of CPU per
+ * event in garbage collection for about 20 MB.
+ */
+const READER_LIMITS = { maxOldGenerationSizeMb: 128 };
+
+/**
  * The ingest's change stream, read by a worker thread (reader/thread.ts) over its own MongoDB
  * connection. Calls are queued to the thread and answered in order (a ping is answered at
  * once). A thread that dies fails every call with the reason, and the ingest stops: that is a
@@ -63,7 +76,7 @@ export class StreamReader implements ChangeReader {
         pipelineJson: encodePipeline(config.pipeline),
       },
     };
-    this.worker = new Worker(thread, { workerData: init });
+    this.worker = new Worker(thread, { workerData: init, resourceLimits: READER_LIMITS });
     this.worker.on('message', (reply: ReaderReply) => {
       const call = this.pending.get(reply.id);
       if (!call) return;
