@@ -1,6 +1,5 @@
 /** The ring's record in Redis and the workers' handoff flags (see codecs/ring.ts). */
 import type { Redis } from 'ioredis';
-import type { RingEpoch } from '@changeq/shared';
 import { decodeRing, encodeRing, type StoredEpoch } from './codecs/ring.js';
 import { ringKey, workerKeys } from './keys.js';
 import { Scripts } from './scripts.js';
