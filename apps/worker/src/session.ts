@@ -30,6 +30,7 @@ import type { Redis } from 'ioredis';
 import type { Logger, WorkerSettings } from '@changeq/shared';
 import {
   DocumentBlocks,
+  RingStore,
   deadLetterQueueName,
   eventQueueName,
   workerKeys,
@@ -44,6 +45,7 @@ import { redisFailed, type SessionContext } from './session/context.js';
 import { DeadLetterPolicy } from './session/dead-letter-policy.js';
 import { FetchLoop } from './session/fetch-loop.js';
 import { FetchOrder } from './session/fetch-order.js';
+import { Holds } from './session/holds.js';
 import { callHandler } from './session/handler-call.js';
 import { LockExtension } from './session/locks.js';
 import { OutcomeWriter } from './session/outcome-writer.js';
@@ -83,6 +85,9 @@ export class Session implements TaskDriver<WorkTask> {
   readonly scheduler: OrderedScheduler<WorkTask>;
   private readonly blocks: DocumentBlocks;
   private readonly policy: DeadLetterPolicy;
+  private readonly ring: RingStore;
+  /** Jobs of documents that moved here, waiting for their old owners' checkpoints. */
+  readonly holds: Holds;
   private readonly stopController = new AbortController();
 
   // Made in `start`, with the BullMQ worker and dead-letter queue they act through.
@@ -131,6 +136,22 @@ export class Session implements TaskDriver<WorkTask> {
     this.scheduler = new OrderedScheduler<WorkTask>(this, schedulerOptions);
     this.blocks = new DocumentBlocks(opts.redis, this.keys, this.log);
     this.policy = new DeadLetterPolicy(s.deadLetter, this.blocks);
+    this.ring = new RingStore(opts.redis, opts.prefix);
+    this.holds = new Holds(this.ring, {
+      onError: (error) => {
+        this.log.warn({ err: error }, 'could not read the handoff flags; retrying');
+        redisFailed({ log: this.log, events: this.events }, 'outcome', error);
+      },
+      onWaiting: (waiting, releasedMs) => this.events.held({ waiting, releasedMs }),
+      onPassed: (handoff, heldMs) => {
+        const sorted = [...heldMs].sort((a, b) => a - b);
+        const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+        this.log.info(
+          { handoff, held: heldMs.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1) },
+          'handoff passed: the documents that moved here run now',
+        );
+      },
+    });
   }
 
   /** How many jobs of the queue this session holds (fetched or recovered, not finished). */
@@ -214,6 +235,7 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   private stopFetching(): void {
+    this.holds.close();
     this.stopController.abort(); // also wakes a fetch loop waiting for room (see FetchOrder)
     this.opts.blocking.disconnect(false);
   }
@@ -233,7 +255,20 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   async admit(task: WorkTask): Promise<Admission> {
+    const hold = task.kind === 'event' ? task.data?.hold : undefined;
+    if (hold && !(await this.holds.wait(hold, this.stopController.signal))) return 'leave';
     return this.policy.admit(task);
+  }
+
+  /** A handoff marker: every job this queue held before the ring change has finished. */
+  async checkpoint(task: WorkTask): Promise<void> {
+    if (task.kind !== 'event' || task.handoff === undefined) return;
+    await this.ring.markHandoff(this.opts.worker, task.handoff);
+    await this.writer.write(task, { kind: 'completed', returnValue: null });
+    this.log.info(
+      { epoch: task.handoff },
+      'handoff marker reached: every job queued here before the ring change has finished',
+    );
   }
 
   call(task: WorkTask, attempt: number, getSignal: () => AbortSignal): unknown {

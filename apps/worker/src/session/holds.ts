@@ -20,6 +20,8 @@ export interface HoldsOptions {
   onError?: (error: unknown) => void;
   /** A handoff passed: how long each task that waited for it was held. */
   onPassed?: (handoff: string, heldMs: number[]) => void;
+  /** The number of waiting tasks changed. */
+  onWaiting?: (waiting: number, releasedMs: readonly number[]) => void;
 }
 
 interface Waiter {
@@ -67,12 +69,14 @@ export class Holds {
         resolve: (passed) => {
           signal.removeEventListener('abort', abort);
           this.waiters.delete(waiter);
+          this.options.onWaiting?.(this.waiters.size, passed ? [performance.now() - waiter.since] : []);
           resolve(passed);
         },
       };
       const abort = () => waiter.resolve(false);
       signal.addEventListener('abort', abort, { once: true });
       this.waiters.add(waiter);
+      this.options.onWaiting?.(this.waiters.size, []);
       for (const worker of hold.workers) {
         const key = keyOf(worker, hold.epoch);
         if (waiter.remaining.has(key)) this.pending.set(key, { worker, epoch: hold.epoch });
