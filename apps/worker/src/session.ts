@@ -46,6 +46,7 @@ import { DeadLetterPolicy } from './session/dead-letter-policy.js';
 import { FetchLoop } from './session/fetch-loop.js';
 import { FetchOrder } from './session/fetch-order.js';
 import { Holds } from './session/holds.js';
+import { MembershipWatch, type Membership } from './session/membership.js';
 import { callHandler } from './session/handler-call.js';
 import { LockExtension } from './session/locks.js';
 import { OutcomeWriter } from './session/outcome-writer.js';
@@ -93,6 +94,8 @@ export class Session implements TaskDriver<WorkTask> {
   // Made in `start`, with the BullMQ worker and dead-letter queue they act through.
   private worker!: Worker;
   private dlq!: Queue;
+  /** The worker's own queue, for its counts (draining). */
+  private queue!: Queue;
   private fetchOrder!: FetchOrder;
   private fetchLoop!: FetchLoop;
   /** Undefined until `start` makes it (`close` may follow a `start` that failed early). */
@@ -101,6 +104,8 @@ export class Session implements TaskDriver<WorkTask> {
   private replays!: ReplayLines;
   private commands!: OperatorCommands;
 
+  private membership: MembershipWatch | undefined;
+  private membershipDone: Promise<void> = Promise.resolve();
   private fetchLoopDone: Promise<void> = Promise.resolve();
   private commandLoopDone: Promise<void> = Promise.resolve();
   private readonly onReconnecting = () => {
@@ -176,6 +181,8 @@ export class Session implements TaskDriver<WorkTask> {
     this.worker.on('error', (error) => this.log.debug({ err: error }, 'BullMQ worker error'));
     this.dlq = new Queue(this.dlqName, { connection: redis, prefix });
     this.dlq.on('error', (error) => this.log.debug({ err: error }, 'dead-letter queue error'));
+    this.queue = new Queue(this.queueName, { connection: redis, prefix });
+    this.queue.on('error', (error) => this.log.debug({ err: error }, 'queue error'));
 
     const ctx: SessionContext = {
       redis,
@@ -216,6 +223,20 @@ export class Session implements TaskDriver<WorkTask> {
     locks.start();
     this.fetchLoopDone = this.fetchLoop.run();
     this.commandLoopDone = this.commands.run();
+    this.membership = new MembershipWatch({
+      worker: this.opts.worker,
+      ring: this.ring,
+      queue: this.queue,
+      held: () => this.scheduler.size,
+      log: this.log,
+      signal: this.stopController.signal,
+    });
+    this.membershipDone = this.membership.run();
+  }
+
+  /** Whether this name is in the ring, draining out of it, or drained (safe to stop). */
+  get ringMembership(): Membership {
+    return this.membership?.state ?? 'active';
   }
 
   /** Graceful: stop fetching, let handler calls finish for up to `graceMs`, abort the rest. */
@@ -243,8 +264,8 @@ export class Session implements TaskDriver<WorkTask> {
   private async close(): Promise<void> {
     this.locks?.stop();
     this.opts.redis.off('reconnecting', this.onReconnecting);
-    await Promise.allSettled([this.fetchLoopDone, this.commandLoopDone]);
-    await Promise.allSettled([this.worker.close(true), this.dlq.close()]);
+    await Promise.allSettled([this.fetchLoopDone, this.commandLoopDone, this.membershipDone]);
+    await Promise.allSettled([this.worker.close(true), this.dlq.close(), this.queue?.close()]);
   }
 
   // ---------------------------------------------------------------------------------------------
