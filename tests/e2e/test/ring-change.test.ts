@@ -21,6 +21,7 @@ import { RingStore } from '@changeq/store';
 import {
   CallLog,
   Supervised,
+  startApp,
   changesSince,
   checkDeliveries,
   documentOf,
@@ -146,6 +147,20 @@ async function stopSystem(system: System): Promise<void> {
   await system.client.close();
 }
 
+/** `changeq status --json` of the system. */
+async function status(system: System): Promise<{
+  ring: { epoch: number; pendingHandoffs: { worker: string; epoch: number }[] } | null;
+  workers: { name: string; membership: string | null }[];
+}> {
+  const run = startApp('cli', ['status', '--json'], system.env);
+  const { code } = await run.closed;
+  expect(code, run.stderr()).toBe(0);
+  return JSON.parse(run.stdout()) as never;
+}
+
+const memberships = (report: Awaited<ReturnType<typeof status>>) =>
+  Object.fromEntries(report.workers.map((w) => [w.name, w.membership]));
+
 /** Waits until the ingest has made ring epoch `epoch` (any of its processes). */
 async function epochStored(system: System, epoch: number, timeoutMs = 30_000): Promise<void> {
   const store = new RingStore(redis, system.db);
@@ -227,7 +242,7 @@ test('names added (SIGHUP) and removed (file watch) while writes stream: exactly
     signal: writing.signal,
   });
   try {
-    await sleep(2500);
+    await sleep(4000); // past the start, for the latency before the changes
     // Add `west`: edit the file and say so with SIGHUP. Its worker starts a moment later (its
     // events simply queue meanwhile). `north` is paused across the switch, so that documents
     // moving from it to `west` have events waiting in its queue (a slow old owner): without the
@@ -252,7 +267,11 @@ test('names added (SIGHUP) and removed (file watch) while writes stream: exactly
     save(system.file, REMOVED);
     await epochStored(system, 3);
     const removedAt = Date.now();
-    await sleep(800);
+    // While south is paused with jobs in its queue: draining, its handoff pending.
+    const whileDraining = await status(system);
+    expect(whileDraining.ring?.epoch).toBe(3);
+    expect(whileDraining.ring?.pendingHandoffs).toEqual([{ worker: 'south', epoch: 3, jobsAhead: expect.any(Number) }]);
+    expect(memberships(whileDraining)).toMatchObject({ south: 'draining', west: 'active' });
     south.signal('SIGCONT');
     await sleep(2500);
     writing.abort();
@@ -277,8 +296,16 @@ test('names added (SIGHUP) and removed (file watch) while writes stream: exactly
     const from2 = epochs[1]!.from.toUpperCase();
     expect(expected.filter((j) => j.worker === 'south' && j.position > from3)).toEqual([]);
     expect(expected.filter((j) => j.worker === 'west' && j.position <= from2)).toEqual([]);
-    // south stays up, drained, and says so.
+    // south stays up, drained, and says so; so does status.
     expect(south.current.child.exitCode).toBeNull();
+    const after = await status(system);
+    expect(after.ring?.pendingHandoffs).toEqual([]);
+    expect(memberships(after)).toEqual({
+      north: 'active',
+      east: 'active',
+      west: 'active',
+      south: 'drained',
+    });
 
     // Documents that did not move carry no hold; every hold is a document that moved.
     const ring = new RingRouter(epochs);
