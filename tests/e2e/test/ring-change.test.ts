@@ -62,6 +62,14 @@ function save(file: string, names: readonly string[]): void {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await sleep(50);
+  }
+}
+
 function quantile(values: readonly number[], q: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -258,10 +266,12 @@ test('names added (SIGHUP) and removed (file watch) while writes stream: exactly
     startWorker(system, 'west');
     await sleep(800);
     north.signal('SIGCONT');
+    const northPausedMs = Date.now() - northStopped;
     await sleep(2500);
     // Remove `south` by the file watch alone (paused across the switch likewise); its worker
     // keeps running until drained.
     const south = system.workers.get('south')!;
+    const southStopped = Date.now();
     south.signal('SIGSTOP');
     await sleep(700);
     save(system.file, REMOVED);
@@ -273,11 +283,17 @@ test('names added (SIGHUP) and removed (file watch) while writes stream: exactly
     expect(whileDraining.ring?.pendingHandoffs).toEqual([{ worker: 'south', epoch: 3, jobsAhead: expect.any(Number) }]);
     expect(memberships(whileDraining)).toMatchObject({ south: 'draining', west: 'active' });
     south.signal('SIGCONT');
+    const southPausedMs = Date.now() - southStopped;
     await sleep(2500);
     writing.abort();
     await writes;
 
     await south.current.waitForLine(/"msg":"drained: /, 60_000);
+    // A removed name's process restarted (after a crash, say) is not refused: the ring knew it.
+    await south.kill();
+    await waitUntil(() => south.restarts === 1);
+    await south.current.waitForLine(/was in the ring: running with the default settings/, 30_000);
+    await south.current.waitForLine(/"msg":"drained: /, 30_000);
     const { truth, epochs, expected, report, log } = await deliveries(system);
     expectExactlyOnceInOrder(report);
     expect(epochs.map((e) => [e.epoch, [...e.names].sort()])).toEqual([
@@ -351,6 +367,7 @@ test('names added (SIGHUP) and removed (file watch) while writes stream: exactly
       [
         `ring change figures (${truth.length} changes, ${docs.size} documents, ${expected.length} jobs, ${log.calls.length / 2} handler calls):`,
         `  documents moved adding a 4th name: ${(100 * movedShare(docs, BASE, ADDED)).toFixed(1)}% (ideal 25.0%); removing one of 4: ${(100 * movedShare(docs, ADDED, REMOVED)).toFixed(1)}% (ideal 25.0%)`,
+        `  old owners paused across the switches (so that moved documents have events waiting there): north ${northPausedMs} ms, south ${southPausedMs} ms`,
         `  holds: ${heldCount} jobs waited over ${holds.length} handoffs; per handoff p50/p99/max ms: ${holds.map((h) => `${String(h.handoff)} ${String(h.p50Ms)}/${String(h.p99Ms)}/${String(h.maxMs)}`).join(', ')}`,
         `  latency of documents that did not move (write to handler end), p50/p99 ms: before the changes ${quantile(before, 0.5)}/${quantile(before, 0.99)} (${before.length} jobs); in the 2 s after each switch, on the workers not paused ${quantile(during, 0.5)}/${quantile(during, 0.99)} (${during.length} jobs)`,
       ].join('\n'),
