@@ -281,9 +281,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (this.rings?.ready(stream.position) && stream.position) {
           // Between two batches, everything read so far committed and the token stored: the
           // batch read ahead (routed by the old ring) is dropped and read again after the switch.
+          const since = performance.now();
           this.pipeline.discard();
           await this.reader.close();
-          await this.rings.apply(stream.position);
+          await this.rings.apply(stream.position, since);
           this.ringStatus();
         }
         if (!this.reader.isOpen) await this.reader.open(openOptions(stream));

@@ -120,7 +120,7 @@ export class RingKeeper {
    * Makes the requested change at `position` (all read so far committed, the token stored
    * there, the stream closed). The caller reopens the stream after `position`.
    */
-  async apply(position: StoredPosition): Promise<void> {
+  async apply(position: StoredPosition, since = performance.now()): Promise<void> {
     const wanted = this.wanted;
     const epochs = this.epochs;
     const current = this.current;
@@ -167,6 +167,8 @@ export class RingKeeper {
         handoffs: losing,
         markers: markers.map((m) => m.queue),
         from: describePosition(position),
+        // From the batch boundary (read-ahead dropped, stream closed) to the new ring in place.
+        tookMs: Math.round(performance.now() - since),
       },
       'ring changed: events after the stored position are routed by the new names; moved documents wait for their old owners',
     );
