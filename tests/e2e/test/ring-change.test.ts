@@ -147,7 +147,7 @@ function startWorker(system: System, name: string): void {
     new Supervised(name, 'worker', ['--name', name, '--handlers', recordingHandlersPath()], {
       ...system.env,
       // Long enough that a worker paused (SIGSTOP) for a second or two keeps its lease.
-      LEASE_TTL_MS: '6000',
+      LEASE_TTL_MS: '15000',
       LOCK_DURATION_MS: '5000',
       CHANGEQ_RECORD_FILE: system.record,
       CHANGEQ_RECORD_SLEEP_MAX_MS: '4',
@@ -410,14 +410,14 @@ test('the ingest SIGKILLed inside ring changes restarts with the changed file: n
     // The file watch alone notices the edit; the fault points kill the ingest inside the change,
     // and random kills land around it.
     save(system.file, ADDED);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 2; i++) {
       await sleep(100 + random() * 400);
       void system.ingest.kill();
     }
     await epochStored(system, 2);
     await sleep(1500);
     save(system.file, REMOVED);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 2; i++) {
       await sleep(100 + random() * 400);
       void system.ingest.kill();
     }
