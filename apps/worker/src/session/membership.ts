@@ -8,7 +8,8 @@ import type { Queue } from 'bullmq';
 import { sleep, type Logger } from '@changeq/shared';
 import type { RingStore } from '@changeq/store';
 
-export type Membership = 'active' | 'draining' | 'drained';
+/** `joining`: not in the ring yet (the ingest has not applied the file that adds it). */
+export type Membership = 'active' | 'joining' | 'draining' | 'drained';
 
 export interface MembershipOptions {
   worker: string;
@@ -53,7 +54,8 @@ export class MembershipWatch {
     const epochs = await ring.load();
     const current = epochs?.[epochs.length - 1];
     let next: Membership = 'active';
-    if (current && !current.names.includes(worker)) {
+    if (epochs && !epochs.some((epoch) => epoch.names.includes(worker))) next = 'joining';
+    else if (current && !current.names.includes(worker)) {
       const left = held() + (await unfinishedJobs(queue));
       next = left === 0 ? 'drained' : 'draining';
     }
@@ -67,6 +69,11 @@ export class MembershipWatch {
         log.info(
           { epoch: current?.epoch },
           'drained: this name left the ring and its queue is empty; safe to stop this worker',
+        );
+      } else if (next === 'joining') {
+        log.info(
+          { epoch: current?.epoch },
+          'not in the ring yet: events arrive once the ingest applies the workers.toml that adds this name',
         );
       } else {
         log.info({ epoch: current?.epoch }, 'active: this name is in the ring');
