@@ -4,4 +4,4 @@ export { formatJobData, relaxExtendedJson } from './format.js';
 export { createGuard, type GuardOptions, type QueueKind } from './guard.js';
 export { QueueRegistry } from './queues.js';
 export { startBoard, type Board, type StartBoardOptions } from './server.js';
-export { watchWorkersFile, type WorkersFileWatcher } from './watch.js';
+export { watchWorkersFile, type WorkersFileWatcher } from '@changeq/shared';

@@ -26,7 +26,7 @@ import { basicAuth } from './auth.js';
 import type { BoardConfig } from './config.js';
 import { createGuard } from './guard.js';
 import { QueueRegistry } from './queues.js';
-import { watchWorkersFile } from './watch.js';
+import { watchWorkersFile } from '@changeq/shared';
 
 export interface Board {
   /** The board's address, e.g. `http://127.0.0.1:3000/`. */

@@ -16,8 +16,10 @@ import {
   type PositionPort,
   type ReadBatch,
   type RedisConnection,
+  type RingPort,
   RedisInterruptedError,
 } from './ports.js';
+import { RingKeeper } from './ring-change.js';
 import { StartPlanner, openOptions, type StartPlan } from './start.js';
 
 export type IngestState =
@@ -32,6 +34,8 @@ export interface IngestStatus {
   /** When a read last found no change waiting (every change before it is enqueued). */
   caughtUpAt: Date | null;
   lastError: string | null;
+  /** The ring's current epoch and names (null until read). */
+  ring: { epoch: number; names: readonly string[] } | null;
 }
 
 export interface IngestEvents {
@@ -50,6 +54,8 @@ export interface IngestParts {
   redis: RedisConnection;
   store: PositionPort;
   enqueuer: EnqueuerPort;
+  /** The ring in Redis; without it the ingest routes by workers.toml alone (unit tests). */
+  ring?: RingPort;
   clock?: Clock;
   /** The fault tests' crash points. */
   faults?: (point: FaultPoint) => void;
@@ -92,6 +98,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     lastEvent: null,
     caughtUpAt: null,
     lastError: null,
+    ring: null,
   };
 
   private readonly reader: ChangeReader;
@@ -102,6 +109,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly checkRedis: (() => Promise<void>) | undefined;
   private readonly starts: StartPlanner;
   private readonly pipeline: Pipeline;
+  private readonly rings: RingKeeper | null;
+  /** The worker names of the latest good workers.toml. */
+  private names: readonly string[];
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   /**
@@ -127,6 +137,19 @@ export class Ingest extends EventEmitter<IngestEvents> {
       this.redisCloses.total += 1;
     });
     const faults = parts.faults ?? (() => undefined);
+    this.names = config.workers.names;
+    this.rings = parts.ring
+      ? new RingKeeper(
+          {
+            ring: parts.ring,
+            enqueuer: this.enqueuer,
+            reader: this.reader,
+            faults,
+            now: () => this.clock.now(),
+          },
+          log,
+        )
+      : null;
     this.starts = new StartPlanner(
       {
         store: this.store,
@@ -184,6 +207,15 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return { mongodb, redis };
   }
 
+  /**
+   * New worker names (SIGHUP, the file watch): the ring changes at the next batch boundary.
+   * `why` says what asked, for the log.
+   */
+  requestWorkers(names: readonly string[], why: string): void {
+    this.names = names;
+    this.rings?.request(names, why);
+  }
+
   /** Connects, then runs until stop() or a fatal error (which rejects). */
   async start(): Promise<void> {
     await reachServers(this.reader, this.redis, this.config, {
@@ -236,11 +268,24 @@ export class Ingest extends EventEmitter<IngestEvents> {
             redisFailed = false;
           }
           this.redisCloses.atPlan = this.redisCloses.total;
+          if (this.rings) {
+            await this.rings.load(this.names);
+            this.ringStatus();
+          }
           const plan = await this.starts.plan(held);
           if (plan === null) break; // stopped during the copy
           stream = plan;
           held = plan.held;
           this.status.position = plan.position;
+        }
+        if (this.rings?.ready(stream.position) && stream.position) {
+          // Between two batches, everything read so far committed and the token stored: the
+          // batch read ahead (routed by the old ring) is dropped and read again after the switch.
+          const since = performance.now();
+          this.pipeline.discard();
+          await this.reader.close();
+          await this.rings.apply(stream.position, since);
+          this.ringStatus();
         }
         if (!this.reader.isOpen) await this.reader.open(openOptions(stream));
         const batch = await this.pipeline.next(this.abort.signal);
@@ -312,6 +357,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
         }
       }
     }
+  }
+
+  private ringStatus(): void {
+    const current = this.rings?.current;
+    this.status.ring = current ? { epoch: current.epoch, names: current.names } : null;
   }
 
   /** The server has answered a read. */

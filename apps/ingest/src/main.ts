@@ -10,8 +10,9 @@ import {
   serveObservability,
   type HttpSettings,
 } from '@changeq/observability';
-import { createLogger, runMain, type Logger } from '@changeq/shared';
-import { PositionStore, checkRedisDatabase, createRedis, deadLetterQueueName, eventQueueName } from '@changeq/store';
+import { createLogger, runMain, watchWorkersFile, loadWorkersConfig, UserError, type Logger } from '@changeq/shared';
+import { readFileSync } from 'node:fs';
+import { PositionStore, RingStore, checkRedisDatabase, createRedis, deadLetterQueueName, eventQueueName } from '@changeq/store';
 import {
   USAGE,
   describeScope,
@@ -35,6 +36,7 @@ function createIngest(config: IngestConfig, log: Logger): Ingest {
       redis,
       store: new PositionStore(redis, config.queuePrefix, config.ingestId),
       enqueuer: ingestEnqueuer(config, redis, log, () => faultPoint('after-queue-commit')),
+      ring: new RingStore(redis, config.queuePrefix),
       faults: faultPoint,
       checkRedis: () => checkRedisDatabase(redis, config.redisUrl),
     },
@@ -82,15 +84,54 @@ runMain('changeq-ingest', async () => {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  const workers = followWorkersFile(config, ingest, log);
 
   try {
     await ingest.start();
   } finally {
+    workers.close();
     await ingest.close();
     await observability?.close();
   }
   log.info('stopped');
 });
+
+/**
+ * workers.toml changes reach the ingest on SIGHUP (the Unix way to say "reload") and through a
+ * watch of the file; a broken edit keeps the last good names and logs the problem in one line.
+ */
+function followWorkersFile(config: IngestConfig, ingest: Ingest, log: Logger): { close(): void } {
+  const file = config.workers.file;
+  const changed = (names: readonly string[], why: string) => ingest.requestWorkers(names, why);
+  const broken = (error: UserError) =>
+    log.error({ file }, `workers.toml not applied, the ring stays as it is: ${error.message}`);
+  const onHangup = () => {
+    try {
+      changed(loadWorkersConfig(file).names, 'SIGHUP');
+    } catch (error) {
+      if (error instanceof UserError) broken(error);
+      else throw error;
+    }
+  };
+  process.on('SIGHUP', onHangup);
+  let initial = '';
+  try {
+    initial = readFileSync(file, 'utf8');
+  } catch {
+    // loadConfig read it a moment ago; the watcher reports what happened to it since
+  }
+  const watcher = watchWorkersFile(file, initial, {
+    onChange: (workers) => changed(workers.names, 'file watch'),
+    onError: broken,
+    pollMs: 2000,
+  });
+  return {
+    close() {
+      process.off('SIGHUP', onHangup);
+      watcher.close();
+    },
+  };
+}
 
 /** /metrics, /healthz and /readyz on HTTP_HOST:HTTP_PORT. */
 async function serve(

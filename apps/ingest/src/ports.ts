@@ -4,8 +4,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Timestamp } from 'mongodb';
-import { sleep, type ResumeToken } from '@changeq/shared';
-import type { Enqueuer, PlannedJob, PositionStore } from '@changeq/store';
+import { sleep, type ResumeToken, type RingEpoch } from '@changeq/shared';
+import type { Enqueuer, PlannedJob, PositionStore, RingStore } from '@changeq/store';
 import type { MongoFailure, SnapshotSource, StartOptions } from '@changeq/source/stream';
 
 /** How many events of one namespace and operation a batch held (for the metrics). */
@@ -46,6 +46,11 @@ export interface ChangeReader {
   /** The events the server has ready (waiting up to maxAwaitTimeMS), at most `max`. */
   next(max: number): Promise<ReadBatch>;
   close(): Promise<void>;
+  /**
+   * Routes events by this ring history from now on (by each event's position, so a batch read
+   * ahead of a ring change is routed right whichever side of the switch it lies).
+   */
+  setRing(epochs: readonly RingEpoch[]): Promise<void>;
   /** Whether MongoDB answers over the stream's connection: null, or why not. */
   ping(): Promise<string | null>;
   /** The snapshot copy's reads. */
@@ -106,8 +111,18 @@ export type PositionPort = Pick<
 /** Where the ingest adds its jobs (an Enqueuer). */
 export type EnqueuerPort = Pick<
   Enqueuer,
-  'commit' | 'loadWatermarks' | 'clearWatermarks' | 'reset' | 'waitingCounts' | 'close'
+  | 'commit'
+  | 'loadWatermarks'
+  | 'clearWatermarks'
+  | 'reset'
+  | 'waitingCounts'
+  | 'close'
+  | 'ensureQueues'
+  | 'unfinishedCount'
 >;
+
+/** Where the ring lives (a RingStore). */
+export type RingPort = Pick<RingStore, 'load' | 'save' | 'markHandoff' | 'key'>;
 
 /** Time, for the backoff, the backlog checks and the stored positions. */
 export interface Clock {
@@ -121,4 +136,11 @@ export interface Clock {
 export const systemClock: Clock = { now: () => Date.now(), sleep, random: Math.random };
 
 /** The crash points of the fault tests (see fault-points.ts). */
-export type FaultPoint = 'after-queue-commit' | 'before-token-save' | 'after-token-save';
+export type FaultPoint =
+  | 'after-queue-commit'
+  | 'before-token-save'
+  | 'after-token-save'
+  /** A ring change: after the handoff markers, before the new epoch is stored. */
+  | 'ring-after-markers'
+  /** A ring change: right after the new epoch is stored. */
+  | 'ring-after-record';

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { Timestamp } from 'mongodb';
-import { createLogger, type Logger } from '@changeq/shared';
+import { createLogger, type Logger, type RingEpoch } from '@changeq/shared';
 import type { SnapshotBatchRequest, SnapshotSource, StartOptions } from '@changeq/source';
 import {
   PositionChangedError,
@@ -118,6 +118,13 @@ export class FakeReader implements ChangeReader {
       throw new Error('connect ECONNREFUSED 127.0.0.1:1');
     }
     this.journal.add('connect');
+  }
+
+  /** The ring histories the ingest sent, epochs as `e:names@from`. */
+  rings: string[] = [];
+
+  async setRing(epochs: readonly RingEpoch[]): Promise<void> {
+    this.rings.push(epochs.map((e) => `${e.epoch}:${e.names.join('+')}@${e.from}`).join(' '));
   }
 
   async open(start: StartOptions): Promise<void> {
@@ -284,6 +291,17 @@ export class FakeEnqueuer implements EnqueuerPort {
     this.waitingReads += 1;
     await this.countGate;
     return new Map(this.waiting);
+  }
+
+  /** Unfinished jobs per queue (what a handoff checks); 0 when not set. */
+  unfinished = new Map<string, number>();
+
+  async ensureQueues(names: readonly string[]): Promise<void> {
+    for (const name of names) if (!this.waiting.has(name)) this.waiting.set(name, 0);
+  }
+
+  async unfinishedCount(name: string): Promise<number> {
+    return this.unfinished.get(name) ?? 0;
   }
 
   async close(): Promise<void> {}

@@ -2,7 +2,13 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { httpSettings, type HttpSettings } from '@changeq/observability';
-import { UserError, envReader, loadWorkersConfig, type WorkerSettings } from '@changeq/shared';
+import {
+  DEFAULT_WORKER_SETTINGS,
+  UserError,
+  envReader,
+  loadWorkersConfig,
+  type WorkerSettings,
+} from '@changeq/shared';
 import { defaultPrefetch } from './runner.js';
 
 export const USAGE = `Usage: changeq-worker --name <worker> [options]
@@ -40,6 +46,11 @@ export interface CliConfig {
   workersFile: string;
   /** /metrics, /healthz, /readyz; port 0 = no server. */
   http: HttpSettings;
+  /**
+   * The name is not in workers.toml: main.ts runs it only if the stored ring knew it (a removed
+   * name draining its queue), with the default settings; otherwise this error stops it.
+   */
+  notInFile: UserError | null;
 }
 
 export const DEFAULT_HANDLERS = fileURLToPath(new URL('./examples/read-model.js', import.meta.url));
@@ -112,13 +123,13 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
 
   const workersFile = env.WORKERS_FILE || './workers.toml';
   const config = loadWorkersConfig(resolve(workersFile));
-  const spec = config.get(worker);
-  if (spec === undefined) {
-    throw new UserError(
-      `worker "${worker}" is not in ${workersFile} (its names: ${config.names.join(', ')})`,
-      `pass --name with one of: ${config.names.join(', ')}; or add "${worker}" to workers.toml`,
-    );
-  }
+  const notInFile = config.get(worker)
+    ? null
+    : new UserError(
+        `worker "${worker}" is not in ${workersFile} (its names: ${config.names.join(', ')}) nor in the ring stored in Redis`,
+        `pass --name with one of: ${config.names.join(', ')}; or add "${worker}" to workers.toml`,
+      );
+  const spec = config.get(worker) ?? { name: worker, ...DEFAULT_WORKER_SETTINGS };
   const concurrency = intSetting('--concurrency', str('concurrency'), spec.concurrency, 1, 1000);
   const deadLetterRaw = str('dead-letter') ?? spec.deadLetter;
   if (deadLetterRaw !== 'block' && deadLetterRaw !== 'skip') {
@@ -137,6 +148,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
   });
   return {
     help: false,
+    notInFile,
     http,
     worker,
     handlers: resolve(str('handlers', 'HANDLERS') ?? DEFAULT_HANDLERS),

@@ -32,9 +32,16 @@ export interface WorkerHooks extends SchedulerHooks {
   reclaimed?(reclaim: { jobId: string; result: ReclaimResult }): void;
   /** Redis lost this worker's data: the lease's fencing counter went back (see Lease). */
   dataLost?(loss: LeaseDataLoss & { jobsHeld: number }): void;
+  /**
+   * Jobs of moved documents waiting for their old owners' handoffs (a ring change): how many
+   * wait now, and how long each of those just released had waited.
+   */
+  held?(report: { waiting: number; releasedMs: readonly number[] }): void;
 }
 
-export type WorkerEvents = Required<Pick<WorkerHooks, 'redisFailed' | 'reclaimed' | 'dataLost'>>;
+export type WorkerEvents = Required<
+  Pick<WorkerHooks, 'redisFailed' | 'reclaimed' | 'dataLost' | 'held'>
+>;
 
 /** The worker's own hooks of every object in `list`, each call isolated. */
 export function workerEvents(
@@ -45,5 +52,6 @@ export function workerEvents(
     redisFailed: fanOut(list, 'redisFailed', onHookError),
     reclaimed: fanOut(list, 'reclaimed', onHookError),
     dataLost: fanOut(list, 'dataLost', onHookError),
+    held: fanOut(list, 'held', onHookError),
   };
 }

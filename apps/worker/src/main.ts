@@ -10,7 +10,13 @@ import {
   type WorkerMetrics,
 } from '@changeq/observability';
 import { createLogger, runMain, type Logger } from '@changeq/shared';
-import { deadLetterQueueName, eventQueueName, readWorkerRecord } from '@changeq/store';
+import {
+  RingStore,
+  createRedis,
+  deadLetterQueueName,
+  eventQueueName,
+  readWorkerRecord,
+} from '@changeq/store';
 import { parseCli, USAGE, type CliConfig } from './cli.js';
 import { guardProcessExit } from './exit-guard.js';
 import { loadHandlers } from './handlers/load.js';
@@ -26,6 +32,25 @@ runMain('changeq-worker', async () => {
   }
 });
 
+/**
+ * A name missing from workers.toml runs only if the stored ring has known it: it was removed and
+ * its process (restarted, say after a crash) must drain its queue. Anything else is a typo.
+ */
+async function mayDrain(config: CliConfig, refusal: Error, log: Logger): Promise<void> {
+  const redis = createRedis(config.redisUrl, { role: 'worker', worker: config.worker });
+  redis.on('error', () => undefined);
+  try {
+    const epochs = await new RingStore(redis, config.prefix).load();
+    if (!epochs?.some((epoch) => epoch.names.includes(config.worker))) throw refusal;
+  } finally {
+    redis.disconnect();
+  }
+  log.warn(
+    { worker: config.worker },
+    'this name is not in workers.toml but was in the ring: running with the default settings to drain its queue',
+  );
+}
+
 async function main(): Promise<void> {
   const config = parseCli(process.argv.slice(2), process.env);
   if (config.help) {
@@ -33,6 +58,7 @@ async function main(): Promise<void> {
     return;
   }
   const log = createLogger({ name: 'changeq-worker', level: config.logLevel });
+  if (config.notInFile) await mayDrain(config, config.notInFile, log);
   const handlers = await loadHandlers(config.handlers);
   let worker: RunningWorker | undefined;
   const observability = config.http.port === 0 ? null : await serve(config, () => worker, log);

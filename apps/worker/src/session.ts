@@ -30,6 +30,7 @@ import type { Redis } from 'ioredis';
 import type { Logger, WorkerSettings } from '@changeq/shared';
 import {
   DocumentBlocks,
+  RingStore,
   deadLetterQueueName,
   eventQueueName,
   workerKeys,
@@ -49,6 +50,8 @@ import { redisFailed, type SessionContext } from './session/context.js';
 import { DeadLetterPolicy } from './session/dead-letter-policy.js';
 import { FetchLoop } from './session/fetch-loop.js';
 import { FetchOrder } from './session/fetch-order.js';
+import { Holds } from './session/holds.js';
+import { MembershipWatch, type Membership } from './session/membership.js';
 import { callHandler } from './session/handler-call.js';
 import { LockExtension } from './session/locks.js';
 import { OutcomeWriter } from './session/outcome-writer.js';
@@ -88,6 +91,9 @@ export class Session implements TaskDriver<WorkTask> {
   readonly scheduler: OrderedScheduler<WorkTask>;
   private readonly blocks: DocumentBlocks;
   private readonly policy: DeadLetterPolicy;
+  private readonly ring: RingStore;
+  /** Jobs of documents that moved here, waiting for their old owners' checkpoints. */
+  readonly holds: Holds;
   private readonly stopController = new AbortController();
   /** Aborted when the lease lapses by this process's own clock (see leaseHolds). */
   private readonly leaseLapsed = new AbortController();
@@ -95,6 +101,8 @@ export class Session implements TaskDriver<WorkTask> {
   // Made in `start`, with the BullMQ worker and dead-letter queue they act through.
   private worker!: Worker;
   private dlq!: Queue;
+  /** The worker's own queue, for its counts (draining). */
+  private queue!: Queue;
   private fetchOrder!: FetchOrder;
   private fetchLoop!: FetchLoop;
   /** Undefined until `start` makes it (`close` may follow a `start` that failed early). */
@@ -103,6 +111,8 @@ export class Session implements TaskDriver<WorkTask> {
   private replays!: ReplayLines;
   private commands!: OperatorCommands;
 
+  private membership: MembershipWatch | undefined;
+  private membershipDone: Promise<void> = Promise.resolve();
   private fetchLoopDone: Promise<void> = Promise.resolve();
   private commandLoopDone: Promise<void> = Promise.resolve();
   private readonly onReconnecting = () => {
@@ -138,6 +148,22 @@ export class Session implements TaskDriver<WorkTask> {
     this.scheduler = new OrderedScheduler<WorkTask>(this, schedulerOptions);
     this.blocks = new DocumentBlocks(opts.redis, this.keys, this.log);
     this.policy = new DeadLetterPolicy(s.deadLetter, this.blocks);
+    this.ring = new RingStore(opts.redis, opts.prefix);
+    this.holds = new Holds(this.ring, {
+      onError: (error) => {
+        this.log.warn({ err: error }, 'could not read the handoff flags; retrying');
+        redisFailed({ log: this.log, events: this.events }, 'outcome', error);
+      },
+      onWaiting: (waiting, releasedMs) => this.events.held({ waiting, releasedMs }),
+      onPassed: (handoff, heldMs) => {
+        const sorted = [...heldMs].sort((a, b) => a - b);
+        const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+        this.log.info(
+          { handoff, held: heldMs.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1) },
+          'handoff passed: the documents that moved here run now',
+        );
+      },
+    });
   }
 
   /** How many jobs of the queue this session holds (fetched or recovered, not finished). */
@@ -162,6 +188,8 @@ export class Session implements TaskDriver<WorkTask> {
     this.worker.on('error', (error) => this.log.debug({ err: error }, 'BullMQ worker error'));
     this.dlq = new Queue(this.dlqName, { connection: redis, prefix });
     this.dlq.on('error', (error) => this.log.debug({ err: error }, 'dead-letter queue error'));
+    this.queue = new Queue(this.queueName, { connection: redis, prefix });
+    this.queue.on('error', (error) => this.log.debug({ err: error }, 'queue error'));
 
     const ctx: SessionContext = {
       redis,
@@ -202,6 +230,20 @@ export class Session implements TaskDriver<WorkTask> {
     locks.start();
     this.fetchLoopDone = this.fetchLoop.run();
     this.commandLoopDone = this.commands.run();
+    this.membership = new MembershipWatch({
+      worker: this.opts.worker,
+      ring: this.ring,
+      queue: this.queue,
+      held: () => this.scheduler.size,
+      log: this.log,
+      signal: this.stopController.signal,
+    });
+    this.membershipDone = this.membership.run();
+  }
+
+  /** Whether this name is in the ring, draining out of it, or drained (safe to stop). */
+  get ringMembership(): Membership {
+    return this.membership?.state ?? 'active';
   }
 
   /** Graceful: stop fetching, let handler calls finish for up to `graceMs`, abort the rest. */
@@ -221,6 +263,7 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   private stopFetching(): void {
+    this.holds.close();
     this.stopController.abort(); // also wakes a fetch loop waiting for room (see FetchOrder)
     this.opts.blocking.disconnect(false);
   }
@@ -228,8 +271,8 @@ export class Session implements TaskDriver<WorkTask> {
   private async close(): Promise<void> {
     this.locks?.stop();
     this.opts.redis.off('reconnecting', this.onReconnecting);
-    await Promise.allSettled([this.fetchLoopDone, this.commandLoopDone]);
-    await Promise.allSettled([this.worker.close(true), this.dlq.close()]);
+    await Promise.allSettled([this.fetchLoopDone, this.commandLoopDone, this.membershipDone]);
+    await Promise.allSettled([this.worker.close(true), this.dlq.close(), this.queue?.close()]);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -240,7 +283,20 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   async admit(task: WorkTask): Promise<Admission> {
+    const hold = task.kind === 'event' ? task.data?.hold : undefined;
+    if (hold && !(await this.holds.wait(hold, this.stopController.signal))) return 'leave';
     return this.policy.admit(task);
+  }
+
+  /** A handoff marker: every job this queue held before the ring change has finished. */
+  async checkpoint(task: WorkTask): Promise<void> {
+    if (task.kind !== 'event' || task.handoff === undefined) return;
+    await this.ring.markHandoff(this.opts.worker, task.handoff);
+    await this.writer.write(task, { kind: 'completed', returnValue: null });
+    this.log.info(
+      { epoch: task.handoff },
+      'handoff marker reached: every job queued here before the ring change has finished',
+    );
   }
 
   call(task: WorkTask, attempt: number, getSignal: () => AbortSignal): unknown {

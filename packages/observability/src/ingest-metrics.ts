@@ -20,6 +20,8 @@ export interface IngestStatusLike {
   lastEvent: { clusterTime: ClusterTimeLike | null; wallTime: Date | null } | null;
   /** When a read last found no change waiting: everything up to then is enqueued. */
   caughtUpAt?: Date | null;
+  /** The ring the ingest routes by (null until read). */
+  ring?: { epoch: number; names: readonly string[] } | null;
 }
 
 /** A change event as far as the labels go. */
@@ -134,6 +136,15 @@ export function createIngestMetrics(options: IngestMetricsOptions): IngestMetric
     help: 'Times the ingest entered each state (e.g. retrying: a MongoDB or Redis failure).',
     labelNames: ['state'] as const,
     registers,
+  });
+
+  new Gauge({
+    name: 'changeq_ring_epoch',
+    help: 'The epoch of the ring the ingest routes new events by (it grows by one at each change of the worker names); NaN until the ring is read.',
+    registers,
+    collect() {
+      this.set(options.status().ring?.epoch ?? Number.NaN);
+    },
   });
 
   new Gauge({

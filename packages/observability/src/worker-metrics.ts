@@ -23,6 +23,7 @@ export interface WorkerMetricHooks {
   redisFailed(failure: { operation: string; error: string }): void;
   reclaimed(reclaim: { result: string }): void;
   dataLost(loss: { heldFence: number; counter: number; jobsHeld: number }): void;
+  held(report: { waiting: number; releasedMs: readonly number[] }): void;
 }
 
 export const WORKER_STATES = ['connecting', 'standby', 'active', 'stopping', 'stopped'] as const;
@@ -140,6 +141,20 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registers,
   });
   dataLost.inc({ worker }, 0);
+  const heldForHandoff = new Gauge({
+    name: 'changeq_worker_held_tasks',
+    help: "Jobs of documents that moved to this worker at a ring change, waiting for their old owner's handoff (every job queued there before the change finished).",
+    labelNames: ['worker'] as const,
+    registers,
+  });
+  heldForHandoff.set({ worker }, 0);
+  const holdDuration = new Histogram({
+    name: 'changeq_worker_hold_seconds',
+    help: "How long a moved document's job waited for its old owner's handoff at a ring change.",
+    labelNames: ['worker'] as const,
+    buckets: HANDLER_BUCKETS,
+    registers,
+  });
 
   new Gauge({
     name: 'changeq_worker_lease_held',
@@ -224,6 +239,10 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
       },
       dataLost() {
         dataLost.inc({ worker });
+      },
+      held(report) {
+        heldForHandoff.set({ worker }, report.waiting);
+        for (const ms of report.releasedMs) holdDuration.observe({ worker }, ms / 1000);
       },
     },
     wrapDispatch(dispatch) {

@@ -46,6 +46,11 @@ export interface EventJobData {
    * `decodeEvent` uses it and `event` is only for reading.
    */
   bson?: string;
+  /**
+   * Set when the document changed owner at a ring change (see RingRouter): the worker runs the
+   * job only once each named old owner has passed its checkpoint for the epoch. Absent otherwise.
+   */
+  hold?: { epoch: number; workers: string[] };
 }
 
 const INT32_MIN = -0x80000000;

@@ -4,6 +4,7 @@ export * from './change-event.js';
 export * from './resume-token.js';
 export * from './codec.js';
 export * from './config/workers.js';
+export * from './config/watch-workers.js';
 export * from './handler-api.js';
 export * from './routing/index.js';
 export * from './config/env.js';

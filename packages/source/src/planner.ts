@@ -2,11 +2,14 @@ import type { ChangeStreamDocument, Document } from 'mongodb';
 import {
   NAMESPACE_EVENTS,
   documentKey,
+  type DocumentKey,
   encodeEvent,
   identityOf,
   tokenData,
   type ChangeEvent,
+  type Route,
   type Router,
+  type RingRouter,
 } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 // The key schema alone: the reader thread plans events without loading BullMQ.
@@ -48,7 +51,7 @@ const DOCUMENT_OPERATIONS: ReadonlySet<string> = new Set(['insert', 'update', 'r
  */
 export function planEvent(
   event: ChangeEvent | ChangeStreamDocument,
-  router: Router,
+  router: Router | RingRouter,
   origin: EventOrigin = STREAM,
 ): PlannedJob[] {
   const op = event.operationType;
@@ -65,13 +68,31 @@ export function planEvent(
       ? documentKey(ns, documentId._id)
       : null;
   const doc = key && identityOf(key);
-  const base = {
+  const stamped = stamp(event, origin, doc);
+  const data = encodeEvent(event, { ns, op, doc });
+  const job = (route: Route): PlannedJob => ({
     name: eventJobName(op, ns),
-    ...stamp(event, origin, doc),
-    json: JSON.stringify(encodeEvent(event, { ns, op, doc })),
-  };
-  if (key) return [{ ...base, queue: eventQueueName(router.routeKey(key)) }];
-  return router.names.map((worker) => ({ ...base, queue: eventQueueName(worker) }));
+    ...stamped,
+    queue: eventQueueName(route.owner),
+    json: JSON.stringify(route.hold ? { ...data, hold: route.hold } : data),
+  });
+  const routes = routesOf(router, key, origin.kind === 'stream' ? stamped.position : null);
+  return routes.map(job);
+}
+
+/**
+ * Where a document's event goes (a namespace-wide event: every name). A ring routes by the
+ * event's position; a snapshot copy's documents, which have none in the stream, by the current
+ * epoch (a copy runs before the stream starts, so no ring change can be under way).
+ */
+function routesOf(router: Router | RingRouter, key: DocumentKey | null, position: string | null) {
+  if ('epochs' in router) {
+    if (position !== null) return key ? [router.route(key, position)] : router.routeAll(position);
+    if (key) return [{ owner: router.route(key, '\uffff').owner, hold: null }];
+    return router.current.names.map((owner) => ({ owner, hold: null }));
+  }
+  if (key) return [{ owner: router.routeKey(key), hold: null }];
+  return router.names.map((owner) => ({ owner, hold: null }));
 }
 
 /** An event's job id and position (see EventOrigin). */

@@ -5,7 +5,7 @@
  * this side runs wherever the MongoDB connection lives (the ingest's reader thread, or the CLI).
  */
 import { BSON, type Document, type MongoClient, type Timestamp } from 'mongodb';
-import type { Router, SnapshotEvent } from '@changeq/shared';
+import type { RingRouter, Router, SnapshotEvent } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 // The position codec alone: the reader thread plans snapshot batches without loading BullMQ.
 import { snapshotPosition } from '@changeq/store/watermark';
@@ -122,7 +122,8 @@ export class SnapshotReader implements SnapshotSource {
   constructor(
     private readonly mongo: MongoClient,
     private readonly watch: WatchScope,
-    private readonly router: Router,
+    /** The routing, or where to get the current one (the ingest's reader thread may change it). */
+    private readonly router: Router | RingRouter | (() => Router | RingRouter),
     private readonly maxBatchBytes = SNAPSHOT_BATCH_BYTES,
   ) {}
 
@@ -150,7 +151,7 @@ export class SnapshotReader implements SnapshotSource {
         fullDocument: doc as Document,
         clusterTime: request.startAt,
       };
-      return planEvent(event, this.router, {
+      return planEvent(event, typeof this.router === 'function' ? this.router() : this.router, {
         kind: 'snapshot',
         runId: request.runId,
         position: snapshotPosition(request.seq, index),

@@ -1,7 +1,7 @@
 /** One planner for change events and snapshot documents. */
 import { ObjectId, Timestamp, type ChangeStreamDocument } from 'mongodb';
 import { describe, expect, test } from 'vitest';
-import { Router, documentIdentity, type SnapshotEvent } from '@changeq/shared';
+import { RingRouter, Router, documentIdentity, type SnapshotEvent } from '@changeq/shared';
 import { eventJobId } from '@changeq/store/keys';
 import { planEvent } from '../src/planner.js';
 
@@ -67,5 +67,44 @@ describe('planEvent', () => {
     } as unknown as ChangeStreamDocument;
     expect(planEvent(drop, router).map((job) => job.queue)).toEqual(['alpha', 'bravo', 'charlie']);
     expect(() => planEvent({ ...drop, _id: { legacy: 1 } } as never, router)).toThrow(/4\.2/);
+  });
+
+  test('by a ring: the epoch of the event\'s position; a moved document\'s job holds on its old owner', () => {
+    const from = '8265A1B2C3000000072B';
+    const ring = new RingRouter([
+      { epoch: 1, names: ['alpha', 'bravo'], from: '' },
+      { epoch: 2, names: ['alpha', 'bravo', 'charlie'], from },
+    ]);
+    const three = new Router(['alpha', 'bravo', 'charlie']);
+    const two = new Router(['alpha', 'bravo']);
+    // A document that moves to charlie at epoch 2.
+    let n = 0;
+    while (three.route('shop.orders', n) !== 'charlie') n++;
+    const change = (data: string, op = 'update') =>
+      ({
+        _id: { _data: data },
+        operationType: op,
+        ns: { db: 'shop', coll: 'orders' },
+        documentKey: { _id: n },
+      }) as unknown as ChangeStreamDocument;
+    const [before] = planEvent(change(from), ring);
+    expect(before!.queue).toBe(two.route('shop.orders', n));
+    expect(JSON.parse(before!.json).hold).toBeUndefined();
+    const [after] = planEvent(change(`${from}01`), ring);
+    expect(after!.queue).toBe('charlie');
+    expect(JSON.parse(after!.json).hold).toEqual({
+      epoch: 2,
+      workers: [two.route('shop.orders', n)],
+    });
+    // A drop after the switch: on every name; charlie's waits for the names it gained from.
+    const drop = planEvent(
+      { _id: { _data: `${from}02` }, operationType: 'drop', ns: { db: 'shop', coll: 'orders' } } as never,
+      ring,
+    );
+    expect(drop.map((job) => [job.queue, JSON.parse(job.json).hold ?? null])).toEqual([
+      ['alpha', null],
+      ['bravo', null],
+      ['charlie', { epoch: 2, workers: ['alpha', 'bravo'] }],
+    ]);
   });
 });

@@ -62,8 +62,9 @@ export class Enqueuer {
     this.createQueues();
   }
 
-  private createQueues(): void {
-    for (const name of this.options.queueNames) {
+  private createQueues(names: readonly string[] = this.options.queueNames): void {
+    for (const name of names) {
+      if (this.queues.has(name)) continue;
       const queue = new Queue(name, {
         connection: this.options.redis,
         prefix: this.options.prefix,
@@ -83,8 +84,31 @@ export class Enqueuer {
     const old = [...this.queues.values()];
     this.queues.clear();
     this.watermarks.clear();
-    this.createQueues();
+    this.createQueues([...new Set([...this.options.queueNames, ...old.map((q) => q.name)])]);
     await Promise.all(old.map((queue) => queue.close().catch(() => undefined)));
+  }
+
+  /**
+   * Adds the queues of names that joined the ring (kept for the rest of the process: a name that
+   * left may still receive its handoff marker), with their stream watermarks.
+   */
+  async ensureQueues(names: readonly string[]): Promise<void> {
+    const fresh = names.filter((name) => !this.queues.has(name));
+    if (fresh.length === 0) return;
+    this.createQueues(fresh);
+    await this.loadWatermarks('stream', fresh);
+  }
+
+  /** How many jobs a queue holds in any unfinished state (a handoff may skip an empty one). */
+  async unfinishedCount(name: string): Promise<number> {
+    const counts = await this.queue(name).getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'prioritized',
+      'waiting-children',
+    );
+    return Object.values(counts).reduce((sum, n) => sum + n, 0);
   }
 
   get queueNames(): string[] {
@@ -98,8 +122,7 @@ export class Enqueuer {
   }
 
   /** Reads every queue's watermark of `kind`; call before the first commit after a start. */
-  async loadWatermarks(kind: WatermarkKind): Promise<void> {
-    const names = this.queueNames;
+  async loadWatermarks(kind: WatermarkKind, names = this.queueNames): Promise<void> {
     const values = await this.options.redis.mget(
       ...names.map((name) => this.options.watermarkKey(name, kind)),
     );

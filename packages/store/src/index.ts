@@ -10,6 +10,7 @@ export * from './codecs/watermark.js';
 export * from './codecs/lease.js';
 export * from './codecs/block-state.js';
 export * from './codecs/dead-letter.js';
+export * from './codecs/ring.js';
 
 // Scripts, connections and BullMQ.
 export { Scripts, scriptNames } from './scripts.js';
@@ -29,6 +30,7 @@ export { redisErrorKind, type RedisErrorKind } from './redis-error-kind.js';
 // The stores.
 export { PositionStore, PositionChangedError } from './position-store.js';
 export { Enqueuer, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
+export { RingStore, RingChangedError, nextEpoch, HANDOFF_TTL_S } from './ring-store.js';
 export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
 export { DocumentBlocks } from './document-blocks.js';
 export {

@@ -6,6 +6,8 @@
  *   <prefix>:<queue>:changeq-wm:<ingest>[:snapshot]  an ingest's watermark in that queue
  *   <prefix>:ingest:<ingest>:token|snapshot|lease     an ingest's position, copy progress, lease
  *   <prefix>:worker:<worker>:lease|fence|blocked|parked:<digest>|park-seq|commands
+ *   <prefix>:worker:<worker>:handoff:<epoch>|held  a worker's checkpoints at ring changes
+ *   <prefix>:ring                                   the ring's epochs (names, switch positions)
  *
  * Redis Cluster hashes only the part of a key between the first `{` and `}` when there is one.
  * `slotName` is the one place that would add such a hash tag per worker name: the worker's
@@ -104,5 +106,25 @@ export function workerKeys(prefix: string, worker: string) {
     parkSeq: `${base}:park-seq`,
     /** List of operator commands (retry, discard) that the active process carries out in order. */
     commands: `${base}:commands`,
+    /**
+     * Set when this worker's checkpoint of ring epoch `epoch` passed: every job its queue held
+     * before the switch finished, so the documents it lost may run on their new owners.
+     */
+    handoff: (epoch: number) => `${base}:handoff:${epoch}`,
+    /** How many jobs this worker holds back waiting for other workers' handoffs (short TTL). */
+    held: `${base}:held`,
   };
 }
+
+/** The ring of a deployment: which worker names route events, by epoch (codecs/ring.ts). */
+export function ringKey(prefix: string): string {
+  return `${prefix}:ring`;
+}
+
+/** Job id of the handoff marker an ingest puts in a queue that loses documents at `epoch`. */
+export function handoffJobId(epoch: number): string {
+  return `handoff-${epoch}`;
+}
+
+/** BullMQ job name of a handoff marker (Bull Board shows it). */
+export const HANDOFF_JOB_NAME = 'handoff';

@@ -146,7 +146,10 @@ export function jobKey(worker: string, jobId: string): string {
 }
 
 interface Line {
-  /** Positions in oplog order. */
+  /**
+   * Handled jobs in oplog order, as `worker/position` (a document's line may span workers: it
+   * moves at a ring change).
+   */
   positions: string[];
   /** Index of the first position not handled yet (positions never handled are skipped). */
   next: number;
@@ -168,8 +171,9 @@ export function checkDeliveries(
   const handledPositions = (jobs: ExpectedJob[]) =>
     jobs
       .filter((job) => everHandled.has(jobKey(job.worker, job.jobId)))
-      .map((job) => job.position)
-      .sort();
+      .sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0))
+      .map((job) => `${job.worker}/${job.position}`);
+  const positionOf = (entry: string) => entry.slice(entry.indexOf('/') + 1);
   // Per document: its handled events in order. Per worker: all its handled jobs in order, and
   // its barriers.
   const docJobs = new Map<string, ExpectedJob[]>();
@@ -196,10 +200,11 @@ export function checkDeliveries(
     });
   }
   const done = new Set<string>(); // `worker/position` handled so far
-  const advance = (line: Line, worker: string) => {
-    while (line.next < line.positions.length && done.has(`${worker}/${line.positions[line.next]}`))
+  const advance = (line: Line) => {
+    while (line.next < line.positions.length && done.has(line.positions[line.next]!))
       line.next += 1;
-    return line.positions[line.next];
+    const entry = line.positions[line.next];
+    return entry === undefined ? undefined : positionOf(entry);
   };
   const maxStarted = new Map<string, string>();
 
@@ -241,18 +246,18 @@ export function checkDeliveries(
       const latest = maxStarted.get(job.doc) ?? '';
       if (latest > position) violation('ran after a later event', call, job.doc);
       else if (call.ph === 's') {
-        const first = advance(docLines.get(job.doc)!, job.worker);
+        const first = advance(docLines.get(job.doc)!);
         if (first !== undefined && first < position)
           violation('overtook an earlier event', call, job.doc);
       }
       if (call.ph === 's') {
         if (position > latest) maxStarted.set(job.doc, position);
-        const barrier = advance(barrierLines.get(job.worker)!, job.worker);
+        const barrier = advance(barrierLines.get(job.worker)!);
         if (barrier !== undefined && barrier < position)
           violation('overtook a barrier', call, job.doc);
       }
     } else if (call.ph === 's') {
-      const first = advance(workerLines.get(job.worker)!, job.worker);
+      const first = advance(workerLines.get(job.worker)!);
       const ns = (job.event as { ns?: { db: string; coll?: string } }).ns;
       const subject = ns ? `${ns.db}${ns.coll === undefined ? '' : `.${ns.coll}`}` : '?';
       if (first !== undefined && first < position)

@@ -135,3 +135,31 @@ describe('CallLog', () => {
     expect(log.calls).toHaveLength(2);
   });
 });
+
+describe('checkDeliveries across a ring change', () => {
+  // Document 1 moves from worker a to worker b after position 02.
+  const moving = [change('01', 'insert', 'c', 1), change('02', 'update', 'c', 1), change('03', 'update', 'c', 1)];
+  const routed = expectedJobs(moving, (event) => {
+    const position = (event._id as { _data: string })._data;
+    return [{ worker: position <= '02' ? 'a' : 'b', jobId: `j${position}` }];
+  });
+
+  test('a moved document handled on its new owner after its old owner: clean', () => {
+    const report = checkDeliveries(routed, [...run('01'), ...run('02'), ...run('03', 'b')]);
+    expect(report.orderViolations).toEqual([]);
+    expect(report.lost).toEqual([]);
+  });
+
+  test('its new owner running before the old owner finished: a violation', () => {
+    const report = checkDeliveries(routed, [
+      ...run('01'),
+      start('02'),
+      ...run('03', 'b'),
+      end('02'),
+    ]);
+    expect(report.orderViolations.map((v) => [v.kind, v.worker, v.position])).toEqual([
+      ['overtook an earlier event', 'b', '03'],
+      ['ran after a later event', 'a', '02'],
+    ]);
+  });
+});

@@ -12,6 +12,8 @@ import {
 } from '@changeq/source';
 import {
   PositionStore,
+  eventQueueName,
+  RingStore,
   describeTokenKey,
   ingestKeys,
   readTokenKey,
@@ -118,12 +120,17 @@ export async function resync(
     const onSignal = () => abort.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // The names the stream routes by: the stored ring's current epoch (workers.toml until an
+    // ingest stored one); the ingest has stopped, so no ring change is under way.
+    const ring = await new RingStore(redis, config.queuePrefix).load();
+    const names = ring?.[ring.length - 1]?.names ?? config.workers.names;
+    await enqueuer.ensureQueues(names.map(eventQueueName));
     const started = Date.now();
     let copied = saved?.copied ?? 0;
     let startAt: Timestamp | null;
     try {
       startAt = await copySnapshot({
-        source: new SnapshotReader(mongo, config.watch, new Router(config.workers.names)),
+        source: new SnapshotReader(mongo, config.watch, new Router(names)),
         enqueuer,
         store,
         batchSize: config.batchSize,

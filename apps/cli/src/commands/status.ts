@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
-import { redactUri, tokenData } from '@changeq/shared';
+import { losingNames, redactUri, tokenData } from '@changeq/shared';
 import {
   PositionStore,
+  RingStore,
   deadLetterQueueName,
   describeStart,
   eventQueueName,
@@ -65,8 +66,27 @@ export interface StatusReport {
     current: string | null;
     startAt: { t: number; i: number } | null;
   };
+  /**
+   * The ring the ingest routes by (null until an ingest stored it): its current epoch and
+   * names, the epochs kept, and the handoffs not passed yet (old owner, epoch): the documents
+   * that moved away from that worker at that epoch wait on their new owners until it passes;
+   * `jobsAhead` bounds what it still has to finish first (its queue's unfinished jobs). How many
+   * jobs wait on each new owner is its metric changeq_worker_held_tasks.
+   */
+  ring: null | {
+    epoch: number;
+    names: string[];
+    since: string;
+    epochs: { epoch: number; names: string[]; from: string; at: string }[];
+    pendingHandoffs: { worker: string; epoch: number; jobsAhead: number }[];
+  };
   workers: {
     name: string;
+    /**
+     * `active`: in the ring; `draining`: out of the ring, with jobs or a handoff still pending;
+     * `drained`: out of the ring and done: safe to stop its process. (null: no ring stored.)
+     */
+    membership: 'active' | 'draining' | 'drained' | null;
     queue: string;
     counts: JobCounts;
     deadLetterQueue: string;
@@ -102,7 +122,6 @@ function parseSnapshot(raw: string | null): StatusReport['snapshot'] {
 export async function collectStatus(redis: Redis, settings: Settings): Promise<StatusReport> {
   const prefix = settings.prefix;
   const ingestId = settings.ingestId;
-  const names = settings.workers.names;
   const store = new PositionStore(redis, prefix, ingestId);
   const now = Date.now();
 
@@ -151,6 +170,21 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
     position = { kind: 'corrupt', type: stored.type, problem: stored.problem };
   }
 
+  const epochs = await new RingStore(redis, prefix).load().catch(() => null);
+  const current = epochs?.[epochs.length - 1] ?? null;
+  // Every name of the file and of the kept epochs: a removed name stays listed while it drains.
+  const names = [
+    ...new Set([...(current?.names ?? []), ...settings.workers.names, ...(epochs ?? []).flatMap((e) => e.names)]),
+  ];
+  const handoffs = (epochs ?? []).flatMap((epoch, i) => {
+    const previous = epochs?.[i - 1];
+    return previous
+      ? losingNames(previous.names, epoch.names).map((worker) => ({ worker, epoch: epoch.epoch }))
+      : [];
+  });
+  const passed = await new RingStore(redis, prefix).handoffsDone(handoffs);
+  const pending = handoffs.filter((_, i) => passed[i] !== true);
+
   const workers = await Promise.all(
     names.map(async (name) => {
       const [queueCounts, deadCounts, record] = await Promise.all([
@@ -159,8 +193,23 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
         readWorkerRecord(redis, prefix, name),
       ]);
       const holder = record.holder;
+      const unfinished =
+        (queueCounts.waiting ?? 0) +
+        (queueCounts.active ?? 0) +
+        (queueCounts.delayed ?? 0) +
+        (queueCounts.prioritized ?? 0);
+      const membership: StatusReport['workers'][number]['membership'] =
+        current === null
+          ? null
+          : current.names.includes(name)
+            ? 'active'
+            : unfinished > 0 || pending.some((h) => h.worker === name)
+              ? 'draining'
+              : 'drained';
       return {
         name,
+        membership,
+        unfinished,
         queue: eventQueueName(name),
         counts: queueCounts,
         deadLetterQueue: deadLetterQueueName(name),
@@ -191,7 +240,20 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
     ingest: { running, connections },
     position,
     snapshot: parseSnapshot(rawSnapshot),
-    workers,
+    ring:
+      current === null
+        ? null
+        : {
+            epoch: current.epoch,
+            names: [...current.names],
+            since: current.at,
+            epochs: (epochs ?? []).map((e) => ({ ...e, names: [...e.names] })),
+            pendingHandoffs: pending.map((h) => ({
+              ...h,
+              jobsAhead: workers.find((w) => w.name === h.worker)?.unfinished ?? 0,
+            })),
+          },
+    workers: workers.map(({ unfinished: _, ...w }) => w),
     workersWithoutProcess: workers.filter((w) => w.process === null).map((w) => w.name),
   };
 }
@@ -252,15 +314,32 @@ export function renderStatus(report: StatusReport): string {
       ]),
     ),
   );
+  const ring = report.ring;
+  if (ring) {
+    lines.push(`ring: epoch ${ring.epoch} since ${ring.since}: ${ring.names.join(', ')}`);
+    for (const h of ring.pendingHandoffs) {
+      lines.push(
+        `  handoff pending: ${h.worker} (epoch ${h.epoch}) has ${h.jobsAhead} unfinished jobs; documents that moved away from it wait on their new owners until they are done`,
+      );
+    }
+  } else {
+    lines.push('ring: none stored yet (the first ingest start stores workers.toml as epoch 1)');
+  }
   lines.push('');
   lines.push('workers:');
   const width = Math.max(...report.workers.map((w) => w.name.length));
   for (const w of report.workers) {
     const pending = w.pendingCommands > 0 ? `; ${w.pendingCommands} operator commands queued` : '';
+    const state =
+      w.membership === 'draining'
+        ? ' [draining: left the ring, jobs still pending]'
+        : w.membership === 'drained'
+          ? ' [drained: left the ring, nothing pending: safe to stop]'
+          : '';
     lines.push(
-      w.process
+      (w.process
         ? `  ${w.name.padEnd(width)}  pid ${w.process.pid} on ${w.process.host}, active since ${w.process.since} (fence ${w.process.fence}, lease renewed, expires in ${duration(w.process.leaseExpiresInMs / 1000)})${pending}`
-        : `  ${w.name.padEnd(width)}  NO LIVE PROCESS (no lease): its jobs wait${pending}`,
+        : `  ${w.name.padEnd(width)}  ${w.membership === 'drained' ? 'no process' : 'NO LIVE PROCESS (no lease): its jobs wait'}${pending}`) + state,
     );
   }
   return lines.join('\n');

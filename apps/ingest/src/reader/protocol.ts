@@ -4,7 +4,7 @@
  * matter travel as Extended JSON or as numbers, and errors travel already classified.
  */
 import { BSON, Timestamp, type Document } from 'mongodb';
-import type { ResumeToken } from '@changeq/shared';
+import type { ResumeToken, RingEpoch } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 import type {
   MongoFailure,
@@ -23,7 +23,8 @@ export interface ReaderInit {
   mongodbUri: string;
   appName: string;
   serverSelectionTimeoutMS: number;
-  workers: readonly string[];
+  /** The ring the thread routes by until told another (see the `ring` operation). */
+  ring: readonly RingEpoch[];
   source: Pick<
     IngestConfig,
     | 'watch'
@@ -75,6 +76,8 @@ export interface ReaderOps {
   open: { request: { start: WireStart }; reply: null };
   next: { request: { max: number }; reply: WireBatch };
   close: { request: object; reply: null };
+  /** Routes by this ring history from now on (events by their position, see RingRouter). */
+  ring: { request: { epochs: RingEpoch[] }; reply: null };
   shutdown: { request: object; reply: null };
   /** Answered at once, beside a read in progress: null, or why MongoDB did not answer. */
   ping: { request: object; reply: string | null };

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { RingEpoch } from '@changeq/shared';
 import type { IngestConfig } from '@changeq/source';
 import type { SnapshotSource, StartOptions } from '@changeq/source/stream';
 import { ReadError, type ChangeReader, type ReadBatch } from '../ports.js';
@@ -64,7 +65,8 @@ export class StreamReader implements ChangeReader {
       mongodbUri: config.mongodbUri,
       appName,
       serverSelectionTimeoutMS: Math.min(config.connectTimeoutMs, 30_000),
-      workers: config.workers.names,
+      // Until the ingest reads the stored ring: epoch 1 of the file's names.
+      ring: [{ epoch: 1, names: config.workers.names, from: '' }],
       source: {
         watch: config.watch,
         fullDocument: config.fullDocument,
@@ -143,6 +145,10 @@ export class StreamReader implements ChangeReader {
   async close(): Promise<void> {
     this.opened = false;
     if (!this.dead) await this.call('close', {});
+  }
+
+  async setRing(epochs: readonly RingEpoch[]): Promise<void> {
+    await this.call('ring', { epochs: epochs.map(({ epoch, names, from }) => ({ epoch, names, from })) });
   }
 
   async ping(): Promise<string | null> {

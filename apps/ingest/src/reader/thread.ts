@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Document } from 'mongodb';
-import { Router, createMongoClient } from '@changeq/shared';
+import { RingRouter, createMongoClient } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 import {
   ChangeSource,
@@ -47,8 +47,10 @@ const source = new ChangeSource(client, {
   match: decodeMatch(init.source.matchJson),
   pipeline: decodePipeline(init.source.pipelineJson),
 });
-const router = new Router(init.workers);
-const snapshots = new SnapshotReader(client, init.source.watch, router);
+// Routing by the ring's history: an event goes where its position says, whichever side of a
+// ring change a read-ahead batch lies (the main thread sends each new epoch).
+let router = new RingRouter(init.ring);
+const snapshots = new SnapshotReader(client, init.source.watch, () => router);
 
 async function read(max: number): Promise<WireBatch> {
   const batch = await source.next(max);
@@ -102,6 +104,9 @@ async function handle(request: ReaderRequest): Promise<unknown> {
       return read(request.max);
     case 'close':
       await source.close();
+      return null;
+    case 'ring':
+      router = new RingRouter(request.epochs);
       return null;
     case 'shutdown':
       await source.close();

@@ -9,6 +9,9 @@
  *   a free slot goes to the oldest job that is ready;
  * - a job with key `null` (a namespace-wide event: drop, rename, dropDatabase) is a barrier: it
  *   runs after every job submitted before it is finished, and jobs submitted after it wait for it;
+ * - a checkpoint task (`checkpoint: true`, a ring change's handoff marker) is done when every
+ *   task submitted before it is finished (completed, dead-lettered, parked or dropped); unlike a
+ *   barrier it holds nothing back: tasks submitted after it run as if it were not there;
  * - a failed handler call is retried in place with capped exponential backoff and full jitter:
  *   the job stays at the head of its document's line (later events of the document wait), the
  *   backoff holds no handler slot (other documents go on), and after the last attempt the job is
@@ -35,10 +38,16 @@ export interface SchedulerTask {
   lastFailure?: HandlerFailure | undefined;
   /** Ask the driver's `expand` when it is next in line (dead-letter re-runs). */
   expandable?: boolean;
+  /** A checkpoint: the driver's `checkpoint` runs once every task submitted before it finished. */
+  checkpoint?: boolean;
 }
 
-/** What to do with a task that is next in line: run its handler, park it, or finish it as is. */
-export type Admission = 'run' | 'park' | 'drop';
+/**
+ * What to do with a task that is next in line: run its handler, park it, finish it as is, or
+ * leave it unfinished (the process is stopping while the task waited to be admitted: its job
+ * stays active for the next process).
+ */
+export type Admission = 'run' | 'park' | 'drop' | 'leave';
 
 /** Thrown by a driver when the process may no longer act on jobs (lost lease): stop quietly. */
 export class StopWork extends Error {
@@ -68,6 +77,8 @@ export interface TaskDriver<T extends SchedulerTask> {
   park(task: T): Promise<void>;
   /** Finishes a task admitted as 'drop' without running it. */
   drop(task: T): Promise<void>;
+  /** Finishes a checkpoint task: everything submitted before it is finished. */
+  checkpoint?(task: T): Promise<void>;
 }
 
 export interface SchedulerOptions {
@@ -89,7 +100,7 @@ interface Entry<T extends SchedulerTask> {
   task: T;
   seq: number;
   started: boolean;
-  /** Barriers only: how many held tasks ordered before it are not finished yet. */
+  /** Barriers and checkpoints: how many held tasks ordered before it are not finished yet. */
   before: number;
 }
 
@@ -109,6 +120,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
   private readonly held = new Map<string, Entry<T>>();
   private readonly lines = new Map<string, Entry<T>[]>();
   private readonly barriers: Entry<T>[] = [];
+  private readonly checkpoints: Entry<T>[] = [];
 
   private running = 0;
   private backingOff = 0;
@@ -172,7 +184,10 @@ export class OrderedScheduler<T extends SchedulerTask> {
     if (this.held.has(task.id)) return false;
     const entry: Entry<T> = { task, seq: ++this.seqCounter, started: false, before: 0 };
     this.held.set(task.id, entry);
-    if (task.key === null) {
+    if (task.checkpoint === true) {
+      entry.before = this.held.size - 1;
+      this.checkpoints.push(entry);
+    } else if (task.key === null) {
       entry.before = this.held.size - 1;
       this.barriers.push(entry);
     } else {
@@ -194,7 +209,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
    * the first waiting task of the line is (it must not jump a barrier that one has to wait for).
    */
   submitFront(task: T): boolean {
-    if (task.key === null) return this.submit(task);
+    if (task.key === null || task.checkpoint === true) return this.submit(task);
     if (this.held.has(task.id)) return false;
     const line = this.lines.get(task.key);
     const index = line === undefined ? 0 : line[0]?.started ? 1 : 0;
@@ -203,7 +218,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
     const entry: Entry<T> = { task, seq: behind.seq, started: false, before: 0 };
     this.held.set(task.id, entry);
     line.splice(index, 0, entry);
-    for (const barrier of this.barriers) if (barrier.seq > entry.seq) barrier.before++;
+    for (const waiter of this.waitersOnAll()) if (waiter.seq > entry.seq) waiter.before++;
     if (!this.quiet) {
       this.hooks.jobQueued(this.hookJob(task));
       this.report();
@@ -276,8 +291,14 @@ export class OrderedScheduler<T extends SchedulerTask> {
     });
   }
 
+  /** The entries that wait for every task ordered before them: barriers and checkpoints. */
+  private waitersOnAll(): Entry<T>[] {
+    return this.checkpoints.length === 0 ? this.barriers : [...this.barriers, ...this.checkpoints];
+  }
+
   private eligible(entry: Entry<T>): boolean {
     if (entry.started || this.state !== 'accepting') return false;
+    if (entry.task.checkpoint === true) return entry.before === 0;
     if (entry.task.key === null) return this.barriers[0] === entry && entry.before === 0;
     const line = this.lines.get(entry.task.key);
     if (line?.[0] !== entry) return false;
@@ -302,10 +323,17 @@ export class OrderedScheduler<T extends SchedulerTask> {
   /** Removes a finished entry and starts whatever it was holding back. */
   private finish(entry: Entry<T>, result: 'completed' | 'dead-lettered' | 'parked' | 'dropped') {
     this.held.delete(entry.task.id);
-    for (const barrier of this.barriers) {
-      if (barrier !== entry && barrier.seq > entry.seq) barrier.before--;
+    for (const waiter of this.waitersOnAll()) {
+      if (waiter !== entry && waiter.seq > entry.seq) waiter.before--;
     }
     if (!this.quiet) this.hooks.jobDone({ ...this.hookJob(entry.task), result });
+    for (const checkpoint of this.checkpoints) this.tryStart(checkpoint);
+    if (entry.task.checkpoint === true) {
+      this.checkpoints.splice(this.checkpoints.indexOf(entry), 1);
+      this.report();
+      this.tryStart(this.barriers[0]);
+      return;
+    }
     if (entry.task.key === null) {
       this.barriers.shift();
       this.report();
@@ -344,8 +372,8 @@ export class OrderedScheduler<T extends SchedulerTask> {
       return next;
     });
     line.splice(0, 1, ...entries);
-    for (const barrier of this.barriers) {
-      if (barrier.seq > entry.seq) barrier.before += entries.length - 1;
+    for (const waiter of this.waitersOnAll()) {
+      if (waiter.seq > entry.seq) waiter.before += entries.length - 1;
     }
     this.report();
     this.tryStart(line[0]);
@@ -406,6 +434,11 @@ export class OrderedScheduler<T extends SchedulerTask> {
   private async work(entry: Entry<T>): Promise<void> {
     const task = entry.task;
     const job = this.hookJob(task);
+    if (task.checkpoint === true) {
+      const done = await this.persist('checkpoint', async () => this.driver.checkpoint?.(task));
+      if (done !== undefined) this.finish(entry, 'completed');
+      return;
+    }
     if (this.driver.expand && task.expandable === true) {
       const expanded = await this.persist('expand', () => this.driver.expand!(task));
       if (expanded === undefined) return;
@@ -415,7 +448,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
       }
     }
     const admission = await this.persist('admit', () => this.driver.admit(task));
-    if (admission === undefined) return;
+    if (admission === undefined || admission.value === 'leave') return;
     if (admission.value === 'park') {
       if ((await this.persist('park', () => this.driver.park(task))) === undefined) return;
       this.hooks.parked(job);

@@ -5,7 +5,7 @@
  */
 import type { Job } from 'bullmq';
 import type { ChangeEvent, EventJobData } from '@changeq/shared';
-import type { DeadLetterJobData } from '@changeq/store';
+import { HANDOFF_JOB_NAME, type DeadLetterJobData } from '@changeq/store';
 import type { SchedulerTask } from '../scheduler/scheduler.js';
 import { readProgress } from './attempts.js';
 
@@ -19,8 +19,11 @@ interface JobTask<Kind extends string, Data> extends SchedulerTask {
   event?: ChangeEvent;
 }
 
-/** A job of the worker's queue (one without data fails its handler call). */
-export type EventTask = JobTask<'event', EventJobData | undefined>;
+/**
+ * A job of the worker's queue (one without data fails its handler call). A ring change's
+ * handoff marker is one too, made a checkpoint (`checkpoint: true`, `handoff`: its epoch).
+ */
+export type EventTask = JobTask<'event', EventJobData | undefined> & { handoff?: number };
 
 /** A job of the worker's dead-letter queue, run again after an operator's retry. */
 export type ReplayTask = JobTask<'replay', DeadLetterJobData>;
@@ -35,7 +38,30 @@ export interface ReplayLineTask extends SchedulerTask {
 export type RunTask = EventTask | ReplayTask;
 export type WorkTask = RunTask | ReplayLineTask;
 
+/** The data of a handoff marker job (the ingest's ring-change.ts). */
+function handoffEpoch(job: Job): number | null {
+  const data = job.data as { kind?: unknown; epoch?: unknown } | undefined;
+  return job.name === HANDOFF_JOB_NAME && data?.kind === 'handoff' && Number.isInteger(data.epoch)
+    ? (data.epoch as number)
+    : null;
+}
+
 export function eventTask(job: Job, id: string): EventTask {
+  const epoch = handoffEpoch(job);
+  if (epoch !== null) {
+    return {
+      id: `e:${id}`,
+      jobId: id,
+      kind: 'event',
+      key: null,
+      checkpoint: true,
+      handoff: epoch,
+      source: 'event',
+      priorAttempts: 0,
+      job,
+      data: undefined,
+    };
+  }
   const data = job.data as EventJobData | undefined;
   const key =
     typeof data?.doc === 'string' ? data.doc : data?.doc === null ? null : `invalid:${id}`;

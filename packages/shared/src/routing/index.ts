@@ -8,3 +8,12 @@ export {
   ROUTING_VERSION,
   type DocumentKey,
 } from './router.js';
+export {
+  RingRouter,
+  losingNames,
+  ringDiff,
+  sameNames,
+  type Hold,
+  type RingEpoch,
+  type Route,
+} from './ring.js';

@@ -11,7 +11,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { UserError, loadWorkersConfig, type WorkersConfig } from '@changeq/shared';
+import { UserError } from '../errors.js';
+import { loadWorkersConfig, type WorkersConfig } from './workers.js';
 
 export interface WorkersFileWatcher {
   close(): void;
