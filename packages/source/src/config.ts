@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BSON, type Document } from 'mongodb';
+import type { Document } from 'mongodb';
 import {
   UserError,
   envReader,
@@ -8,6 +8,7 @@ import {
   parseDateTime,
   type WorkersConfig,
 } from '@changeq/shared';
+import { readExtendedJson } from './extended-json-setting.js';
 import { parsePipeline, refuseSnapshotWithReshaping } from './user-pipeline.js';
 import { parseExclude, parseWatch, type WatchScope } from './watch-scope.js';
 
@@ -92,16 +93,12 @@ function parseStartAt(raw: string): StartAt {
 }
 
 function parseMatch(raw: string | undefined): Document | null {
-  if (raw === undefined || raw.trim() === '') return null;
-  let parsed: unknown;
-  try {
-    parsed = BSON.EJSON.parse(raw, { relaxed: true });
-  } catch (error) {
-    throw new UserError(
-      `MATCH is not valid Extended JSON (${(error as Error).message})`,
-      `give a $match filter as JSON, e.g. MATCH='{"operationType": {"$in": ["insert", "update"]}}'`,
-    );
-  }
+  const parsed = readExtendedJson(
+    'MATCH',
+    raw,
+    `give a $match filter as JSON, e.g. MATCH='{"operationType": {"$in": ["insert", "update"]}}'`,
+  );
+  if (parsed === undefined) return null;
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new UserError(
       'MATCH must be a JSON object (a $match filter)',

@@ -24,27 +24,10 @@ export {
 } from './watch-scope.js';
 export type { NamespacePattern } from './namespace-patterns.js';
 export { idAfter, idAtOrBefore } from './id-order.js';
-export {
-  ChangeSource,
-  ChangeStreamClosedError,
-  type Batch,
-  type StartOptions,
-} from './change-source.js';
-export {
-  classifyMongoError,
-  MongoCode,
-  type MongoFailure,
-  type UnresumableCode,
-} from './failures.js';
-export { planEvent, namespaceOf, type EventOrigin } from './planner.js';
-export {
-  SnapshotReader,
-  snapshotNamespaces,
-  type SnapshotSource,
-  type SnapshotStart,
-  type SnapshotBatch,
-  type SnapshotBatchRequest,
-} from './snapshot-reader.js';
+// What the reader thread runs (the change stream, the planner, the snapshot's reads) is also
+// its own entry, @changeq/source/stream, which loads no BullMQ.
+export * from './stream.js';
+export { snapshotNamespaces } from './snapshot-reader.js';
 export { copySnapshot, type SnapshotCopy } from './snapshot.js';
 export { ingestEnqueuer } from './ingest-enqueuer.js';
 export {

@@ -5,8 +5,9 @@
  * resume token), `ns`, `documentKey` (`_id` routes the event), `operationType` and `clusterTime`.
  * What cannot be proven from the stage alone (`$redact`) is checked on each event by the planner.
  */
-import { BSON, type Document } from 'mongodb';
+import type { Document } from 'mongodb';
 import { UserError } from '@changeq/shared';
+import { readExtendedJson } from './extended-json-setting.js';
 
 export const PIPELINE_STAGES = [
   '$match',
@@ -26,16 +27,8 @@ const EXAMPLE = `PIPELINE='[{"$unset": "fullDocument.ssn"}]'`;
 
 /** Parses PIPELINE (an Extended JSON array of stages); null when unset. */
 export function parsePipeline(raw: string | undefined): Document[] | null {
-  if (raw === undefined || raw.trim() === '') return null;
-  let parsed: unknown;
-  try {
-    parsed = BSON.EJSON.parse(raw, { relaxed: true });
-  } catch (error) {
-    throw new UserError(
-      `PIPELINE is not valid Extended JSON (${(error as Error).message})`,
-      `give an array of stages, e.g. ${EXAMPLE}`,
-    );
-  }
+  const parsed = readExtendedJson('PIPELINE', raw, `give an array of stages, e.g. ${EXAMPLE}`);
+  if (parsed === undefined) return null;
   if (!Array.isArray(parsed)) {
     throw new UserError('PIPELINE must be a JSON array of stages', `e.g. ${EXAMPLE}`);
   }

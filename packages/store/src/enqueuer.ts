@@ -101,14 +101,7 @@ export class Enqueuer {
 
   /** How many jobs a queue holds in any unfinished state (a handoff may skip an empty one). */
   async unfinishedCount(name: string): Promise<number> {
-    const counts = await this.queue(name).getJobCounts(
-      'waiting',
-      'active',
-      'delayed',
-      'prioritized',
-      'waiting-children',
-    );
-    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+    return unfinishedJobs(this.queue(name));
   }
 
   get queueNames(): string[] {
@@ -271,4 +264,16 @@ export class Enqueuer {
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
   }
+}
+
+/** How many jobs a queue holds that are not finished (waiting, active, delayed...). */
+export async function unfinishedJobs(queue: Pick<Queue, 'getJobCounts'>): Promise<number> {
+  const counts = await queue.getJobCounts(
+    'waiting',
+    'active',
+    'delayed',
+    'prioritized',
+    'waiting-children',
+  );
+  return Object.values(counts).reduce((sum, n) => sum + n, 0);
 }

@@ -29,7 +29,7 @@ export { redisErrorKind, type RedisErrorKind } from './redis-error-kind.js';
 
 // The stores.
 export { PositionStore, PositionChangedError } from './position-store.js';
-export { Enqueuer, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
+export { Enqueuer, unfinishedJobs, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
 export { RingStore, RingChangedError, nextEpoch, HANDOFF_TTL_S } from './ring-store.js';
 export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
 export { DocumentBlocks } from './document-blocks.js';

@@ -6,7 +6,7 @@
  */
 import type { Queue } from 'bullmq';
 import { sleep, type Logger } from '@changeq/shared';
-import type { RingStore } from '@changeq/store';
+import { unfinishedJobs, type RingStore } from '@changeq/store';
 
 /** `joining`: not in the ring yet (the ingest has not applied the file that adds it). */
 export type Membership = 'active' | 'joining' | 'draining' | 'drained';
@@ -22,17 +22,6 @@ export interface MembershipOptions {
   intervalMs?: number;
 }
 
-/** What a stopped or removed name's queue holds that is not finished. */
-export async function unfinishedJobs(queue: Pick<Queue, 'getJobCounts'>): Promise<number> {
-  const counts = await queue.getJobCounts(
-    'waiting',
-    'active',
-    'delayed',
-    'prioritized',
-    'waiting-children',
-  );
-  return Object.values(counts).reduce((sum, n) => sum + n, 0);
-}
 
 export class MembershipWatch {
   state: Membership = 'active';

@@ -2,20 +2,13 @@
  * Alternative (b): the pipeline of the resume-token blog posts. For every event, one `add` of a
  * job, then one `SET` of the event's resume token: two round trips per event, in order.
  */
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { Router } from '@changeq/shared';
 import { exitOnSigterm, pipelineEnv } from './env.js';
+import { userQueues } from './queues.js';
 
 const env = pipelineEnv();
 const client = new MongoClient(env.mongodbUri);
-const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-const router = new Router(env.workers);
-const queues = new Map(
-  env.workers.map((name) => [name, new Queue(name, { connection: redis, prefix: env.prefix })]),
-);
-const tokenKey = `${env.prefix}:token`;
+const { redis, queueOf, jobId, tokenKey } = userQueues(env);
 
 const saved = await redis.get(tokenKey);
 const stream = client
@@ -28,8 +21,6 @@ exitOnSigterm(async () => {
 });
 
 for await (const change of stream) {
-  const key = 'documentKey' in change ? change.documentKey._id : null;
-  const queue = queues.get(router.route(`${env.db}.${env.coll}`, key))!;
-  await queue.add(change.operationType, change, { jobId: (change._id as { _data: string })._data });
+  await queueOf(change).add(change.operationType, change, { jobId: jobId(change) });
   await redis.set(tokenKey, JSON.stringify(change._id));
 }
