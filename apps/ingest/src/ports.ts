@@ -119,6 +119,7 @@ export type EnqueuerPort = Pick<
   | 'close'
   | 'ensureQueues'
   | 'unfinishedCount'
+  | 'highestWatermark'
 >;
 
 /** Where the ring lives (a RingStore). */

@@ -29,7 +29,7 @@ import { compareTokenData } from '@changeq/shared';
 
 export interface RingPorts {
   ring: RingPort;
-  enqueuer: Pick<EnqueuerPort, 'commit' | 'ensureQueues' | 'unfinishedCount'>;
+  enqueuer: Pick<EnqueuerPort, 'commit' | 'ensureQueues' | 'unfinishedCount' | 'highestWatermark'>;
   reader: Pick<ChangeReader, 'setRing'>;
   faults: (point: FaultPoint) => void;
   now: () => number;
@@ -88,7 +88,8 @@ export class RingKeeper {
     const current = this.current;
     if (current === null) return; // load() compares them once the ring is read
     if (sameNames(current.names, names)) {
-      if (this.wanted !== null) this.log.info({ why }, 'ring change withdrawn: the names are the ring\'s again');
+      if (this.wanted !== null)
+        this.log.info({ why }, "ring change withdrawn: the names are the ring's again");
       this.wanted = null;
       return;
     }
@@ -107,8 +108,19 @@ export class RingKeeper {
     if (this.wanted === null || this.current === null) return false;
     const at = position && tokenData(position.token);
     // The switch position must lie after the current epoch's, or the epoch between would route
-    // nothing and the holds (computed against it) would name the wrong old owners.
-    if (at && compareTokenData(at, this.current.from) > 0) return true;
+    // nothing and the holds (computed against it) would name the wrong old owners. It must also
+    // lie at or after every job already in a queue: after a crash between a commit and its token
+    // save (a start with a changed file), the events up to the highest watermark were enqueued by
+    // the old names, and routing them again by the new ones would enqueue them twice (and put
+    // the handoff marker below its queue's watermark, where it is skipped).
+    const enqueued = this.ports.enqueuer.highestWatermark('stream');
+    if (
+      at &&
+      compareTokenData(at, this.current.from) > 0 &&
+      (enqueued === null || compareTokenData(at, enqueued) >= 0)
+    ) {
+      return true;
+    }
     if (!this.deferredLogged) {
       this.log.info('ring change deferred until the stream stores a newer position');
       this.deferredLogged = true;

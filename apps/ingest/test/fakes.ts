@@ -300,6 +300,12 @@ export class FakeEnqueuer implements EnqueuerPort {
     for (const name of names) if (!this.waiting.has(name)) this.waiting.set(name, 0);
   }
 
+  /** The highest stream watermark the queues hold (set by a test). */
+  highest: string | null = null;
+  highestWatermark(kind: WatermarkKind): string | null {
+    return kind === 'stream' ? this.highest : null;
+  }
+
   async unfinishedCount(name: string): Promise<number> {
     return this.unfinished.get(name) ?? 0;
   }

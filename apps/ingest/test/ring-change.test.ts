@@ -62,7 +62,12 @@ describe('RingKeeper', () => {
       `ring 2 a+b+c from ${at}`,
     ]);
     expect(reader.rings.at(-1)).toBe(`1:a+b@ 2:a+b+c@${at}`);
-    expect(lines.at(-1)).toMatchObject({ epoch: 2, added: ['c'], handoffs: ['a', 'b'], markers: ['a'] });
+    expect(lines.at(-1)).toMatchObject({
+      epoch: 2,
+      added: ['c'],
+      handoffs: ['a', 'b'],
+      markers: ['a'],
+    });
     expect(keeper.ready(position(8))).toBe(false); // nothing more to change
   });
 
@@ -89,7 +94,7 @@ describe('RingKeeper', () => {
     expect(keeper.ready(position(3))).toBe(false);
   });
 
-  it('waits for a position after the current epoch\'s switch before a second change', async () => {
+  it("waits for a position after the current epoch's switch before a second change", async () => {
     const { keeper } = system();
     await keeper.load(['a']);
     keeper.request(['a', 'b'], 'SIGHUP');
@@ -116,5 +121,19 @@ describe('RingKeeper', () => {
     expect(again.ready(position(4))).toBe(true);
     await again.apply(position(4));
     expect(journal.of('ring')).toEqual([`ring 2 a+b from ${token(4)._data}`]);
+  });
+
+  it('a start with a changed file after a crash between a commit and its token save waits until the stream has passed every queued job', async () => {
+    const { keeper, enqueuer, journal } = system();
+    await keeper.load(['a']);
+    keeper.request(['a', 'b'], 'workers.toml at start');
+    // Jobs up to position 6 are in the queues, the token was saved at 4: the events 5 and 6 were
+    // routed by the old names, and routing them again by the new ones would enqueue them twice.
+    enqueuer.highest = token(6)._data;
+    expect(keeper.ready(position(4))).toBe(false);
+    expect(keeper.ready(position(5))).toBe(false);
+    expect(keeper.ready(position(6))).toBe(true);
+    await keeper.apply(position(6));
+    expect(journal.of('ring')).toEqual(['ring 1 a from ', `ring 2 a+b from ${token(6)._data}`]);
   });
 });

@@ -6,7 +6,7 @@ import { Queue, type JobsOptions } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from '@changeq/shared';
 import { EncodedJob, queueAddJob, queueConnection } from './bullmq-internals.js';
-import { isPastWatermark } from './codecs/watermark.js';
+import { comparePositions, isPastWatermark } from './codecs/watermark.js';
 import { queueKeys, type WatermarkKind } from './keys.js';
 import { Scripts } from './scripts.js';
 
@@ -124,6 +124,19 @@ export class Enqueuer {
       if (value) this.watermarks.set(`${kind}:${name}`, value);
       else this.watermarks.delete(`${kind}:${name}`);
     });
+  }
+
+  /**
+   * The highest watermark of `kind` known over the queues (loaded or committed since): no job of
+   * that kind was enqueued after it. Null when no queue has one.
+   */
+  highestWatermark(kind: WatermarkKind): string | null {
+    let highest: string | null = null;
+    for (const [key, value] of this.watermarks) {
+      if (!key.startsWith(`${kind}:`)) continue;
+      if (highest === null || comparePositions(value, highest) > 0) highest = value;
+    }
+    return highest;
   }
 
   async clearWatermarks(kind: WatermarkKind): Promise<void> {

@@ -6,22 +6,14 @@
  * worker names as changeq's. Its consumers are bare BullMQ Workers (bare-workers.ts).
  */
 import { MongoClient, type ChangeStreamDocument } from 'mongodb';
-import { exitOnSigterm, pipelineEnv } from './env.js';
-import { userQueues } from './queues.js';
+import { pipelineEnv } from './env.js';
+import { userQueues, watchFromToken } from './queues.js';
 
 const env = pipelineEnv();
 const client = new MongoClient(env.mongodbUri);
 const { redis, addBatch, tokenKey } = userQueues(env);
 
-const saved = await redis.get(tokenKey);
-const stream = client
-  .db(env.db)
-  .collection(env.coll)
-  .watch([], saved ? { resumeAfter: JSON.parse(saved) } : env.start);
-exitOnSigterm(async () => {
-  await stream.close();
-  await client.close();
-});
+const stream = await watchFromToken(client, env, redis, tokenKey);
 
 for (;;) {
   const batch: ChangeStreamDocument[] = [await stream.next()];

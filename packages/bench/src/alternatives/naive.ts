@@ -3,22 +3,14 @@
  * job, then one `SET` of the event's resume token: two round trips per event, in order.
  */
 import { MongoClient } from 'mongodb';
-import { exitOnSigterm, pipelineEnv } from './env.js';
-import { userQueues } from './queues.js';
+import { pipelineEnv } from './env.js';
+import { userQueues, watchFromToken } from './queues.js';
 
 const env = pipelineEnv();
 const client = new MongoClient(env.mongodbUri);
 const { redis, queueOf, jobId, tokenKey } = userQueues(env);
 
-const saved = await redis.get(tokenKey);
-const stream = client
-  .db(env.db)
-  .collection(env.coll)
-  .watch([], saved ? { resumeAfter: JSON.parse(saved) } : env.start);
-exitOnSigterm(async () => {
-  await stream.close();
-  await client.close();
-});
+const stream = await watchFromToken(client, env, redis, tokenKey);
 
 for await (const change of stream) {
   await queueOf(change).add(change.operationType, change, { jobId: jobId(change) });

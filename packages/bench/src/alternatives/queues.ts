@@ -5,9 +5,9 @@
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { ChangeStreamDocument } from 'mongodb';
+import type { ChangeStream, ChangeStreamDocument, MongoClient } from 'mongodb';
 import { Router } from '@changeq/shared';
-import type { PipelineEnv } from './env.js';
+import { exitOnSigterm, type PipelineEnv } from './env.js';
 
 export function userQueues(env: PipelineEnv) {
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
@@ -32,4 +32,26 @@ export function userQueues(env: PipelineEnv) {
     await Promise.all([...perQueue].map(([queue, jobs]) => queue.addBulk(jobs)));
   };
   return { redis, queueOf, jobId, addBatch, tokenKey: `${env.prefix}:token` };
+}
+
+/**
+ * The change stream, resumed after the token the pipeline stored (or from the run's start), closed
+ * with the client on SIGTERM.
+ */
+export async function watchFromToken(
+  client: MongoClient,
+  env: PipelineEnv,
+  redis: Redis,
+  tokenKey: string,
+): Promise<ChangeStream> {
+  const saved = await redis.get(tokenKey);
+  const stream = client
+    .db(env.db)
+    .collection(env.coll)
+    .watch([], saved ? { resumeAfter: JSON.parse(saved) } : env.start);
+  exitOnSigterm(async () => {
+    await stream.close();
+    await client.close();
+  });
+  return stream;
 }
