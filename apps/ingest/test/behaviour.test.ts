@@ -182,13 +182,14 @@ describe('the ingest', () => {
 
   test('WATCH patterns and EXCLUDE select namespaces on the server, and a snapshot copies the same ones', async () => {
     const scope = {
-      WATCH: 'pat_a.*,*.orders,/^pat_c\\.log_\\d+$/i',
+      // Names no other test of this file uses: a snapshot copies every matching collection.
+      WATCH: 'pat_a.*,*.pat_orders,/^pat_c\\.log_\\d+$/i',
       EXCLUDE: 'pat_a.audit',
     };
     const written = [
       ['pat_a', 'items', true],
       ['pat_a', 'audit', false],
-      ['pat_b', 'orders', true],
+      ['pat_b', 'pat_orders', true],
       ['pat_b', 'users', false],
       ['pat_c', 'LOG_7', true],
       ['pat_c', 'log_x', false],
