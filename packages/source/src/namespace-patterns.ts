@@ -73,10 +73,19 @@ export function matches(pattern: NamespacePattern, db: string, coll: string): bo
     case 'collection':
       return pattern.coll === coll;
     case 'regex':
-      return new RegExp(jsSource(pattern.source, pattern.flags), jsFlags(pattern.flags)).test(
-        `${db}.${coll}`,
-      );
+      return compiled(pattern).test(`${db}.${coll}`);
   }
+}
+
+// A pattern is plain data (it crosses to the reader thread); its RegExp is made once per pattern.
+const regexes = new WeakMap<NamespacePattern, RegExp>();
+function compiled(pattern: NamespacePattern & { kind: 'regex' }): RegExp {
+  let regex = regexes.get(pattern);
+  if (regex === undefined) {
+    regex = new RegExp(jsSource(pattern.source, pattern.flags), jsFlags(pattern.flags));
+    regexes.set(pattern, regex);
+  }
+  return regex;
 }
 
 /**

@@ -144,7 +144,7 @@ function namespace(
  */
 export function scopeMatch(scope: WatchScope): Document | null {
   const match = includeMatch(scope);
-  const exclude = 'exclude' in scope && scope.exclude ? scope.exclude : [];
+  const exclude = excludeOf(scope);
   if (exclude.length === 0) return match;
   // An excluded namespace's events, renames out of it included (renames into it are not).
   const excluded = { $nor: exclude.flatMap((pattern) => patternClauses(pattern, false)) };
@@ -197,9 +197,14 @@ export function singleDatabase(scope: WatchScope): string | null {
   return null;
 }
 
+/** The namespaces EXCLUDE takes out of the scope (none for a list of namespaces). */
+function excludeOf(scope: WatchScope): readonly NamespacePattern[] {
+  return ('exclude' in scope && scope.exclude) || [];
+}
+
 /** Whether the namespace is in the scope (for a snapshot copy, which lists collections). */
 export function inScope(scope: WatchScope, db: string, coll: string): boolean {
-  const exclude = 'exclude' in scope && scope.exclude ? scope.exclude : [];
+  const exclude = excludeOf(scope);
   if (exclude.some((pattern) => matches(pattern, db, coll))) return false;
   switch (scope.kind) {
     case 'deployment':
@@ -241,9 +246,11 @@ export function parseExclude(raw: string | undefined): NamespacePattern[] {
 }
 
 export function describeScope(scope: WatchScope): string {
-  const exclude = 'exclude' in scope && scope.exclude?.length ? scope.exclude : null;
+  const exclude = excludeOf(scope);
   const base = describeIncluded(scope);
-  return exclude ? `${base}, excluding ${exclude.map(describePattern).join(', ')}` : base;
+  return exclude.length > 0
+    ? `${base}, excluding ${exclude.map(describePattern).join(', ')}`
+    : base;
 }
 
 function describeIncluded(scope: WatchScope): string {
