@@ -41,6 +41,18 @@ describe('goals', () => {
     expect(goal('worker-rss').pass).toBe(true);
     expect(goal('ingest-rss').pass).toBe(true);
   });
+
+  it('splits a missed ingest RSS into what it held at its first job and what draining added', () => {
+    const results = fixture();
+    const figures = results.drain!.figures;
+    const at = (id: string) => figures.findIndex((f) => f.id === id);
+    figures[at('changeq')] = { ...figures[at('changeq')]!, rssPeakMb: { ingest: 230 }, rssStartMb: 110 };
+    figures[at('fortyLine')] = { ...figures[at('fortyLine')]!, rssPeakMb: { pipeline: 190 }, rssStartMb: 80 };
+    const rss = judge(results).find((g) => g.id === 'ingest-rss')!;
+    expect(rss.pass).toBe(false);
+    expect(rss.reason).toContain('ingest 110 MB at its first job + 120 MB while draining');
+    expect(rss.reason).toContain('(a), one isolate: 80 MB at its first job + 110 MB while draining');
+  });
 });
 
 describe('report and charts', () => {

@@ -1,7 +1,7 @@
 /**
  * The rows of the fault matrix: one kind of fault each, injected while the writer streams
  * changes. A row is data plus an `inject` function; adding one is adding an entry here (the
- * scale-out rows at the end are placeholders until their features land).
+ * standby-ingest rows at the end are placeholders until their feature lands).
  */
 import type { ChangeStreamDocument } from 'mongodb';
 import { waitFor } from '@changeq/testkit';
@@ -44,8 +44,8 @@ export interface Row extends Omit<SystemSetup, 'id'> {
   inject(ctx: FaultContext): Promise<void>;
   /**
    * Which worker(s) each change should have reached, read once the writes are over. Default: the
-   * router of the fixed names. A row that changes the names while writing (the scale-out issue)
-   * gives the routing of the ring's epochs here.
+   * router of the fixed names. A row that changes the names while writing gives the routing of
+   * the ring's epochs here (`System.ringRoute`).
    */
   route?(system: System): Promise<Route>;
 }
@@ -345,21 +345,52 @@ export const ROWS: readonly Row[] = [
     watch: 'collection',
     inject: (ctx) => namespaceChanges(ctx, 'rename'),
   },
-  // The scale-out issue's rows, listed until their features land. A worker name added or
-  // removed while writing: System gains addWorkerName/removeWorkerName (rewrite workers.toml,
-  // signal the ingest, start or stop the name's worker) and the row gives `route` (the ring's
-  // epochs, from Redis). The standby ingest: SystemSetup gains a second ingest process, and the
-  // rows strike the lease holder as worker-sigkill and worker-sigstop do.
+  {
+    id: 'worker-name-added',
+    title: 'a worker name added while writing (its worker started 2 s later)',
+    expect: 'clean',
+    addedNames: ['delta'],
+    async inject(ctx) {
+      await ctx.fault('delta added to workers.toml', async () => {
+        const epoch = await ctx.system.setNames([...ctx.system.names, 'delta']);
+        ctx.note(`ring epoch ${epoch} routes to delta; its events queue until its worker starts`);
+        await ctx.sleep(2000);
+        ctx.system.startName('delta');
+      });
+    },
+    route: (system) => system.ringRoute(),
+  },
+  {
+    id: 'worker-name-removed',
+    title: 'a worker name removed while writing (its worker runs until drained)',
+    expect: 'clean',
+    async inject(ctx) {
+      const leaving = pick(ctx.random, ctx.system.names);
+      const worker = await activeWorker(ctx, leaving);
+      const removedAt = await ctx.fault(`${leaving} removed from workers.toml`, async () => {
+        await ctx.system.setNames(ctx.system.names.filter((name) => name !== leaving));
+        return Date.now();
+      });
+      // The removed name's worker says when it is safe to stop: its queue ran empty.
+      try {
+        await worker.current.waitForLine(/drained: this name left the ring/, 60_000);
+        ctx.note(`${leaving} drained ${Date.now() - removedAt} ms after the ring change`);
+      } catch {
+        ctx.fail(`${leaving}'s worker never said it was drained`);
+      }
+    },
+    route: (system) => system.ringRoute(),
+  },
+  // The standby ingest rows, listed until the feature lands: SystemSetup gains a second ingest
+  // process, and the rows strike the lease holder as worker-sigkill and worker-sigstop do.
   ...[
-    ['worker-name-added', 'a worker name added while writing'],
-    ['worker-name-removed', 'a worker name removed while writing'],
     ['standby-ingest-sigkill', 'SIGKILL of the leading ingest (a standby takes over)'],
     ['standby-ingest-sigstop', 'SIGSTOP of the leading ingest past its lease, then SIGCONT'],
   ].map(([id, title]): Row => ({
     id: id!,
     title: title!,
     expect: 'clean',
-    pending: 'lands with the scale-out issue',
+    pending: 'lands with the standby ingest (scale-out issue, point 4)',
     inject: async () => {
       throw new Error(`${id} is not implemented yet`);
     },

@@ -7,7 +7,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChangeStreamDocument, type Timestamp } from 'mongodb';
-import { workerKeys } from '@changeq/store';
+import { RingRouter } from '@changeq/shared';
+import { planEvent } from '@changeq/source';
+import { RingStore, eventQueueName, workerKeys } from '@changeq/store';
 import {
   CallLog,
   Supervised,
@@ -22,6 +24,13 @@ import { EnqueueLog } from './enqueues.js';
 import type { Servers } from './servers.js';
 import { COLLECTIONS, LEASE_TTL_MS, WORKER_NAMES, type Settings } from './settings.js';
 
+function workersToml(names: readonly string[]): string {
+  return `workers = ${JSON.stringify(names)}\n\n[defaults]\nconcurrency = 8\nattempts = 20\nbackoff_ms = 20\nmax_backoff_ms = 500\n`;
+}
+
+const sameSet = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((name) => b.includes(name));
+
 /** What a row asks of its system. */
 export interface SystemSetup {
   id: string;
@@ -32,10 +41,15 @@ export interface SystemSetup {
   watch?: 'database' | 'collection';
   /** Worker names that get a second process, a standby that takes over when the lease expires. */
   standbys?: readonly string[];
+  /** Names the row may add to workers.toml while writing (their queues are tailed from the start). */
+  addedNames?: readonly string[];
 }
 
 export class System {
-  readonly names: readonly string[] = WORKER_NAMES;
+  /** The names of workers.toml as the row last wrote it. */
+  names: readonly string[] = WORKER_NAMES;
+  /** workers.toml, rewritten by `setNames`. */
+  readonly workersPath: string;
   readonly db: string;
   readonly prefix: string;
   readonly ingestId: string;
@@ -64,13 +78,15 @@ export class System {
     this.logPrefix = join(runDir, `${index}-${setup.id}`);
     this.recordFile = `${this.logPrefix}.calls.jsonl`;
     this.calls = new CallLog(this.recordFile);
-    this.enqueues = new EnqueueLog(servers.redisUrl, this.prefix, this.names);
+    this.enqueues = new EnqueueLog(servers.redisUrl, this.prefix, [
+      ...this.names,
+      ...(setup.addedNames ?? []),
+    ]);
+    this.workersPath = workersFile(workersToml(this.names));
     this.env = {
       MONGODB_URI: servers.mongodbUri,
       REDIS_URL: servers.redisUrl,
-      WORKERS_FILE: workersFile(
-        `workers = ${JSON.stringify(this.names)}\n\n[defaults]\nconcurrency = 8\nattempts = 20\nbackoff_ms = 20\nmax_backoff_ms = 500\n`,
-      ),
+      WORKERS_FILE: this.workersPath,
       QUEUE_PREFIX: this.prefix,
       LOG_LEVEL: 'info',
     };
@@ -108,6 +124,53 @@ export class System {
       CHANGEQ_RECORD_FAIL_RATE: '0.02',
       CHANGEQ_RECORD_SLEEP_MAX_MS: '20',
     });
+  }
+
+  /**
+   * Rewrites workers.toml with `names` and sends the ingest SIGHUP (as an operator would; it
+   * also watches the file), then waits until the ingest stored the ring epoch that has them. A
+   * name's worker is started with `startName`, before or after: a removed name's keeps running.
+   */
+  async setNames(names: readonly string[], timeoutMs = 30_000): Promise<number> {
+    const before = (await this.ring()).current.epoch;
+    writeFileSync(this.workersPath, workersToml(names));
+    this.names = names;
+    this.ingest.signal('SIGHUP');
+    let epoch = before;
+    await waitFor(
+      async () => {
+        const current = (await this.ring()).current;
+        epoch = current.epoch;
+        return current.epoch > before && sameSet(current.names, names);
+      },
+      `the ingest to store a ring epoch with ${names.join(', ')}`,
+      timeoutMs,
+    );
+    return epoch;
+  }
+
+  /** Starts the worker process of a name added by the row. */
+  startName(name: string): Supervised {
+    const worker = this.startWorker(name);
+    this.workers.set(name, [...(this.workers.get(name) ?? []), worker]);
+    return worker;
+  }
+
+  /** The ring the ingest stored (its epochs, oldest first). */
+  async ring(): Promise<RingRouter> {
+    const epochs = await new RingStore(this.servers.redisClient, this.prefix).load();
+    if (!epochs) throw new Error(`no ring stored under the prefix ${this.prefix} yet`);
+    return new RingRouter(epochs);
+  }
+
+  /** Which worker each change should reach by the ring's epochs (for rows that change names). */
+  async ringRoute(): Promise<(event: ChangeStreamDocument) => { worker: string; jobId: string }[]> {
+    const ring = await this.ring();
+    const workerOf = new Map(
+      [...this.workers.keys()].map((name) => [eventQueueName(name), name] as const),
+    );
+    return (event) =>
+      planEvent(event, ring).map((job) => ({ worker: workerOf.get(job.queue)!, jobId: job.jobId }));
   }
 
   /** Every supervised process of the row: the ingest first. */

@@ -12,7 +12,7 @@ import { workersFile } from '@changeq/testkit';
 import type { Backlog } from '../backlog.js';
 import { startApp, startProgram, type Started } from '../processes.js';
 import { waitingJobs, type Servers } from '../servers.js';
-import { costBetween, rssPeaks, sample, type Sample } from '../system.js';
+import { costBetween, rssMb, rssPeaks, sample, type Sample } from '../system.js';
 import { throughput, type Throughput } from './figure.js';
 
 export const WORKERS = ['alpha', 'bravo', 'charlie'];
@@ -109,6 +109,7 @@ export async function drainPipeline(servers: Servers, drain: PipelineDrain): Pro
   const peaks = rssPeaks(watched);
   let first: Sample | null = null;
   let firstCount = 0;
+  let rssStartMb = 0;
   let last = { count: -1, at: performance.now() };
   try {
     for (;;) {
@@ -116,6 +117,7 @@ export async function drainPipeline(servers: Servers, drain: PipelineDrain): Pro
       if (count > 0 && first === null) {
         first = sample(watched);
         firstCount = count;
+        rssStartMb = rssMb(proc.pid);
       }
       if (count >= drain.target) break;
       proc.check();
@@ -135,6 +137,7 @@ export async function drainPipeline(servers: Servers, drain: PipelineDrain): Pro
       events: drain.target - firstCount,
       cost,
       rssPeakMb: peaks.stop(),
+      rssStartMb,
       note: drain.note,
     });
   } finally {
