@@ -34,8 +34,11 @@ export interface IngestStatus {
   /** When a read last found no change waiting (every change before it is enqueued). */
   caughtUpAt: Date | null;
   lastError: string | null;
-  /** The ring's current epoch and names (null until read). */
-  ring: { epoch: number; names: readonly string[] } | null;
+  /**
+   * The ring's current epoch and names, and every name of any stored epoch (a removed name's
+   * queue may still hold jobs); null until read.
+   */
+  ring: { epoch: number; names: readonly string[]; everyName: readonly string[] } | null;
 }
 
 export interface IngestEvents {
@@ -361,7 +364,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   private ringStatus(): void {
     const current = this.rings?.current;
-    this.status.ring = current ? { epoch: current.epoch, names: current.names } : null;
+    this.status.ring = current
+      ? { epoch: current.epoch, names: current.names, everyName: this.rings!.everyName }
+      : null;
   }
 
   /** The server has answered a read. */

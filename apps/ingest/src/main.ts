@@ -153,20 +153,22 @@ async function serve(
   ingest.on('state', (state) => metrics.state(state));
 
   const redis = metricsRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId }, log);
+  // Both follow the ring, so names added to workers.toml while running show without a restart.
   registerWorkerLeaseMetrics(registry, {
     redis,
     prefix: config.queuePrefix,
-    workers: config.workers.names,
+    workers: () => ingest.status.ring?.names ?? config.workers.names,
   });
   return serveObservability({
     http,
     registry,
     redis,
     prefix: config.queuePrefix,
-    queues: config.workers.names.flatMap((name) => [
-      eventQueueName(name),
-      deadLetterQueueName(name),
-    ]),
+    queues: () =>
+      (ingest.status.ring?.everyName ?? config.workers.names).flatMap((name) => [
+        eventQueueName(name),
+        deadLetterQueueName(name),
+      ]),
     log,
     readiness: async () => {
       const servers = await ingest.probe(2000);

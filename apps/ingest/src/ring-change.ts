@@ -62,6 +62,11 @@ export class RingKeeper {
     return this.epochs?.[this.epochs.length - 1] ?? null;
   }
 
+  /** Every name of any stored epoch, in the order they first appeared. */
+  get everyName(): string[] {
+    return [...new Set((this.epochs ?? []).flatMap((epoch) => epoch.names))];
+  }
+
   /**
    * Reads the stored ring (at every start and after a Redis failure): none → epoch 1 of the
    * file's names; different names than the file → a ring change, made at the first batch
@@ -75,9 +80,7 @@ export class RingKeeper {
       this.log.info({ epoch: 1, names: fileNames }, 'ring stored: epoch 1 from workers.toml');
     }
     this.epochs = epochs;
-    await this.ports.enqueuer.ensureQueues(
-      [...new Set(epochs.flatMap((epoch) => epoch.names))].map(eventQueueName),
-    );
+    await this.ports.enqueuer.ensureQueues(this.everyName.map(eventQueueName));
     await this.ports.reader.setRing(epochs);
     this.wanted = null;
     this.request(fileNames, why);

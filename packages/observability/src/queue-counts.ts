@@ -8,8 +8,11 @@ import { withTimeout } from './server.js';
 export interface QueueCountsOptions {
   redis: Redis;
   prefix: string;
-  /** BullMQ queue names (event queues and dead-letter queues). */
-  queues: readonly string[];
+  /**
+   * BullMQ queue names (event queues and dead-letter queues), or a function giving them when
+   * counted: the ingest's follow the ring as worker names are added.
+   */
+  queues: readonly string[] | (() => readonly string[]);
   /** Counts are read at most this often, however often Prometheus scrapes (default 5000). */
   maxAgeMs?: number;
   /** A count that takes longer fails the refresh (default 2000). */
@@ -23,19 +26,26 @@ export interface QueueCountsOptions {
  * reading in flight.
  */
 export class QueueCounts {
-  private readonly queues: Map<string, Queue>;
+  private readonly queues = new Map<string, Queue>();
   private cached: { at: number; counts: Map<string, JobCounts> } | null = null;
   private inFlight: Promise<Map<string, JobCounts>> | null = null;
   private failing = false;
 
-  constructor(private readonly options: QueueCountsOptions) {
-    this.queues = new Map(
-      options.queues.map((name) => {
-        const queue = new Queue(name, { connection: options.redis, prefix: options.prefix });
+  constructor(private readonly options: QueueCountsOptions) {}
+
+  /** The queues to count now, each one's Queue made once. */
+  private current(): [string, Queue][] {
+    const { queues } = this.options;
+    const names = typeof queues === 'function' ? queues() : queues;
+    return names.map((name) => {
+      let queue = this.queues.get(name);
+      if (!queue) {
+        queue = new Queue(name, { connection: this.options.redis, prefix: this.options.prefix });
         queue.on('error', () => undefined); // reported through the failed reading
-        return [name, queue];
-      }),
-    );
+        this.queues.set(name, queue);
+      }
+      return [name, queue];
+    });
   }
 
   /** The counts, at most `maxAgeMs` old; rejects when Redis cannot be read. */
@@ -50,7 +60,7 @@ export class QueueCounts {
     try {
       const entries = await withTimeout(
         Promise.all(
-          [...this.queues].map(
+          this.current().map(
             async ([name, queue]) => [name, await readJobCounts(queue)] as const,
           ),
         ),

@@ -27,8 +27,8 @@ export interface ServeOptions {
   /** From metricsRedis(); closed with the server. */
   redis: Redis;
   prefix: string;
-  /** BullMQ queues whose job counts are exported (event and dead-letter queues). */
-  queues: readonly string[];
+  /** BullMQ queues whose job counts are exported (event and dead-letter queues); see QueueCounts. */
+  queues: readonly string[] | (() => readonly string[]);
   readiness: () => Promise<Readiness>;
   /** See HttpServerOptions.liveness. */
   liveness?: () => ReadinessCheck;

@@ -20,6 +20,7 @@ import { startStack, type RunningStack } from '@changeq/stack';
 import { RingStore } from '@changeq/store';
 import {
   CallLog,
+  freePort,
   Supervised,
   startApp,
   changesSince,
@@ -242,7 +243,8 @@ function movedShare(docs: Map<string, { ns: string; id: unknown }>, a: string[],
 }
 
 test('names added (SIGHUP) and removed (file watch) while writes stream: exactly once, in order, unmoved documents never held', async () => {
-  const system = await startSystem('ring1');
+  const metricsPort = await freePort();
+  const system = await startSystem('ring1', { HTTP_PORT: String(metricsPort) });
   const writing = new AbortController();
   const writes = writeChaos(stack.mongodbUri, {
     operations: Infinity,
@@ -332,6 +334,13 @@ test('names added (SIGHUP) and removed (file watch) while writes stream: exactly
       west: 'active',
       south: 'drained',
     });
+    // The ingest's /metrics followed the ring without a restart: west's queue and liveness
+    // appear; south's queue stays counted (it may hold jobs while draining), its liveness not.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    for (const name of ['west', 'south'])
+      expect(metrics).toMatch(new RegExp(`changeq_queue_jobs\\{[^}]*queue="${name}"`));
+    expect(metrics).toMatch(/changeq_worker_live\{worker="west"\} 1/);
+    expect(metrics).not.toContain('changeq_worker_live{worker="south"}');
 
     // Documents that did not move carry no hold; every hold is a document that moved.
     const ring = new RingRouter(epochs);
