@@ -3,7 +3,7 @@
  * measured reason: which process kept a core busy, or which stage added the milliseconds.
  */
 import { coresOf } from './system.js';
-import type { Throughput } from './measure/figure.js';
+import { totalCpuPerEvent, type Throughput } from './measure/figure.js';
 import type { LatencyRun } from './measure/latency.js';
 import type { Goal, Results } from './results.js';
 
@@ -32,6 +32,22 @@ function cpuSaturation(f: Throughput, process: string, cores: number): string {
   if (total + f.cost.othersCores >= cores * 0.9)
     return `the machine is saturated (${(total + f.cost.othersCores).toFixed(2)} of ${cores} cores busy, ${f.cost.othersCores.toFixed(2)} of them by other processes; busiest of ours: ${busiest(f.cost)})`;
   return `no process is saturated (${process} ${own.toFixed(2)} cores, all ours ${total.toFixed(2)} of ${cores}): the ${process} waits`;
+}
+
+/**
+ * The most any pipeline could drain on this machine: the CPU the bare read and the bare addBulk
+ * spend per event (client and servers), which every pipeline spends at least, over its cores.
+ */
+function machineCeiling(read: Throughput | undefined, bulk: Throughput, cores: number): string {
+  if (!read) return '';
+  const readUs = totalCpuPerEvent(read);
+  const addUs = totalCpuPerEvent(bulk);
+  const most = (cores * 1e6) / (readUs + addUs);
+  return (
+    `; reading (bare: ${readUs.toFixed(1)} µs of CPU per event, client and servers) plus adding ` +
+    `(bare addBulk: ${addUs.toFixed(1)} µs) leave any pipeline on ${cores} cores at most ` +
+    `${Math.round(most)} events/s = ${x(most / bulk.perSecond)} addBulk`
+  );
 }
 
 function latencyGoals(runs: LatencyRun[]): Goal[] {
@@ -105,7 +121,11 @@ export function judge(results: Results): Goal[] {
       goal: 'drain ≥ 0.8 × bare addBulk and ahead of (a)',
       measured: `${cq.perSecond} events/s = ${x(cq.perSecond / bulk.perSecond)} addBulk, ${x(cq.perSecond / forty.perSecond)} (a)`,
       pass,
-      ...(pass ? {} : { reason: cpuSaturation(cq, 'ingest', cores) }),
+      ...(pass
+        ? {}
+        : {
+            reason: cpuSaturation(cq, 'ingest', cores) + machineCeiling(find('read'), bulk, cores),
+          }),
     });
   }
   if (cq) {

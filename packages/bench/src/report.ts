@@ -34,7 +34,8 @@ function drainSection(r: Results, lines: string[]): void {
     lines.push(
       `${f.label.padEnd(38)}${pad(fmt(f.perSecond), 9)}${refs.map((id) => pad(ratio(f.perSecond, by(id)), 7)).join('')}${pad(f.cost.othersCores.toFixed(2), 7)}  ${cpuLine(f)}${Object.keys(f.rssPeakMb).length ? `; ${rssLine(f, [])}` : ''}`,
     );
-    const start = f.rssStartMb === undefined ? '' : `; ${f.rssStartMb.toFixed(0)} MB RSS at its first job`;
+    const start =
+      f.rssStartMb === undefined ? '' : `; ${f.rssStartMb.toFixed(0)} MB RSS at its first job`;
     lines.push(`${''.padEnd(38)}  ${f.note}${start}`);
   }
 }

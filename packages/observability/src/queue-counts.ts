@@ -60,9 +60,7 @@ export class QueueCounts {
     try {
       const entries = await withTimeout(
         Promise.all(
-          this.current().map(
-            async ([name, queue]) => [name, await readJobCounts(queue)] as const,
-          ),
+          this.current().map(async ([name, queue]) => [name, await readJobCounts(queue)] as const),
         ),
         this.options.timeoutMs ?? 2_000,
         'counting the jobs of the queues',

@@ -308,15 +308,24 @@ describe('queue counts', () => {
     const counts = new QueueCounts({ redis, prefix: 'qf', queues: () => names, maxAgeMs: 0, log });
     const registry = createRegistry({ defaultMetrics: false });
     registerQueueMetrics(registry, counts);
-    registerWorkerLeaseMetrics(registry, { redis, prefix: 'qf', workers: () => names, maxAgeMs: 0 });
+    registerWorkerLeaseMetrics(registry, {
+      redis,
+      prefix: 'qf',
+      workers: () => names,
+      maxAgeMs: 0,
+    });
     const delta = new Queue('delta', { connection: redis, prefix: 'qf' });
     await delta.add('insert shop.orders', {});
     await redis.set(workerKeys('qf', 'delta').lease, '{"pid":1}', 'PX', 60_000);
-    expect(await sample(registry, 'changeq_queue_jobs', { queue: 'delta', state: 'waiting' })).toBeUndefined();
+    expect(
+      await sample(registry, 'changeq_queue_jobs', { queue: 'delta', state: 'waiting' }),
+    ).toBeUndefined();
     expect(await sample(registry, 'changeq_worker_live', { worker: 'delta' })).toBeUndefined();
 
     names = ['alpha', 'delta'];
-    expect(await sample(registry, 'changeq_queue_jobs', { queue: 'delta', state: 'waiting' })).toBe(1);
+    expect(await sample(registry, 'changeq_queue_jobs', { queue: 'delta', state: 'waiting' })).toBe(
+      1,
+    );
     expect(await sample(registry, 'changeq_worker_live', { worker: 'delta' })).toBe(1);
     expect(await sample(registry, 'changeq_worker_live', { worker: 'alpha' })).toBe(0);
     await Promise.all([counts.close(), delta.close()]);
