@@ -10,23 +10,9 @@ import {
   serveObservability,
   type HttpSettings,
 } from '@changeq/observability';
-import {
-  createLogger,
-  runMain,
-  watchWorkersFile,
-  loadWorkersConfig,
-  UserError,
-  type Logger,
-} from '@changeq/shared';
+import { createLogger, runMain, watchWorkersFile, loadWorkersConfig, UserError, type Logger } from '@changeq/shared';
 import { readFileSync } from 'node:fs';
-import {
-  PositionStore,
-  RingStore,
-  checkRedisDatabase,
-  createRedis,
-  deadLetterQueueName,
-  eventQueueName,
-} from '@changeq/store';
+import { PositionStore, RingStore, checkRedisDatabase, createRedis, deadLetterQueueName, eventQueueName } from '@changeq/store';
 import {
   USAGE,
   describeScope,
