@@ -66,15 +66,18 @@ export async function startRedisCluster(
     await Promise.all(nodes.map((node) => node.stop()));
   };
   try {
-    for (let i = 0; i < count; i++) {
-      nodes.push(
-        await startRedis({
+    const started = await Promise.allSettled(
+      Array.from({ length: count }, (_, i) =>
+        startRedis({
           ...(options.dataDir === undefined ? {} : { dataDir: join(options.dataDir, `node-${i}`) }),
           ...(options.detached === undefined ? {} : { detached: options.detached }),
           extraArgs: CLUSTER_NODE_ARGS,
         }),
-      );
-    }
+      ),
+    );
+    for (const result of started) if (result.status === 'fulfilled') nodes.push(result.value);
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     const created = spawnSync(
       redisCliBinary(),
       [
