@@ -1,16 +1,18 @@
 /**
- * Redis Cluster (issue 10): the ingest and three workers on a local cluster of three masters.
+ * Redis Cluster (issue 10): the ingest and three workers on a local cluster of three masters,
+ * then a fourth name added (SIGHUP: the ring, its handoff markers and the holds on the cluster).
  * Every change is handled exactly once and in order per document; each worker's queue keys live
  * in one slot (its hash tag), and the queues spread over at least two masters; `changeq status`
  * and the board's queue list work on the cluster.
  */
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { MongoClient, type Timestamp } from 'mongodb';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { Router } from '@changeq/shared';
+import { RingRouter } from '@changeq/shared';
 import { planEvent } from '@changeq/source';
+import { RingStore } from '@changeq/store';
 import {
   startMongo,
   startRedisCluster,
@@ -29,9 +31,10 @@ import {
   writeChaos,
 } from '@changeq/testkit';
 
-// Names whose hash tags fall on different masters of a three-master cluster (slot ranges
-// 0-5460, 5461-10922, 10923-16383): the test checks where they land rather than trusting it.
-const WORKERS = ['north', 'south', 'east'];
+// Where their hash tags land is the cluster's choice (slot ranges 0-5460, 5461-10922,
+// 10923-16383 over three masters): the test checks it rather than trusting it.
+const BASE = ['north', 'south', 'east'];
+const WORKERS = [...BASE, 'west'];
 const PREFIX = 'cq';
 
 let cluster: RunningRedisCluster;
@@ -69,7 +72,9 @@ async function keysByNode(): Promise<Map<number, string[]>> {
 test('the ingest, three workers, the CLI and the board on a Redis Cluster of three masters', async () => {
   const dir = tempDir('changeq-cluster-');
   const file = join(dir, 'workers.toml');
-  writeFileSync(file, `workers = ${JSON.stringify(WORKERS)}\n\n[defaults]\nconcurrency = 8\n`);
+  const toml = (names: string[]) =>
+    `workers = ${JSON.stringify(names)}\n\n[defaults]\nconcurrency = 8\n`;
+  writeFileSync(file, toml(BASE));
   const record = join(dir, 'calls.jsonl');
   const client = new MongoClient(mongo.uri);
   await client.connect();
@@ -90,32 +95,56 @@ test('the ingest, three workers, the CLI and the board on a Redis Cluster of thr
     BATCH_SIZE: '100',
     MAX_AWAIT_TIME_MS: '200',
   });
-  const workers = WORKERS.map(
-    (name) =>
-      new Supervised(name, 'worker', ['--name', name, '--handlers', recordingHandlersPath()], {
-        ...env,
-        CHANGEQ_RECORD_FILE: record,
-      }),
-  );
-  const all = [ingest, ...workers];
+  const worker = (name: string) =>
+    new Supervised(name, 'worker', ['--name', name, '--handlers', recordingHandlersPath()], {
+      ...env,
+      CHANGEQ_RECORD_FILE: record,
+    });
+  const all = [ingest, ...BASE.map(worker)];
   try {
     await ingest.current.waitForLine(/change stream open/, 30_000);
     await writeChaos(mongo.uri, {
-      operations: 300,
+      operations: 200,
       documents: 60,
       collections: ['orders', 'users'],
       db: 'shop',
       writers: 2,
       seed: 11,
     });
+    // A fourth name: handoff markers in the old queues, the new epoch in the ring, and every
+    // document's next event (one updateMany each) held on its new owner until its old one is done.
+    writeFileSync(file, toml(WORKERS));
+    ingest.signal('SIGHUP');
+    const changed = JSON.parse(await ingest.current.waitForLine(/ring changed/, 30_000)) as {
+      markers: string[];
+    };
+    // The queues that got a handoff marker job (an idle one is marked done without one).
+    const marked = new Set(changed.markers.map((queue) => queue.replace(/^\{(.*)\}$/, '$1')));
+    all.push(worker('west'));
+    for (const coll of ['orders', 'users']) {
+      await client
+        .db('shop')
+        .collection(coll)
+        .updateMany({}, { $inc: { v: 1 } });
+    }
 
     const truth = await changesSince(client.db('shop'), from);
-    const router = new Router(WORKERS);
+    const reader = new Cluster(
+      cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
+    );
+    let epochs;
+    try {
+      epochs = (await new RingStore(reader as unknown as Redis, PREFIX).load()) ?? [];
+    } finally {
+      reader.disconnect();
+    }
+    expect(epochs.map((epoch) => epoch.names)).toEqual([BASE, WORKERS]);
+    const router = new RingRouter(epochs);
     // The test process names no cluster keys: planEvent's queue is the bare worker name.
     const expected = expectedJobs(truth, (event) =>
       planEvent(event, router).map((job) => ({ worker: job.queue, jobId: job.jobId })),
     );
-    expect(new Set(expected.map((job) => job.worker)).size).toBe(3);
+    expect(new Set(expected.map((job) => job.worker)).size).toBe(4);
     const log = new CallLog(record);
     const deadline = Date.now() + 60_000;
     let report = checkDeliveries(expected, log.calls);
@@ -152,6 +181,8 @@ test('the ingest, three workers, the CLI and the board on a Redis Cluster of thr
         expect(keys).toContain(`${PREFIX}:{${worker}}:meta`);
         expect(keys.some((key) => key.startsWith(`${PREFIX}:{${worker}}:changeq-wm:`))).toBe(true);
         expect(keys).toContain(`${PREFIX}:worker:{${worker}}:fence`);
+        // Every old name lost documents to west: its checkpoint of epoch 2 passed.
+        if (BASE.includes(worker)) expect(keys).toContain(`${PREFIX}:worker:{${worker}}:handoff:2`);
         const slots = new Set(
           await Promise.all(keys.map((key) => seed.cluster('KEYSLOT', key) as Promise<number>)),
         );
@@ -175,8 +206,10 @@ test('the ingest, three workers, the CLI and the board on a Redis Cluster of thr
     expect(report2.ingest.running).toBe(true);
     expect(report2.workers.map((w) => w.name).sort()).toEqual([...WORKERS].sort());
     const completed = Object.fromEntries(report2.workers.map((w) => [w.name, w.counts.completed]));
-    for (const worker of WORKERS) {
-      expect(completed[worker]).toBe(expected.filter((job) => job.worker === worker).length);
+    for (const name of WORKERS) {
+      // Its events, and the handoff marker of epoch 2 where there was one.
+      const events = expected.filter((job) => job.worker === name).length;
+      expect(completed[name], name).toBe(events + (marked.has(name) ? 1 : 0));
     }
 
     const board = startApp('board', [], { ...env, BOARD_PORT: '0' });
