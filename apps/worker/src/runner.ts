@@ -154,11 +154,12 @@ function dataLostMessage(worker: string, heldFence: number, counter: number, job
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const log = options.log.child({ worker: options.worker });
-  const keys = workerKeys(prefix, options.worker);
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
   const hooks = options.hooks ?? [];
   const events = workerEvents(hooks, (error) => log.warn({ err: error }, 'a hook threw; ignored'));
+  // The connection first: the kind of Redis (a cluster or not) decides how keys are named.
   const redis = createRedis(options.redisUrl, { role: 'worker', worker: options.worker });
+  const keys = workerKeys(prefix, options.worker);
   logConnectionChanges(redis, log);
   await connectRedis(redis, options.redisUrl, options.connectTimeoutMs ?? 10_000);
 

@@ -9,8 +9,13 @@ export * from './handler-api.js';
 export * from './routing/index.js';
 export * from './config/env.js';
 export * from './config/redact.js';
-export { redisConnectionOptions, REDIS_TLS_VARIABLES } from './config/redis-url.js';
-export type { RedisConnectionOptions } from './config/redis-url.js';
+export {
+  redisConnectionOptions,
+  redisClusterNodes,
+  isRedisClusterUrl,
+  REDIS_TLS_VARIABLES,
+} from './config/redis-url.js';
+export type { RedisConnectionOptions, RedisNode } from './config/redis-url.js';
 export { createMongoClient, describeMongoFailure, driverMessage } from './config/mongo-uri.js';
 export type { MongoFailure } from './config/mongo-uri.js';
 export { DEFAULT_QUEUE_PREFIX, parseQueuePrefix } from './config/queue-prefix.js';

@@ -4,6 +4,7 @@ import {
   formatUserError,
   redactText,
   redactUri,
+  redisClusterNodes,
   redisConnectionOptions,
   UserError,
 } from '../src/index.js';
@@ -216,8 +217,8 @@ describe('envReader().redisUrl', () => {
   });
 
   it.each([
-    ['http://cache:6379', 'does not start with redis:// or rediss://'],
-    ['127.0.0.1:6379', 'does not start with redis:// or rediss://'],
+    ['http://cache:6379', 'does not start with redis://, rediss:// or (for a Redis Cluster) redis+cluster://'],
+    ['127.0.0.1:6379', 'does not start with redis://, rediss:// or (for a Redis Cluster) redis+cluster://'],
     ['redis://:hunter22@cache:99999', 'has the port 99999, above 65535'],
     ['redis://:hunter22@cache:0', 'has port 0'],
     ['redis://:hunter22@cache:abc', 'is not a valid URL'],
@@ -278,6 +279,39 @@ describe('redisConnectionOptions', () => {
     );
     expect(line).not.toContain('hunter22');
     userError(() => redisConnectionOptions('mongodb://x'));
+  });
+});
+
+describe('Redis Cluster URLs', () => {
+  it('lists the seed nodes and gives every node the same credentials and TLS', () => {
+    const url = 'rediss+cluster://app:p%40ss@10.0.0.1:7000,10.0.0.2:7001,[::1]';
+    expect(redisClusterNodes(url)).toEqual([
+      { host: '10.0.0.1', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 6379 },
+    ]);
+    expect(redisConnectionOptions(url)).toEqual({
+      host: '10.0.0.1',
+      port: 7000,
+      username: 'app',
+      password: 'p@ss',
+      tls: {},
+    });
+    expect(redisClusterNodes('redis://127.0.0.1:6379')).toBeUndefined();
+    expect(redactUri(url)).toBe('rediss+cluster://app:***@10.0.0.1:7000,10.0.0.2:7001,[::1]');
+  });
+
+  it.each([
+    ['redis+cluster://h:7000,,h:7002', 'has an empty host in its list'],
+    ['redis+cluster://:pw@h:7000,h:99999', 'has the port 99999, above 65535'],
+    [
+      'redis+cluster://h:7000,h:7001/2',
+      'selects database 2, but a Redis Cluster has only database 0',
+    ],
+  ])('refuses %s in one line', (url, problem) => {
+    const { line } = userError(() => redisConnectionOptions(url));
+    expect(line).toContain(problem);
+    expect(line).not.toContain(':pw@');
   });
 });
 

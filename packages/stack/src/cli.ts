@@ -6,6 +6,7 @@ import { runMain, UserError } from '@changeq/shared';
 import { isAlive, terminate } from '@changeq/processes';
 import { startMongo } from './mongo-server.js';
 import { startRedis } from './redis-server.js';
+import { startRedisCluster } from './redis-cluster.js';
 
 const USAGE = `Usage: npm run stack -- <command> [options]
 
@@ -18,6 +19,9 @@ Commands:
 
 Options:
   --json         print {"mongodbUri": ..., "redisUrl": ...} instead of shell export lines
+  --cluster      start a Redis Cluster of three masters instead of one Redis (redis-server
+                 --cluster-enabled yes, joined by redis-cli --cluster create); prints its
+                 redisUrl as redis+cluster://127.0.0.1:<port>,127.0.0.1:<port>,127.0.0.1:<port>
   --redis-tls    Redis serves TLS only (rediss://), with a CA and certificates made for it in
                  the data folder; prints REDIS_TLS_CA, REDIS_TLS_CERT and REDIS_TLS_KEY too
   --dir <path>   folder for the servers' data and the state file (default: ./.changeq/stack)
@@ -25,12 +29,15 @@ Options:
 
 interface StackState {
   redis: {
+    /** The single Redis; with --cluster, the cluster's first node. */
     pid: number;
     port: number;
     dataDir: string;
     url: string;
     /** REDIS_TLS_* of a TLS-only Redis. */
     tls?: Record<string, string>;
+    /** Every node of a Redis Cluster (--cluster). */
+    nodes?: { pid: number; port: number }[];
   };
   mongo: { pid: number; port: number; dataDir: string; uri: string };
 }
@@ -71,39 +78,75 @@ function print(state: StackState, json: boolean): void {
   }
 }
 
-async function up(dir: string, json: boolean, tls: boolean): Promise<void> {
-  const stateFile = join(dir, 'stack.json');
-  const existing = readState(stateFile);
-  if (existing) {
-    const redisUp = runsOurs(existing.redis.pid, String(existing.redis.port));
-    const mongoUp = runsOurs(existing.mongo.pid, String(existing.mongo.port));
-    if (redisUp && mongoUp) {
-      print(existing, json);
-      return;
-    }
-    await down(dir, true);
+/** The Redis processes of a stack: one, or every node of its cluster. */
+function redisProcesses(state: StackState): { pid: number; port: number }[] {
+  return state.redis.nodes ?? [{ pid: state.redis.pid, port: state.redis.port }];
+}
+
+async function startRedisOfStack(dir: string, tls: boolean, cluster: boolean) {
+  if (cluster) {
+    const started = await startRedisCluster({
+      dataDir: join(dir, 'redis-cluster'),
+      detached: true,
+    });
+    const first = started.nodes[0]!;
+    return {
+      state: {
+        pid: first.pid,
+        port: first.port,
+        dataDir: join(dir, 'redis-cluster'),
+        url: started.url,
+        nodes: started.nodes.map((node) => ({ pid: node.pid, port: node.port })),
+      },
+      stop: () => Promise.all(started.nodes.map((node) => terminate(node.pid))),
+    };
   }
-  mkdirSync(dir, { recursive: true });
   const redis = await startRedis({
     dataDir: join(dir, 'redis'),
     detached: true,
     ...(tls ? { tls: { clientCertificates: true } } : {}),
   });
-  let mongo;
-  try {
-    mongo = await startMongo({ dataDir: join(dir, 'mongo'), detached: true });
-  } catch (error) {
-    await terminate(redis.pid);
-    throw error;
-  }
-  const state: StackState = {
-    redis: {
+  return {
+    state: {
       pid: redis.pid,
       port: redis.port,
       dataDir: redis.dataDir,
       url: redis.url,
       ...(redis.tls ? { tls: redis.tls.env } : {}),
     },
+    stop: () => terminate(redis.pid),
+  };
+}
+
+async function up(dir: string, json: boolean, tls: boolean, cluster: boolean): Promise<void> {
+  if (tls && cluster) {
+    throw new UserError(
+      '--redis-tls and --cluster cannot be combined',
+      'choose one: a TLS-only single Redis, or a plain Redis Cluster',
+    );
+  }
+  const stateFile = join(dir, 'stack.json');
+  const existing = readState(stateFile);
+  if (existing) {
+    const redisUp = redisProcesses(existing).every((p) => runsOurs(p.pid, String(p.port)));
+    const mongoUp = runsOurs(existing.mongo.pid, String(existing.mongo.port));
+    if (redisUp && mongoUp && (existing.redis.nodes !== undefined) === cluster) {
+      print(existing, json);
+      return;
+    }
+    await down(dir, true);
+  }
+  mkdirSync(dir, { recursive: true });
+  const redis = await startRedisOfStack(dir, tls, cluster);
+  let mongo;
+  try {
+    mongo = await startMongo({ dataDir: join(dir, 'mongo'), detached: true });
+  } catch (error) {
+    await redis.stop();
+    throw error;
+  }
+  const state: StackState = {
+    redis: redis.state,
     mongo: { pid: mongo.pid, port: mongo.port, dataDir: mongo.dataDir, uri: mongo.uri },
   };
   writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
@@ -118,13 +161,17 @@ async function down(dir: string, quiet = false): Promise<void> {
     return;
   }
   const stops: Promise<void>[] = [];
-  if (runsOurs(state.redis.pid, String(state.redis.port))) stops.push(terminate(state.redis.pid));
+  for (const { pid, port } of redisProcesses(state)) {
+    if (runsOurs(pid, String(port))) stops.push(terminate(pid));
+  }
   if (runsOurs(state.mongo.pid, String(state.mongo.port))) stops.push(terminate(state.mongo.pid));
   await Promise.all(stops);
   rmSync(stateFile, { force: true });
   if (!quiet)
     process.stderr.write(
-      `stack: stopped redis (pid ${state.redis.pid}) and mongo (pid ${state.mongo.pid})\n`,
+      `stack: stopped redis (pid ${redisProcesses(state)
+        .map((p) => p.pid)
+        .join(', ')}) and mongo (pid ${state.mongo.pid})\n`,
     );
 }
 
@@ -136,6 +183,7 @@ async function main(): Promise<void> {
       options: {
         json: { type: 'boolean', default: false },
         'redis-tls': { type: 'boolean', default: false },
+        cluster: { type: 'boolean', default: false },
         dir: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
@@ -160,7 +208,7 @@ async function main(): Promise<void> {
   }
   switch (command) {
     case 'up':
-      return up(dir, values.json, values['redis-tls']);
+      return up(dir, values.json, values['redis-tls'], values.cluster);
     case 'down':
       return down(dir);
     case 'status': {

@@ -1,4 +1,6 @@
 export { startRedis, redisServerBinary } from './redis-server.js';
+export { startRedisCluster, redisCliBinary, CLUSTER_NODE_ARGS } from './redis-cluster.js';
+export type { RedisClusterOptions, RunningRedisCluster } from './redis-cluster.js';
 export type { RedisAclUser, RedisServerOptions, RunningRedis } from './redis-server.js';
 export { makeTestCertificates, type TestCertificates } from './test-certificates.js';
 export { startMongo, externalMongo, testMongodCli } from './mongo-server.js';

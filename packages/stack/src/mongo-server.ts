@@ -23,6 +23,11 @@ export interface MongoServerProcessOptions {
    * its command line.
    */
   auth?: { user: string; password: string };
+  /**
+   * Present the server as the mongos of a sharded cluster (test-mongod --mongos): the URI names
+   * no replica set and shardCollection gives collections a shard key.
+   */
+  mongos?: boolean;
   detached?: boolean;
   /**
    * Start it in a process group of its own: a Ctrl-C in a terminal signals the whole foreground
@@ -92,6 +97,7 @@ export async function startMongo(options: MongoServerProcessOptions = {}): Promi
   }
   if (options.noopIntervalMs !== undefined)
     args.push('--noop-interval-ms', String(options.noopIntervalMs));
+  if (options.mongos) args.push('--mongos');
   const env = { ...process.env };
   delete env[USER_ENV];
   if (options.auth) {

@@ -45,6 +45,8 @@ export interface RedisServerOptions {
    * openssl; `clientCertificates` makes the server require a client certificate signed by it.
    */
   tls?: { clientCertificates?: boolean };
+  /** More redis-server arguments, e.g. `--cluster-enabled yes` for a node of a Redis Cluster. */
+  extraArgs?: readonly string[];
 }
 
 export interface RunningRedis {
@@ -124,6 +126,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Runn
     'yes',
     '--logfile',
     join(dataDir, 'redis.log'),
+    ...(options.extraArgs ?? []),
   ];
   const launch = async () => {
     const child = spawnTracked(redisServerBinary(), args, {

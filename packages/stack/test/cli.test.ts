@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { afterAll, expect, test } from 'vitest';
 import { isAlive, terminate } from '@changeq/processes';
@@ -15,17 +15,18 @@ const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'
 const dir = mkdtempSync(join(tmpdir(), 'changeq-stack-cli-'));
 const npmDir = mkdtempSync(join(tmpdir(), 'changeq-stack-npm-'));
 const tlsDir = mkdtempSync(join(tmpdir(), 'changeq-stack-tls-'));
+const clusterDir = mkdtempSync(join(tmpdir(), 'changeq-stack-cluster-'));
 
 afterAll(async () => {
   // Whatever happened, stop what `up` started (by the PIDs it recorded).
-  for (const folder of [dir, npmDir, tlsDir]) {
+  for (const folder of [dir, npmDir, tlsDir, clusterDir]) {
     try {
       const state = JSON.parse(readFileSync(join(folder, 'stack.json'), 'utf8')) as {
-        redis: { pid: number };
+        redis: { pid: number; nodes?: { pid: number }[] };
         mongo: { pid: number };
       };
       await Promise.all([
-        terminate(state.redis.pid, 'SIGKILL', 1000),
+        ...(state.redis.nodes ?? [state.redis]).map((node) => terminate(node.pid, 'SIGKILL', 1000)),
         terminate(state.mongo.pid, 'SIGKILL', 1000),
       ]);
     } catch {
@@ -89,6 +90,48 @@ test('up --redis-tls: Redis over TLS only, with the files that make changeq trus
     stdout,
   );
   await run(process.execPath, [CLI, 'down', '--dir', tlsDir]);
+}, 60_000);
+
+test('up --cluster: a Redis Cluster of three masters behind a redis+cluster:// URL; down stops every node', async () => {
+  const { stdout } = await run(process.execPath, [
+    CLI,
+    'up',
+    '--cluster',
+    '--json',
+    '--dir',
+    clusterDir,
+  ]);
+  const settings = JSON.parse(stdout) as { redisUrl: string };
+  const nodes = /^redis\+cluster:\/\/(.*)$/.exec(settings.redisUrl)?.[1]?.split(',') ?? [];
+  expect(nodes).toHaveLength(3);
+  const state = JSON.parse(readFileSync(join(clusterDir, 'stack.json'), 'utf8')) as {
+    redis: { nodes: { pid: number; port: number }[] };
+    mongo: { pid: number };
+  };
+  expect(state.redis.nodes.map((node) => `127.0.0.1:${node.port}`)).toEqual(nodes);
+
+  const cluster = new Cluster(
+    nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
+  );
+  try {
+    expect(await cluster.cluster('INFO')).toMatch(/cluster_state:ok[\s\S]*cluster_size:3/);
+    // Keys of three tags, written through the cluster, land on more than one master.
+    for (const tag of ['north', 'south', 'east']) await cluster.set(`{${tag}}:k`, tag);
+    const counts = await Promise.all(cluster.nodes('master').map((node) => node.dbsize()));
+    expect(counts.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+  } finally {
+    cluster.disconnect();
+  }
+  // A second `up --cluster` reports the running cluster.
+  expect(
+    (await run(process.execPath, [CLI, 'up', '--cluster', '--json', '--dir', clusterDir])).stdout,
+  ).toBe(stdout);
+
+  await run(process.execPath, [CLI, 'down', '--dir', clusterDir]);
+  // Whatever `down` left running is ended here (its state file is gone), then reported.
+  const left = [...state.redis.nodes, state.mongo].filter((p) => isAlive(p.pid));
+  await Promise.all(left.map((p) => terminate(p.pid, 'SIGKILL', 1000)));
+  expect(left).toEqual([]);
 }, 60_000);
 
 test('a wrong command or flag is one line with the fix and exit code 2', async () => {

@@ -116,8 +116,9 @@ export class Enqueuer {
 
   /** Reads every queue's watermark of `kind`; call before the first commit after a start. */
   async loadWatermarks(kind: WatermarkKind, names = this.queueNames): Promise<void> {
-    const values = await this.options.redis.mget(
-      ...names.map((name) => this.options.watermarkKey(name, kind)),
+    // One GET per queue, not MGET: on a Redis Cluster each watermark lives in its queue's slot.
+    const values = await Promise.all(
+      names.map((name) => this.options.redis.get(this.options.watermarkKey(name, kind))),
     );
     names.forEach((name, index) => {
       const value = values[index];

@@ -10,9 +10,15 @@
  *   <prefix>:ring                                   the ring's epochs (names, switch positions)
  *
  * Redis Cluster hashes only the part of a key between the first `{` and `}` when there is one.
- * `slotName` is the one place that would add such a hash tag per worker name: the worker's
- * queues, its watermarks and its own keys would then share one slot, as every script and
- * transaction here needs (each touches the keys of one queue, or of one worker, at a time).
+ * On a cluster, `slotName` wraps each worker name (and each ingest id) in such a hash tag:
+ *
+ *   <prefix>:{<worker>}:…   <prefix>:{<worker>}.dead:…   <prefix>:worker:{<worker>}:…
+ *   <prefix>:ingest:{<ingest>}:…
+ *
+ * so a worker's queues, the watermarks in them and the worker's own keys share one slot, as
+ * every script and transaction here needs (each touches the keys of one queue, of one worker or
+ * of one ingest at a time), while different workers' queues spread over the masters. On a
+ * single Redis the names stay bare, as they always were: existing deployments' keys never move.
  */
 import { hash } from 'node:crypto';
 import { DEFAULT_QUEUE_PREFIX } from '@changeq/shared';
@@ -23,9 +29,36 @@ import { DEFAULT_QUEUE_PREFIX } from '@changeq/shared';
  */
 export const DEFAULT_PREFIX = DEFAULT_QUEUE_PREFIX;
 
-/** The part of a worker's keys that Redis Cluster would hash (today the bare name: no hash tag). */
-function slotName(worker: string): string {
-  return worker;
+/**
+ * Whether key names carry hash tags: chosen once per process (and per thread: the ingest's reader
+ * thread chooses too) by the kind of Redis it talks to, before the first name is made. Undefined
+ * until then; the first name made without a choice fixes it to bare names.
+ */
+let hashTags: boolean | undefined;
+
+/**
+ * Names keys for a Redis Cluster (`true`: hash tags) or a single Redis. A process talks to one
+ * deployment: changing the choice after names were made is a programming error (names already
+ * handed out would no longer match), so it throws.
+ */
+export function useHashTags(on: boolean): void {
+  if (hashTags !== undefined && hashTags !== on) {
+    throw new Error(
+      `Redis key names were already made ${hashTags ? 'for a Redis Cluster' : 'for a single Redis'}; one process cannot use both`,
+    );
+  }
+  hashTags = on;
+}
+
+/** Whether this process names keys for a Redis Cluster (see useHashTags). */
+export function hashTagsInUse(): boolean {
+  return hashTags === true;
+}
+
+/** The part of a worker's (or an ingest's) keys that Redis Cluster hashes. */
+function slotName(name: string): string {
+  hashTags ??= false;
+  return hashTags ? `{${name}}` : name;
 }
 
 /**
@@ -58,7 +91,7 @@ export type WatermarkKind = 'stream' | 'snapshot';
 
 /** Redis keys owned by one ingest (several ingests can share a Redis with distinct ids). */
 export function ingestKeys(prefix: string, ingestId: string) {
-  const base = `${prefix}:ingest:${ingestId}`;
+  const base = `${prefix}:ingest:${slotName(ingestId)}`;
   return {
     /** The resume token (Extended JSON) after which the stream continues. */
     token: `${base}:token`,

@@ -10,6 +10,9 @@ const CLIENT_COMMANDS = {
   // Every connection: the handshake, its name (CLIENT SETNAME, SETINFO), database and health.
   // (CLIENT SETINFO too, from Redis 7.2 on; ioredis ignores a refusal, and 7.0 lacks it.)
   connection: ['auth', 'ping', 'select', 'client|setname', 'info'],
+  // A Redis Cluster's client reads the cluster's layout (CLUSTER SLOTS) and waits for it to be
+  // ready (CLUSTER INFO).
+  cluster: ['cluster|slots', 'cluster|info'],
   // ioredis runs Lua scripts by digest, and sends the script itself when Redis lacks it.
   scripts: ['evalsha', 'eval'],
   // `changeq status` and the commands that must not race with a running ingest look for its

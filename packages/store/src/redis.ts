@@ -5,8 +5,9 @@
  * commands wait for the connection (`enableOfflineQueue`) and how many reconnections a command
  * survives before it fails (`maxRetriesPerRequest`).
  */
-import { Redis, type RedisOptions } from 'ioredis';
-import { redisConnectionOptions } from '@changeq/shared';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { redisClusterNodes, redisConnectionOptions } from '@changeq/shared';
+import { useHashTags } from './keys.js';
 
 export type RedisRole =
   /** The ingest's commits: the queues' transactions, watermarks and the resume token. */
@@ -100,19 +101,52 @@ function policy(role: RedisRole): RedisOptions {
   }
 }
 
-/** A connection to the Redis at `url` (redis:// or rediss://) for one role. */
+/**
+ * A connection to the Redis at `url` for one role: redis:// or rediss:// for a single Redis,
+ * redis+cluster:// or rediss+cluster:// (seed nodes `host:port,host:port,...`) for a Redis
+ * Cluster. The kind of Redis also fixes how this process names its keys (keys.ts: hash tags on
+ * a cluster), so every process creates its first connection before it names a key.
+ */
 export function createRedis(url: string, role: RedisRole): Redis {
+  const nodes = redisClusterNodes(url);
+  useHashTags(nodes !== undefined);
   const options: RedisOptions = {
     ...redisConnectionOptions(url),
     connectionName: connectionName(role),
     ...policy(role),
   };
-  if (role.role !== 'cli') return new Redis(options);
-  let connected = false;
-  const redis = new Redis({
-    ...options,
-    retryStrategy: (times) => (!connected || times > 5 ? null : 200),
-  });
-  redis.once('ready', () => (connected = true));
-  return redis;
+  if (role.role === 'cli') {
+    let connected = false;
+    options.retryStrategy = (times) => (!connected || times > 5 ? null : 200);
+    const redis = nodes === undefined ? new Redis(options) : createCluster(nodes, options);
+    redis.once('ready', () => (connected = true));
+    return redis;
+  }
+  return nodes === undefined ? new Redis(options) : createCluster(nodes, options);
+}
+
+/**
+ * An ioredis Cluster with a role's policy: the per-node options (credentials, TLS, name,
+ * retries per command) go to every node's connection, the reconnection policy and the offline
+ * queue apply to the cluster as a whole.
+ *
+ * Typed as a Redis: a Cluster answers the same commands (BullMQ takes either), and the places
+ * where a cluster differs are handled where they matter: a MULTI or a pipeline must stay within
+ * one node (keys.ts's hash tags), CLIENT LIST answers for one node.
+ */
+function createCluster(nodes: { host: string; port: number }[], options: RedisOptions): Redis {
+  const { lazyConnect, retryStrategy, enableOfflineQueue, ...perNode } = options;
+  // The nodes come from the cluster's own layout; a cluster has only database 0.
+  delete perNode.host;
+  delete perNode.port;
+  delete perNode.db;
+  const clusterOptions: ClusterOptions = {
+    redisOptions: perNode,
+    ...(lazyConnect === undefined ? {} : { lazyConnect }),
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(typeof retryStrategy === 'function'
+      ? { clusterRetryStrategy: (times: number) => retryStrategy(times) ?? null }
+      : {}),
+  };
+  return new Cluster(nodes, clusterOptions) as unknown as Redis;
 }

@@ -57,18 +57,15 @@ export class RingStore {
   /** Which of the handoffs (worker, epoch) have passed, in the order asked (one round trip). */
   async handoffsDone(handoffs: readonly { worker: string; epoch: number }[]): Promise<boolean[]> {
     if (handoffs.length === 0) return [];
-    // One EXISTS per key in a pipeline, not MGET: on Redis Cluster the keys live in the slots
-    // of different workers.
-    const pipeline = this.redis.pipeline();
-    for (const { worker, epoch } of handoffs) {
-      pipeline.exists(workerKeys(this.prefix, worker).handoff(epoch));
-    }
-    const replies = (await pipeline.exec()) ?? [];
-    return handoffs.map((_, i) => {
-      const [error, value] = replies[i] ?? [new Error('no reply'), 0];
-      if (error) throw error;
-      return value === 1;
-    });
+    // One EXISTS per key, not MGET nor a pipeline: on a Redis Cluster the keys live in the
+    // slots of different workers, on different masters (ioredis sends a pipeline to one node).
+    // Sent together, they still cost one round trip per node.
+    const replies = await Promise.all(
+      handoffs.map(({ worker, epoch }) =>
+        this.redis.exists(workerKeys(this.prefix, worker).handoff(epoch)),
+      ),
+    );
+    return replies.map((value) => value === 1);
   }
 }
 
@@ -88,4 +85,3 @@ export function nextEpoch(
   };
   return [...epochs, epoch];
 }
-

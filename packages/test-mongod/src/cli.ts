@@ -13,6 +13,8 @@ const USAGE = `Usage: changeq-test-mongod [options]
   --port <n>                        TCP port (default 0: a free port)
   --dbpath <dir>                    keep data and change history in <dir> (default: in memory)
   --repl-set <name>                 replica set name (default rs0)
+  --mongos                          present itself as a mongos (hello: msg "isdbgrid"); accepts
+                                    shardCollection, whose shard key documentKey then carries
   --history-max-events <n>          change history window by count (default 1000000)
   --history-max-age-seconds <n>     change history window by age (default 86400)
   --noop-interval-ms <n>            write a periodic no-op after <n> ms without writes, so idle
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
         port: { type: 'string' },
         dbpath: { type: 'string' },
         'repl-set': { type: 'string' },
+        mongos: { type: 'boolean' },
         'history-max-events': { type: 'string' },
         'history-max-age-seconds': { type: 'string' },
         'noop-interval-ms': { type: 'string' },
@@ -94,6 +97,7 @@ async function main(): Promise<void> {
       port: intFlag('port', values.port),
       dataDir: values.dbpath,
       replSetName: values['repl-set'],
+      mongos: values.mongos ?? false,
       history: {
         maxEvents: intFlag('history-max-events', values['history-max-events']),
         maxAgeSeconds: intFlag('history-max-age-seconds', values['history-max-age-seconds']),

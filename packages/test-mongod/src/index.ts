@@ -11,6 +11,12 @@ export interface MongoServerOptions {
   dataDir?: string;
   /** Replica set name reported by hello. Default 'rs0'. */
   replSetName?: string;
+  /**
+   * Present itself as the mongos of a sharded cluster: hello answers `msg: "isdbgrid"` (the
+   * driver's topology becomes Sharded), `uri` names no replica set, and shardCollection gives a
+   * collection a shard key that its change events' documentKey carries beside `_id`.
+   */
+  mongos?: boolean;
   /** The change history ("oplog window") kept for resuming change streams. */
   history?: { maxEvents?: number; maxAgeSeconds?: number };
   /**
@@ -82,6 +88,7 @@ export async function startMongoServer(
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     replSetName,
+    mongos: options.mongos ?? false,
     noopIntervalMs,
     log: options.log ?? (() => undefined),
     argv: internal.argv,
@@ -95,7 +102,9 @@ export async function startMongoServer(
   const host = server.state.host;
   const port = server.port;
   return {
-    uri: `mongodb://${host}:${port}/?replicaSet=${encodeURIComponent(replSetName)}`,
+    uri: options.mongos
+      ? `mongodb://${host}:${port}/`
+      : `mongodb://${host}:${port}/?replicaSet=${encodeURIComponent(replSetName)}`,
     host,
     port,
     stop: () => server.stop(),

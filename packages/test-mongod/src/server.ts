@@ -20,6 +20,7 @@ import { crudCommands } from './commands/crud.js';
 import { FailPoints } from './commands/failpoints.js';
 import type { FailAction } from './commands/failpoints.js';
 import { handshakeCommands } from './commands/handshake.js';
+import { shardingCommands } from './commands/sharding.js';
 import { resolveTransaction, sessionCommands, sessionKeyOf } from './commands/sessions.js';
 import {
   MongoServerError,
@@ -52,6 +53,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   ...catalogCommands,
   ...sessionCommands,
   ...authCommands,
+  ...shardingCommands,
 };
 
 const LEGACY_ALLOWED = new Set(['hello', 'isMaster', 'ismaster']);
@@ -76,6 +78,8 @@ export interface ServerOptions {
   host: string;
   port: number;
   replSetName: string;
+  /** Answer hello as a mongos router of a sharded cluster (see ServerState.mongos). */
+  mongos?: boolean;
   engine: Omit<EngineOptions, 'log'>;
   /** Write a periodic no-op after this many ms without a write; 0 disables. */
   noopIntervalMs: number;
@@ -161,6 +165,7 @@ export class MongoServer {
       host: options.host,
       port: options.port,
       replSetName: options.replSetName,
+      mongos: options.mongos ?? false,
       noopIntervalMs: options.noopIntervalMs,
       startedAt: Date.now(),
       log: options.log,
@@ -211,7 +216,7 @@ export class MongoServer {
     s.reaper.unref();
     s.startNoopWriter(options.noopIntervalMs);
     options.log(
-      `listening on ${s.state.host}:${s.state.port} (replica set ${options.replSetName})`,
+      `listening on ${s.state.host}:${s.state.port} (${options.mongos ? 'as a mongos' : `replica set ${options.replSetName}`})`,
     );
     return s;
   }

@@ -145,6 +145,8 @@ export interface ServerState {
   host: string;
   port: number;
   replSetName: string;
+  /** Present itself as a mongos (hello's `msg: "isdbgrid"`) and accept shardCollection. */
+  mongos: boolean;
   /** Periodic no-op interval; 0 when disabled. */
   noopIntervalMs: number;
   startedAt: number;

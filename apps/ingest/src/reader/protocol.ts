@@ -23,6 +23,8 @@ export interface ReaderInit {
   mongodbUri: string;
   appName: string;
   serverSelectionTimeoutMS: number;
+  /** Queue names carry hash tags (Redis Cluster): the thread names queues as the main thread. */
+  hashTags: boolean;
   /** The ring the thread routes by until told another (see the `ring` operation). */
   ring: readonly RingEpoch[];
   source: Pick<

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { RingEpoch } from '@changeq/shared';
+import { isRedisClusterUrl, type RingEpoch } from '@changeq/shared';
 import type { IngestConfig } from '@changeq/source';
 import type { SnapshotSource, StartOptions } from '@changeq/source/stream';
 import { ReadError, type ChangeReader, type ReadBatch } from '../ports.js';
@@ -65,6 +65,7 @@ export class StreamReader implements ChangeReader {
       mongodbUri: config.mongodbUri,
       appName,
       serverSelectionTimeoutMS: Math.min(config.connectTimeoutMs, 30_000),
+      hashTags: isRedisClusterUrl(config.redisUrl),
       // Until the ingest reads the stored ring: epoch 1 of the file's names.
       ring: [{ epoch: 1, names: config.workers.names, from: '' }],
       source: {
@@ -148,7 +149,9 @@ export class StreamReader implements ChangeReader {
   }
 
   async setRing(epochs: readonly RingEpoch[]): Promise<void> {
-    await this.call('ring', { epochs: epochs.map(({ epoch, names, from }) => ({ epoch, names, from })) });
+    await this.call('ring', {
+      epochs: epochs.map(({ epoch, names, from }) => ({ epoch, names, from })),
+    });
   }
 
   async ping(): Promise<string | null> {

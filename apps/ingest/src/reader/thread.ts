@@ -10,7 +10,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Document } from 'mongodb';
 import { RingRouter, createMongoClient } from '@changeq/shared';
-import type { PlannedJob } from '@changeq/store';
+import { useHashTags, type PlannedJob } from '@changeq/store';
 import {
   ChangeSource,
   SnapshotReader,
@@ -37,6 +37,7 @@ import {
 if (!parentPort) throw new Error('the stream reader runs as a worker thread of the ingest');
 const port = parentPort;
 const init = workerData as ReaderInit;
+useHashTags(init.hashTags); // a thread has its own module state: name queues as the main thread
 
 const client = createMongoClient(init.mongodbUri, {
   appName: init.appName,

@@ -3,6 +3,8 @@
  * plain object: this package does not depend on ioredis).
  *
  *   redis://[[user]:password@]host[:port][/db]     rediss://... for TLS
+ *   redis+cluster://[[user]:password@]host:port,host:port,...   a Redis Cluster: its seed nodes
+ *                                                   (rediss+cluster:// for TLS; database 0 only)
  *   REDIS_TLS_CA     PEM file of the certificate authorities to trust (default: Node's own list)
  *   REDIS_TLS_CERT   PEM client certificate, with REDIS_TLS_KEY (Redis' tls-auth-clients)
  */
@@ -12,7 +14,7 @@ import { redactUri } from './redact.js';
 import { credentialsProblem, splitUri } from './uri-parts.js';
 
 export const REDIS_EXAMPLE = 'redis://127.0.0.1:6379';
-const REDIS_FIX_EXAMPLE = `use a URL such as ${REDIS_EXAMPLE} or rediss://user:password@host:6380/0`;
+const REDIS_FIX_EXAMPLE = `use a URL such as ${REDIS_EXAMPLE}, rediss://user:password@host:6380/0 or, for a Redis Cluster, redis+cluster://host:7000,host:7001,host:7002`;
 
 /** The TLS settings that REDIS_URL cannot carry. */
 export const REDIS_TLS_VARIABLES = ['REDIS_TLS_CA', 'REDIS_TLS_CERT', 'REDIS_TLS_KEY'] as const;
@@ -27,6 +29,64 @@ export interface RedisConnectionOptions {
   tls?: { ca?: string; cert?: string; key?: string };
 }
 
+/** The seed nodes of a Redis Cluster URL, in the order given. */
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+const CLUSTER_SCHEME = /^(rediss?)\+cluster:\/\//i;
+
+/** Whether `url` names a Redis Cluster (`redis+cluster://` or `rediss+cluster://`). */
+export function isRedisClusterUrl(url: string): boolean {
+  return CLUSTER_SCHEME.test(url);
+}
+
+/**
+ * A cluster URL as one plain URL per seed node (`redis[s]://[userinfo@]host:port[/path]`), so
+ * that each is checked and read exactly as a single Redis URL is.
+ */
+function clusterNodeUrls(url: string): string[] {
+  const scheme = CLUSTER_SCHEME.exec(url)![1]!;
+  const { userinfo, rest } = splitUri(url);
+  const slash = rest.search(/[/?#]/);
+  const hosts = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? '' : rest.slice(slash);
+  const credentials = userinfo === undefined ? '' : `${userinfo}@`;
+  return hosts.split(',').map((host) => `${scheme}://${credentials}${host}${path}`);
+}
+
+function clusterUrlProblem(url: string): string | undefined {
+  const nodes = clusterNodeUrls(url);
+  if (nodes.some((node) => /^rediss?:\/\/(?:[^@]*@)?(?:[/?#]|$)/i.test(node))) {
+    return 'has an empty host in its list (write host:port,host:port,...)';
+  }
+  for (const node of nodes) {
+    const problem = redisUrlProblem(node);
+    if (problem !== undefined) return problem;
+  }
+  const db = /^\/(\d+)$/.exec(new URL(nodes[0]!).pathname)?.[1];
+  if (db !== undefined && Number(db) !== 0) {
+    return `selects database ${db}, but a Redis Cluster has only database 0`;
+  }
+  return undefined;
+}
+
+/**
+ * The seed nodes of a Redis Cluster URL, or undefined for a single Redis. The client asks them
+ * for the cluster's layout and then connects to every master itself.
+ */
+export function redisClusterNodes(url: string): RedisNode[] | undefined {
+  if (!isRedisClusterUrl(url)) return undefined;
+  return clusterNodeUrls(url).map((node) => {
+    const parsed = new URL(node);
+    return {
+      host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: parsed.port === '' ? 6379 : Number(parsed.port),
+    };
+  });
+}
+
 function decodeSafely(text: string): string {
   try {
     return decodeURIComponent(text);
@@ -37,7 +97,10 @@ function decodeSafely(text: string): string {
 
 /** Why a Redis URL is unusable, or undefined when it is fine. Never quotes a password. */
 export function redisUrlProblem(url: string): string | undefined {
-  if (!/^rediss?:\/\//i.test(url)) return 'does not start with redis:// or rediss://';
+  if (isRedisClusterUrl(url)) return clusterUrlProblem(url);
+  if (!/^rediss?:\/\//i.test(url)) {
+    return 'does not start with redis://, rediss:// or (for a Redis Cluster) redis+cluster://';
+  }
   const credentials = credentialsProblem(url, { colonInPassword: true });
   if (credentials !== undefined) return credentials;
   const { userinfo } = splitUri(url);
@@ -88,7 +151,7 @@ function readPem(env: NodeJS.ProcessEnv, name: string): string | undefined {
 
 /** The TLS options of REDIS_TLS_*; refuses them beside a plain redis:// URL. */
 function tlsOptions(url: string, env: NodeJS.ProcessEnv): RedisConnectionOptions['tls'] {
-  const secure = /^rediss:/i.test(url);
+  const secure = /^rediss[:+]/i.test(url);
   const set = REDIS_TLS_VARIABLES.filter((name) => (env[name]?.trim() ?? '') !== '');
   if (!secure) {
     if (set.length === 0) return undefined;
@@ -114,7 +177,9 @@ function tlsOptions(url: string, env: NodeJS.ProcessEnv): RedisConnectionOptions
 
 /**
  * Connection options for ioredis from a Redis URL and, for rediss://, the REDIS_TLS_* files of
- * `env` (process.env by default, so every process and every connection reads them alike).
+ * `env` (process.env by default, so every process and every connection reads them alike). For a
+ * cluster URL: the first seed node's, with the credentials and TLS every node shares (the
+ * nodes themselves: `redisClusterNodes`).
  */
 export function redisConnectionOptions(
   url: string,
@@ -127,7 +192,7 @@ export function redisConnectionOptions(
       REDIS_FIX_EXAMPLE,
     );
   }
-  const parsed = new URL(url);
+  const parsed = new URL(isRedisClusterUrl(url) ? clusterNodeUrls(url)[0]! : url);
   const options: RedisConnectionOptions = {
     host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: parsed.port === '' ? 6379 : Number(parsed.port),

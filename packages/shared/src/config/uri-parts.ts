@@ -30,7 +30,7 @@ export function splitUri(uri: string): UriParts {
 
 /** Whether the scheme is Redis' (where a lone user name is taken for a password by some tools). */
 export function isRedisScheme(scheme: string): boolean {
-  return /^rediss?:\/\/$/i.test(scheme);
+  return /^rediss?(\+cluster)?:\/\/$/i.test(scheme);
 }
 
 /**

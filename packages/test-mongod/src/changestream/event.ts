@@ -19,6 +19,15 @@ export interface EventOptions {
 /** Events visible only with showExpandedEvents: true. */
 export const EXPANDED_OPS = new Set(['create', 'createIndexes', 'dropIndexes', 'modify']);
 
+/**
+ * `{_id}`, or on a sharded collection the shard key fields then `_id` (not repeated when the
+ * shard key holds it), as the manual's change events show for sharded collections.
+ */
+function documentKey(e: HistoryEntry): Doc {
+  if (e.key === undefined) return { _id: e.id };
+  return '_id' in e.key ? e.key : { ...e.key, _id: e.id };
+}
+
 function ns(e: HistoryEntry): Doc {
   return e.coll === undefined ? { db: e.db } : { db: e.db, coll: e.coll };
 }
@@ -56,13 +65,13 @@ export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
       if (withUuid) ev.collectionUUID = e.uuid;
       ev.fullDocument = e.doc;
       ev.ns = ns(e);
-      ev.documentKey = { _id: e.id };
+      ev.documentKey = documentKey(e);
       break;
     case 'update':
       if (withUuid) ev.collectionUUID = e.uuid;
       if (o.fullDocument !== undefined) ev.fullDocument = o.fullDocument;
       ev.ns = ns(e);
-      ev.documentKey = { _id: e.id };
+      ev.documentKey = documentKey(e);
       ev.updateDescription = {
         updatedFields: e.desc?.updatedFields ?? {},
         removedFields: e.desc?.removedFields ?? [],
@@ -78,7 +87,7 @@ export function buildEvent(e: HistoryEntry, o: EventOptions): Doc {
     case 'delete':
       if (withUuid) ev.collectionUUID = e.uuid;
       ev.ns = ns(e);
-      ev.documentKey = { _id: e.id };
+      ev.documentKey = documentKey(e);
       break;
     case 'drop':
       if (withUuid) ev.collectionUUID = e.uuid;

@@ -16,8 +16,35 @@ export const MAX_BSON_OBJECT_SIZE = 16 * 1024 * 1024;
 export const MAX_MESSAGE_SIZE_BYTES = 48_000_000;
 export const MAX_WRITE_BATCH_SIZE = 100_000;
 
+/**
+ * hello as a mongos answers it: `msg: "isdbgrid"` is what drivers recognise a mongos by (the
+ * SDAM spec's server type Mongos, which makes the topology Sharded); no replica set fields.
+ */
+function mongosHelloReply(ctx: CommandContext, legacy: boolean): Doc {
+  const reply: Doc = { topologyVersion: ctx.state.topology.topologyVersion() };
+  if (legacy) reply.ismaster = true;
+  else reply.isWritablePrimary = true;
+  Object.assign(reply, {
+    msg: 'isdbgrid',
+    maxBsonObjectSize: MAX_BSON_OBJECT_SIZE,
+    maxMessageSizeBytes: MAX_MESSAGE_SIZE_BYTES,
+    maxWriteBatchSize: MAX_WRITE_BATCH_SIZE,
+    localTime: new Date(),
+    logicalSessionTimeoutMinutes: 30,
+    connectionId: ctx.conn.id,
+    minWireVersion: 0,
+    maxWireVersion: MAX_WIRE_VERSION,
+    readOnly: false,
+  });
+  if (ctx.cmd.helloOk === true) reply.helloOk = true;
+  Object.assign(reply, helloAuthFields(ctx));
+  reply.ok = 1;
+  return reply;
+}
+
 export function helloReply(ctx: CommandContext, legacy: boolean): Doc {
   const { state } = ctx;
+  if (state.mongos) return mongosHelloReply(ctx, legacy);
   const me = `${state.host}:${state.port}`;
   const primary = state.topology.primary;
   const lastTs = toTimestamp(state.engine.lastWriteTs());

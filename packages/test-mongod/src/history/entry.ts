@@ -30,6 +30,11 @@ export interface HistoryEntry {
   uuid?: Binary;
   /** `_id` of the document for CRUD entries. */
   id?: unknown;
+  /**
+   * CRUD entries of a sharded collection (mongos mode): the document's shard key fields at
+   * write time, in the shard key's order, which documentKey shows before `_id`.
+   */
+  key?: Doc;
   /** insert/replace: the new document; update: the post-image (always kept, needed to replay). */
   doc?: Doc;
   /** Pre-image, recorded only when the collection had changeStreamPreAndPostImages enabled. */

@@ -40,6 +40,7 @@ function entryToRecord(e: HistoryEntry): Doc {
   if (e.coll !== undefined) r.coll = e.coll;
   if (e.uuid) r.uuid = e.uuid;
   if (e.id !== undefined) r.id = e.id;
+  if (e.key) r.key = e.key;
   if (e.doc) r.doc = e.doc;
   if (e.pre) r.pre = e.pre;
   if (e.images) r.img = true;
@@ -58,6 +59,7 @@ function recordToEntry(r: Doc): HistoryEntry {
   if (r.coll !== undefined) e.coll = r.coll as string;
   if (r.uuid) e.uuid = r.uuid as Binary;
   if ('id' in r) e.id = r.id;
+  if (r.key) e.key = r.key as Doc;
   if (r.doc) e.doc = r.doc as Doc;
   if (r.pre) e.pre = r.pre as Doc;
   if (r.img) e.images = true;
@@ -105,6 +107,7 @@ function newEntry(
     coll: op.coll,
     uuid: op.uuid,
     id: op.id,
+    key: op.key,
     doc: op.doc,
     pre: op.pre,
     images: op.images,
@@ -202,6 +205,11 @@ export class Engine {
   private scheduled: Promise<void> | undefined;
   /** Commits so far (writes of any kind, no-ops included); the no-op writer watches it. */
   commits = 0;
+  /**
+   * Shard keys by namespace (`db.coll` → field paths in order), set by shardCollection in mongos
+   * mode. In memory only, like the server's other sharding metadata: not kept across restarts.
+   */
+  readonly shardKeys = new Map<string, string[]>();
   private readonly compactBytes: number;
   private readonly log: (line: string) => void;
 
@@ -509,7 +517,33 @@ export class Engine {
   }
 
   insertOp(c: CollectionState, doc: Doc): PendingOp {
-    return { op: 'insert', db: c.db, coll: c.name, uuid: c.uuid, id: doc._id, doc };
+    return this.withShardKey(c, doc, {
+      op: 'insert',
+      db: c.db,
+      coll: c.name,
+      uuid: c.uuid,
+      id: doc._id,
+      doc,
+    });
+  }
+
+  /**
+   * Adds the shard key fields of `doc` to a CRUD op of a sharded collection: what its change
+   * events' documentKey holds besides `_id` (a field the document lacks is left out).
+   */
+  private withShardKey(c: CollectionState, doc: Doc, op: PendingOp): PendingOp {
+    const fields = this.shardKeys.get(`${c.db}.${c.name}`);
+    if (fields === undefined) return op;
+    const key: Doc = {};
+    for (const path of fields) {
+      let value: unknown = doc;
+      for (const part of path.split('.')) {
+        value = isPlainObject(value) ? (value as Doc)[part] : undefined;
+      }
+      if (value !== undefined) key[path] = value;
+    }
+    op.key = key;
+    return op;
   }
 
   updateOp(
@@ -527,6 +561,7 @@ export class Engine {
       id: after._id,
       doc: after,
     };
+    this.withShardKey(c, after, op);
     if (desc) op.desc = desc;
     if (images) {
       op.images = true;
@@ -537,6 +572,7 @@ export class Engine {
 
   deleteOp(c: CollectionState, before: Doc): PendingOp {
     const op: PendingOp = { op: 'delete', db: c.db, coll: c.name, uuid: c.uuid, id: before._id };
+    this.withShardKey(c, before, op);
     if (preAndPostImagesEnabled(c)) {
       op.images = true;
       op.pre = before;
