@@ -32,6 +32,7 @@ export { PositionStore, PositionChangedError } from './position-store.js';
 export { Enqueuer, unfinishedJobs, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
 export { RingStore, RingChangedError, nextEpoch, HANDOFF_TTL_S } from './ring-store.js';
 export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
+export { FencedError } from './fenced-error.js';
 export { DocumentBlocks } from './document-blocks.js';
 export {
   listDeadLetters,

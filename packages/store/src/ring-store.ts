@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import { decodeRing, encodeRing, type StoredEpoch } from './codecs/ring.js';
 import { ringKey, workerKeys } from './keys.js';
+import { FencedError } from './fenced-error.js';
 import { Scripts } from './scripts.js';
 
 /** How long a handoff flag outlives its checkpoint (held jobs of that epoch check it). */
@@ -19,12 +20,29 @@ export class RingStore {
   readonly key: string;
   /** The record as last read or written (null: absent; undefined: not read yet). */
   private held: string | null | undefined = undefined;
+  /** A standby-capable ingest's fence copy for the ring, and its number of this term. */
+  private fence: { key: string; value: number } | null = null;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {
     this.key = ringKey(prefix);
+  }
+
+  /**
+   * Fences `save` (null: unfenced): raises the ring's fence copy (ingestKeys().ringFence) to this
+   * term's number first, so that no earlier leader changes the ring from here on. Throws
+   * FencedError when a newer leader raised it first.
+   */
+  async setFence(fence: { key: string; value: number } | null): Promise<void> {
+    this.fence = null;
+    if (fence === null) return;
+    const held = await Scripts.of(this.redis).raiseFence(fence.key, fence.value);
+    if (held > fence.value) {
+      throw new FencedError('raising the fence of the ring', fence.value, String(held));
+    }
+    this.fence = fence;
   }
 
   /** The stored epochs, oldest first, or null when no ring is stored yet. */
@@ -41,8 +59,17 @@ export class RingStore {
   async save(epochs: readonly StoredEpoch[]): Promise<void> {
     if (this.held === undefined) await this.load();
     const value = encodeRing(epochs);
-    const stored = await Scripts.of(this.redis).replacePosition(this.key, this.held ?? null, value);
-    if (!stored) {
+    const scripts = Scripts.of(this.redis);
+    const fence = this.fence;
+    const outcome = fence
+      ? await scripts.replaceFenced(this.key, fence, this.held ?? null, value)
+      : (await scripts.replacePosition(this.key, this.held ?? null, value))
+        ? 'stored'
+        : 'changed';
+    if (outcome === 'fenced') {
+      throw new FencedError('changing the ring', fence!.value, await this.redis.get(fence!.key));
+    }
+    if (outcome === 'changed') {
       this.held = undefined;
       throw new RingChangedError(this.key);
     }
@@ -88,4 +115,3 @@ export function nextEpoch(
   };
   return [...epochs, epoch];
 }
-
