@@ -33,6 +33,7 @@ export { Enqueuer, unfinishedJobs, type EnqueuerOptions, type PlannedJob } from 
 export { RingStore, RingChangedError, nextEpoch, HANDOFF_TTL_S } from './ring-store.js';
 export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
 export { FencedError } from './fenced-error.js';
+export { IngestMembers, type IngestMember } from './ingest-members.js';
 export { DocumentBlocks } from './document-blocks.js';
 export {
   listDeadLetters,
