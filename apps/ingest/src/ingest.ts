@@ -81,7 +81,7 @@ export interface IngestParts {
    * Standby ingests: the lease this process streams under, and how its writes are fenced with
    * a term's number (null: the term ended). Without it the ingest streams at once, unfenced.
    */
-  leadership?: { lease: LeadershipPort; fence: (fence: number | null) => Promise<void> };
+  leadership?: { lease: LeadershipPort; fence: (fence: number | null) => Promise<void> } | false;
 }
 
 /** The settings an Ingest reads (all of IngestConfig but the process' own). */
@@ -137,8 +137,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly abort = new AbortController();
   /** The term under way: aborted on stop(), or when the lease is lost. */
   private term: AbortSignal = this.abort.signal;
-  private readonly leadership: IngestParts['leadership'];
+  private readonly leadership: Exclude<IngestParts['leadership'], false>;
   private loop: Promise<void> | null = null;
+  /** What the token key holds as far as this process knows (undefined: not read yet). */
+  private held: StoredStart | null | undefined = undefined;
   /**
    * How often the Redis connection closed, and how often it had when the start was last read and
    * when a batch was last committed: a close since the start was read stops the next commit (see
@@ -158,8 +160,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.enqueuer = parts.enqueuer;
     this.clock = parts.clock ?? systemClock;
     this.checkRedis = parts.checkRedis;
-    this.leadership = parts.leadership;
-    this.status.leadership = parts.leadership?.lease.view ?? null;
+    this.leadership = parts.leadership || undefined;
+    this.status.leadership = parts.leadership ? parts.leadership.lease.view : null;
     this.redis.on('close', () => {
       this.redisCloses.total += 1;
     });
@@ -307,7 +309,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         await lease.endTerm(false);
         this.log.warn(
           { fence, reason: deposed ?? 'the lease was lost' },
-          'deposed: another ingest holds the lease now (this one was paused or cut off past its lease); nothing it read since its last commit was enqueued or stored; waiting as a standby',
+          'deposed: this ingest lost its lease (it was paused or cut off past it, and another ingest may lead now); nothing it read since its last commit was enqueued or stored; waiting as a standby',
         );
       }
     } finally {
@@ -342,9 +344,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   private async run(signal: AbortSignal): Promise<void> {
     const retry = new Backoff(200, 30_000, this.clock.random);
-    /** Null until the start is (re)planned; `held` stays known across a Redis failure. */
+    /**
+     * Null until the start is (re)planned; `held` stays known across a Redis failure, and across
+     * terms (a standby's next term): a position Redis lost meanwhile is noticed, not restarted
+     * from START_AT. Another leader's writes only move it forward.
+     */
     let stream: Stream | null = null;
-    let held: StoredStart | null | undefined = undefined;
+    let held: StoredStart | null | undefined = this.held;
     let failing: string | null = null;
     let redisFailed = false;
     while (!signal.aborted) {
@@ -362,7 +368,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           const plan = await this.starts.plan(held);
           if (plan === null) break; // stopped during the copy
           stream = plan;
-          held = plan.held;
+          held = this.held = plan.held;
           this.status.position = plan.position;
         }
         if (this.rings?.ready(stream.position) && stream.position) {
@@ -382,7 +388,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (this.redisCloses.total !== this.redisCloses.atPlan) throw new RedisInterruptedError();
         await this.commit(stream, batch);
         this.redisCloses.atCommit = this.redisCloses.total;
-        held = stream.held;
+        held = this.held = stream.held;
         if (batch.invalidated) {
           // The watched collection or database is gone: its drop/rename is enqueued; carry on
           // after the invalidate, which only startAfter (not resumeAfter) allows.
@@ -422,7 +428,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
             throw decision.error;
           case 'accept-gap':
             stream = await this.acceptGap(error, since);
-            held = null;
+            held = this.held = null;
             continue;
           case 'retry': {
             const what = decision.what;

@@ -39,8 +39,12 @@ function createIngest(config: IngestConfig, log: Logger): Ingest {
   const redis = createRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId });
   redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const store = new PositionStore(redis, config.queuePrefix, config.ingestId);
+  // Measurement only (the A/B of fencing's cost, docs/scaling.md): one ingest, no lease, no
+  // fence, as before standby ingests. Never for production: two such ingests both stream.
+  const fenced = process.env.CHANGEQ_BENCH_UNFENCED !== '1';
+  if (!fenced) log.warn('CHANGEQ_BENCH_UNFENCED=1: no lease and no fencing (for measurements only)');
   const enqueuer = ingestEnqueuer(config, redis, log, () => faultPoint('after-queue-commit'), {
-    fenced: true,
+    fenced,
   });
   const ring = new RingStore(redis, config.queuePrefix);
   const ringFence = ingestKeys(config.queuePrefix, config.ingestId).ringFence;
@@ -54,7 +58,7 @@ function createIngest(config: IngestConfig, log: Logger): Ingest {
       ring,
       faults: faultPoint,
       checkRedis: () => checkRedisDatabase(redis, config.redisUrl),
-      leadership: {
+      leadership: fenced && {
         lease: new Leadership({
           redis,
           prefix: config.queuePrefix,
