@@ -285,10 +285,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.setState('starting');
         this.log.info({ fence }, 'leader: this ingest holds the lease and streams');
         let failed: unknown = null;
+        let unfenced = false;
         try {
-          // Every queue's fence copy and the ring's are raised before a watermark is read.
-          await leadership.fence(fence);
-          await this.run(term.signal);
+          try {
+            // Every queue's fence copy and the ring's are raised before a watermark is read.
+            await leadership.fence(fence);
+          } catch (error) {
+            if (error instanceof FencedError) throw error;
+            // Redis failed right at the takeover: give the lease back and try again.
+            this.log.warn({ err: error }, 'could not fence this term; giving the lease back');
+            unfenced = true;
+          }
+          if (!unfenced) await this.run(term.signal);
         } catch (error) {
           if (error instanceof FencedError) deposed ??= error.message;
           else if (!term.signal.aborted) failed = error;
@@ -305,6 +313,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
           await lease.endTerm(true);
           if (failed !== null) throw failed;
           break;
+        }
+        if (unfenced) {
+          await lease.endTerm(true);
+          await this.clock.sleep(1000, this.abort.signal);
+          continue;
         }
         await lease.endTerm(false);
         this.log.warn(
