@@ -47,7 +47,7 @@ function createIngest(config: IngestConfig, log: Logger): Ingest {
     fenced,
   });
   const ring = new RingStore(redis, config.queuePrefix);
-  const ringFence = ingestKeys(config.queuePrefix, config.ingestId).ringFence;
+  const keys = ingestKeys(config.queuePrefix, config.ingestId);
   return new Ingest(
     config,
     {
@@ -69,7 +69,11 @@ function createIngest(config: IngestConfig, log: Logger): Ingest {
         // Every write of a term carries its number: queues and ring raised first, then the token.
         fence: async (fence) => {
           await enqueuer.setFence(fence);
-          await ring.setFence(fence === null ? null : { key: ringFence, value: fence });
+          await ring.setFence(
+            fence === null
+              ? null
+              : { key: keys.ringFence, queueKey: keys.queueFence, value: fence },
+          );
           store.setFence(fence);
         },
       },

@@ -164,6 +164,23 @@ export class Scripts {
     return reply === 1 ? 'stored' : reply === -1 ? 'fenced' : 'changed';
   }
 
+  /** lua/setFenced-2.lua: whether `key` was set (false: `fence.key` no longer holds our number). */
+  async setFenced(
+    key: string,
+    fence: { key: string; value: number },
+    value: string,
+    ttlSeconds: number,
+  ): Promise<boolean> {
+    return (
+      (await this.run(
+        this.redis,
+        'setFenced',
+        [key, fence.key],
+        [value, String(ttlSeconds), String(fence.value)],
+      )) === 1
+    );
+  }
+
   /** lua/raiseFence-1.lua: the number the fence copy holds now (> `fence`: a newer leader). */
   async raiseFence(key: string, fence: number): Promise<number> {
     return Number(await this.run(this.redis, 'raiseFence', [key], [String(fence)]));

@@ -10,7 +10,7 @@ import { createLogger } from '@changeq/shared';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { Enqueuer, type PlannedJob } from '../src/enqueuer.js';
 import { FencedError } from '../src/fenced-error.js';
-import { ingestKeys } from '../src/keys.js';
+import { ingestKeys, workerKeys } from '../src/keys.js';
 import { PositionStore } from '../src/position-store.js';
 import { RingStore } from '../src/ring-store.js';
 import { Scripts } from '../src/scripts.js';
@@ -132,18 +132,26 @@ describe('fenced writes', () => {
     expect(await inspector.get(keys.token)).toBe(before);
   });
 
-  test("a deposed leader's ring change is refused", async () => {
+  test("a deposed leader's ring change and handoff marks are refused", async () => {
     const { prefix, keys } = setup();
+    const fence = (value: number) => ({ key: keys.ringFence, queueKey: keys.queueFence, value });
     const old = new RingStore(connection, prefix);
-    await old.setFence({ key: keys.ringFence, value: 1 });
+    await old.setFence(fence(1));
+    await inspector.set(keys.queueFence('alpha'), '1'); // as the leader's enqueuer raised it
+    await old.markHandoff('alpha', 2);
     const epoch = { epoch: 1, names: ['alpha'], from: '', at: new Date(0).toISOString() };
     await old.save([epoch]);
     const next = new RingStore(connection, prefix);
-    await next.setFence({ key: keys.ringFence, value: 2 });
+    await next.setFence(fence(2));
+    await inspector.set(keys.queueFence('alpha'), '2');
     const stored = await inspector.get(old.key);
     await expect(
       old.save([epoch, { ...epoch, epoch: 2, names: ['bravo'], from: '82' }]),
     ).rejects.toBeInstanceOf(FencedError);
     expect(await inspector.get(old.key)).toBe(stored);
+    // Nor can it mark a worker's handoff (the queue's fence copy is the new leader's now).
+    await expect(old.markHandoff('alpha', 3)).rejects.toBeInstanceOf(FencedError);
+    expect(await inspector.exists(workerKeys(prefix, 'alpha').handoff(2))).toBe(1);
+    expect(await inspector.exists(workerKeys(prefix, 'alpha').handoff(3))).toBe(0);
   });
 });
