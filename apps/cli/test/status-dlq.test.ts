@@ -27,6 +27,7 @@ let mongo: MongoClient;
 let redis: Redis;
 const processes: TestProcess[] = [];
 let alpha: TestProcess;
+let ingest: TestProcess;
 const env = () => ({
   REDIS_URL: stack.redisUrl,
   MONGODB_URI: stack.mongodbUri,
@@ -69,7 +70,7 @@ beforeAll(async () => {
   mongo = new MongoClient(stack.mongodbUri);
   await mongo.connect();
   redis = new Redis(stack.redisUrl);
-  const ingest = startApp('ingest', [], { ...env(), WATCH: 'sd.c', MAX_AWAIT_TIME_MS: '100' });
+  ingest = startApp('ingest', [], { ...env(), WATCH: 'sd.c', MAX_AWAIT_TIME_MS: '100' });
   processes.push(ingest);
   await waitFor(
     () => ingest.output().includes('change stream open'),
@@ -118,6 +119,9 @@ describe('status', () => {
       position: { kind: 'token' },
       workersWithoutProcess: ['bravo'],
     });
+    // The ingest holds the lease (fence 1 of this id) and no standby runs.
+    expect(report.ingest.leader).toMatchObject({ pid: ingest.pid, fence: 1 });
+    expect(report.ingest.standbys).toEqual([]);
     expect(report.position.lagSeconds).toBeGreaterThanOrEqual(0);
     expect(report.position.token).toMatch(/^[0-9A-F]+$/i);
     for (const name of NAMES) {
@@ -137,6 +141,7 @@ describe('status', () => {
     const result = await cli(['status'], env());
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/ingest "sd" .*: running/);
+    expect(result.stdout).toMatch(new RegExp(`leader: pid ${ingest.pid} on .* \\(fence 1\\)`));
     expect(result.stdout).toMatch(new RegExp(`alpha +pid ${alpha.pid} on `));
     expect(result.stdout).toMatch(/bravo +NO LIVE PROCESS/);
     expect(result.stdout).toMatch(/^alpha +0 +0 +0 +0 +\d+ +4 +2$/m);

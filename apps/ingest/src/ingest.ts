@@ -2,9 +2,15 @@ import { EventEmitter } from 'node:events';
 import type { Timestamp } from 'mongodb';
 import { Backoff, type Logger } from '@changeq/shared';
 import { copySnapshot, describeScope, type IngestConfig } from '@changeq/source';
-import { describePosition, type StoredPosition, type StoredStart } from '@changeq/store';
+import {
+  FencedError,
+  describePosition,
+  type StoredPosition,
+  type StoredStart,
+} from '@changeq/store';
 import { reachServers } from './connect.js';
 import { classifyFailure, codeName, decide } from './failure-policy.js';
+import type { LeadershipPort } from './leadership.js';
 import { Pipeline } from './pipeline.js';
 import {
   systemClock,
@@ -23,7 +29,15 @@ import { RingKeeper } from './ring-change.js';
 import { StartPlanner, openOptions, type StartPlan } from './start.js';
 
 export type IngestState =
-  'starting' | 'snapshot' | 'streaming' | 'backpressure' | 'retrying' | 'stopping' | 'stopped';
+  | 'starting'
+  /** Another ingest of the same INGEST_ID holds the lease and streams; this one waits. */
+  | 'standby'
+  | 'snapshot'
+  | 'streaming'
+  | 'backpressure'
+  | 'retrying'
+  | 'stopping'
+  | 'stopped';
 
 /** What the metrics and health endpoints read. */
 export interface IngestStatus {
@@ -39,6 +53,8 @@ export interface IngestStatus {
    * queue may still hold jobs); null until read.
    */
   ring: { epoch: number; names: readonly string[]; everyName: readonly string[] } | null;
+  /** Standby ingests: this process's role and fence, the leader and the standbys (null: off). */
+  leadership: LeadershipPort['view'] | null;
 }
 
 export interface IngestEvents {
@@ -64,6 +80,11 @@ export interface IngestParts {
   faults?: (point: FaultPoint) => void;
   /** Checks made once Redis first answers (main.ts: the database of REDIS_URL exists). */
   checkRedis?: () => Promise<void>;
+  /**
+   * Standby ingests: the lease this process streams under, and how its writes are fenced with
+   * a term's number (null: the term ended). Without it the ingest streams at once, unfenced.
+   */
+  leadership?: { lease: LeadershipPort; fence: (fence: number | null) => Promise<void> } | false;
 }
 
 /** The settings an Ingest reads (all of IngestConfig but the process' own). */
@@ -102,6 +123,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     caughtUpAt: null,
     lastError: null,
     ring: null,
+    leadership: null,
   };
 
   private readonly reader: ChangeReader;
@@ -116,7 +138,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** The worker names of the latest good workers.toml. */
   private names: readonly string[];
   private readonly abort = new AbortController();
+  /** The term under way: aborted on stop(), or when the lease is lost. */
+  private term: AbortSignal = this.abort.signal;
+  private readonly leadership: Exclude<IngestParts['leadership'], false>;
   private loop: Promise<void> | null = null;
+  /** What the token key holds as far as this process knows (undefined: not read yet). */
+  private held: StoredStart | null | undefined = undefined;
   /**
    * How often the Redis connection closed, and how often it had when the start was last read and
    * when a batch was last committed: a close since the start was read stops the next commit (see
@@ -136,6 +163,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.enqueuer = parts.enqueuer;
     this.clock = parts.clock ?? systemClock;
     this.checkRedis = parts.checkRedis;
+    this.leadership = parts.leadership || undefined;
+    this.status.leadership = parts.leadership ? parts.leadership.lease.view : null;
     this.redis.on('close', () => {
       this.redisCloses.total += 1;
     });
@@ -165,7 +194,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
             store: this.store,
             batchSize: config.batchSize,
             log,
-            signal: this.abort.signal,
+            signal: this.term,
           });
         },
         now: () => this.clock.now(),
@@ -227,8 +256,81 @@ export class Ingest extends EventEmitter<IngestEvents> {
       log: this.log,
       checkRedis: this.checkRedis,
     });
-    this.loop = this.run();
+    this.loop = this.lead();
     return this.loop;
+  }
+
+  /**
+   * Streams while this process leads (or at once without standby ingests). A term ends when
+   * the lease is lost or a fenced write is refused (another ingest took over: this one was
+   * paused or cut off past its lease); the process then logs it once and waits as a standby
+   * rather than exiting, so that no supervisor is needed to bring it back.
+   */
+  private async lead(): Promise<void> {
+    const leadership = this.leadership;
+    if (!leadership) return this.run(this.abort.signal);
+    const { lease } = leadership;
+    try {
+      while (!this.stopping) {
+        this.setState('standby');
+        const fence = await lease.acquire(this.abort.signal);
+        if (fence === null) break;
+        const term = new AbortController();
+        let deposed: string | null = null;
+        const end = (reason: string) => {
+          deposed ??= reason;
+          term.abort();
+        };
+        lease.onLost(end);
+        const onStop = () => term.abort();
+        this.abort.signal.addEventListener('abort', onStop);
+        this.term = term.signal;
+        this.setState('starting');
+        this.log.info({ fence }, 'leader: this ingest holds the lease and streams');
+        let failed: unknown = null;
+        let unfenced = false;
+        try {
+          try {
+            // Every queue's fence copy and the ring's are raised before a watermark is read.
+            await leadership.fence(fence);
+          } catch (error) {
+            if (error instanceof FencedError) throw error;
+            // Redis failed right at the takeover: give the lease back and try again.
+            this.log.warn({ err: error }, 'could not fence this term; giving the lease back');
+            unfenced = true;
+          }
+          if (!unfenced) await this.run(term.signal);
+        } catch (error) {
+          if (error instanceof FencedError) deposed ??= error.message;
+          else if (!term.signal.aborted) failed = error;
+        } finally {
+          this.abort.signal.removeEventListener('abort', onStop);
+          lease.onLost(null);
+          this.pipeline.discard();
+          await this.reader.close().catch(() => undefined);
+          this.status.streamOpen = false;
+          await leadership.fence(null).catch(() => undefined);
+        }
+        if (failed !== null || this.stopping) {
+          // Given back at once, so that a standby takes over without waiting for the lease.
+          await lease.endTerm(true);
+          if (failed !== null) throw failed;
+          break;
+        }
+        if (unfenced) {
+          await lease.endTerm(true);
+          await this.clock.sleep(1000, this.abort.signal);
+          continue;
+        }
+        await lease.endTerm(false);
+        this.log.warn(
+          { fence, reason: deposed ?? 'the lease was lost' },
+          'deposed: this ingest lost its lease (it was paused or cut off past it, and another ingest may lead now); nothing it read since its last commit was enqueued or stored; waiting as a standby',
+        );
+      }
+    } finally {
+      await lease.close();
+    }
   }
 
   async stop(): Promise<void> {
@@ -256,14 +358,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.emit('state', state);
   }
 
-  private async run(): Promise<void> {
+  private async run(signal: AbortSignal): Promise<void> {
     const retry = new Backoff(200, 30_000, this.clock.random);
-    /** Null until the start is (re)planned; `held` stays known across a Redis failure. */
+    /**
+     * Null until the start is (re)planned; `held` stays known across a Redis failure, and across
+     * terms (a standby's next term): a position Redis lost meanwhile is noticed, not restarted
+     * from START_AT. Another leader's writes only move it forward.
+     */
     let stream: Stream | null = null;
-    let held: StoredStart | null | undefined = undefined;
+    let held: StoredStart | null | undefined = this.held;
     let failing: string | null = null;
     let redisFailed = false;
-    while (!this.stopping) {
+    while (!signal.aborted) {
       try {
         if (stream === null) {
           if (redisFailed) {
@@ -278,7 +384,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           const plan = await this.starts.plan(held);
           if (plan === null) break; // stopped during the copy
           stream = plan;
-          held = plan.held;
+          held = this.held = plan.held;
           this.status.position = plan.position;
         }
         if (this.rings?.ready(stream.position) && stream.position) {
@@ -291,14 +397,14 @@ export class Ingest extends EventEmitter<IngestEvents> {
           this.ringStatus();
         }
         if (!this.reader.isOpen) await this.reader.open(openOptions(stream));
-        const batch = await this.pipeline.next(this.abort.signal);
+        const batch = await this.pipeline.next(signal);
         if (batch === null) break;
         this.streamAnswered(batch);
         // Nothing is written over a Redis that may have come back without its data.
         if (this.redisCloses.total !== this.redisCloses.atPlan) throw new RedisInterruptedError();
         await this.commit(stream, batch);
         this.redisCloses.atCommit = this.redisCloses.total;
-        held = stream.held;
+        held = this.held = stream.held;
         if (batch.invalidated) {
           // The watched collection or database is gone: its drop/rename is enqueued; carry on
           // after the invalidate, which only startAfter (not resumeAfter) allows.
@@ -319,7 +425,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.pipeline.discard();
         await this.reader.close().catch(() => undefined); // the error below says what failed
         this.status.streamOpen = false;
-        if (this.stopping) break;
+        if (signal.aborted) break;
+        // Another ingest took over: this term ends (see lead()).
+        if (error instanceof FencedError) throw error;
         const since = stream?.position
           ? describePosition(stream.position)
           : (stream?.since ?? `START_AT=${this.config.startAt.kind}`);
@@ -336,7 +444,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
             throw decision.error;
           case 'accept-gap':
             stream = await this.acceptGap(error, since);
-            held = null;
+            held = this.held = null;
             continue;
           case 'retry': {
             const what = decision.what;
@@ -355,7 +463,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
               stream = null;
               redisFailed = true;
             }
-            await this.clock.sleep(retry.next(), this.abort.signal);
+            await this.clock.sleep(retry.next(), signal);
           }
         }
       }

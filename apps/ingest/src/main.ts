@@ -12,7 +12,15 @@ import {
 } from '@changeq/observability';
 import { createLogger, runMain, watchWorkersFile, loadWorkersConfig, UserError, type Logger } from '@changeq/shared';
 import { readFileSync } from 'node:fs';
-import { PositionStore, RingStore, checkRedisDatabase, createRedis, deadLetterQueueName, eventQueueName } from '@changeq/store';
+import {
+  PositionStore,
+  RingStore,
+  checkRedisDatabase,
+  createRedis,
+  deadLetterQueueName,
+  eventQueueName,
+  ingestKeys,
+} from '@changeq/store';
 import {
   USAGE,
   describeScope,
@@ -23,22 +31,52 @@ import {
 } from '@changeq/source';
 import { faultPoint } from './fault-points.js';
 import { Ingest } from './ingest.js';
+import { Leadership } from './leadership.js';
 import { StreamReader } from './reader/stream-reader.js';
 
 /** An Ingest of the real parts: the reader thread, and the store over the ingest's connection. */
 function createIngest(config: IngestConfig, log: Logger): Ingest {
   const redis = createRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId });
   redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
+  const store = new PositionStore(redis, config.queuePrefix, config.ingestId);
+  // Measurement only (the A/B of fencing's cost, docs/scaling.md): one ingest, no lease, no
+  // fence, as before standby ingests. Never for production: two such ingests both stream.
+  const fenced = process.env.CHANGEQ_BENCH_UNFENCED !== '1';
+  if (!fenced) log.warn('CHANGEQ_BENCH_UNFENCED=1: no lease and no fencing (for measurements only)');
+  const enqueuer = ingestEnqueuer(config, redis, log, () => faultPoint('after-queue-commit'), {
+    fenced,
+  });
+  const ring = new RingStore(redis, config.queuePrefix);
+  const keys = ingestKeys(config.queuePrefix, config.ingestId);
   return new Ingest(
     config,
     {
       reader: new StreamReader(config, `changeq-ingest-${config.ingestId}`),
       redis,
-      store: new PositionStore(redis, config.queuePrefix, config.ingestId),
-      enqueuer: ingestEnqueuer(config, redis, log, () => faultPoint('after-queue-commit')),
-      ring: new RingStore(redis, config.queuePrefix),
+      store,
+      enqueuer,
+      ring,
       faults: faultPoint,
       checkRedis: () => checkRedisDatabase(redis, config.redisUrl),
+      leadership: fenced && {
+        lease: new Leadership({
+          redis,
+          prefix: config.queuePrefix,
+          ingestId: config.ingestId,
+          ttlMs: config.leaseTtlMs,
+          log,
+        }),
+        // Every write of a term carries its number: queues and ring raised first, then the token.
+        fence: async (fence) => {
+          await enqueuer.setFence(fence);
+          await ring.setFence(
+            fence === null
+              ? null
+              : { key: keys.ringFence, queueKey: keys.queueFence, value: fence },
+          );
+          store.setFence(fence);
+        },
+      },
     },
     log,
   );
@@ -176,6 +214,21 @@ async function serve(
       return evaluateReadiness({
         mongodb: () => ({ ok: servers.mongodb === null, detail: servers.mongodb ?? 'connected' }),
         redis: () => ({ ok: servers.redis === null, detail: servers.redis ?? 'connected' }),
+        // Standby ingests: only the leader is ready (a standby waits for the lease).
+        ...(ingest.status.leadership
+          ? {
+              lease: () => {
+                const view = ingest.status.leadership!;
+                const leader = view.leader;
+                return view.role === 'leader'
+                  ? { ok: true, detail: `leader (fence ${view.fence})` }
+                  : {
+                      ok: false,
+                      detail: `standby${leader ? `: pid ${leader.pid} on ${leader.host} leads (fence ${leader.fence})` : ''}`,
+                    };
+              },
+            }
+          : {}),
         stream: () => ({
           ok: INGEST_READY_STATES.includes(state),
           detail: `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,

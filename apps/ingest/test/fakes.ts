@@ -190,7 +190,11 @@ export class FakeStore implements PositionPort {
     token: 'p:ingest:test:token',
     snapshot: 'p:ingest:test:snapshot',
     lease: 'p:ingest:test:lease',
+    fence: 'p:ingest:test:fence',
+    members: 'p:ingest:test:members',
     watermark: () => 'p:alpha:changeq-wm:test',
+    queueFence: () => 'p:alpha:changeq-fence:test',
+    ringFence: 'p:ring:fence:test',
   };
   value: StoredStart | null = null;
   snapshotProgress: SnapshotProgress | null = null;

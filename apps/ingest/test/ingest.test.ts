@@ -8,7 +8,9 @@ import { Timestamp } from 'mongodb';
 import { describe, expect, test } from 'vitest';
 import { UserError } from '@changeq/shared';
 import { waitFor } from '@changeq/testkit';
+import { FencedError } from '@changeq/store';
 import { Ingest, type IngestSettings, type IngestState } from '../src/ingest.js';
+import type { LeadershipPort } from '../src/leadership.js';
 import { ReadError } from '../src/ports.js';
 import {
   FakeClock,
@@ -382,5 +384,105 @@ describe('the Ingest, on fakes', () => {
     t.reader.add(defect);
     expect(await t.run().catch((e: unknown) => e)).toBe(defect);
     expect(t.clock.sleeps).toEqual([]);
+  });
+});
+
+describe('standby ingests, on fakes', () => {
+  /** A lease this test hands out: each acquire() takes the next fence, when `free`. */
+  class FakeLeadership implements LeadershipPort {
+    readonly view: LeadershipPort['view'] = {
+      role: 'standby',
+      fence: null,
+      leader: null,
+      standbys: [],
+    };
+    free = true;
+    next = 1;
+    lost: ((reason: string) => void) | null = null;
+    readonly ended: boolean[] = [];
+    async acquire(signal: AbortSignal): Promise<number | null> {
+      while (!this.free && !signal.aborted) await new Promise((r) => setTimeout(r, 5));
+      if (signal.aborted) return null;
+      this.free = false;
+      this.view.role = 'leader';
+      return this.next++;
+    }
+    onLost(listener: ((reason: string) => void) | null): void {
+      this.lost = listener;
+    }
+    async endTerm(release: boolean): Promise<void> {
+      this.view.role = 'standby';
+      this.ended.push(release);
+    }
+    async close(): Promise<void> {}
+  }
+
+  function makeLed() {
+    const journal = new Journal();
+    const reader = new FakeReader(journal);
+    const store = new FakeStore(journal);
+    const enqueuer = new FakeEnqueuer(journal);
+    const lease = new FakeLeadership();
+    const fences: (number | null)[] = [];
+    const { log, lines } = capturingLogger();
+    const ingest = new Ingest(
+      settings(),
+      {
+        reader,
+        redis: new FakeRedis(),
+        store,
+        enqueuer,
+        clock: new FakeClock(),
+        leadership: {
+          lease,
+          fence: async (fence) => {
+            fences.push(fence);
+            journal.add(`fence ${fence}`);
+          },
+        },
+      },
+      log,
+    );
+    const deposedLines = () => lines.filter((l) => String(l.msg).startsWith('deposed: '));
+    return { ingest, journal, reader, store, enqueuer, lease, fences, deposedLines };
+  }
+
+  test('a refused (fenced) commit ends the term: nothing saved after it, logged once, a standby again', async () => {
+    const t = makeLed();
+    t.store.value = { kind: 'position', position: position(10) };
+    t.reader.add(batch(11, ['a']), batch(12, ['b']));
+    t.enqueuer.failCommits = [];
+    const running = t.ingest.start();
+    await until(() => t.journal.of('save').length >= 1, 'the first save');
+    // Another ingest took over: the next commit is refused.
+    t.enqueuer.failCommits.push(new FencedError('the commit to queue alpha', 1, '2'));
+    t.reader.add(batch(13, ['c']));
+    await until(() => t.deposedLines().length === 1, 'the deposed line');
+    await until(() => t.ingest.status.state === 'standby', 'standby');
+    expect(t.lease.ended).toEqual([false]); // not given back: the lease is not ours any more
+    expect(t.fences).toEqual([1, null]); // fenced, then unfenced; another ingest leads now
+    expect(t.journal.of('save').length).toBeLessThanOrEqual(2);
+    expect(t.journal.entries.indexOf('fence 1')).toBeLessThan(
+      t.journal.entries.indexOf('load start'),
+    );
+    await t.ingest.stop();
+    await running;
+    expect(t.deposedLines()).toHaveLength(1);
+  });
+
+  test('a lost lease ends the term; stopping gives the lease back', async () => {
+    const t = makeLed();
+    t.store.value = { kind: 'position', position: position(10) };
+    t.reader.add(batch(11, ['a']));
+    const running = t.ingest.start();
+    await until(() => t.journal.of('save').length >= 1, 'the first save');
+    t.lease.lost?.('the lease was not renewed within 6000 ms');
+    await until(() => t.deposedLines().length === 1, 'the deposed line');
+    expect(String(t.deposedLines()[0]!.reason)).toMatch(/not renewed/);
+    t.lease.free = true; // nobody else took it: this process leads again (fence 2)
+    await until(() => t.fences.includes(2), 'the second term');
+    await t.ingest.stop();
+    await running;
+    expect(t.lease.ended).toEqual([false, true]);
   });
 });

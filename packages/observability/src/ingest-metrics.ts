@@ -22,6 +22,13 @@ export interface IngestStatusLike {
   caughtUpAt?: Date | null;
   /** The ring the ingest routes by (null until read). */
   ring?: { epoch: number; names: readonly string[] } | null;
+  /** Standby ingests: this process's role, the leader and the standbys (null: not in use). */
+  leadership?: {
+    role: string;
+    fence: number | null;
+    leader: { pid: number; host: string; fence: number | null } | null;
+    standbys: readonly { pid: number; host: string }[];
+  } | null;
 }
 
 /** A change event as far as the labels go. */
@@ -39,6 +46,7 @@ export interface EventLike {
 
 export const INGEST_STATES = [
   'starting',
+  'standby',
   'snapshot',
   'streaming',
   'backpressure',
@@ -144,6 +152,37 @@ export function createIngestMetrics(options: IngestMetricsOptions): IngestMetric
     registers,
     collect() {
       this.set(options.status().ring?.epoch ?? Number.NaN);
+    },
+  });
+
+  new Gauge({
+    name: 'changeq_ingest_leader',
+    help: 'Standby ingests: 1 while this process holds the ingest lease and streams, 0 while it waits as a standby (NaN when it runs without a lease).',
+    registers,
+    collect() {
+      const leadership = options.status().leadership;
+      this.set(leadership ? Number(leadership.role === 'leader') : Number.NaN);
+    },
+  });
+  new Gauge({
+    name: 'changeq_ingest_fence',
+    help: 'The fencing number of the leader of this INGEST_ID, as last seen by this process (it grows by one at each takeover); NaN when none is known.',
+    registers,
+    collect() {
+      this.set(options.status().leadership?.leader?.fence ?? Number.NaN);
+    },
+  });
+  new Gauge({
+    name: 'changeq_ingest_processes',
+    help: 'The ingest processes of this INGEST_ID as last seen by this process, by role (leader, standby).',
+    labelNames: ['role'] as const,
+    registers,
+    collect() {
+      const leadership = options.status().leadership;
+      this.reset();
+      if (!leadership) return;
+      this.set({ role: 'leader' }, leadership.leader ? 1 : 0);
+      this.set({ role: 'standby' }, leadership.standbys.length);
     },
   });
 

@@ -38,6 +38,40 @@ async function sample(registry: Registry, name: string, labels: Record<string, s
 const ts = (seconds: number) => ({ getHighBitsUnsigned: () => seconds });
 
 describe('ingest metrics', () => {
+  test("standby ingests: the role, the leader's fence and the processes by role", async () => {
+    const registry = createRegistry({ defaultMetrics: false });
+    const status: IngestStatusLike = {
+      state: 'standby',
+      position: null,
+      lastEvent: null,
+      leadership: {
+        role: 'standby',
+        fence: null,
+        leader: { pid: 42, host: 'db-1', fence: 7 },
+        standbys: [{ pid: 43, host: 'db-2' }],
+      },
+    };
+    createIngestMetrics({
+      registry,
+      status: () => status,
+      ingestId: 'main',
+      prefix: 'p',
+      watch: '',
+    });
+    expect(await sample(registry, 'changeq_ingest_leader')).toBe(0);
+    expect(await sample(registry, 'changeq_ingest_fence')).toBe(7);
+    expect(await sample(registry, 'changeq_ingest_processes', { role: 'leader' })).toBe(1);
+    expect(await sample(registry, 'changeq_ingest_processes', { role: 'standby' })).toBe(1);
+    expect(await sample(registry, 'changeq_ingest_state', { state: 'standby' })).toBe(1);
+    status.leadership = { ...status.leadership!, role: 'leader', fence: 7, standbys: [] };
+    expect(await sample(registry, 'changeq_ingest_leader')).toBe(1);
+    expect(await sample(registry, 'changeq_ingest_processes', { role: 'standby' })).toBe(0);
+    // Without standby ingests (no lease): no role to show.
+    status.leadership = null;
+    expect(await sample(registry, 'changeq_ingest_leader')).toBeNaN();
+    expect(await sample(registry, 'changeq_ingest_processes', { role: 'leader' })).toBeUndefined();
+  });
+
   test('events by namespace and operation, jobs, state, lag, token age and backpressure time', async () => {
     const registry = createRegistry({ defaultMetrics: false });
     let nowMs = 1_000_000_000;

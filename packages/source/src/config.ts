@@ -54,6 +54,11 @@ export interface IngestConfig {
   shutdownTimeoutMs: number;
   /** Port of /metrics, /healthz and /readyz; 0 = off. */
   httpPort: number;
+  /**
+   * The ingest lease's time to live (INGEST_LEASE_TTL_MS): of the ingests with one INGEST_ID,
+   * the lease holder streams; a standby takes over at most this long after the leader died.
+   */
+  leaseTtlMs: number;
 }
 
 export const USAGE = `Usage: changeq-ingest [--accept-gap] [--help]
@@ -70,6 +75,7 @@ Settings come from the environment (see docs/configuration.md):
   BACKLOG_LIMIT (100000)   KEEP_COMPLETED_SECONDS (3600)   KEEP_COMPLETED_COUNT (10000)
   KEEP_FAILED_SECONDS (604800)   CONNECT_TIMEOUT_MS (30000)   SHUTDOWN_TIMEOUT_MS (4000)
   HTTP_PORT (0 = off; /metrics, /healthz, /readyz)   HTTP_HOST (127.0.0.1)
+  INGEST_LEASE_TTL_MS (10000; standby ingests of the same INGEST_ID take over within it)
   EXCLUDE_DBS (extra databases a deployment-wide stream skips)
   EXCLUDE (namespaces and patterns to leave out: db.coll, db.*, *.coll, /regex/)
   REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY (PEM files, for rediss://)
@@ -190,5 +196,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
     connectTimeoutMs: read.int('CONNECT_TIMEOUT_MS', { default: 30_000, min: 100 }),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', { default: 4000, min: 100 }),
     httpPort: read.int('HTTP_PORT', { default: 0, min: 0, max: 65_535 }),
+    leaseTtlMs: read.int('INGEST_LEASE_TTL_MS', { default: 10_000, min: 500, max: 600_000 }),
   };
 }

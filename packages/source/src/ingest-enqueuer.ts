@@ -12,6 +12,8 @@ export function ingestEnqueuer(
   redis: Redis,
   log: Logger,
   afterQueueCommit?: () => void,
+  /** `fenced`: the ingest's own commits (standby ingests), fenced by the lease (see Enqueuer). */
+  options: { fenced?: boolean } = {},
 ): Enqueuer {
   const keys = ingestKeys(config.queuePrefix, config.ingestId);
   return new Enqueuer({
@@ -25,5 +27,6 @@ export function ingestEnqueuer(
     },
     log,
     ...(afterQueueCommit ? { afterQueueCommit } : {}),
+    ...(options.fenced ? { fenceKey: (queue: string) => keys.queueFence(queue) } : {}),
   });
 }

@@ -4,9 +4,11 @@
  */
 import { Queue, type JobsOptions } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
+import redisErrors from 'redis-errors';
 import type { Logger } from '@changeq/shared';
 import { EncodedJob, queueAddJob, queueConnection } from './bullmq-internals.js';
 import { comparePositions, isPastWatermark } from './codecs/watermark.js';
+import { FencedError } from './fenced-error.js';
 import { queueKeys, type WatermarkKind } from './keys.js';
 import { Scripts } from './scripts.js';
 
@@ -36,6 +38,26 @@ export interface EnqueuerOptions {
   chunkSize?: number;
   /** Called after each transaction was applied (the ingest's crash points for its fault tests). */
   afterQueueCommit?: () => void;
+  /**
+   * Fenced commits (a standby-capable ingest): the key of a queue's fence copy
+   * (ingestKeys().queueFence). Every transaction then runs on a connection of its queue's own,
+   * WATCHing the copy, and only while it holds the fence given to `setFence`.
+   */
+  fenceKey?: (queue: string) => string;
+  /** Called between the fence check and EXEC (the race test's way to move the fence there). */
+  beforeExec?: (queue: string) => Promise<void>;
+}
+
+/**
+ * A queue's commit lane when commits are fenced: a BullMQ queue object on a connection of its
+ * own, used for nothing but the lane's WATCH, MULTI and EXEC (a WATCH holds per connection, and
+ * any EXEC on it, another lane's or a read's, would end it). The connection never reconnects:
+ * ioredis would send a transaction cut off by a reconnection again on the new connection, where
+ * the WATCH no longer holds. A closed lane is made again at the next commit.
+ */
+interface Lane {
+  queue: Queue;
+  client: Redis;
 }
 
 const DEFAULT_CHUNK_SIZE = 100;
@@ -57,6 +79,9 @@ interface Prepared {
 export class Enqueuer {
   private readonly queues = new Map<string, Queue>();
   private readonly watermarks = new Map<string, string>();
+  private readonly lanes = new Map<string, Lane>();
+  /** The fencing number commits must hold (fenced commits; null: none, nothing commits). */
+  private fence: number | null = null;
 
   constructor(private readonly options: EnqueuerOptions) {
     this.createQueues();
@@ -86,6 +111,35 @@ export class Enqueuer {
     this.watermarks.clear();
     this.createQueues([...new Set([...this.options.queueNames, ...old.map((q) => q.name)])]);
     await Promise.all(old.map((queue) => queue.close().catch(() => undefined)));
+    await this.closeLanes();
+  }
+
+  /**
+   * Fenced commits: makes `fence` (the lease's number of this term) the one commits hold, after
+   * raising every queue's fence copy to it, so that from here on no earlier leader commits to
+   * them. Call before the watermarks are read. Throws FencedError when a newer leader raised a
+   * copy first. null: no commit from now on (the lease was lost).
+   */
+  async setFence(fence: number | null): Promise<void> {
+    this.fence = null;
+    if (fence === null) return;
+    await this.raiseFences(this.queueNames, fence);
+    this.fence = fence;
+  }
+
+  private async raiseFences(names: readonly string[], fence: number): Promise<void> {
+    const key = this.options.fenceKey;
+    if (!key) throw new Error('this enqueuer has no fence keys (fenceKey)');
+    const scripts = Scripts.of(this.options.redis);
+    const held = await Promise.all(names.map((name) => scripts.raiseFence(key(name), fence)));
+    const newer = held.findIndex((value) => value > fence);
+    if (newer >= 0) {
+      throw new FencedError(
+        `raising the fence of queue ${names[newer]}`,
+        fence,
+        String(held[newer]),
+      );
+    }
   }
 
   /**
@@ -95,6 +149,8 @@ export class Enqueuer {
   async ensureQueues(names: readonly string[]): Promise<void> {
     const fresh = names.filter((name) => !this.queues.has(name));
     if (fresh.length === 0) return;
+    // A queue joining under a fence is raised before its watermark is read, as at setFence.
+    if (this.fence !== null) await this.raiseFences(fresh, this.fence);
     this.createQueues(fresh);
     await this.loadWatermarks('stream', fresh);
   }
@@ -185,12 +241,15 @@ export class Enqueuer {
     jobs: readonly PlannedJob[],
     kind: WatermarkKind,
   ): Promise<void> {
-    const queue = this.queue(queueName);
+    const lane = this.options.fenceKey ? await this.lane(queueName) : null;
+    const queue = lane?.queue ?? this.queue(queueName);
+    // BullMQ defines its scripts on the connection once the queue is ready: wait for that.
     const client = await queueConnection(queue);
     const size = this.options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     let next: Promise<Prepared> | null = this.prepare(queue, client, jobs.slice(0, size), kind);
     for (let start = 0; next !== null; start += size) {
       const current: Prepared = await next;
+      if (lane) await this.watchFence(queueName, client);
       const execution = current.transaction.exec();
       const following = jobs.slice(start + size, start + 2 * size);
       next = following.length > 0 ? this.prepare(queue, client, following, kind) : null;
@@ -200,6 +259,61 @@ export class Enqueuer {
       this.watermarks.set(`${kind}:${queueName}`, current.last);
       this.options.afterQueueCommit?.();
     }
+  }
+
+  /**
+   * Fenced commits: WATCHes the queue's fence copy on the lane's connection and checks that it
+   * holds this term's fence; EXEC then aborts (a null reply: "aborted") if a newer leader raised
+   * the copy in between. A guard inside the MULTI could not do this: EXEC does not roll back, so
+   * BullMQ's add scripts would run whatever a guard before them answered.
+   */
+  private async watchFence(queueName: string, client: Redis): Promise<void> {
+    const fence = this.fence;
+    const key = this.options.fenceKey!(queueName);
+    if (fence === null) throw new FencedError(`the commit to queue ${queueName}`, 0, null);
+    // Sent together: one round trip.
+    const [, held] = await Promise.all([client.watch(key), client.get(key)]);
+    if (held !== String(fence)) {
+      await client.unwatch().catch(() => undefined);
+      throw new FencedError(`the commit to queue ${queueName}`, fence, held);
+    }
+    await this.options.beforeExec?.(queueName);
+    if (client.status !== 'ready') {
+      // Classified as Redis being away: the ingest retries the batch on a new lane.
+      throw new redisErrors.AbortError(`the commit connection of queue ${queueName} closed`);
+    }
+  }
+
+  /** The commit lane of a queue (fenced commits), made again when its connection closed. */
+  private async lane(queueName: string): Promise<Lane> {
+    let lane = this.lanes.get(queueName);
+    if (lane && (lane.client.status === 'end' || lane.client.status === 'close')) {
+      this.lanes.delete(queueName);
+      await lane.queue.close().catch(() => undefined);
+      lane.client.disconnect();
+      lane = undefined;
+    }
+    if (!lane) {
+      this.queue(queueName); // a queue this enqueuer knows
+      const client = this.options.redis.duplicate({ retryStrategy: () => null });
+      client.on('error', (error) =>
+        this.options.log.debug({ err: error, queue: queueName }, 'commit connection error'),
+      );
+      const queue = new Queue(queueName, { connection: client, prefix: this.options.prefix });
+      queue.on('error', (error) =>
+        this.options.log.debug({ err: error, queue: queueName }, 'queue error'),
+      );
+      lane = { queue, client };
+      this.lanes.set(queueName, lane);
+    }
+    return lane;
+  }
+
+  private async closeLanes(): Promise<void> {
+    const lanes = [...this.lanes.values()];
+    this.lanes.clear();
+    await Promise.all(lanes.map((lane) => lane.queue.close().catch(() => undefined)));
+    for (const lane of lanes) lane.client.disconnect();
   }
 
   /** Queues the jobs and the guarded watermark on a MULTI, without sending it. */
@@ -243,8 +357,17 @@ export class Enqueuer {
 
   /** Throws unless every command of the transaction succeeded and the watermark was set. */
   private check(queueName: string, results: [Error | null, unknown][] | null, client: Redis): void {
-    if (results === null)
+    if (results === null) {
+      // Only a WATCH aborts a transaction: the queue's fence copy changed after its check.
+      if (this.options.fenceKey) {
+        throw new FencedError(
+          `the commit to queue ${queueName}`,
+          this.fence ?? 0,
+          'another number (EXEC was aborted by the WATCH)',
+        );
+      }
       throw new Error(`the Redis transaction for queue ${queueName} was aborted`);
+    }
     for (const [error, reply] of results) {
       if (error) {
         if (/^NOSCRIPT\b/.test(error.message)) {
@@ -277,6 +400,7 @@ export class Enqueuer {
 
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await this.closeLanes();
   }
 }
 

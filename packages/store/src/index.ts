@@ -30,8 +30,16 @@ export { redisErrorKind, type RedisErrorKind } from './redis-error-kind.js';
 // The stores.
 export { PositionStore, PositionChangedError } from './position-store.js';
 export { Enqueuer, unfinishedJobs, type EnqueuerOptions, type PlannedJob } from './enqueuer.js';
-export { RingStore, RingChangedError, nextEpoch, HANDOFF_TTL_S } from './ring-store.js';
+export {
+  RingStore,
+  RingChangedError,
+  nextEpoch,
+  HANDOFF_TTL_S,
+  type RingFence,
+} from './ring-store.js';
 export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
+export { FencedError } from './fenced-error.js';
+export { IngestMembers, type IngestMember } from './ingest-members.js';
 export { DocumentBlocks } from './document-blocks.js';
 export {
   listDeadLetters,

@@ -4,10 +4,13 @@
  *
  *   <prefix>:<queue>:…                          BullMQ's keys of a queue (jobs, wait, active, …)
  *   <prefix>:<queue>:changeq-wm:<ingest>[:snapshot]  an ingest's watermark in that queue
- *   <prefix>:ingest:<ingest>:token|snapshot|lease     an ingest's position, copy progress, lease
+ *   <prefix>:<queue>:changeq-fence:<ingest>      the ingest leader's fence copy in that queue
+ *   <prefix>:ingest:<ingest>:token|snapshot|lease|fence|members  an ingest's position, copy
+ *                                                   progress, lease, fencing counter, processes
  *   <prefix>:worker:<worker>:lease|fence|blocked|parked:<digest>|park-seq|commands
  *   <prefix>:worker:<worker>:handoff:<epoch>|held  a worker's checkpoints at ring changes
  *   <prefix>:ring                                   the ring's epochs (names, switch positions)
+ *   <prefix>:ring:fence:<ingest>                    the ingest leader's fence copy for the ring
  *
  * Redis Cluster hashes only the part of a key between the first `{` and `}` when there is one.
  * On a cluster, `slotName` wraps each worker name (and each ingest id) in such a hash tag:
@@ -105,6 +108,17 @@ export function ingestKeys(prefix: string, ingestId: string) {
       `${queueKeys(prefix, queue).jobPrefix}changeq-wm:${ingestId}${kind === 'stream' ? '' : ':snapshot'}`,
     /** The lease that makes one ingest the active one (standby ingests wait for it). */
     lease: `${base}:lease`,
+    /** The lease's fencing counter: incremented at every acquisition (the leader's number). */
+    fence: `${base}:fence`,
+    /** Hash: the ingest processes of this id (leader and standbys), owner → JSON, with expiry. */
+    members: `${base}:members`,
+    /**
+     * A copy of the leader's fencing number in a queue's slot: every commit to the queue
+     * WATCHes it (a MULTI cannot span slots, so the lease's own counter cannot be watched there).
+     */
+    queueFence: (queue: string) => `${queueKeys(prefix, queue).jobPrefix}changeq-fence:${ingestId}`,
+    /** The copy that fences the ring's writes (it must share the ring key's slot). */
+    ringFence: `${ringKey(prefix)}:fence:${ingestId}`,
   };
 }
 

@@ -18,6 +18,7 @@ import {
   encodeSnapshotProgress,
   type SnapshotProgress,
 } from './codecs/snapshot-progress.js';
+import { FencedError } from './fenced-error.js';
 import { Scripts } from './scripts.js';
 
 /**
@@ -39,6 +40,8 @@ export class PositionStore {
    * noticed at its next save instead of being written over.
    */
   private held: string | null | undefined = undefined;
+  /** A standby-capable ingest's fencing number: `save` then also requires the lease's counter. */
+  private fence: number | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -46,6 +49,15 @@ export class PositionStore {
     ingestId: string,
   ) {
     this.keys = ingestKeys(prefix, ingestId);
+  }
+
+  /**
+   * Fences `save` with the ingest lease's number of this term (null: unfenced): a position is
+   * stored only while the lease's fencing counter still holds it, so a deposed leader (paused or
+   * cut off past its lease) cannot store one after another ingest took over.
+   */
+  setFence(fence: number | null): void {
+    this.fence = fence;
   }
 
   /** The token key as stored, whatever it holds: what operators are shown, or replace. */
@@ -88,6 +100,25 @@ export class PositionStore {
     const value = encodePosition(position);
     if (this.held === undefined) {
       await this.write(value);
+      return;
+    }
+    if (this.fence !== null) {
+      const fence = { key: this.keys.fence, value: this.fence };
+      const outcome = await Scripts.of(this.redis).replaceFenced(
+        this.keys.token,
+        fence,
+        this.held,
+        value,
+      );
+      if (outcome === 'fenced') {
+        throw new FencedError(
+          'storing the resume token',
+          this.fence,
+          await this.redis.get(fence.key),
+        );
+      }
+      if (outcome === 'changed') throw new PositionChangedError(this.keys.token);
+      this.held = value;
       return;
     }
     const stored = await Scripts.of(this.redis).replacePosition(this.keys.token, this.held, value);

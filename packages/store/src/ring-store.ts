@@ -1,7 +1,8 @@
 /** The ring's record in Redis and the workers' handoff flags (see codecs/ring.ts). */
 import type { Redis } from 'ioredis';
 import { decodeRing, encodeRing, type StoredEpoch } from './codecs/ring.js';
-import { ringKey, workerKeys } from './keys.js';
+import { eventQueueName, ringKey, workerKeys } from './keys.js';
+import { FencedError } from './fenced-error.js';
 import { Scripts } from './scripts.js';
 
 /** How long a handoff flag outlives its checkpoint (held jobs of that epoch check it). */
@@ -15,16 +16,43 @@ export class RingChangedError extends Error {
   }
 }
 
+/** What fences a leader's ring writes: the ring's fence copy, and each queue's (handoffs). */
+export interface RingFence {
+  /** ingestKeys().ringFence */
+  key: string;
+  /** ingestKeys().queueFence */
+  queueKey: (queue: string) => string;
+  /** This term's fencing number. */
+  value: number;
+}
+
 export class RingStore {
   readonly key: string;
   /** The record as last read or written (null: absent; undefined: not read yet). */
   private held: string | null | undefined = undefined;
+  /** A standby-capable ingest's fence copy for the ring, and its number of this term. */
+  private fence: RingFence | null = null;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {
     this.key = ringKey(prefix);
+  }
+
+  /**
+   * Fences `save` (null: unfenced): raises the ring's fence copy (ingestKeys().ringFence) to this
+   * term's number first, so that no earlier leader changes the ring from here on. Throws
+   * FencedError when a newer leader raised it first.
+   */
+  async setFence(fence: RingFence | null): Promise<void> {
+    this.fence = null;
+    if (fence === null) return;
+    const held = await Scripts.of(this.redis).raiseFence(fence.key, fence.value);
+    if (held > fence.value) {
+      throw new FencedError('raising the fence of the ring', fence.value, String(held));
+    }
+    this.fence = fence;
   }
 
   /** The stored epochs, oldest first, or null when no ring is stored yet. */
@@ -41,17 +69,43 @@ export class RingStore {
   async save(epochs: readonly StoredEpoch[]): Promise<void> {
     if (this.held === undefined) await this.load();
     const value = encodeRing(epochs);
-    const stored = await Scripts.of(this.redis).replacePosition(this.key, this.held ?? null, value);
-    if (!stored) {
+    const scripts = Scripts.of(this.redis);
+    const fence = this.fence;
+    const outcome = fence
+      ? await scripts.replaceFenced(this.key, fence, this.held ?? null, value)
+      : (await scripts.replacePosition(this.key, this.held ?? null, value))
+        ? 'stored'
+        : 'changed';
+    if (outcome === 'fenced') {
+      throw new FencedError('changing the ring', fence!.value, await this.redis.get(fence!.key));
+    }
+    if (outcome === 'changed') {
       this.held = undefined;
       throw new RingChangedError(this.key);
     }
     this.held = value;
   }
 
-  /** Marks worker `worker`'s checkpoint of `epoch` as passed. */
+  /**
+   * Marks worker `worker`'s checkpoint of `epoch` as passed. Fenced (setFence) by the worker's
+   * queue's fence copy, which shares the worker's slot: a deposed leader cannot mark a handoff
+   * that the leader's own ring change of that epoch would then find done too early.
+   */
   async markHandoff(worker: string, epoch: number): Promise<void> {
-    await this.redis.set(workerKeys(this.prefix, worker).handoff(epoch), '1', 'EX', HANDOFF_TTL_S);
+    const key = workerKeys(this.prefix, worker).handoff(epoch);
+    const fence = this.fence;
+    if (fence === null) {
+      await this.redis.set(key, '1', 'EX', HANDOFF_TTL_S);
+      return;
+    }
+    const queueFence = { key: fence.queueKey(eventQueueName(worker)), value: fence.value };
+    if (!(await Scripts.of(this.redis).setFenced(key, queueFence, '1', HANDOFF_TTL_S))) {
+      throw new FencedError(
+        `marking the handoff of ${worker} at epoch ${epoch}`,
+        fence.value,
+        await this.redis.get(queueFence.key),
+      );
+    }
   }
 
   /** Which of the handoffs (worker, epoch) have passed, in the order asked (one round trip). */

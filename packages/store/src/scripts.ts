@@ -144,6 +144,48 @@ export class Scripts {
     );
   }
 
+  /**
+   * lua/replaceFenced-2.lua: `replacePosition` that also requires `fence.key` to hold
+   * `fence.value`: 'stored', 'changed' (the key held something else) or 'fenced' (another
+   * leader took over).
+   */
+  async replaceFenced(
+    key: string,
+    fence: { key: string; value: number },
+    expected: string | null,
+    value: string,
+  ): Promise<'stored' | 'changed' | 'fenced'> {
+    const reply = await this.run(
+      this.redis,
+      'replaceFenced',
+      [key, fence.key],
+      [...(expected === null ? ['0', ''] : ['1', expected]), value, String(fence.value)],
+    );
+    return reply === 1 ? 'stored' : reply === -1 ? 'fenced' : 'changed';
+  }
+
+  /** lua/setFenced-2.lua: whether `key` was set (false: `fence.key` no longer holds our number). */
+  async setFenced(
+    key: string,
+    fence: { key: string; value: number },
+    value: string,
+    ttlSeconds: number,
+  ): Promise<boolean> {
+    return (
+      (await this.run(
+        this.redis,
+        'setFenced',
+        [key, fence.key],
+        [value, String(ttlSeconds), String(fence.value)],
+      )) === 1
+    );
+  }
+
+  /** lua/raiseFence-1.lua: the number the fence copy holds now (> `fence`: a newer leader). */
+  async raiseFence(key: string, fence: number): Promise<number> {
+    return Number(await this.run(this.redis, 'raiseFence', [key], [String(fence)]));
+  }
+
   /** lua/takeOverJobs-2.lua: the ids of the jobs that were still active, now locked by `token`. */
   async takeOverJobs(
     keys: { active: string; stalled: string },

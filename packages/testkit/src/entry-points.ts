@@ -29,5 +29,11 @@ export function startApp(
   env: NodeJS.ProcessEnv = {},
   options: Omit<StartOptions, 'env'> = {},
 ): TestProcess {
-  return startNode(appMain(app), args, { ...options, env: { LOG_FORMAT: 'json', ...env } });
+  // An ingest killed by a test is started again and waits out its predecessor's lease (see
+  // docs/scaling.md): tests use a short one (2 s; the default is 10 s) unless they set their own.
+  const defaults = app === 'ingest' ? { INGEST_LEASE_TTL_MS: '2000' } : {};
+  return startNode(appMain(app), args, {
+    ...options,
+    env: { LOG_FORMAT: 'json', ...defaults, ...env },
+  });
 }

@@ -1,7 +1,6 @@
 /**
  * The rows of the fault matrix: one kind of fault each, injected while the writer streams
- * changes. A row is data plus an `inject` function; adding one is adding an entry here (the
- * standby-ingest rows at the end are placeholders until their feature lands).
+ * changes. A row is data plus an `inject` function; adding one is adding an entry here.
  */
 import type { ChangeStreamDocument } from 'mongodb';
 import { waitFor } from '@changeq/testkit';
@@ -55,6 +54,20 @@ export type Route = (event: ChangeStreamDocument) => readonly { worker: string; 
 
 /** The ingest's MongoDB connections (its appName), which the fail points aim at. */
 const ingestAppName = (system: System) => `changeq-ingest-${system.ingestId}`;
+
+/** The ingest that holds the ingest lease (other than the process `not`), once one does. */
+async function leadingIngest(ctx: FaultContext, not?: number) {
+  let leader: Awaited<ReturnType<System['ingestLeader']>>;
+  await waitFor(
+    async () => {
+      leader = await ctx.system.ingestLeader();
+      return leader !== undefined && leader.current.pid !== not;
+    },
+    'an ingest to hold the lease',
+    30_000,
+  );
+  return leader!;
+}
 
 /** The process holding `name`'s lease, or the first one of the name. */
 async function activeWorker(ctx: FaultContext, name: string) {
@@ -138,8 +151,8 @@ export const ROWS: readonly Row[] = [
     title: 'SIGSTOP of the ingest, then SIGCONT',
     expect: 'clean',
     async inject(ctx) {
-      // The ingest holds no lease yet (the standby ingest comes with the scale-out issue):
-      // paused as long as Redis in its row, well past a worker's lease.
+      // Paused as long as Redis in its row, past its lease (3 s): with no standby, it wakes up
+      // deposed (its fenced writes refused, or its lease lapsed) and takes its lease again.
       for (let n = 0; n < ctx.settings.repeats.ingestPauses; n += 1) {
         if (n > 0) await ctx.pause(1500, 3000);
         await ctx.fault(`ingest SIGSTOP ${ctx.settings.pauseMs} ms`, async () => {
@@ -168,6 +181,52 @@ export const ROWS: readonly Row[] = [
           if (holder === paused.current.pid)
             ctx.fail('the standby did not take the lease of the paused worker');
           paused.signal('SIGCONT');
+        });
+      }
+    },
+  },
+  {
+    id: 'standby-ingest-sigkill',
+    title: 'SIGKILL of the leading ingest, repeatedly (the standby takes over)',
+    expect: 'clean',
+    standbyIngest: true,
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.leaderKills; n += 1) {
+        await ctx.pause(500, 2500);
+        const leader = await leadingIngest(ctx);
+        const pid = leader.current.pid;
+        await ctx.fault('leading ingest SIGKILL', async () => {
+          await leader.kill(); // its supervisor starts it again, as a standby
+          // Ended once the other ingest holds the lease and streams again.
+          const next = await leadingIngest(ctx, pid);
+          await next.current.waitForLine(/change stream open/, 30_000);
+        });
+      }
+    },
+  },
+  {
+    id: 'standby-ingest-sigstop',
+    title: 'SIGSTOP of the leading ingest past its lease (the standby takes over), then SIGCONT',
+    expect: 'clean',
+    standbyIngest: true,
+    async inject(ctx) {
+      const pauseMs = 2 * LEASE_TTL_MS + 1000;
+      for (let n = 0; n < ctx.settings.repeats.leaderPauses; n += 1) {
+        // The paused one resumes as the standby; the next pause strikes the one that took over.
+        await ctx.pause(1000, 2500);
+        const paused = await leadingIngest(ctx);
+        const run = paused.current;
+        await ctx.fault(`leading ingest SIGSTOP ${pauseMs} ms`, async () => {
+          paused.signal('SIGSTOP');
+          await ctx.sleep(pauseMs);
+          const leader = await ctx.system.ingestLeader();
+          if (leader === undefined || leader === paused)
+            ctx.fail('the standby ingest did not take the lease of the paused one');
+          paused.signal('SIGCONT');
+          // It wakes up deposed: it must say so, and wait as a standby (not stream on).
+          await run.waitForLine(/"msg":"deposed: /, 15_000).catch(() => {
+            ctx.fail('the paused ingest did not log that it was deposed');
+          });
         });
       }
     },
@@ -381,18 +440,4 @@ export const ROWS: readonly Row[] = [
     },
     route: (system) => system.ringRoute(),
   },
-  // The standby ingest rows, listed until the feature lands: SystemSetup gains a second ingest
-  // process, and the rows strike the lease holder as worker-sigkill and worker-sigstop do.
-  ...[
-    ['standby-ingest-sigkill', 'SIGKILL of the leading ingest (a standby takes over)'],
-    ['standby-ingest-sigstop', 'SIGSTOP of the leading ingest past its lease, then SIGCONT'],
-  ].map(([id, title]): Row => ({
-    id: id!,
-    title: title!,
-    expect: 'clean',
-    pending: 'lands with the standby ingest (scale-out issue, point 4)',
-    inject: async () => {
-      throw new Error(`${id} is not implemented yet`);
-    },
-  })),
 ];

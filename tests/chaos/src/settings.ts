@@ -14,6 +14,9 @@ export interface Settings {
     workerKills: number;
     ingestPauses: number;
     workerPauses: number;
+    /** Standby ingests: SIGKILLs of the leading ingest, and pauses of it past its lease. */
+    leaderKills: number;
+    leaderPauses: number;
     redisShortOutages: number;
     redisLongOutages: number;
     redisPauses: number;
@@ -53,6 +56,9 @@ export const QUICK: Settings = {
     workerKills: 2,
     ingestPauses: 1,
     workerPauses: 1,
+    leaderKills: 5,
+    // Each of the two ingests is paused once: the second pause strikes the one that took over.
+    leaderPauses: 2,
     redisShortOutages: 1,
     redisLongOutages: 1,
     redisPauses: 1,
@@ -81,6 +87,8 @@ export const FULL: Settings = {
     workerKills: 8,
     ingestPauses: 2,
     workerPauses: 4,
+    leaderKills: 8,
+    leaderPauses: 2,
     redisShortOutages: 3,
     redisLongOutages: 2,
     redisPauses: 2,

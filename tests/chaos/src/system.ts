@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { type ChangeStreamDocument, type Timestamp } from 'mongodb';
 import { RingRouter } from '@changeq/shared';
 import { planEvent } from '@changeq/source';
-import { RingStore, eventQueueName, workerKeys } from '@changeq/store';
+import {
+  RingStore,
+  eventQueueName,
+  ingestKeys,
+  parseLeaseValue,
+  workerKeys,
+} from '@changeq/store';
 import {
   CallLog,
   Supervised,
@@ -43,6 +49,8 @@ export interface SystemSetup {
   standbys?: readonly string[];
   /** Names the row may add to workers.toml while writing (their queues are tailed from the start). */
   addedNames?: readonly string[];
+  /** A second ingest process with the same settings: a standby that takes over the ingest lease. */
+  standbyIngest?: boolean;
 }
 
 export class System {
@@ -57,7 +65,10 @@ export class System {
   private readonly logPrefix: string;
   readonly calls: CallLog;
   readonly enqueues: EnqueueLog;
+  /** The first ingest process (the only one unless the row has a standby ingest). */
   readonly ingest: Supervised;
+  /** Every ingest process: the first, and the standby of a row with `standbyIngest`. */
+  readonly ingests: Supervised[];
   /** Per worker name, its processes (the first one starts first and takes the lease). */
   readonly workers = new Map<string, Supervised[]>();
   readonly from: Timestamp;
@@ -90,7 +101,7 @@ export class System {
       QUEUE_PREFIX: this.prefix,
       LOG_LEVEL: 'info',
     };
-    this.ingest = new Supervised('ingest', 'ingest', [], {
+    const ingestEnv = {
       ...this.env,
       WATCH: this.watch,
       INGEST_ID: this.ingestId,
@@ -100,7 +111,12 @@ export class System {
       KEEP_COMPLETED_COUNT: '0',
       BATCH_SIZE: '200',
       MAX_AWAIT_TIME_MS: '200',
-    });
+      INGEST_LEASE_TTL_MS: String(LEASE_TTL_MS),
+    };
+    this.ingests = (setup.standbyIngest ? ['ingest', 'ingest-b'] : ['ingest']).map(
+      (name) => new Supervised(name, 'ingest', [], ingestEnv),
+    );
+    this.ingest = this.ingests[0]!;
     for (const name of this.names) {
       const count = setup.standbys?.includes(name) ? 2 : 1;
       this.workers.set(
@@ -135,7 +151,7 @@ export class System {
     const before = (await this.ring()).current.epoch;
     writeFileSync(this.workersPath, workersToml(names));
     this.names = names;
-    this.ingest.signal('SIGHUP');
+    for (const ingest of this.ingests) ingest.signal('SIGHUP');
     let epoch = before;
     await waitFor(
       async () => {
@@ -175,12 +191,18 @@ export class System {
 
   /** Every supervised process of the row: the ingest first. */
   get supervised(): Supervised[] {
-    return [this.ingest, ...[...this.workers.values()].flat()];
+    return [...this.ingests, ...[...this.workers.values()].flat()];
   }
 
   /** Waits until the change stream is open and every worker name's lease is held. */
   async ready(timeoutMs = 60_000): Promise<void> {
-    await this.ingest.current.waitForLine(/change stream open/, timeoutMs);
+    let leader: Supervised | undefined;
+    await waitFor(
+      async () => (leader = await this.ingestLeader()) !== undefined,
+      'an ingest to take the lease',
+      timeoutMs,
+    );
+    await leader!.current.waitForLine(/change stream open/, timeoutMs);
     await waitFor(
       async () =>
         (await Promise.all(this.names.map((name) => this.leaseHolder(name)))).every(
@@ -196,6 +218,13 @@ export class System {
     const raw = await this.servers.redisClient.get(workerKeys(this.prefix, name).lease);
     if (!raw) return null;
     return (JSON.parse(raw) as { pid?: number }).pid ?? null;
+  }
+
+  /** The ingest process that holds the ingest lease now (from Redis), if any. */
+  async ingestLeader(): Promise<Supervised | undefined> {
+    const raw = await this.servers.redisClient.get(ingestKeys(this.prefix, this.ingestId).lease);
+    const pid = parseLeaseValue(raw)?.pid;
+    return this.ingests.find((ingest) => ingest.current.pid === pid);
   }
 
   /** The supervised process of `name` whose current pid is `pid`. */

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { losingNames, redactUri, tokenData } from '@changeq/shared';
 import {
+  IngestMembers,
   PositionStore,
   RingStore,
   deadLetterQueueName,
@@ -27,6 +28,12 @@ export interface StatusReport {
     /** null when Redis does not allow CLIENT LIST. */
     running: boolean | null;
     connections: IngestConnection[];
+    /**
+     * The ingest processes of this INGEST_ID (each writes its entry every few seconds): the one
+     * that holds the lease and streams, and the standbys that take over when its lease ends.
+     */
+    leader: IngestProcess | null;
+    standbys: IngestProcess[];
   };
   position:
     | null
@@ -105,6 +112,17 @@ export interface StatusReport {
   workersWithoutProcess: string[];
 }
 
+/** An ingest process as `changeq status` shows it. */
+export interface IngestProcess {
+  pid: number;
+  host: string;
+  since: string;
+  /** The leader's fencing number (null for a standby). */
+  fence: number | null;
+  /** How long ago it last wrote its entry. */
+  seenSecondsAgo: number;
+}
+
 function parseSnapshot(raw: string | null): StatusReport['snapshot'] {
   if (raw === null) return null;
   const copy = summarizeSnapshotProgress(raw);
@@ -133,6 +151,16 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
   } catch {
     running = null;
   }
+
+  const members = await new IngestMembers(redis, prefix, ingestId).list(now).catch(() => []);
+  const shown = (m: (typeof members)[number]): IngestProcess => ({
+    pid: m.pid,
+    host: m.host,
+    since: m.startedAt,
+    fence: m.fence,
+    seenSecondsAgo: Math.max(0, (now - m.seenAt) / 1000),
+  });
+  const leaderEntry = members.find((m) => m.role === 'leader') ?? null;
 
   const [content, rawSnapshot] = await Promise.all([store.inspect(), store.rawSnapshot()]);
   const stored = readTokenKey(content, store.keys.token);
@@ -174,7 +202,11 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
   const current = epochs?.[epochs.length - 1] ?? null;
   // Every name of the file and of the kept epochs: a removed name stays listed while it drains.
   const names = [
-    ...new Set([...(current?.names ?? []), ...settings.workers.names, ...(epochs ?? []).flatMap((e) => e.names)]),
+    ...new Set([
+      ...(current?.names ?? []),
+      ...settings.workers.names,
+      ...(epochs ?? []).flatMap((e) => e.names),
+    ]),
   ];
   const handoffs = (epochs ?? []).flatMap((epoch, i) => {
     const previous = epochs?.[i - 1];
@@ -237,7 +269,13 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
     redis: redactUri(settings.redisUrl),
     prefix,
     ingestId,
-    ingest: { running, connections },
+    ingest: {
+      running,
+      connections,
+      leader: leaderEntry && shown(leaderEntry),
+      // A deposed leader's entry says "leader" until it writes again: it counts as a standby.
+      standbys: members.filter((m) => m !== leaderEntry).map(shown),
+    },
     position,
     snapshot: parseSnapshot(rawSnapshot),
     ring:
@@ -270,6 +308,15 @@ export function renderStatus(report: StatusReport): string {
           : 'NOT RUNNING'
     }`,
   );
+  if (ingest.leader) {
+    const l = ingest.leader;
+    lines.push(`  leader: pid ${l.pid} on ${l.host} (fence ${l.fence}), since ${l.since}`);
+  }
+  for (const s of ingest.standbys) {
+    lines.push(
+      `  standby: pid ${s.pid} on ${s.host}, since ${s.since}: takes over when the leader's lease ends`,
+    );
+  }
   const p = report.position;
   if (p === null) {
     lines.push('position: no token stored (the next ingest start begins at START_AT)');
@@ -339,7 +386,8 @@ export function renderStatus(report: StatusReport): string {
     lines.push(
       (w.process
         ? `  ${w.name.padEnd(width)}  pid ${w.process.pid} on ${w.process.host}, active since ${w.process.since} (fence ${w.process.fence}, lease renewed, expires in ${duration(w.process.leaseExpiresInMs / 1000)})${pending}`
-        : `  ${w.name.padEnd(width)}  ${w.membership === 'drained' ? 'no process' : 'NO LIVE PROCESS (no lease): its jobs wait'}${pending}`) + state,
+        : `  ${w.name.padEnd(width)}  ${w.membership === 'drained' ? 'no process' : 'NO LIVE PROCESS (no lease): its jobs wait'}${pending}`) +
+        state,
     );
   }
   return lines.join('\n');

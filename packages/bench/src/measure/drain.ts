@@ -228,6 +228,8 @@ export function changeqDrain(servers: Servers, backlog: Backlog): PipelineDrain 
         WATCH: `${backlog.db}.${backlog.coll}`,
         START_AT: backlog.startAt,
         BACKLOG_LIMIT: String(backlog.events * 2),
+        // The A/B of fencing's cost (docs/scaling.md): passed on when the bench is run with it.
+        ...(process.env.CHANGEQ_BENCH_UNFENCED === '1' ? { CHANGEQ_BENCH_UNFENCED: '1' } : {}),
       }),
   };
 }
