@@ -10,12 +10,18 @@ import {
 import type { ResumeToken } from '@changeq/shared';
 import type { IngestConfig } from './config.js';
 import { scopeMatch, singleDatabase } from './watch-scope.js';
+import { SPLIT_STAGE, assembleFragments, fragmentOf } from './split-events.js';
+import { transactionIdOf } from './transactions.js';
 
 export type StartOptions =
   { startAfter: ResumeToken } | { startAtOperationTime: Timestamp } | Record<string, never>;
 
 export interface Batch {
-  /** Events to enqueue, in oplog order (never the invalidate event). */
+  /**
+   * Events to enqueue, in oplog order (never the invalidate event): whole events (a split
+   * event's fragments joined) and whole transactions, so that the batch's token never points
+   * inside either.
+   */
   events: ChangeStreamDocument[];
   /**
    * The position after this batch: the last event's token, or the server's
@@ -41,6 +47,8 @@ export class ChangeStreamClosedError extends Error {
 /** The one change stream that serves an ingest's whole watch scope, read batch by batch. */
 export class ChangeSource {
   private stream: ChangeStream | null = null;
+  /** An event read past the end of a transaction: the next batch's first. */
+  private held: ChangeStreamDocument | null = null;
 
   constructor(
     private readonly client: MongoClient,
@@ -52,6 +60,7 @@ export class ChangeSource {
       | 'fullDocument'
       | 'fullDocumentBeforeChange'
       | 'expandedEvents'
+      | 'splitLargeEvents'
       | 'batchSize'
       | 'maxAwaitTimeMs'
     >,
@@ -63,10 +72,13 @@ export class ChangeSource {
     if (scope) stages.push({ $match: scope });
     if (this.config.match) stages.push({ $match: this.config.match });
     stages.push(...(this.config.pipeline ?? []));
+    // Last, as MongoDB requires: it splits what the stages before it leave over 16 MB.
+    if (this.config.splitLargeEvents) stages.push(SPLIT_STAGE);
     return stages;
   }
 
   open(start: StartOptions): void {
+    this.held = null;
     const options: ChangeStreamOptions = {
       batchSize: this.config.batchSize,
       maxAwaitTimeMS: this.config.maxAwaitTimeMs,
@@ -95,7 +107,11 @@ export class ChangeSource {
 
   /**
    * Returns the events the server has ready (waiting up to maxAwaitTimeMS for the first one),
-   * at most `max`, stopping after an invalidate.
+   * at most `max` unless a transaction needs more, stopping after an invalidate. A split event's
+   * fragments are read to its last and joined. A batch that would end on an event of a
+   * transaction reads on until the transaction ends: at an event of another (held for the next
+   * batch) or when the server has nothing more, which a commit's atomic visibility makes its
+   * end. That costs a transaction at the stream's head one more wait of maxAwaitTimeMS.
    */
   async next(max: number): Promise<Batch> {
     const stream = this.stream;
@@ -115,26 +131,52 @@ export class ChangeSource {
         throw error;
       }
     };
-    let change = await read();
+    /** The next whole event: a fragment is read on to its event's last, and joined. */
+    const readEvent = async (): Promise<ChangeStreamDocument | null> => {
+      const first = await read();
+      const split = first && fragmentOf(first);
+      if (!first || !split) return first;
+      const fragments: Document[] = [first];
+      while (fragments.length < split.of) {
+        // Fragments follow one another; the server may send the next in a later reply.
+        const fragment = await read();
+        if (fragment) fragments.push(fragment);
+      }
+      return assembleFragments(fragments);
+    };
+    let change = this.held ?? (await readEvent());
+    this.held = null;
     while (change) {
       if (change.operationType === 'invalidate') {
         invalidated = true;
         break;
       }
       events.push(change);
-      if (events.length >= max || stream.bufferedCount() === 0) break;
-      change = await read();
+      if (events.length >= max || stream.bufferedCount() === 0) {
+        const transaction = transactionIdOf(change);
+        if (transaction === null) break;
+        const after = await readEvent();
+        if (after === null) break; // nothing more: the transaction is whole
+        if (transactionIdOf(after) !== transaction) {
+          this.held = after;
+          break;
+        }
+        change = after;
+        continue;
+      }
+      change = await readEvent();
     }
-    const token =
-      invalidated && change
-        ? (change._id as ResumeToken)
-        : ((stream.resumeToken as ResumeToken | undefined) ?? null);
+    let token: ResumeToken | null;
+    if (invalidated && change) token = change._id as ResumeToken;
+    else if (this.held) token = (events[events.length - 1]?._id as ResumeToken | undefined) ?? null;
+    else token = (stream.resumeToken as ResumeToken | undefined) ?? null;
     return { events, token, invalidated };
   }
 
   async close(): Promise<void> {
     const stream = this.stream;
     this.stream = null;
+    this.held = null;
     if (stream && !stream.closed) await stream.close().catch(() => undefined);
   }
 }

@@ -16,6 +16,8 @@ export {
   type UnresumableCode,
 } from './failures.js';
 export { planEvent, namespaceOf, type EventOrigin } from './planner.js';
+export { markTransactions, transactionIdOf } from './transactions.js';
+export { assembleFragments, SPLIT_STAGE } from './split-events.js';
 export {
   SnapshotReader,
   type SnapshotSource,

@@ -73,6 +73,7 @@ export class StreamReader implements ChangeReader {
         fullDocument: config.fullDocument,
         fullDocumentBeforeChange: config.fullDocumentBeforeChange,
         expandedEvents: config.expandedEvents,
+        splitLargeEvents: config.splitLargeEvents,
         batchSize: config.batchSize,
         maxAwaitTimeMs: config.maxAwaitTimeMs,
         matchJson: encodeMatch(config.match),

@@ -1,0 +1,43 @@
+/**
+ * The events of one multi-document transaction, as the change stream shows them: every event a
+ * transaction wrote carries its session's `lsid` and the `txnNumber`, and MongoDB delivers them
+ * one after the other at the transaction's commit time (a commit is atomic, so once the stream
+ * has shown one of its events the others are visible too). The ingest reads a transaction whole
+ * into one batch (see ChangeSource.next), so each of its jobs can carry the transaction's event
+ * count from the start.
+ */
+import { BSON, type Document } from 'mongodb';
+import type { TransactionMark } from '@changeq/shared';
+
+/**
+ * The transaction an event belongs to, as canonical Extended JSON of its `lsid` and `txnNumber`
+ * (exactly as the stream shows them); null outside a transaction. Retryable writes carry
+ * neither field in their events.
+ */
+export function transactionIdOf(event: Document): string | null {
+  const { lsid, txnNumber } = event as { lsid?: unknown; txnNumber?: unknown };
+  if (lsid === undefined || lsid === null || txnNumber === undefined || txnNumber === null) {
+    return null;
+  }
+  return BSON.EJSON.stringify({ lsid, txnNumber }, { relaxed: false });
+}
+
+/**
+ * Each event's place in its transaction (null for events outside one): a transaction is a run of
+ * consecutive events with one id. The batch must hold each transaction whole.
+ */
+export function markTransactions(events: readonly Document[]): (TransactionMark | null)[] {
+  const ids = events.map(transactionIdOf);
+  const marks: (TransactionMark | null)[] = [];
+  let start = 0;
+  while (start < ids.length) {
+    const id = ids[start] ?? null;
+    let end = start + 1;
+    while (end < ids.length && id !== null && ids[end] === id) end++;
+    for (let i = start; i < end; i++) {
+      marks.push(id === null ? null : { id, index: i - start, count: end - start });
+    }
+    start = end;
+  }
+  return marks;
+}
