@@ -43,6 +43,10 @@ export interface SystemSetup {
   standbys?: readonly string[];
   /** Names the row may add to workers.toml while writing (their queues are tailed from the start). */
   addedNames?: readonly string[];
+  /** Most documents a transaction of the writer touches (default 3). */
+  transactionSize?: number;
+  /** The ingest's BATCH_SIZE (default 200). */
+  batchSize?: number;
 }
 
 export class System {
@@ -98,7 +102,7 @@ export class System {
       // Completed jobs are removed at once, so an event enqueued twice is a second job (with the
       // default, BullMQ would refuse the second add while the first is kept, hiding it).
       KEEP_COMPLETED_COUNT: '0',
-      BATCH_SIZE: '200',
+      BATCH_SIZE: String(setup.batchSize ?? 200),
       MAX_AWAIT_TIME_MS: '200',
     });
     for (const name of this.names) {
@@ -216,6 +220,7 @@ export class System {
       tolerateErrors: true,
       signal: abort.signal,
       ratePerSecond: settings.writeRate,
+      ...(this.setup.transactionSize ? { transactionSize: this.setup.transactionSize } : {}),
     });
     writing.catch(() => undefined); // awaited in stop()
     return {
