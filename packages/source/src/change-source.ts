@@ -44,6 +44,12 @@ export class ChangeStreamClosedError extends Error {
   }
 }
 
+function sameTime(a: ChangeStreamDocument, b: ChangeStreamDocument): boolean {
+  const x = (a as { clusterTime?: Timestamp }).clusterTime;
+  const y = (b as { clusterTime?: Timestamp }).clusterTime;
+  return x !== undefined && y !== undefined && x.equals(y);
+}
+
 /** The one change stream that serves an ingest's whole watch scope, read batch by batch. */
 export class ChangeSource {
   private stream: ChangeStream | null = null;
@@ -109,9 +115,10 @@ export class ChangeSource {
    * Returns the events the server has ready (waiting up to maxAwaitTimeMS for the first one),
    * at most `max` unless a transaction needs more, stopping after an invalidate. A split event's
    * fragments are read to its last and joined. A batch that would end on an event of a
-   * transaction reads on until the transaction ends: at an event of another (held for the next
-   * batch) or when the server has nothing more, which a commit's atomic visibility makes its
-   * end. That costs a transaction at the stream's head one more wait of maxAwaitTimeMS.
+   * transaction reads on until the transaction ends: at an event of a later clusterTime (held
+   * for the next batch; all of a transaction's events carry its commit's) or when the server has
+   * nothing more, which a commit's atomic visibility makes its end. That costs a transaction at
+   * the stream's head one more wait of maxAwaitTimeMS.
    */
   async next(max: number): Promise<Batch> {
     const stream = this.stream;
@@ -153,11 +160,12 @@ export class ChangeSource {
       }
       events.push(change);
       if (events.length >= max || stream.bufferedCount() === 0) {
-        const transaction = transactionIdOf(change);
-        if (transaction === null) break;
+        if (transactionIdOf(change) === null) break;
+        // Every event of a transaction has its commit's clusterTime: the transaction (and any
+        // other committed at that time, as shards may) ends where the time moves on.
         const after = await readEvent();
         if (after === null) break; // nothing more: the transaction is whole
-        if (transactionIdOf(after) !== transaction) {
+        if (!sameTime(after, change)) {
           this.held = after;
           break;
         }

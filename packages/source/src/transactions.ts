@@ -23,21 +23,20 @@ export function transactionIdOf(event: Document): string | null {
 }
 
 /**
- * Each event's place in its transaction (null for events outside one): a transaction is a run of
- * consecutive events with one id. The batch must hold each transaction whole.
+ * Each event's place in its transaction (null for events outside one), in the batch's order. The
+ * batch must hold each transaction whole. MongoDB shows a transaction's events one after another;
+ * grouping by id rather than by run also holds if a sharded cluster's merge of two transactions
+ * committed at one clusterTime interleaved them.
  */
 export function markTransactions(events: readonly Document[]): (TransactionMark | null)[] {
   const ids = events.map(transactionIdOf);
-  const marks: (TransactionMark | null)[] = [];
-  let start = 0;
-  while (start < ids.length) {
-    const id = ids[start] ?? null;
-    let end = start + 1;
-    while (end < ids.length && id !== null && ids[end] === id) end++;
-    for (let i = start; i < end; i++) {
-      marks.push(id === null ? null : { id, index: i - start, count: end - start });
-    }
-    start = end;
-  }
-  return marks;
+  const counts = new Map<string, number>();
+  for (const id of ids) if (id !== null) counts.set(id, (counts.get(id) ?? 0) + 1);
+  const seen = new Map<string, number>();
+  return ids.map((id) => {
+    if (id === null) return null;
+    const index = seen.get(id) ?? 0;
+    seen.set(id, index + 1);
+    return { id, index, count: counts.get(id) ?? 0 };
+  });
 }

@@ -7,7 +7,7 @@ const lsid = (n: number) => ({ id: new UUID(`00000000-0000-4000-8000-00000000000
 const inTxn = (session: number, txn: number) => ({ lsid: lsid(session), txnNumber: new Long(txn) });
 
 describe('markTransactions', () => {
-  test('runs of one lsid and txnNumber are transactions; other events carry nothing', () => {
+  test('events with one lsid and txnNumber are a transaction; other events carry nothing', () => {
     const events = [
       {},
       inTxn(1, 1),
@@ -32,6 +32,16 @@ describe('markTransactions', () => {
       { id: c, index: 0, count: 2 },
       { id: c, index: 1, count: 2 },
       null,
+    ]);
+  });
+
+  test('events of one transaction are counted together even if another’s came between them', () => {
+    const a = transactionIdOf(inTxn(1, 1))!;
+    const b = transactionIdOf(inTxn(2, 1))!;
+    expect(markTransactions([inTxn(1, 1), inTxn(2, 1), inTxn(1, 1)])).toEqual([
+      { id: a, index: 0, count: 2 },
+      { id: b, index: 0, count: 1 },
+      { id: a, index: 1, count: 2 },
     ]);
   });
 
