@@ -60,14 +60,22 @@ function calls(record: string): Call[] {
     .map((line) => JSON.parse(line) as Call);
 }
 
-/** An ingest of `db` and workers (`names`), recording handler calls in a file. */
-async function startSystem(db: string, ingestEnv: NodeJS.ProcessEnv = {}, names = WORKERS) {
+/**
+ * An ingest of `db` and a worker process for each of `names` (workers.toml's names), recording
+ * handler calls in a file; `run: false` starts none of the workers.
+ */
+async function startSystem(
+  db: string,
+  ingestEnv: NodeJS.ProcessEnv = {},
+  names: readonly string[] = WORKERS,
+  run = true,
+) {
   const record = join(tempDir('changeq-txn-'), 'calls.jsonl');
   const env = {
     MONGODB_URI: stack.mongodbUri,
     REDIS_URL: stack.redisUrl,
     WORKERS_FILE: workersFile(
-      `workers = ${JSON.stringify(WORKERS)}\n\n[defaults]\nconcurrency = 16\n`,
+      `workers = ${JSON.stringify(names)}\n\n[defaults]\nconcurrency = 16\n`,
     ),
     QUEUE_PREFIX: db,
     LOG_LEVEL: 'info',
@@ -80,7 +88,7 @@ async function startSystem(db: string, ingestEnv: NodeJS.ProcessEnv = {}, names 
     FULL_DOCUMENT_BEFORE_CHANGE: 'whenAvailable',
     ...ingestEnv,
   });
-  const workers = names.map((name) =>
+  const workers = (run ? names : []).map((name) =>
     startApp('worker', ['--name', name, '--handlers', HANDLERS], { ...env, RECORD_FILE: record }),
   );
   await ingest.waitForLine(/change stream open/, 30_000);
@@ -152,7 +160,7 @@ async function largeUpdate(db: string): Promise<void> {
 }
 
 test('an event over 16 MB reaches the handler whole; without splitting the ingest stops and says why', async () => {
-  const system = await startSystem('e2e_large');
+  const system = await startSystem('e2e_large', {}, ['alpha']);
   try {
     await largeUpdate('e2e_large');
     await waitFor(() => calls(system.record).length >= 3, 'the three events handled', 60_000);
@@ -163,7 +171,12 @@ test('an event over 16 MB reaches the handler whole; without splitting the inges
     await Promise.all(system.all.map((p) => p.stop()));
   }
 
-  const refused = await startSystem('e2e_nosplit', { SPLIT_LARGE_EVENTS: 'false' }, []);
+  const refused = await startSystem(
+    'e2e_nosplit',
+    { SPLIT_LARGE_EVENTS: 'false' },
+    ['alpha'],
+    false,
+  );
   try {
     await largeUpdate('e2e_nosplit');
     const exit = await refused.ingest.exited;
