@@ -66,10 +66,13 @@ export interface TransactionMark {
    * Equal for every event of the transaction, different for every other transaction.
    */
   id: string;
-  /** The event's index among the transaction's events, from 0. */
-  index: number;
+  /**
+   * The event's index among the transaction's events, from 0. Null, as `count`, for a
+   * transaction of more than 10,000 events past a batch's end, which the ingest enqueues in parts.
+   */
+  index: number | null;
   /** How many events of the transaction the stream showed (after WATCH, MATCH and PIPELINE). */
-  count: number;
+  count: number | null;
 }
 
 const INT32_MIN = -0x80000000;

@@ -51,7 +51,8 @@ export interface HandlerContext {
    * Set when the event is one of a multi-document transaction's: the transaction's id (its
    * `lsid` and `txnNumber`), this event's index in it (from 0) and how many events it has, as
    * the change stream showed them. Its events may run on several workers, each in its own
-   * document's order; `count` tells a handler when it has seen them all.
+   * document's order; `count` tells a handler when it has seen them all. `index` and `count` are
+   * null in a transaction of more than 10,000 events past a batch's end (enqueued in parts).
    */
   readonly transaction?: TransactionMark;
 }

@@ -11,7 +11,7 @@ import type { ResumeToken } from '@changeq/shared';
 import type { IngestConfig } from './config.js';
 import { scopeMatch, singleDatabase } from './watch-scope.js';
 import { SPLIT_STAGE, assembleFragments, fragmentOf } from './split-events.js';
-import { transactionIdOf } from './transactions.js';
+import { clusterTimeOf, transactionIdOf } from './transactions.js';
 
 export type StartOptions =
   { startAfter: ResumeToken } | { startAtOperationTime: Timestamp } | Record<string, never>;
@@ -30,7 +30,16 @@ export interface Batch {
   token: ResumeToken | null;
   /** Set when the stream was invalidated (its collection or database dropped or renamed). */
   invalidated: boolean;
+  /**
+   * The clusterTime (see clusterTimeOf) of a transaction this stream enqueues in parts: one of
+   * more than TRANSACTION_READ_AHEAD events past a batch's end, or one a resumed stream starts
+   * inside. Its events cannot carry their index and count (see markTransactions).
+   */
+  partialTime: string | null;
 }
+
+/** Most events a batch reads past its `max` to end where a transaction ends. */
+export const TRANSACTION_READ_AHEAD = 10_000;
 
 /**
  * The driver closed the stream under us (after a resume it could not make): reopening it from
@@ -55,6 +64,8 @@ export class ChangeSource {
   private stream: ChangeStream | null = null;
   /** An event read past the end of a transaction: the next batch's first. */
   private held: ChangeStreamDocument | null = null;
+  /** See Batch.partialTime. */
+  private partialTime: string | null = null;
 
   constructor(
     private readonly client: MongoClient,
@@ -70,6 +81,8 @@ export class ChangeSource {
       | 'batchSize'
       | 'maxAwaitTimeMs'
     >,
+    /** Most events a batch reads past its `max` to end where a transaction ends. */
+    private readonly readAhead = TRANSACTION_READ_AHEAD,
   ) {}
 
   pipeline(): Document[] {
@@ -85,6 +98,9 @@ export class ChangeSource {
 
   open(start: StartOptions): void {
     this.held = null;
+    // Batches end where a transaction ends, so a stored position shares its clusterTime with the
+    // transaction events after it only when a transaction was being enqueued in parts.
+    this.partialTime = 'startAfter' in start ? clusterTimeOf(start.startAfter) : null;
     const options: ChangeStreamOptions = {
       batchSize: this.config.batchSize,
       maxAwaitTimeMS: this.config.maxAwaitTimeMs,
@@ -153,6 +169,7 @@ export class ChangeSource {
     };
     let change = this.held ?? (await readEvent());
     this.held = null;
+    let past = 0;
     while (change) {
       if (change.operationType === 'invalidate') {
         invalidated = true;
@@ -161,6 +178,11 @@ export class ChangeSource {
       events.push(change);
       if (events.length >= max || stream.bufferedCount() === 0) {
         if (transactionIdOf(change) === null) break;
+        if (past >= this.readAhead) {
+          // Too large to hold in memory at once: enqueued in parts, without index and count.
+          this.partialTime = clusterTimeOf(change._id);
+          break;
+        }
         // Every event of a transaction has its commit's clusterTime: the transaction (and any
         // other committed at that time, as shards may) ends where the time moves on.
         const after = await readEvent();
@@ -170,6 +192,7 @@ export class ChangeSource {
           break;
         }
         change = after;
+        past++;
         continue;
       }
       change = await readEvent();
@@ -178,7 +201,7 @@ export class ChangeSource {
     if (invalidated && change) token = change._id as ResumeToken;
     else if (this.held) token = (events[events.length - 1]?._id as ResumeToken | undefined) ?? null;
     else token = (stream.resumeToken as ResumeToken | undefined) ?? null;
-    return { events, token, invalidated };
+    return { events, token, invalidated, partialTime: this.partialTime };
   }
 
   async close(): Promise<void> {

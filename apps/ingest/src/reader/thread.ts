@@ -58,7 +58,7 @@ async function read(max: number): Promise<WireBatch> {
   const batch = await source.next(max);
   const jobs: PlannedJob[] = [];
   const tally = new Map<string, EventTally>();
-  const transactions = markTransactions(batch.events);
+  const transactions = markTransactions(batch.events, batch.partialTime);
   batch.events.forEach((event, index) => {
     for (const job of planEvent(event, router, undefined, transactions[index] ?? null)) {
       jobs.push(job);
