@@ -32,6 +32,7 @@ const source = new ChangeSource(client, {
   fullDocument: 'default',
   fullDocumentBeforeChange: 'off',
   expandedEvents: false,
+  splitLargeEvents: true,
   pipeline: null,
   batchSize: 1000,
   maxAwaitTimeMs: 1000,

@@ -10,7 +10,11 @@ import { PositionChangedError, classifyRedisError } from '@changeq/store';
 import { ReadError, RedisInterruptedError } from './ports.js';
 
 export type Failure =
-  | { of: 'mongodb'; kind: 'transient' | 'event-too-large' | 'refused' }
+  | {
+      of: 'mongodb';
+      kind: 'transient' | 'event-too-large' | 'event-unsplittable' | 'refused';
+    }
+  | { of: 'mongodb'; kind: 'stage-unsupported'; message: string }
   | { of: 'mongodb'; kind: 'unresumable'; code: UnresumableCode }
   | { of: 'redis'; kind: 'unavailable' | 'full' | 'refused' | 'position-changed' | 'interrupted' }
   /** Something for the operator to fix (a setting, a stored value), already worded. */
@@ -55,6 +59,10 @@ export interface FailureContext {
   since: string;
 }
 
+/** What keeps events under 16 MB without splitting them. */
+const SHRINK =
+  'narrow FULL_DOCUMENT/FULL_DOCUMENT_BEFORE_CHANGE or drop large fields with PIPELINE (e.g. [{"$unset": "fullDocument.blob"}]) so events stay under 16 MB';
+
 export function decide(failure: Failure, error: unknown, context: FailureContext): Decision {
   switch (failure.of) {
     case 'operator':
@@ -73,8 +81,24 @@ export function decide(failure: Failure, error: unknown, context: FailureContext
           return {
             action: 'stop',
             error: new UserError(
-              `a change event after ${context.since} is larger than 16 MB (BSONObjectTooLarge); the stream cannot pass it`,
-              'narrow FULL_DOCUMENT/FULL_DOCUMENT_BEFORE_CHANGE (or add a MATCH with $project) so events stay under 16 MB, then restart',
+              `a change event after ${context.since} is larger than 16 MB (BSONObjectTooLarge) and the stream does not split it; the stream cannot pass it`,
+              `set SPLIT_LARGE_EVENTS=true (MongoDB 7.0 or 6.0.9+ splits the event and the ingest joins it into one job), or ${SHRINK}, then restart`,
+            ),
+          };
+        case 'event-unsplittable':
+          return {
+            action: 'stop',
+            error: new UserError(
+              `a change event after ${context.since} is larger than 16 MB and one of its fields alone exceeds a fragment, so $changeStreamSplitLargeEvent cannot split it`,
+              `${SHRINK}, then restart`,
+            ),
+          };
+        case 'stage-unsupported':
+          return {
+            action: 'stop',
+            error: new UserError(
+              `MongoDB refused the change stream's pipeline: ${failure.message}; with SPLIT_LARGE_EVENTS=true (the default) it ends with $changeStreamSplitLargeEvent, which needs MongoDB 7.0 or 6.0.9+`,
+              'upgrade MongoDB, or set SPLIT_LARGE_EVENTS=false (an event over 16 MB then stops the ingest)',
             ),
           };
         case 'refused':

@@ -30,6 +30,7 @@ function reader(maxAwaitTimeMs: number): StreamReader {
     fullDocument: 'default',
     fullDocumentBeforeChange: 'off',
     expandedEvents: false,
+    splitLargeEvents: true,
     pipeline: null,
     match: null,
     batchSize: 100,

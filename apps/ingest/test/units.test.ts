@@ -118,9 +118,25 @@ describe('the failure policy', () => {
     for (const code of [260, 280] as const) {
       expect(decide({ of: 'mongodb', kind: 'unresumable', code }, error, gap).action).toBe('stop');
     }
-    expect(stopWith({ of: 'mongodb', kind: 'event-too-large' }, gap).problem).toMatch(
-      /larger than 16 MB/,
+    const large = stopWith({ of: 'mongodb', kind: 'event-too-large' }, gap);
+    expect(large.problem).toMatch(
+      /larger than 16 MB \(BSONObjectTooLarge\) and the stream does not split it/,
     );
+    expect(large.fix).toMatch(
+      /SPLIT_LARGE_EVENTS=true .*MongoDB 7\.0 or 6\.0\.9.*FULL_DOCUMENT.*PIPELINE/,
+    );
+    const unsplittable = stopWith({ of: 'mongodb', kind: 'event-unsplittable' });
+    expect(unsplittable.problem).toMatch(/one of its fields alone exceeds a fragment/);
+    expect(unsplittable.fix).toMatch(/FULL_DOCUMENT.*PIPELINE/);
+    const unknown = stopWith({
+      of: 'mongodb',
+      kind: 'stage-unsupported',
+      message: 'Unrecognized pipeline stage name',
+    });
+    expect(unknown.problem).toMatch(
+      /Unrecognized pipeline stage name; .*\$changeStreamSplitLargeEvent, which needs MongoDB 7\.0 or 6\.0\.9\+/,
+    );
+    expect(unknown.fix).toMatch(/upgrade MongoDB, or set SPLIT_LARGE_EVENTS=false/);
   });
 });
 

@@ -51,6 +51,28 @@ export interface EventJobData {
    * job only once each named old owner has passed its checkpoint for the epoch. Absent otherwise.
    */
   hold?: { epoch: number; workers: string[] };
+  /**
+   * Set on each event of a multi-document transaction: its place in the transaction as the
+   * change stream showed it (see TransactionMark). Absent outside transactions.
+   */
+  txn?: TransactionMark;
+}
+
+/** An event's place in its multi-document transaction, as the change stream showed it. */
+export interface TransactionMark {
+  /**
+   * The transaction: its `lsid` and `txnNumber` (the event's own fields) as canonical Extended
+   * JSON as the driver decodes them, `{"lsid":{"id":{"$binary":…}},"txnNumber":{"$numberInt":"3"}}`.
+   * Equal for every event of the transaction, different for every other transaction.
+   */
+  id: string;
+  /**
+   * The event's index among the transaction's events, from 0. Null, as `count`, for a
+   * transaction of more than 10,000 events past a batch's end, which the ingest enqueues in parts.
+   */
+  index: number | null;
+  /** How many events of the transaction the stream showed (after WATCH, MATCH and PIPELINE). */
+  count: number | null;
 }
 
 const INT32_MIN = -0x80000000;

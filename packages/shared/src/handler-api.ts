@@ -23,6 +23,7 @@
 import type { Document } from 'mongodb';
 import type { Logger } from 'pino';
 import type { ChangeEvent, OperationType } from './change-event.js';
+import type { TransactionMark } from './codec.js';
 
 export type { Logger as HandlerLogger } from 'pino';
 
@@ -46,6 +47,14 @@ export interface HandlerContext {
    * reject. After a shutdown abort the job stays queued and runs again in the next process.
    */
   readonly signal: AbortSignal;
+  /**
+   * Set when the event is one of a multi-document transaction's: the transaction's id (its
+   * `lsid` and `txnNumber`), this event's index in it (from 0) and how many events it has, as
+   * the change stream showed them. Its events may run on several workers, each in its own
+   * document's order; `count` tells a handler when it has seen them all. `index` and `count` are
+   * null in a transaction of more than 10,000 events past a batch's end (enqueued in parts).
+   */
+  readonly transaction?: TransactionMark;
 }
 
 /** The event type of one operation, so that `insert` handlers see `fullDocument` and so on. */

@@ -31,6 +31,11 @@ export interface IngestConfig {
    * `createIndexes`, `dropIndexes` and `modify` reach the handlers, as namespace-wide events.
    */
   expandedEvents: boolean;
+  /**
+   * End the pipeline with `$changeStreamSplitLargeEvent` (MongoDB 7.0, 6.0.9+): events over
+   * 16 MB arrive as fragments, which the ingest joins into one job.
+   */
+  splitLargeEvents: boolean;
   /** An extra `$match` stage (Extended JSON) applied on the server. */
   match: Document | null;
   /** Stages added after the scope and MATCH (PIPELINE; checked by user-pipeline.ts). */
@@ -71,6 +76,7 @@ Settings come from the environment (see docs/configuration.md):
   FULL_DOCUMENT (default)   FULL_DOCUMENT_BEFORE_CHANGE (off)   MATCH ({} as Extended JSON)
   PIPELINE ([] as Extended JSON: $match, $project, $set, $unset, $replaceWith, $redact stages)
   EXPANDED_EVENTS (false; true = DDL events too: create, createIndexes, modify, ...)
+  SPLIT_LARGE_EVENTS (true: events over 16 MB arrive split and are joined; needs MongoDB 7.0/6.0.9+)
   BATCH_SIZE (1000)   MAX_AWAIT_TIME_MS (1000)   QUEUE_PREFIX (changeq)   INGEST_ID (default)
   BACKLOG_LIMIT (100000)   KEEP_COMPLETED_SECONDS (3600)   KEEP_COMPLETED_COUNT (10000)
   KEEP_FAILED_SECONDS (604800)   CONNECT_TIMEOUT_MS (30000)   SHUTDOWN_TIMEOUT_MS (4000)
@@ -177,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
       },
     ),
     expandedEvents: read.bool('EXPANDED_EVENTS', { default: false }),
+    splitLargeEvents: read.bool('SPLIT_LARGE_EVENTS', { default: true }),
     match: parseMatch(read.optionalString('MATCH')),
     pipeline,
     batchSize: read.int('BATCH_SIZE', { default: 1000, min: 1, max: 100_000 }),

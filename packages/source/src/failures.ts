@@ -37,6 +37,10 @@ export const MongoCode = {
   SocketException: 9001,
   NotWritablePrimary: 10107,
   BSONObjectTooLarge: 10334,
+  /** An unknown aggregation stage (an assertion code: not in error_codes.yml). */
+  UnrecognizedPipelineStage: 40324,
+  /** $changeStreamSplitLargeEvent: one field alone does not fit in a fragment. */
+  ChangeEventUnsplittable: 7182500,
   InterruptedAtShutdown: 11600,
   InterruptedDueToReplStateChange: 11602,
   StaleConfig: 13388,
@@ -111,8 +115,15 @@ export type MongoFailure =
   | { kind: 'transient' }
   /** The stream cannot continue from its resume point (what each code means: its wording). */
   | { kind: 'unresumable'; code: UnresumableCode }
-  /** An event is larger than BSON allows (16 MB): the stream cannot pass it. */
+  /** An event is larger than BSON allows (16 MB) and the stream does not split it. */
   | { kind: 'event-too-large' }
+  /** An event over 16 MB has a field that alone exceeds a fragment: it cannot be split. */
+  | { kind: 'event-unsplittable' }
+  /**
+   * The server does not know a stage of the stream's pipeline: PIPELINE's stages are all older
+   * than MongoDB 4.2, so in practice $changeStreamSplitLargeEvent (MongoDB 7.0, 6.0.9+).
+   */
+  | { kind: 'stage-unsupported'; message: string }
   /** Any other refusal of MongoDB's (access, a bad pipeline): retrying would not cure it. */
   | { kind: 'refused' };
 
@@ -131,6 +142,10 @@ export function classifyMongoError(error: unknown): MongoFailure | null {
     return { kind: 'unresumable', code: code as UnresumableCode };
   }
   if (code === MongoCode.BSONObjectTooLarge) return { kind: 'event-too-large' };
+  if (code === MongoCode.ChangeEventUnsplittable) return { kind: 'event-unsplittable' };
+  if (code === MongoCode.UnrecognizedPipelineStage) {
+    return { kind: 'stage-unsupported', message: error.message };
+  }
   if (
     error instanceof MongoNetworkError ||
     error instanceof MongoServerSelectionError ||

@@ -10,6 +10,7 @@ import {
   type Route,
   type Router,
   type RingRouter,
+  type TransactionMark,
 } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 // The key schema alone: the reader thread plans events without loading BullMQ.
@@ -47,12 +48,14 @@ const DOCUMENT_OPERATIONS: ReadonlySet<string> = new Set(['insert', 'update', 'r
  * change. A namespace-wide event (drop, rename, dropDatabase, or anything without a document
  * key) goes to every worker, because each may hold older events of that namespace's documents
  * that must run first. The document's canonical key is computed once, for its route and for
- * the job's `doc` field.
+ * the job's `doc` field. `transaction`: the event's place in its transaction (markTransactions),
+ * which every job of the event carries.
  */
 export function planEvent(
   event: ChangeEvent | ChangeStreamDocument,
   router: Router | RingRouter,
   origin: EventOrigin = STREAM,
+  transaction: TransactionMark | null = null,
 ): PlannedJob[] {
   const op = event.operationType;
   const ns = namespaceOf(event as Document);
@@ -69,7 +72,8 @@ export function planEvent(
       : null;
   const doc = key && identityOf(key);
   const stamped = stamp(event, origin, doc);
-  const data = encodeEvent(event, { ns, op, doc });
+  const encoded = encodeEvent(event, { ns, op, doc });
+  const data = transaction ? { ...encoded, txn: transaction } : encoded;
   const job = (route: Route): PlannedJob => ({
     name: eventJobName(op, ns),
     ...stamped,

@@ -6,6 +6,7 @@
 export {
   ChangeSource,
   ChangeStreamClosedError,
+  TRANSACTION_READ_AHEAD,
   type Batch,
   type StartOptions,
 } from './change-source.js';
@@ -16,6 +17,8 @@ export {
   type UnresumableCode,
 } from './failures.js';
 export { planEvent, namespaceOf, type EventOrigin } from './planner.js';
+export { clusterTimeOf, markTransactions, transactionIdOf } from './transactions.js';
+export { assembleFragments, SPLIT_STAGE } from './split-events.js';
 export {
   SnapshotReader,
   type SnapshotSource,

@@ -51,6 +51,22 @@ describe('classifyMongoError, by type', () => {
     expect(
       classifyMongoError(new MongoServerError({ code: MongoCode.BSONObjectTooLarge, errmsg: 'x' })),
     ).toEqual({ kind: 'event-too-large' });
+    expect(
+      classifyMongoError(
+        new MongoServerError({ code: MongoCode.ChangeEventUnsplittable, errmsg: 'x' }),
+      ),
+    ).toEqual({ kind: 'event-unsplittable' });
+    expect(
+      classifyMongoError(
+        new MongoServerError({
+          code: MongoCode.UnrecognizedPipelineStage,
+          errmsg: "Unrecognized pipeline stage name: '$changeStreamSplitLargeEvent'",
+        }),
+      ),
+    ).toEqual({
+      kind: 'stage-unsupported',
+      message: "Unrecognized pipeline stage name: '$changeStreamSplitLargeEvent'",
+    });
     expect(classifyMongoError(new TypeError('x is undefined'))).toBeNull();
     // The message does not count: only the type and the code do.
     expect(classifyMongoError(new Error('connection 3 to 127.0.0.1 closed'))).toBeNull();
@@ -77,6 +93,7 @@ describe('classifyMongoError, on a real server', () => {
       fullDocument: 'default',
       fullDocumentBeforeChange: 'off',
       expandedEvents: false,
+      splitLargeEvents: true,
       pipeline: null,
       batchSize: 100,
       maxAwaitTimeMs: 50,

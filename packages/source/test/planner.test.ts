@@ -27,6 +27,28 @@ describe('planEvent', () => {
     expect(JSON.parse(job!.json)).toMatchObject({ doc: documentIdentity('shop.orders', id) });
   });
 
+  test('a transaction’s mark rides on every job of the event; other events carry none', () => {
+    const mark = { id: '{"lsid":{},"txnNumber":{"$numberInt":"1"}}', index: 2, count: 5 };
+    const update = {
+      _id: { _data: '8265A1B2C3000000072B' },
+      operationType: 'update',
+      ns: { db: 'shop', coll: 'orders' },
+      documentKey: { _id: id },
+    } as unknown as ChangeStreamDocument;
+    const drop = {
+      _id: { _data: '8265A1B2C3000000082B' },
+      operationType: 'drop',
+      ns: { db: 'shop', coll: 'orders' },
+    } as unknown as ChangeStreamDocument;
+    const jobs = [
+      ...planEvent(update, router, undefined, mark),
+      ...planEvent(drop, router, undefined, mark),
+    ];
+    expect(jobs).toHaveLength(4);
+    for (const job of jobs) expect(JSON.parse(job.json)).toMatchObject({ txn: mark });
+    expect(JSON.parse(planEvent(update, router)[0]!.json)).not.toHaveProperty('txn');
+  });
+
   test('a document event without documentKey._id (a PIPELINE stage removed it) is refused, never sent to every worker', () => {
     const event = {
       _id: { _data: '8265A1B2C3000000072B' },
@@ -69,7 +91,7 @@ describe('planEvent', () => {
     expect(() => planEvent({ ...drop, _id: { legacy: 1 } } as never, router)).toThrow(/4\.2/);
   });
 
-  test('by a ring: the epoch of the event\'s position; a moved document\'s job holds on its old owner', () => {
+  test("by a ring: the epoch of the event's position; a moved document's job holds on its old owner", () => {
     const from = '8265A1B2C3000000072B';
     const ring = new RingRouter([
       { epoch: 1, names: ['alpha', 'bravo'], from: '' },
@@ -98,7 +120,11 @@ describe('planEvent', () => {
     });
     // A drop after the switch: on every name; charlie's waits for the names it gained from.
     const drop = planEvent(
-      { _id: { _data: `${from}02` }, operationType: 'drop', ns: { db: 'shop', coll: 'orders' } } as never,
+      {
+        _id: { _data: `${from}02` },
+        operationType: 'drop',
+        ns: { db: 'shop', coll: 'orders' },
+      } as never,
       ring,
     );
     expect(drop.map((job) => [job.queue, JSON.parse(job.json).hold ?? null])).toEqual([

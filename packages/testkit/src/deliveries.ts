@@ -27,6 +27,8 @@ export interface HandlerCall {
   /** Date.now() in the worker process. */
   t: number;
   r?: 'ok' | 'fail' | 'aborted';
+  /** ctx.transaction of the call (on start lines; absent outside transactions). */
+  tx?: { id: string; index: number; count: number };
 }
 
 /** Reads the record file as it grows: each read returns the lines completed since the last. */
@@ -272,4 +274,50 @@ export function checkDeliveries(
   report.handled = report.firstHandledAt.size;
   report.lost = expected.filter((job) => !report.firstHandledAt.has(jobKey(job.worker, job.jobId)));
   return report;
+}
+
+/**
+ * Every handled call's `ctx.transaction` against the transactions the history shows: the events
+ * of `expected` (what the stream shows) with one `lsid` and `txnNumber`, one after another, are
+ * one transaction; each call must carry its id (their canonical Extended JSON), its index among
+ * them and their count, and a call of an event outside transactions must carry none. Computed
+ * here from the history alone, not with the ingest's code. Returns each wrong call, described.
+ */
+export function checkTransactionMarks(
+  expected: readonly ExpectedJob[],
+  calls: readonly HandlerCall[],
+): { transactions: number; problems: string[] } {
+  const events = [...new Map(expected.map((job) => [job.position, job.event])).entries()].sort(
+    ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0),
+  );
+  const idOf = (event: ChangeStreamDocument): string | null => {
+    const { lsid, txnNumber } = event as { lsid?: unknown; txnNumber?: unknown };
+    return lsid === undefined || txnNumber === undefined
+      ? null
+      : BSON.EJSON.stringify({ lsid, txnNumber }, { relaxed: false });
+  };
+  const marks = new Map<string, { id: string; index: number; count: number } | null>();
+  let transactions = 0;
+  for (let start = 0; start < events.length;) {
+    const id = idOf(events[start]![1]);
+    let end = start + 1;
+    while (id !== null && end < events.length && idOf(events[end]![1]) === id) end++;
+    if (id !== null) transactions++;
+    for (let i = start; i < end; i++) {
+      marks.set(events[i]![0], id === null ? null : { id, index: i - start, count: end - start });
+    }
+    start = end;
+  }
+  const problems: string[] = [];
+  for (const call of calls) {
+    if (call.ph !== 's' || !marks.has(call.pos)) continue;
+    const want = marks.get(call.pos) ?? null;
+    const got = call.tx ?? null;
+    if (JSON.stringify(want) !== JSON.stringify(got)) {
+      problems.push(
+        `${call.pos} (worker ${call.w}): ctx.transaction ${got ? `${got.index}/${got.count}` : 'none'}, the history says ${want ? `${want.index}/${want.count}` : 'none'}${got && want && got.id !== want.id ? ' (another id)' : ''}`,
+      );
+    }
+  }
+  return { transactions, problems };
 }

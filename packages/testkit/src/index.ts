@@ -20,6 +20,7 @@ export {
   expectedJobs,
   jobKey,
   recordingHandlersPath,
+  checkTransactionMarks,
 } from './deliveries.js';
 export type {
   DeliveryReport,

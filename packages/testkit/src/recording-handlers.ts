@@ -2,7 +2,8 @@
  * A worker handlers module (`--handlers`, see recordingHandlersPath) that records every handler
  * call as two JSON lines in one file shared by every worker process, its start and its end:
  *
- *   {"ph":"s","w":worker,"pid":…,"job":jobId,"pos":resume-token _data,"doc":…,"a":attempt,"t":ms}
+ *   {"ph":"s","w":worker,"pid":…,"job":jobId,"pos":resume-token _data,"doc":…,"a":attempt,"t":ms,
+ *    "tx":ctx.transaction (only in a transaction)}
  *   {"ph":"e",…,"r":"ok"|"fail"|"aborted"}
  *
  * The file, not Redis: the fault tests break Redis, and the record must outlive what it
@@ -29,6 +30,7 @@ interface Context {
   worker: string;
   jobId: string;
   signal: AbortSignal;
+  transaction?: { id: string; index: number; count: number };
 }
 
 const file = process.env.CHANGEQ_RECORD_FILE;
@@ -73,7 +75,7 @@ export default async function handle(event: Event, ctx: Context): Promise<void> 
     doc: id === null ? ns : `${ns}:${id}`,
     a: ctx.attempt,
   };
-  record({ ph: 's', ...call, t: Date.now() });
+  record({ ph: 's', ...call, t: Date.now(), ...(ctx.transaction ? { tx: ctx.transaction } : {}) });
   if (sleepMax > 0) await sleep(unit('sleep', ctx.jobId, ctx.attempt) * sleepMax, ctx.signal);
   if (ctx.signal.aborted) {
     record({ ph: 'e', ...call, t: Date.now(), r: 'aborted' });

@@ -15,6 +15,11 @@ export interface ChaosWrites {
   signal?: AbortSignal;
   /** Steps per second over all writers; default: as fast as the server answers. */
   ratePerSecond?: number;
+  /**
+   * Set: each transaction touches 1 to this many of the writer's documents (at random);
+   * default: three picks, so one to three documents.
+   */
+  transactionSize?: number;
 }
 
 export interface WriteTally {
@@ -37,7 +42,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Inserts, updates, replaces and deletes across `documents` documents in several collections,
  * from several concurrent writers over disjoint documents; every 40th step of a writer is a
- * transaction touching up to three documents. The server's own change history (changesSince) is
+ * transaction touching up to three documents (or up to `transactionSize`). The server's own change history (changesSince) is
  * what a test compares with: a failed write is simply not in it.
  */
 export async function writeChaos(mongodbUri: string, plan: ChaosWrites): Promise<WriteTally> {
@@ -106,7 +111,12 @@ export async function writeChaos(mongodbUri: string, plan: ChaosWrites): Promise
           let size = 1;
           if (step % 40 === 39) {
             const session = client.startSession();
-            const picks = [0, 1, 2].map(() => mine[Math.floor(random() * mine.length)]!);
+            const picks = Array.from(
+              {
+                length: plan.transactionSize ? 1 + Math.floor(random() * plan.transactionSize) : 3,
+              },
+              () => mine[Math.floor(random() * mine.length)]!,
+            );
             const unique = [...new Set(picks)];
             size = unique.length;
             const before = new Set(exists);

@@ -5,6 +5,7 @@
 import type { ChangeStreamDocument, Timestamp } from 'mongodb';
 import {
   checkDeliveries,
+  checkTransactionMarks,
   jobKey,
   type ExpectedJob,
   type HandlerCall,
@@ -243,6 +244,16 @@ export function measure(run: RowRun): RowResult {
       reasons.push(`${report.orderViolations.length} per-document order violations`);
     if (result.unexpected > 0)
       reasons.push(`${result.unexpected} jobs enqueued or handled that no change calls for`);
+    const marks = checkTransactionMarks(run.expected, run.calls);
+    if (marks.problems.length > 0) {
+      reasons.push(
+        `${marks.problems.length} handler calls with a wrong ctx.transaction, e.g. ${marks.problems.slice(0, 2).join('; ')}`,
+      );
+    } else if (marks.transactions > 0) {
+      notes.push(
+        `every call of the ${marks.transactions} transactions carried its id, index and count`,
+      );
+    }
     for (const { role, exit } of run.ownExits) {
       reasons.push(
         `${role} (pid ${exit.pid}) exited by itself with code ${exit.code}: ${lastLine(exit.tail)}`,

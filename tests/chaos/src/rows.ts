@@ -79,6 +79,18 @@ async function activeWorker(ctx: FaultContext, name: string) {
 const pick = <T>(random: () => number, list: readonly T[]): T =>
   list[Math.floor(random() * list.length)]!;
 
+/** SIGKILL of the ingest, repeatedly: each strikes an ingest at work. */
+async function killIngest(ctx: FaultContext): Promise<void> {
+  for (let n = 0; n < ctx.settings.repeats.ingestKills; n += 1) {
+    // Each kill strikes an ingest at work: its successor's stream open, then a while.
+    await ctx.system.ingest.current.waitForLine(/change stream open/, 30_000);
+    if (n > 0) await ctx.pause(300, 1500);
+    await ctx.fault('ingest SIGKILL', async () => {
+      await ctx.system.ingest.kill(); // its supervisor starts the next one at once
+    });
+  }
+}
+
 /** Kills Redis, waits `downMs`, starts it again on the same port and files (AOF replayed). */
 async function redisOutage(ctx: FaultContext, downMs: number): Promise<void> {
   await ctx.fault(`Redis down ${downMs} ms`, async () => {
@@ -114,16 +126,16 @@ export const ROWS: readonly Row[] = [
     id: 'ingest-sigkill',
     title: 'SIGKILL of the ingest, repeatedly',
     expect: 'clean',
-    async inject(ctx) {
-      for (let n = 0; n < ctx.settings.repeats.ingestKills; n += 1) {
-        // Each kill strikes an ingest at work: its successor's stream open, then a while.
-        await ctx.system.ingest.current.waitForLine(/change stream open/, 30_000);
-        if (n > 0) await ctx.pause(300, 1500);
-        await ctx.fault('ingest SIGKILL', async () => {
-          await ctx.system.ingest.kill(); // its supervisor starts the next one at once
-        });
-      }
-    },
+    inject: killIngest,
+  },
+  {
+    id: 'ingest-sigkill-transactions',
+    title:
+      'SIGKILL of the ingest, repeatedly, among transactions of up to 60 events read in batches of 20',
+    expect: 'clean',
+    transactionSize: 60,
+    batchSize: 20,
+    inject: killIngest,
   },
   {
     id: 'worker-sigkill',

@@ -51,6 +51,10 @@ export interface SystemSetup {
   addedNames?: readonly string[];
   /** A second ingest process with the same settings: a standby that takes over the ingest lease. */
   standbyIngest?: boolean;
+  /** Most documents a transaction of the writer touches (default 3). */
+  transactionSize?: number;
+  /** The ingest's BATCH_SIZE (default 200). */
+  batchSize?: number;
 }
 
 export class System {
@@ -109,7 +113,7 @@ export class System {
       // Completed jobs are removed at once, so an event enqueued twice is a second job (with the
       // default, BullMQ would refuse the second add while the first is kept, hiding it).
       KEEP_COMPLETED_COUNT: '0',
-      BATCH_SIZE: '200',
+      BATCH_SIZE: String(setup.batchSize ?? 200),
       MAX_AWAIT_TIME_MS: '200',
       INGEST_LEASE_TTL_MS: String(LEASE_TTL_MS),
     };
@@ -245,6 +249,7 @@ export class System {
       tolerateErrors: true,
       signal: abort.signal,
       ratePerSecond: settings.writeRate,
+      ...(this.setup.transactionSize ? { transactionSize: this.setup.transactionSize } : {}),
     });
     writing.catch(() => undefined); // awaited in stop()
     return {

@@ -33,6 +33,7 @@ export interface ReaderInit {
     | 'fullDocument'
     | 'fullDocumentBeforeChange'
     | 'expandedEvents'
+    | 'splitLargeEvents'
     | 'batchSize'
     | 'maxAwaitTimeMs'
   > & {

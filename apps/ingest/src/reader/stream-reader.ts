@@ -24,8 +24,10 @@ import {
  * BSON; a snapshot batch stops after 8 MiB plus one document of at most 16 MiB), those documents
  * decoded (about 2.5x their BSON) and their jobs' JSON text (about 2x): about 16 + 16 x 4.5 =
  * 88 MB for a stream batch, 16 + 24 x 4.5 = 124 MB for a snapshot batch of the largest
- * documents. A thread that still exceeds it fails with the reason and the ingest stops (see the
- * class comment). The young generation stays V8's: limiting it cost about 10 µs of CPU per
+ * documents. A batch also holds a whole transaction and a split event's joined fragments: an
+ * event of 46.5 MB (three 15.5 MB fields, the most three fragments carry) passed within it, its
+ * strings kept once; a transaction of very many events may not. A thread that still exceeds it
+ * fails with the reason and the ingest stops (see the class comment). The young generation stays V8's: limiting it cost about 10 µs of CPU per
  * event in garbage collection for about 20 MB.
  */
 const READER_LIMITS = { maxOldGenerationSizeMb: 128 };
@@ -73,6 +75,7 @@ export class StreamReader implements ChangeReader {
         fullDocument: config.fullDocument,
         fullDocumentBeforeChange: config.fullDocumentBeforeChange,
         expandedEvents: config.expandedEvents,
+        splitLargeEvents: config.splitLargeEvents,
         batchSize: config.batchSize,
         maxAwaitTimeMs: config.maxAwaitTimeMs,
         matchJson: encodeMatch(config.match),

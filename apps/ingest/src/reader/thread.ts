@@ -15,6 +15,7 @@ import {
   ChangeSource,
   SnapshotReader,
   classifyMongoError,
+  markTransactions,
   namespaceOf,
   planEvent,
 } from '@changeq/source/stream';
@@ -57,14 +58,17 @@ async function read(max: number): Promise<WireBatch> {
   const batch = await source.next(max);
   const jobs: PlannedJob[] = [];
   const tally = new Map<string, EventTally>();
-  for (const event of batch.events) {
-    for (const job of planEvent(event, router)) jobs.push(job);
+  const transactions = markTransactions(batch.events, batch.partialTime);
+  batch.events.forEach((event, index) => {
+    for (const job of planEvent(event, router, undefined, transactions[index] ?? null)) {
+      jobs.push(job);
+    }
     const namespace = namespaceOf(event as Document);
     const key = `${namespace}\u0000${event.operationType}`;
     const entry = tally.get(key);
     if (entry) entry.count += 1;
     else tally.set(key, { namespace, operation: event.operationType, count: 1 });
-  }
+  });
   const last = batch.events[batch.events.length - 1] as
     { clusterTime?: Parameters<typeof encodeTime>[0]; wallTime?: Date } | undefined;
   return {

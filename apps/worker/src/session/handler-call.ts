@@ -43,6 +43,7 @@ function handlerContext(
     worker: env.worker,
     idempotencyKey: task.jobId,
     jobId: task.jobId,
+    ...(data?.txn ? { transaction: data.txn } : {}),
     get signal() {
       return getSignal();
     },

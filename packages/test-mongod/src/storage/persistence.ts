@@ -8,6 +8,7 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { BSON } from 'bson';
 import type { Doc } from '../bson/types.js';
+import { serialize } from '../wire/raw.js';
 
 export const DESERIALIZE_OPTIONS = { promoteValues: false, bsonRegExp: true } as const;
 
@@ -15,7 +16,9 @@ const LOG_FILE = 'changeq-mongod.log';
 const LOCK_FILE = 'mongod.lock';
 
 export function encodeRecord(payload: Doc): Buffer {
-  const body = BSON.serialize(payload);
+  // Not BSON.serialize: a record (an update with its pre- and post-image) may exceed bson's 17 MB
+  // scratch buffer, past which it throws.
+  const body = serialize(payload);
   const out = Buffer.allocUnsafe(8 + body.length);
   out.writeUInt32LE(body.length, 0);
   out.writeUInt32LE(crc32(body), 4);

@@ -1,6 +1,8 @@
 // Multi-document transactions (manual: Transactions; Change Events — clusterTime, lsid,
 // txnNumber): writes and their change events appear only at commit, share one clusterTime and
-// carry lsid/txnNumber; abort discards them.
+// carry lsid/txnNumber; abort discards them. changeq's ingest relies on a transaction's events
+// arriving one after another, with no empty batch among them however small the batches (a commit
+// is visible at once), and on writes outside transactions (retryable ones too) carrying neither.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoServerError } from 'mongodb';
 import type { Collection, MongoClient, Timestamp } from 'mongodb';
@@ -102,5 +104,43 @@ describe('transactions', () => {
     expect(commit.code).toBe(251);
     await session.endSession();
     expect(await c.countDocuments()).toBe(1);
+  });
+
+  it('a transaction larger than a batch arrives whole and in one run: no empty batch, no other write inside', async () => {
+    const d = client.db(uniqueDb('txn_run'));
+    const [a, b] = [d.collection('a'), d.collection('b')];
+    await d.createCollection('a');
+    await d.createCollection('b');
+    const cs = d.watch([], { batchSize: 5, maxAwaitTimeMS: 100 });
+    await cs.tryNext();
+    const session = client.startSession();
+    await session.withTransaction(async () => {
+      for (let i = 0; i < 23; i++) await (i % 2 ? a : b).insertOne({ i }, { session });
+    });
+    await session.endSession();
+    await a.insertOne({ outside: 1 }); // a retryable write (the driver's default)
+    const events: Ev[] = [];
+    const deadline = Date.now() + 10_000;
+    let emptyInside = 0;
+    while (events.length < 24 && Date.now() < deadline) {
+      const event = (await cs.tryNext()) as Ev | null;
+      if (event) events.push(event);
+      else if (events.length > 0 && events.length < 23) emptyInside++;
+    }
+    await cs.close();
+    expect(events).toHaveLength(24);
+    expect(emptyInside).toBe(0);
+    const txn = events.slice(0, 23);
+    const first = txn[0]!;
+    for (const e of txn) {
+      expect(e.lsid).toEqual(first.lsid);
+      expect(e.txnNumber).toEqual(first.txnNumber);
+      expect((e.clusterTime as Timestamp).equals(first.clusterTime as Timestamp)).toBe(true);
+    }
+    expect(txn.map((e) => (e.fullDocument as { i: number }).i)).toEqual(
+      Array.from({ length: 23 }, (_, i) => i),
+    );
+    expect(events[23]?.lsid).toBeUndefined();
+    expect(events[23]?.txnNumber).toBeUndefined();
   });
 });

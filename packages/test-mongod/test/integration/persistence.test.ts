@@ -59,6 +59,24 @@ describe('restart with dataDir', () => {
     await resumed.close();
   });
 
+  it('logs a write whose record exceeds 17 MB (an update of a 9 MB document with pre-images)', async () => {
+    const dir = tmpDir();
+    let s = await startMongoServer({ dataDir: dir });
+    let c = await connect(s.uri);
+    const d = c.db('p');
+    await d.createCollection('big', { changeStreamPreAndPostImages: { enabled: true } });
+    const MB = 1024 * 1024;
+    await d.collection('big').insertOne({ _id: 1, v: 'a'.repeat(9 * MB) } as never);
+    await d.collection('big').updateOne({ _id: 1 } as never, { $set: { v: 'b'.repeat(9 * MB) } });
+    await c.close();
+    await s.stop();
+    s = await startMongoServer({ dataDir: dir });
+    server(s);
+    c = await connect(s.uri);
+    const doc = await c.db('p').collection('big').findOne({ _id: 1 } as never);
+    expect(doc?.v).toBe('b'.repeat(9 * MB));
+  });
+
   it('compacts the log into a snapshot and still restores data and the history window', async () => {
     const dir = tmpDir();
     const history = { maxEvents: 1500 };
