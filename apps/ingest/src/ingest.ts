@@ -5,6 +5,7 @@ import { copySnapshot, describeScope, type IngestConfig } from '@changeq/source'
 import { describePosition, type StoredPosition, type StoredStart } from '@changeq/store';
 import { reachServers } from './connect.js';
 import { classifyFailure, codeName, decide } from './failure-policy.js';
+import { IngestPause, type PausePort } from './pause.js';
 import { Pipeline } from './pipeline.js';
 import {
   systemClock,
@@ -23,7 +24,14 @@ import { RingKeeper } from './ring-change.js';
 import { StartPlanner, openOptions, type StartPlan } from './start.js';
 
 export type IngestState =
-  'starting' | 'snapshot' | 'streaming' | 'backpressure' | 'retrying' | 'stopping' | 'stopped';
+  | 'starting'
+  | 'snapshot'
+  | 'streaming'
+  | 'backpressure'
+  | 'paused'
+  | 'retrying'
+  | 'stopping'
+  | 'stopped';
 
 /** What the metrics and health endpoints read. */
 export interface IngestStatus {
@@ -60,6 +68,8 @@ export interface IngestParts {
   /** The ring in Redis; without it the ingest routes by workers.toml alone (unit tests). */
   ring?: RingPort;
   clock?: Clock;
+  /** The operator's pause flag (`changeq pause --ingest`); without it the ingest never pauses. */
+  pause?: PausePort;
   /** The fault tests' crash points. */
   faults?: (point: FaultPoint) => void;
   /** Checks made once Redis first answers (main.ts: the database of REDIS_URL exists). */
@@ -113,6 +123,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly starts: StartPlanner;
   private readonly pipeline: Pipeline;
   private readonly rings: RingKeeper | null;
+  private readonly pause: IngestPause | null;
   /** The worker names of the latest good workers.toml. */
   private names: readonly string[];
   private readonly abort = new AbortController();
@@ -141,6 +152,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     });
     const faults = parts.faults ?? (() => undefined);
     this.names = config.workers.names;
+    this.pause = parts.pause ? new IngestPause(parts.pause, this.clock, log) : null;
     this.rings = parts.ring
       ? new RingKeeper(
           {
@@ -240,6 +252,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   /** Closes its parts; call after start() settled. */
   async close(): Promise<void> {
+    if (this.redis.status === 'ready') await this.pause?.clear().catch(() => undefined);
     await this.reader.shutdown();
     await this.enqueuer.close().catch(() => undefined);
     this.redis.disconnect();
@@ -289,6 +302,20 @@ export class Ingest extends EventEmitter<IngestEvents> {
           await this.reader.close();
           await this.rings.apply(stream.position, since);
           this.ringStatus();
+        }
+        if (this.pause) {
+          // At a batch boundary: what was read before is committed and its position stored.
+          const request = await this.pause.asked();
+          if (request) {
+            this.pipeline.discard();
+            await this.reader.close();
+            this.status.streamOpen = false;
+            this.setState('paused');
+            const at = stream.position ? describePosition(stream.position) : stream.since;
+            await this.pause.hold(request, at, this.abort.signal);
+            continue;
+          }
+          await this.pause.running();
         }
         if (!this.reader.isOpen) await this.reader.open(openOptions(stream));
         const batch = await this.pipeline.next(this.abort.signal);

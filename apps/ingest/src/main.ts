@@ -12,7 +12,7 @@ import {
 } from '@changeq/observability';
 import { createLogger, runMain, watchWorkersFile, loadWorkersConfig, UserError, type Logger } from '@changeq/shared';
 import { readFileSync } from 'node:fs';
-import { PositionStore, RingStore, checkRedisDatabase, createRedis, deadLetterQueueName, eventQueueName } from '@changeq/store';
+import { PauseWatch, PositionStore, RingStore, checkRedisDatabase, createRedis, deadLetterQueueName, eventQueueName } from '@changeq/store';
 import {
   USAGE,
   describeScope,
@@ -24,6 +24,9 @@ import {
 import { faultPoint } from './fault-points.js';
 import { Ingest } from './ingest.js';
 import { StreamReader } from './reader/stream-reader.js';
+
+/** How often the ingest reads the pause flag (at a batch boundary, or while paused). */
+const PAUSE_POLL_MS = 500;
 
 /** An Ingest of the real parts: the reader thread, and the store over the ingest's connection. */
 function createIngest(config: IngestConfig, log: Logger): Ingest {
@@ -37,6 +40,12 @@ function createIngest(config: IngestConfig, log: Logger): Ingest {
       store: new PositionStore(redis, config.queuePrefix, config.ingestId),
       enqueuer: ingestEnqueuer(config, redis, log, () => faultPoint('after-queue-commit')),
       ring: new RingStore(redis, config.queuePrefix),
+      pause: new PauseWatch(
+        redis,
+        config.queuePrefix,
+        { kind: 'ingest', id: config.ingestId },
+        PAUSE_POLL_MS,
+      ),
       faults: faultPoint,
       checkRedis: () => checkRedisDatabase(redis, config.redisUrl),
     },
@@ -178,7 +187,10 @@ async function serve(
         redis: () => ({ ok: servers.redis === null, detail: servers.redis ?? 'connected' }),
         stream: () => ({
           ok: INGEST_READY_STATES.includes(state),
-          detail: `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
+          detail:
+            state === 'paused'
+              ? 'state paused by the operator (changeq pause --ingest); `changeq resume --ingest` resumes it'
+              : `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
         }),
       });
     },

@@ -11,6 +11,7 @@ export * from './codecs/lease.js';
 export * from './codecs/block-state.js';
 export * from './codecs/dead-letter.js';
 export * from './codecs/ring.js';
+export * from './codecs/pause.js';
 
 // Scripts, connections and BullMQ.
 export { Scripts, scriptNames } from './scripts.js';
@@ -33,6 +34,13 @@ export { Enqueuer, unfinishedJobs, type EnqueuerOptions, type PlannedJob } from 
 export { RingStore, RingChangedError, nextEpoch, HANDOFF_TTL_S } from './ring-store.js';
 export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
 export { DocumentBlocks } from './document-blocks.js';
+export {
+  PauseWatch,
+  PAUSE_REPORT_TTL_MS,
+  describePauseTarget,
+  readPause,
+  requestPause,
+} from './pause.js';
 export {
   listDeadLetters,
   retryDeadLetter,

@@ -3,6 +3,7 @@ import { losingNames, redactUri, tokenData } from '@changeq/shared';
 import {
   PositionStore,
   RingStore,
+  readPause,
   deadLetterQueueName,
   describeStart,
   eventQueueName,
@@ -13,6 +14,7 @@ import {
   type JobCounts,
 } from '@changeq/store';
 import { connectRedis, ingestConnections, type IngestConnection } from '../connect.js';
+import { describePause, pauseStatus, type PauseStatus } from './pause.js';
 import { clusterTimeDate, clusterTimeJson, duration, table } from '../format.js';
 import type { Settings } from '../settings.js';
 
@@ -27,6 +29,8 @@ export interface StatusReport {
     /** null when Redis does not allow CLIENT LIST. */
     running: boolean | null;
     connections: IngestConnection[];
+    /** `changeq pause --ingest` and what the ingest reports about it. */
+    pause: PauseStatus;
   };
   position:
     | null
@@ -93,6 +97,8 @@ export interface StatusReport {
     deadLetters: number;
     blockedDocuments: number;
     pendingCommands: number;
+    /** `changeq pause --worker` and what its process reports about it. */
+    pause: PauseStatus;
     process: null | {
       pid: number;
       host: string;
@@ -187,10 +193,11 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
 
   const workers = await Promise.all(
     names.map(async (name) => {
-      const [queueCounts, deadCounts, record] = await Promise.all([
+      const [queueCounts, deadCounts, record, paused] = await Promise.all([
         queueJobCounts(redis, prefix, eventQueueName(name)),
         queueJobCounts(redis, prefix, deadLetterQueueName(name)),
         readWorkerRecord(redis, prefix, name),
+        readPause(redis, prefix, { kind: 'worker', name }),
       ]);
       const holder = record.holder;
       const unfinished =
@@ -217,6 +224,7 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
           (deadCounts.waiting ?? 0) + (deadCounts.delayed ?? 0) + (deadCounts.prioritized ?? 0),
         blockedDocuments: record.blockedDocuments,
         pendingCommands: record.pendingCommands,
+        pause: pauseStatus(paused.request, paused.report),
         process: holder
           ? {
               pid: holder.pid,
@@ -237,7 +245,13 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
     redis: redactUri(settings.redisUrl),
     prefix,
     ingestId,
-    ingest: { running, connections },
+    ingest: {
+      running,
+      connections,
+      pause: await readPause(redis, prefix, { kind: 'ingest', id: ingestId }).then((p) =>
+        pauseStatus(p.request, p.report),
+      ),
+    },
     position,
     snapshot: parseSnapshot(rawSnapshot),
     ring:
@@ -268,7 +282,7 @@ export function renderStatus(report: StatusReport): string {
         : ingest.running
           ? `running (connected ${duration(Math.max(...ingest.connections.map((c) => c.ageSeconds)))} from ${ingest.connections.map((c) => c.addr).join(', ')})`
           : 'NOT RUNNING'
-    }`,
+    }${describePause(ingest.pause)}`,
   );
   const p = report.position;
   if (p === null) {
@@ -339,7 +353,9 @@ export function renderStatus(report: StatusReport): string {
     lines.push(
       (w.process
         ? `  ${w.name.padEnd(width)}  pid ${w.process.pid} on ${w.process.host}, active since ${w.process.since} (fence ${w.process.fence}, lease renewed, expires in ${duration(w.process.leaseExpiresInMs / 1000)})${pending}`
-        : `  ${w.name.padEnd(width)}  ${w.membership === 'drained' ? 'no process' : 'NO LIVE PROCESS (no lease): its jobs wait'}${pending}`) + state,
+        : `  ${w.name.padEnd(width)}  ${w.membership === 'drained' ? 'no process' : 'NO LIVE PROCESS (no lease): its jobs wait'}${pending}`) +
+        state +
+        describePause(w.pause),
     );
   }
   return lines.join('\n');
