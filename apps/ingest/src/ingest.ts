@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Timestamp } from 'mongodb';
+import type { Tracer } from '@changeq/observability';
 import { Backoff, type Logger } from '@changeq/shared';
 import { copySnapshot, describeScope, type IngestConfig } from '@changeq/source';
 import { describePosition, type StoredPosition, type StoredStart } from '@changeq/store';
@@ -22,6 +23,7 @@ import {
 } from './ports.js';
 import { RingKeeper } from './ring-change.js';
 import { StartPlanner, openOptions, type StartPlan } from './start.js';
+import { IngestTracing } from './tracing.js';
 
 export type IngestState =
   | 'starting'
@@ -70,6 +72,8 @@ export interface IngestParts {
   clock?: Clock;
   /** The operator's pause flag (`changeq pause --ingest`); without it the ingest never pauses. */
   pause?: PausePort;
+  /** With OTEL_* set: spans per batch, and the trace context in every job. */
+  tracer?: Tracer;
   /** The fault tests' crash points. */
   faults?: (point: FaultPoint) => void;
   /** Checks made once Redis first answers (main.ts: the database of REDIS_URL exists). */
@@ -124,6 +128,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly pipeline: Pipeline;
   private readonly rings: RingKeeper | null;
   private readonly pause: IngestPause | null;
+  private readonly tracing: IngestTracing | null;
   /** The worker names of the latest good workers.toml. */
   private names: readonly string[];
   private readonly abort = new AbortController();
@@ -153,6 +158,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const faults = parts.faults ?? (() => undefined);
     this.names = config.workers.names;
     this.pause = parts.pause ? new IngestPause(parts.pause, this.clock, log) : null;
+    this.tracing = parts.tracer ? new IngestTracing(parts.tracer) : null;
     this.rings = parts.ring
       ? new RingKeeper(
           {
@@ -318,12 +324,22 @@ export class Ingest extends EventEmitter<IngestEvents> {
           await this.pause.running();
         }
         if (!this.reader.isOpen) await this.reader.open(openOptions(stream));
+        const readFrom = this.tracing ? Date.now() : 0;
         const batch = await this.pipeline.next(this.abort.signal);
         if (batch === null) break;
         this.streamAnswered(batch);
         // Nothing is written over a Redis that may have come back without its data.
         if (this.redisCloses.total !== this.redisCloses.atPlan) throw new RedisInterruptedError();
-        await this.commit(stream, batch);
+        if (this.tracing) {
+          const span = this.tracing.enqueueing(batch, readFrom, Date.now());
+          await this.commit(stream, batch).catch((error: unknown) => {
+            this.tracing?.committed(span, error);
+            throw error;
+          });
+          this.tracing.committed(span);
+        } else {
+          await this.commit(stream, batch);
+        }
         this.redisCloses.atCommit = this.redisCloses.total;
         held = stream.held;
         if (batch.invalidated) {

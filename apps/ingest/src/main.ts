@@ -8,7 +8,9 @@ import {
   metricsRedis,
   registerWorkerLeaseMetrics,
   serveObservability,
+  startTracing,
   type HttpSettings,
+  type Tracer,
 } from '@changeq/observability';
 import { createLogger, runMain, watchWorkersFile, loadWorkersConfig, UserError, type Logger } from '@changeq/shared';
 import { readFileSync } from 'node:fs';
@@ -29,7 +31,7 @@ import { StreamReader } from './reader/stream-reader.js';
 const PAUSE_POLL_MS = 500;
 
 /** An Ingest of the real parts: the reader thread, and the store over the ingest's connection. */
-function createIngest(config: IngestConfig, log: Logger): Ingest {
+function createIngest(config: IngestConfig, log: Logger, tracer: Tracer | undefined): Ingest {
   const redis = createRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId });
   redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   return new Ingest(
@@ -47,6 +49,7 @@ function createIngest(config: IngestConfig, log: Logger): Ingest {
         PAUSE_POLL_MS,
       ),
       faults: faultPoint,
+      ...(tracer ? { tracer } : {}),
       checkRedis: () => checkRedisDatabase(redis, config.redisUrl),
     },
     log,
@@ -62,7 +65,8 @@ runMain('changeq-ingest', async () => {
   const config = loadConfig(process.env, flags);
   const http = httpSettings({ ...process.env, HTTP_PORT: String(config.httpPort) });
   const log = createLogger({ name: 'ingest' });
-  const ingest = createIngest(config, log);
+  const tracing = startTracing('changeq-ingest');
+  const ingest = createIngest(config, log, tracing?.tracer);
   const observability =
     http.port === 0
       ? null
@@ -101,6 +105,9 @@ runMain('changeq-ingest', async () => {
     workers.close();
     await ingest.close();
     await observability?.close();
+    await tracing
+      ?.shutdown()
+      .catch((error: unknown) => log.warn({ err: error }, 'sending the last spans failed'));
   }
   log.info('stopped');
 });

@@ -27,6 +27,7 @@
  */
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Tracer } from '@changeq/observability';
 import type { Logger, WorkerSettings } from '@changeq/shared';
 import {
   DocumentBlocks,
@@ -57,6 +58,7 @@ import { callHandler } from './session/handler-call.js';
 import { LockExtension } from './session/locks.js';
 import { OutcomeWriter } from './session/outcome-writer.js';
 import { WorkerPause } from './session/pause.js';
+import { tracedCall } from './session/tracing.js';
 import { recover } from './session/recovery.js';
 import { ReplayLines } from './session/replay-lines.js';
 import type { WorkTask } from './session/tasks.js';
@@ -80,6 +82,8 @@ export interface SessionOptions {
   /** The worker's own hooks of `hooks`, combined (see hooks.ts). */
   events: WorkerEvents;
   random?: () => number;
+  /** With OTEL_* set: spans for the wait in the queue and every handler call. */
+  tracer?: Tracer;
 }
 
 export class Session implements TaskDriver<WorkTask> {
@@ -321,11 +325,14 @@ export class Session implements TaskDriver<WorkTask> {
   call(task: WorkTask, attempt: number, getSignal: () => AbortSignal): unknown {
     if (!this.leaseHolds()) throw new StopWork('the worker lease lapsed');
     let signal: AbortSignal | undefined;
-    return callHandler(this.opts, task, attempt, () => {
-      this.leaseHolds();
-      signal ??= AbortSignal.any([getSignal(), this.leaseLapsed.signal]);
-      return signal;
-    });
+    const call = () =>
+      callHandler(this.opts, task, attempt, () => {
+        this.leaseHolds();
+        signal ??= AbortSignal.any([getSignal(), this.leaseLapsed.signal]);
+        return signal;
+      });
+    if (this.opts.tracer === undefined || task.kind === 'replay-line') return call();
+    return tracedCall(this.opts.tracer, this.opts.worker, task, attempt, call);
   }
 
   /**

@@ -51,6 +51,11 @@ export interface EventJobData {
    * job only once each named old owner has passed its checkpoint for the epoch. Absent otherwise.
    */
   hold?: { epoch: number; workers: string[] };
+  /**
+   * With tracing on (OTEL_* set on the ingest): the W3C traceparent of the ingest's enqueue
+   * span, the parent of the worker's spans for this event. Absent otherwise.
+   */
+  traceparent?: string;
 }
 
 const INT32_MIN = -0x80000000;
