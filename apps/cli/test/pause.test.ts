@@ -162,7 +162,7 @@ test('pause --wait returns once the paused worker and ingest stopped; resume los
     return [...expected].every((id) => [...done].some((doc) => doc.includes(id)));
   }, 'every event handled after the resume');
   expect(await enqueued()).toBe(35);
-});
+}, 90_000); // seven CLI runs and two waits: slow on a loaded machine
 
 test('pause needs --ingest or --worker, not both', async () => {
   const none = await cli(['pause'], env());
