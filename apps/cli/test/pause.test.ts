@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MongoClient, ObjectId } from 'mongodb';
 import { startStack, type RunningStack } from '@changeq/stack';
+import { workerKeys } from '@changeq/store';
 import {
   CallLog,
   endProcesses,
@@ -97,6 +98,9 @@ beforeAll(async () => {
     HTTP_PORT: '0',
     CHANGEQ_RECORD_FILE: RECORD,
     CHANGEQ_RECORD_SLEEP_MAX_MS: '400',
+    // Shorter than the pause: the held jobs' locks and the lease must be renewed while paused.
+    LOCK_DURATION_MS: '1000',
+    LEASE_TTL_MS: '2000',
   });
   processes.push(worker);
   await waitFor(
@@ -138,6 +142,11 @@ test('pause --wait returns once the paused worker and ingest stopped; resume los
   expect(await enqueued()).toBe(30);
   calls.read();
   expect(calls.calls.filter((c) => c.ph === 's').length).toBe(startedBefore);
+  // Paused for longer than a lock and a lease last: both still held by the worker.
+  const held = await redis.lrange('pz:alpha:active', 0, -1);
+  expect(held.length).toBeGreaterThan(0);
+  for (const jobId of held) expect(await redis.pttl(`pz:alpha:${jobId}:lock`)).toBeGreaterThan(0);
+  expect(await redis.pttl(workerKeys('pz', 'alpha').lease)).toBeGreaterThan(0);
 
   const status = JSON.parse((await cli(['status', '--json'], env())).stdout) as {
     ingest: { pause: { state: string } };
