@@ -111,10 +111,17 @@ export class PauseWatch {
     this.reported = { key, at: now };
   }
 
-  /** Removes the report (a process stopping: nothing answers for the target any more). */
+  /**
+   * Removes the report (a process stopping), unless it is not this process's: a successor (a
+   * standby that took the lease over) may have written its own meanwhile.
+   */
   async clear(): Promise<void> {
+    if (this.reported === null) return;
     this.reported = null;
     this.lastState = null;
-    await this.redis.del(this.keys.pauseState);
+    const current = parsePauseReport(await this.redis.get(this.keys.pauseState));
+    if (current?.pid === process.pid && current.host === hostname()) {
+      await this.redis.del(this.keys.pauseState);
+    }
   }
 }
