@@ -65,7 +65,7 @@ runMain('changeq-ingest', async () => {
   const config = loadConfig(process.env, flags);
   const http = httpSettings({ ...process.env, HTTP_PORT: String(config.httpPort) });
   const log = createLogger({ name: 'ingest' });
-  const tracing = startTracing('changeq-ingest');
+  const tracing = await startTracing('changeq-ingest');
   const ingest = createIngest(config, log, tracing?.tracer);
   const observability =
     http.port === 0

@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const log = createLogger({ name: 'changeq-worker', level: config.logLevel });
   if (config.notInFile) await mayDrain(config, config.notInFile, log);
   // Before the handlers load: spans they make with @opentelemetry/api nest under ours.
-  const tracing = startTracing('changeq-worker');
+  const tracing = await startTracing('changeq-worker');
   const handlers = await loadHandlers(config.handlers);
   let worker: RunningWorker | undefined;
   const observability = config.http.port === 0 ? null : await serve(config, () => worker, log);

@@ -20,10 +20,6 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 
 export { SpanKind, SpanStatusCode, type Span, type Tracer };
 
@@ -49,11 +45,20 @@ export interface Tracing {
  * Starts the SDK when asked (`service`: the default of OTEL_SERVICE_NAME). It is registered
  * globally, so spans a handler makes with @opentelemetry/api nest under its handler span.
  */
-export function startTracing(
+export async function startTracing(
   service: string,
   env: NodeJS.ProcessEnv = process.env,
-): Tracing | null {
+): Promise<Tracing | null> {
   if (!tracingEnabled(env)) return null;
+  // Loaded only when asked: without OTEL_* the SDK costs not even its loading.
+  const [{ OTLPTraceExporter }, resources, { BatchSpanProcessor }, { NodeTracerProvider }] =
+    await Promise.all([
+      import('@opentelemetry/exporter-trace-otlp-http'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/sdk-trace-base'),
+      import('@opentelemetry/sdk-trace-node'),
+    ]);
+  const { detectResources, envDetector, resourceFromAttributes } = resources;
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (the env detector) win over the default name.
   const resource = resourceFromAttributes({ 'service.name': service }).merge(
     detectResources({ detectors: [envDetector] }),

@@ -2,10 +2,10 @@ import { describe, expect, test } from 'vitest';
 import { startTracing, tracingEnabled } from '../src/tracing.js';
 
 describe('tracing', () => {
-  test('is off without OTEL_* asking for an exporter: no SDK, no span, nothing in the jobs', () => {
+  test('is off without OTEL_* asking for an exporter: no SDK, no span, nothing in the jobs', async () => {
     expect(tracingEnabled({})).toBe(false);
     expect(tracingEnabled({ OTEL_SERVICE_NAME: 'x' })).toBe(false);
-    expect(startTracing('changeq-test', {})).toBeNull();
+    expect(await startTracing('changeq-test', {})).toBeNull();
   });
 
   test('is on with an OTLP endpoint or OTEL_TRACES_EXPORTER=otlp, off when disabled', () => {
