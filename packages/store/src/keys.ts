@@ -158,7 +158,7 @@ export type PauseTarget = { kind: 'ingest'; id: string } | { kind: 'worker'; nam
 export function pauseKeys(prefix: string, target: PauseTarget) {
   const base =
     target.kind === 'ingest'
-      ? `${prefix}:ingest:${target.id}`
+      ? `${prefix}:ingest:${slotName(target.id)}`
       : `${prefix}:worker:${slotName(target.name)}`;
   return {
     /** Set by `changeq pause`: the ingest enqueues nothing, the worker starts no handler call. */
