@@ -6,6 +6,7 @@ import type { CommanderError } from 'commander';
 import { Command, Option } from 'commander';
 import { UserError, createLogger, type Logger } from '@changeq/shared';
 import { dlqAct, dlqList } from './commands/dlq.js';
+import { pauseCommand, type PauseFlags } from './commands/pause.js';
 import { preimages } from './commands/preimages.js';
 import { resync } from './commands/resync.js';
 import { statusCommand } from './commands/status.js';
@@ -123,7 +124,9 @@ export function buildProgram(
   const settings = (options: ConnectionFlags) => new Settings(options, io.env);
 
   const program = new Command('changeq')
-    .description('Operate changeq: status, resume token, dead letters, pre-images, resync.')
+    .description(
+      'Operate changeq: status, pause and resume, resume token, dead letters, pre-images, resync.',
+    )
     .addHelpText('after', ENVIRONMENT);
 
   withConnection(
@@ -234,6 +237,28 @@ export function buildProgram(
         );
       },
     );
+  }
+
+  for (const op of ['pause', 'resume'] as const) {
+    withConnection(
+      program
+        .command(op)
+        .description(
+          op === 'pause'
+            ? 'pause the ingest (it enqueues nothing, keeps its lease and position) or a worker (its handler calls under way finish, none starts)'
+            : 'resume a paused ingest or worker where it stopped',
+        )
+        .option('--ingest', 'the ingest of INGEST_ID (--ingest-id)')
+        .option('--worker <name>', 'a worker name from workers.toml')
+        .option(
+          '--wait',
+          `wait until the active process confirms it is ${op === 'pause' ? 'paused' : 'running'}`,
+        )
+        .option('--wait-timeout <seconds>', 'give up waiting after this long (default 60)'),
+      ['redis', 'workers', 'prefix', 'ingest'],
+    ).action(async (options: ConnectionFlags & PauseFlags) => {
+      await pauseCommand(settings(options), op === 'pause', options);
+    });
   }
 
   const pre = program

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Timestamp } from 'mongodb';
+import type { Tracer } from '@changeq/observability';
 import { Backoff, type Logger } from '@changeq/shared';
 import { copySnapshot, describeScope, type IngestConfig } from '@changeq/source';
 import {
@@ -11,6 +12,7 @@ import {
 import { reachServers } from './connect.js';
 import { classifyFailure, codeName, decide } from './failure-policy.js';
 import type { LeadershipPort } from './leadership.js';
+import { IngestPause, type PausePort } from './pause.js';
 import { Pipeline } from './pipeline.js';
 import {
   systemClock,
@@ -27,6 +29,7 @@ import {
 } from './ports.js';
 import { RingKeeper } from './ring-change.js';
 import { StartPlanner, openOptions, type StartPlan } from './start.js';
+import { IngestTracing } from './tracing.js';
 
 export type IngestState =
   | 'starting'
@@ -35,6 +38,7 @@ export type IngestState =
   | 'snapshot'
   | 'streaming'
   | 'backpressure'
+  | 'paused'
   | 'retrying'
   | 'stopping'
   | 'stopped';
@@ -76,6 +80,10 @@ export interface IngestParts {
   /** The ring in Redis; without it the ingest routes by workers.toml alone (unit tests). */
   ring?: RingPort;
   clock?: Clock;
+  /** The operator's pause flag (`changeq pause --ingest`); without it the ingest never pauses. */
+  pause?: PausePort;
+  /** With OTEL_* set: spans per batch, and the trace context in every job. */
+  tracer?: Tracer;
   /** The fault tests' crash points. */
   faults?: (point: FaultPoint) => void;
   /** Checks made once Redis first answers (main.ts: the database of REDIS_URL exists). */
@@ -135,6 +143,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly starts: StartPlanner;
   private readonly pipeline: Pipeline;
   private readonly rings: RingKeeper | null;
+  private readonly pause: IngestPause | null;
+  private readonly tracing: IngestTracing | null;
   /** The worker names of the latest good workers.toml. */
   private names: readonly string[];
   private readonly abort = new AbortController();
@@ -170,6 +180,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     });
     const faults = parts.faults ?? (() => undefined);
     this.names = config.workers.names;
+    this.pause = parts.pause ? new IngestPause(parts.pause, this.clock, log) : null;
+    this.tracing = parts.tracer ? new IngestTracing(parts.tracer) : null;
     this.rings = parts.ring
       ? new RingKeeper(
           {
@@ -342,6 +354,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   /** Closes its parts; call after start() settled. */
   async close(): Promise<void> {
+    if (this.redis.status === 'ready') await this.pause?.clear().catch(() => undefined);
     await this.reader.shutdown();
     await this.enqueuer.close().catch(() => undefined);
     this.redis.disconnect();
@@ -396,13 +409,37 @@ export class Ingest extends EventEmitter<IngestEvents> {
           await this.rings.apply(stream.position, since);
           this.ringStatus();
         }
+        if (this.pause) {
+          // At a batch boundary: what was read before is committed and its position stored.
+          const request = await this.pause.asked();
+          if (request) {
+            this.pipeline.discard();
+            await this.reader.close();
+            this.status.streamOpen = false;
+            this.setState('paused');
+            const at = stream.position ? describePosition(stream.position) : stream.since;
+            await this.pause.hold(request, at, signal);
+            continue;
+          }
+          await this.pause.running();
+        }
         if (!this.reader.isOpen) await this.reader.open(openOptions(stream));
+        const readFrom = this.tracing ? Date.now() : 0;
         const batch = await this.pipeline.next(signal);
         if (batch === null) break;
         this.streamAnswered(batch);
         // Nothing is written over a Redis that may have come back without its data.
         if (this.redisCloses.total !== this.redisCloses.atPlan) throw new RedisInterruptedError();
-        await this.commit(stream, batch);
+        if (this.tracing) {
+          const span = this.tracing.enqueueing(batch, readFrom, Date.now());
+          await this.commit(stream, batch).catch((error: unknown) => {
+            this.tracing?.committed(span, error);
+            throw error;
+          });
+          this.tracing.committed(span);
+        } else {
+          await this.commit(stream, batch);
+        }
         this.redisCloses.atCommit = this.redisCloses.total;
         held = this.held = stream.held;
         if (batch.invalidated) {

@@ -8,11 +8,14 @@ import {
   metricsRedis,
   registerWorkerLeaseMetrics,
   serveObservability,
+  startTracing,
   type HttpSettings,
+  type Tracer,
 } from '@changeq/observability';
 import { createLogger, runMain, watchWorkersFile, loadWorkersConfig, UserError, type Logger } from '@changeq/shared';
 import { readFileSync } from 'node:fs';
 import {
+  PauseWatch,
   PositionStore,
   RingStore,
   checkRedisDatabase,
@@ -34,8 +37,11 @@ import { Ingest } from './ingest.js';
 import { Leadership } from './leadership.js';
 import { StreamReader } from './reader/stream-reader.js';
 
+/** How often the ingest reads the pause flag (at a batch boundary, or while paused). */
+const PAUSE_POLL_MS = 500;
+
 /** An Ingest of the real parts: the reader thread, and the store over the ingest's connection. */
-function createIngest(config: IngestConfig, log: Logger): Ingest {
+function createIngest(config: IngestConfig, log: Logger, tracer: Tracer | undefined): Ingest {
   const redis = createRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId });
   redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const store = new PositionStore(redis, config.queuePrefix, config.ingestId);
@@ -56,7 +62,14 @@ function createIngest(config: IngestConfig, log: Logger): Ingest {
       store,
       enqueuer,
       ring,
+      pause: new PauseWatch(
+        redis,
+        config.queuePrefix,
+        { kind: 'ingest', id: config.ingestId },
+        PAUSE_POLL_MS,
+      ),
       faults: faultPoint,
+      ...(tracer ? { tracer } : {}),
       checkRedis: () => checkRedisDatabase(redis, config.redisUrl),
       leadership: fenced && {
         lease: new Leadership({
@@ -91,7 +104,8 @@ runMain('changeq-ingest', async () => {
   const config = loadConfig(process.env, flags);
   const http = httpSettings({ ...process.env, HTTP_PORT: String(config.httpPort) });
   const log = createLogger({ name: 'ingest' });
-  const ingest = createIngest(config, log);
+  const tracing = await startTracing('changeq-ingest');
+  const ingest = createIngest(config, log, tracing?.tracer);
   const observability =
     http.port === 0
       ? null
@@ -130,6 +144,9 @@ runMain('changeq-ingest', async () => {
     workers.close();
     await ingest.close();
     await observability?.close();
+    await tracing
+      ?.shutdown()
+      .catch((error: unknown) => log.warn({ err: error }, 'sending the last spans failed'));
   }
   log.info('stopped');
 });
@@ -231,7 +248,10 @@ async function serve(
           : {}),
         stream: () => ({
           ok: INGEST_READY_STATES.includes(state),
-          detail: `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
+          detail:
+            state === 'paused'
+              ? 'state paused by the operator (changeq pause --ingest); `changeq resume --ingest` resumes it'
+              : `state ${state}${ingest.status.lastError ? ` (${ingest.status.lastError})` : ''}`,
         }),
       });
     },

@@ -6,6 +6,7 @@ import {
   evaluateReadiness,
   metricsRedis,
   serveObservability,
+  startTracing,
   withTimeout,
   type WorkerMetrics,
 } from '@changeq/observability';
@@ -59,6 +60,8 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ name: 'changeq-worker', level: config.logLevel });
   if (config.notInFile) await mayDrain(config, config.notInFile, log);
+  // Before the handlers load: spans they make with @opentelemetry/api nest under ours.
+  const tracing = await startTracing('changeq-worker');
   const handlers = await loadHandlers(config.handlers);
   let worker: RunningWorker | undefined;
   const observability = config.http.port === 0 ? null : await serve(config, () => worker, log);
@@ -77,9 +80,11 @@ async function main(): Promise<void> {
       leaseTtlMs: config.leaseTtlMs,
       lockDurationMs: config.lockDurationMs,
       connectTimeoutMs: config.connectTimeoutMs,
+      ...(tracing ? { tracer: tracing.tracer } : {}),
     });
   } catch (error) {
     await observability?.close();
+    await tracing?.shutdown().catch(() => undefined);
     throw error;
   }
   log.info(
@@ -113,6 +118,9 @@ async function main(): Promise<void> {
   await worker.done;
   guard.restore();
   await observability?.close();
+  await tracing
+    ?.shutdown()
+    .catch((error: unknown) => log.warn({ err: error }, 'sending the last spans failed'));
   await handlers
     .close()
     .catch((error: unknown) => log.warn({ err: error }, 'the handlers module failed to close'));

@@ -3,6 +3,7 @@
  * runs a Session while it holds it, goes back to standby if it loses it, and shuts down cleanly.
  */
 import type { Redis } from 'ioredis';
+import type { Tracer } from '@changeq/observability';
 import { UserError, sleep, type Logger, type WorkerSettings } from '@changeq/shared';
 import {
   DEFAULT_PREFIX,
@@ -38,6 +39,8 @@ export interface WorkerOptions {
   /** The scheduler's hooks and the worker's own (failures, reclaims, lost data): metrics. */
   hooks?: WorkerHooks[];
   random?: () => number;
+  /** With OTEL_* set (startTracing): spans for the wait in the queue and every handler call. */
+  tracer?: Tracer;
 }
 
 export type WorkerState = 'connecting' | 'standby' | 'active' | 'stopping' | 'stopped';
@@ -222,6 +225,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       hooks,
       events,
       ...(options.random ? { random: options.random } : {}),
+      ...(options.tracer ? { tracer: options.tracer } : {}),
     });
     session = current;
     const lost = new Promise<string>((resolve) => (leaseLost = resolve));

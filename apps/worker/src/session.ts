@@ -27,9 +27,11 @@
  */
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Tracer } from '@changeq/observability';
 import type { Logger, WorkerSettings } from '@changeq/shared';
 import {
   DocumentBlocks,
+  PauseWatch,
   RingStore,
   deadLetterQueueName,
   eventQueueName,
@@ -55,6 +57,8 @@ import { MembershipWatch, type Membership } from './session/membership.js';
 import { callHandler } from './session/handler-call.js';
 import { LockExtension } from './session/locks.js';
 import { OutcomeWriter } from './session/outcome-writer.js';
+import { WorkerPause } from './session/pause.js';
+import { tracedCall } from './session/tracing.js';
 import { recover } from './session/recovery.js';
 import { ReplayLines } from './session/replay-lines.js';
 import type { WorkTask } from './session/tasks.js';
@@ -78,6 +82,8 @@ export interface SessionOptions {
   /** The worker's own hooks of `hooks`, combined (see hooks.ts). */
   events: WorkerEvents;
   random?: () => number;
+  /** With OTEL_* set: spans for the wait in the queue and every handler call. */
+  tracer?: Tracer;
 }
 
 export class Session implements TaskDriver<WorkTask> {
@@ -110,11 +116,13 @@ export class Session implements TaskDriver<WorkTask> {
   private writer!: OutcomeWriter;
   private replays!: ReplayLines;
   private commands!: OperatorCommands;
+  private pause: WorkerPause | undefined;
 
   private membership: MembershipWatch | undefined;
   private membershipDone: Promise<void> = Promise.resolve();
   private fetchLoopDone: Promise<void> = Promise.resolve();
   private commandLoopDone: Promise<void> = Promise.resolve();
+  private pauseLoopDone: Promise<void> = Promise.resolve();
   private readonly onReconnecting = () => {
     this.fetchOrder.repliesMayBeLost();
     this.fetchOrder.requestDrain();
@@ -157,7 +165,8 @@ export class Session implements TaskDriver<WorkTask> {
       onWaiting: (waiting, releasedMs) => this.events.held({ waiting, releasedMs }),
       onPassed: (handoff, heldMs) => {
         const sorted = [...heldMs].sort((a, b) => a - b);
-        const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+        const at = (q: number) =>
+          Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
         this.log.info(
           { handoff, held: heldMs.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1) },
           'handoff passed: the documents that moved here run now',
@@ -200,6 +209,7 @@ export class Session implements TaskDriver<WorkTask> {
       log: this.log,
       stopSignal: this.stopController.signal,
       events: this.events,
+      paused: () => this.pause?.paused === true,
     };
     this.fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch);
     this.fetchLoop = new FetchLoop(ctx, this.fetchOrder, this.opts.blocking);
@@ -221,15 +231,21 @@ export class Session implements TaskDriver<WorkTask> {
       scheduler: this.scheduler,
     });
     this.worker.on('stalled', (jobId) => locks.stalled(jobId));
+    const target = { kind: 'worker', name: this.opts.worker } as const;
+    const watch = new PauseWatch(redis, prefix, target, this.opts.commandPollMs);
+    this.pause = new WorkerPause(ctx, watch, this.scheduler);
 
     await this.worker.waitUntilReady();
     await this.blocks.load();
+    // A paused worker takes its predecessor's jobs over (they stay held) but starts none.
+    await this.pause.check();
     await recover(ctx, this.blocks, this.scheduler, this.fetchOrder);
     redis.on('reconnecting', this.onReconnecting);
     await this.worker.startStalledCheckTimer();
     locks.start();
     this.fetchLoopDone = this.fetchLoop.run();
     this.commandLoopDone = this.commands.run();
+    this.pauseLoopDone = this.pause.run();
     this.membership = new MembershipWatch({
       worker: this.opts.worker,
       ring: this.ring,
@@ -251,6 +267,8 @@ export class Session implements TaskDriver<WorkTask> {
     this.stopFetching();
     const result = await this.scheduler.stop(graceMs);
     await this.close();
+    // Nothing answers for this name any more (a successor writes its own report).
+    if (this.opts.lease.isValid()) await this.pause?.clear().catch(() => undefined);
     return result;
   }
 
@@ -271,7 +289,12 @@ export class Session implements TaskDriver<WorkTask> {
   private async close(): Promise<void> {
     this.locks?.stop();
     this.opts.redis.off('reconnecting', this.onReconnecting);
-    await Promise.allSettled([this.fetchLoopDone, this.commandLoopDone, this.membershipDone]);
+    await Promise.allSettled([
+      this.fetchLoopDone,
+      this.commandLoopDone,
+      this.pauseLoopDone,
+      this.membershipDone,
+    ]);
     await Promise.allSettled([this.worker.close(true), this.dlq.close(), this.queue?.close()]);
   }
 
@@ -302,11 +325,14 @@ export class Session implements TaskDriver<WorkTask> {
   call(task: WorkTask, attempt: number, getSignal: () => AbortSignal): unknown {
     if (!this.leaseHolds()) throw new StopWork('the worker lease lapsed');
     let signal: AbortSignal | undefined;
-    return callHandler(this.opts, task, attempt, () => {
-      this.leaseHolds();
-      signal ??= AbortSignal.any([getSignal(), this.leaseLapsed.signal]);
-      return signal;
-    });
+    const call = () =>
+      callHandler(this.opts, task, attempt, () => {
+        this.leaseHolds();
+        signal ??= AbortSignal.any([getSignal(), this.leaseLapsed.signal]);
+        return signal;
+      });
+    if (this.opts.tracer === undefined || task.kind === 'replay-line') return call();
+    return tracedCall(this.opts.tracer, this.opts.worker, task, attempt, call);
   }
 
   /**

@@ -34,3 +34,16 @@ export {
 export { httpSettings, type HttpSettings } from './settings.js';
 export { registerWorkerLeaseMetrics, type WorkerLeasesOptions } from './worker-leases.js';
 export { metricsRedis, serveObservability, type ServeOptions } from './serve.js';
+export {
+  startTracing,
+  tracingEnabled,
+  traceparentOf,
+  contextOf,
+  withSpan,
+  runWithin,
+  SpanKind,
+  SpanStatusCode,
+  type Tracing,
+  type Tracer,
+  type Span,
+} from './tracing.js';

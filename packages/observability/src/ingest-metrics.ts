@@ -50,13 +50,22 @@ export const INGEST_STATES = [
   'snapshot',
   'streaming',
   'backpressure',
+  'paused',
   'retrying',
   'stopping',
   'stopped',
 ] as const;
 
-/** States in which the ingest holds its change stream (or is copying): it is ready. */
-export const INGEST_READY_STATES: readonly string[] = ['streaming', 'backpressure', 'snapshot'];
+/**
+ * States in which the ingest holds its change stream (or is copying), or an operator paused it
+ * (a restart would not help: the pause lives in Redis): it is ready.
+ */
+export const INGEST_READY_STATES: readonly string[] = [
+  'streaming',
+  'backpressure',
+  'snapshot',
+  'paused',
+];
 
 /** `db.coll`, `db` for database-wide events, '' when the event has no namespace. */
 export function namespaceLabel(event: EventLike): string {

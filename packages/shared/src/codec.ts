@@ -56,6 +56,11 @@ export interface EventJobData {
    * change stream showed it (see TransactionMark). Absent outside transactions.
    */
   txn?: TransactionMark;
+  /**
+   * With tracing on (OTEL_* set on the ingest): the W3C traceparent of the ingest's enqueue
+   * span, the parent of the worker's spans for this event. Absent otherwise.
+   */
+  traceparent?: string;
 }
 
 /** An event's place in its multi-document transaction, as the change stream showed it. */

@@ -11,6 +11,7 @@ export * from './codecs/lease.js';
 export * from './codecs/block-state.js';
 export * from './codecs/dead-letter.js';
 export * from './codecs/ring.js';
+export * from './codecs/pause.js';
 
 // Scripts, connections and BullMQ.
 export { Scripts, scriptNames } from './scripts.js';
@@ -41,6 +42,13 @@ export { Lease, type LeaseOptions, type LeaseDataLoss } from './lease.js';
 export { FencedError } from './fenced-error.js';
 export { IngestMembers, type IngestMember } from './ingest-members.js';
 export { DocumentBlocks } from './document-blocks.js';
+export {
+  PauseWatch,
+  PAUSE_REPORT_TTL_MS,
+  describePauseTarget,
+  readPause,
+  requestPause,
+} from './pause.js';
 export {
   listDeadLetters,
   retryDeadLetter,

@@ -7,7 +7,9 @@
  *   <prefix>:<queue>:changeq-fence:<ingest>      the ingest leader's fence copy in that queue
  *   <prefix>:ingest:<ingest>:token|snapshot|lease|fence|members  an ingest's position, copy
  *                                                   progress, lease, fencing counter, processes
+ *   <prefix>:ingest:<ingest>:pause|pause-state       an operator's pause, and the ingest's answer
  *   <prefix>:worker:<worker>:lease|fence|blocked|parked:<digest>|park-seq|commands
+ *   <prefix>:worker:<worker>:pause|pause-state       an operator's pause, and the worker's answer
  *   <prefix>:worker:<worker>:handoff:<epoch>|held  a worker's checkpoints at ring changes
  *   <prefix>:ring                                   the ring's epochs (names, switch positions)
  *   <prefix>:ring:fence:<ingest>                    the ingest leader's fence copy for the ring
@@ -160,6 +162,23 @@ export function workerKeys(prefix: string, worker: string) {
     handoff: (epoch: number) => `${base}:handoff:${epoch}`,
     /** How many jobs this worker holds back waiting for other workers' handoffs (short TTL). */
     held: `${base}:held`,
+  };
+}
+
+/** What `changeq pause` stops: an ingest (by id) or a worker name. */
+export type PauseTarget = { kind: 'ingest'; id: string } | { kind: 'worker'; name: string };
+
+/** The pause keys of an ingest or a worker name (codecs/pause.ts, pause.ts). */
+export function pauseKeys(prefix: string, target: PauseTarget) {
+  const base =
+    target.kind === 'ingest'
+      ? `${prefix}:ingest:${slotName(target.id)}`
+      : `${prefix}:worker:${slotName(target.name)}`;
+  return {
+    /** Set by `changeq pause`: the ingest enqueues nothing, the worker starts no handler call. */
+    pause: `${base}:pause`,
+    /** What the active process reports about the pause (expires with a process that died). */
+    pauseState: `${base}:pause-state`,
   };
 }
 

@@ -3,6 +3,7 @@
  * changes. A row is data plus an `inject` function; adding one is adding an entry here.
  */
 import type { ChangeStreamDocument } from 'mongodb';
+import { readPause, requestPause, type PauseTarget } from '@changeq/store';
 import { waitFor } from '@changeq/testkit';
 import type { Servers } from './servers.js';
 import { LEASE_TTL_MS, type Settings } from './settings.js';
@@ -239,6 +240,50 @@ export const ROWS: readonly Row[] = [
           await run.waitForLine(/"msg":"deposed: /, 15_000).catch(() => {
             ctx.fail('the paused ingest did not log that it was deposed');
           });
+        });
+      }
+    },
+  },
+  {
+    id: 'operator-pause',
+    title: 'changeq pause of the ingest and a worker, the paused worker SIGKILLed, then resume',
+    expect: 'clean',
+    async inject(ctx) {
+      const redis = ctx.servers.redisClient;
+      const prefix = ctx.system.prefix;
+      const ingest: PauseTarget = { kind: 'ingest', id: ctx.system.ingestId };
+      for (let n = 0; n < ctx.settings.repeats.workerKills; n += 1) {
+        if (n > 0) await ctx.pause(500, 2000);
+        const name = pick(ctx.random, ctx.system.names);
+        const worker: PauseTarget = { kind: 'worker', name };
+        await ctx.fault(`pause ingest and worker ${name}, SIGKILL it, resume`, async () => {
+          await requestPause(redis, prefix, ingest, true);
+          await requestPause(redis, prefix, worker, true);
+          const victim = await activeWorker(ctx, name);
+          const before = victim.current.pid;
+          await ctx.sleep(1000);
+          await victim.kill(); // its supervisor starts the next one at once
+          // The successor takes the lease over and must start paused.
+          try {
+            await waitFor(
+              async () => {
+                const holder = await ctx.system.leaseHolder(name);
+                const { report } = await readPause(redis, prefix, worker);
+                return (
+                  holder !== null &&
+                  holder !== before &&
+                  report?.state === 'paused' &&
+                  report.pid === holder
+                );
+              },
+              `worker ${name}'s successor to report paused`,
+              3 * LEASE_TTL_MS + 10_000,
+            );
+          } catch (error) {
+            ctx.fail((error as Error).message);
+          }
+          await requestPause(redis, prefix, worker, false);
+          await requestPause(redis, prefix, ingest, false);
         });
       }
     },

@@ -4,6 +4,7 @@ import {
   IngestMembers,
   PositionStore,
   RingStore,
+  readPause,
   deadLetterQueueName,
   describeStart,
   eventQueueName,
@@ -14,6 +15,7 @@ import {
   type JobCounts,
 } from '@changeq/store';
 import { connectRedis, ingestConnections, type IngestConnection } from '../connect.js';
+import { describePause, pauseStatus, type PauseStatus } from './pause.js';
 import { clusterTimeDate, clusterTimeJson, duration, table } from '../format.js';
 import type { Settings } from '../settings.js';
 
@@ -34,6 +36,8 @@ export interface StatusReport {
      */
     leader: IngestProcess | null;
     standbys: IngestProcess[];
+    /** `changeq pause --ingest` and what the ingest reports about it. */
+    pause: PauseStatus;
   };
   position:
     | null
@@ -100,6 +104,8 @@ export interface StatusReport {
     deadLetters: number;
     blockedDocuments: number;
     pendingCommands: number;
+    /** `changeq pause --worker` and what its process reports about it. */
+    pause: PauseStatus;
     process: null | {
       pid: number;
       host: string;
@@ -219,10 +225,11 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
 
   const workers = await Promise.all(
     names.map(async (name) => {
-      const [queueCounts, deadCounts, record] = await Promise.all([
+      const [queueCounts, deadCounts, record, paused] = await Promise.all([
         queueJobCounts(redis, prefix, eventQueueName(name)),
         queueJobCounts(redis, prefix, deadLetterQueueName(name)),
         readWorkerRecord(redis, prefix, name),
+        readPause(redis, prefix, { kind: 'worker', name }),
       ]);
       const holder = record.holder;
       const unfinished =
@@ -249,6 +256,7 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
           (deadCounts.waiting ?? 0) + (deadCounts.delayed ?? 0) + (deadCounts.prioritized ?? 0),
         blockedDocuments: record.blockedDocuments,
         pendingCommands: record.pendingCommands,
+        pause: pauseStatus(paused.request, paused.report),
         process: holder
           ? {
               pid: holder.pid,
@@ -275,6 +283,9 @@ export async function collectStatus(redis: Redis, settings: Settings): Promise<S
       leader: leaderEntry && shown(leaderEntry),
       // A deposed leader's entry says "leader" until it writes again: it counts as a standby.
       standbys: members.filter((m) => m !== leaderEntry).map(shown),
+      pause: await readPause(redis, prefix, { kind: 'ingest', id: ingestId }).then((p) =>
+        pauseStatus(p.request, p.report),
+      ),
     },
     position,
     snapshot: parseSnapshot(rawSnapshot),
@@ -306,7 +317,7 @@ export function renderStatus(report: StatusReport): string {
         : ingest.running
           ? `running (connected ${duration(Math.max(...ingest.connections.map((c) => c.ageSeconds)))} from ${ingest.connections.map((c) => c.addr).join(', ')})`
           : 'NOT RUNNING'
-    }`,
+    }${describePause(ingest.pause)}`,
   );
   if (ingest.leader) {
     const l = ingest.leader;
@@ -387,7 +398,8 @@ export function renderStatus(report: StatusReport): string {
       (w.process
         ? `  ${w.name.padEnd(width)}  pid ${w.process.pid} on ${w.process.host}, active since ${w.process.since} (fence ${w.process.fence}, lease renewed, expires in ${duration(w.process.leaseExpiresInMs / 1000)})${pending}`
         : `  ${w.name.padEnd(width)}  ${w.membership === 'drained' ? 'no process' : 'NO LIVE PROCESS (no lease): its jobs wait'}${pending}`) +
-        state,
+        state +
+        describePause(w.pause),
     );
   }
   return lines.join('\n');

@@ -123,6 +123,8 @@ export class OrderedScheduler<T extends SchedulerTask> {
   private readonly checkpoints: Entry<T>[] = [];
 
   private running = 0;
+  /** Paused by the operator: no handler call starts (slots are granted again on resume). */
+  private paused = false;
   private backingOff = 0;
   private readonly slotWaiters: { seq: number; grant: (ok: boolean) => void }[] = [];
 
@@ -161,6 +163,19 @@ export class OrderedScheduler<T extends SchedulerTask> {
 
   get activeCalls(): number {
     return this.running;
+  }
+
+  /**
+   * `changeq pause --worker`: the handler calls under way finish, no call starts (first
+   * attempts and retries alike) until `resume`; the tasks stay held, in their order.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.grantWaiters();
   }
 
   has(id: string): boolean {
@@ -381,7 +396,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
 
   private acquireSlot(seq: number): Promise<boolean> {
     if (this.state !== 'accepting') return Promise.resolve(false);
-    if (this.running < this.opts.concurrency && this.slotWaiters.length === 0) {
+    if (!this.paused && this.running < this.opts.concurrency && this.slotWaiters.length === 0) {
       this.running++;
       return Promise.resolve(true);
     }
@@ -394,7 +409,11 @@ export class OrderedScheduler<T extends SchedulerTask> {
 
   private releaseSlot(): void {
     this.running--;
-    while (this.running < this.opts.concurrency && this.slotWaiters.length > 0) {
+    this.grantWaiters();
+  }
+
+  private grantWaiters(): void {
+    while (!this.paused && this.running < this.opts.concurrency && this.slotWaiters.length > 0) {
       const waiter = this.slotWaiters.shift();
       if (waiter === undefined) break;
       if (this.state !== 'accepting') {

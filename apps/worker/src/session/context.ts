@@ -20,6 +20,8 @@ export interface SessionContext {
   stopSignal: AbortSignal;
   /** Where failures and reclaims are reported (the metrics). */
   events: WorkerEvents;
+  /** Whether the operator paused the worker (session/pause.ts): nothing is fetched meanwhile. */
+  paused?: () => boolean;
 }
 
 /** Throws StopWork unless the lease is held: a process whose lease may have expired acts on no job. */

@@ -37,7 +37,7 @@ export class FetchLoop {
     let retryDelay = 100;
     let batch = 1;
     while (this.fetching) {
-      if (!lease.isValid() || this.order.waitingToAdopt) {
+      if (!lease.isValid() || this.order.waitingToAdopt || this.ctx.paused?.() === true) {
         await sleep(50, stopSignal);
         continue;
       }
