@@ -158,7 +158,8 @@ export class Session implements TaskDriver<WorkTask> {
       onPassed: (handoff, heldMs) => {
         const sorted = [...heldMs].sort((a, b) => a - b);
         const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
-        this.log.info(
+        // A routing key's change (`worker@key-…`) is per document: debug, not info.
+        this.log[handoff.includes('@key-') ? 'debug' : 'info'](
           { handoff, held: heldMs.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1) },
           'handoff passed: the documents that moved here run now',
         );
@@ -283,8 +284,11 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   async admit(task: WorkTask): Promise<Admission> {
-    const hold = task.kind === 'event' ? task.data?.hold : undefined;
-    if (hold && !(await this.holds.wait(hold, this.stopController.signal))) return 'leave';
+    const data = task.kind === 'event' ? task.data : undefined;
+    // A ring change's hold, then a routing key change's (the old key's line finished).
+    for (const hold of [data?.hold, ...(data?.after ?? [])]) {
+      if (hold && !(await this.holds.wait(hold, this.stopController.signal))) return 'leave';
+    }
     return this.policy.admit(task);
   }
 
@@ -293,6 +297,11 @@ export class Session implements TaskDriver<WorkTask> {
     if (task.kind !== 'event' || task.handoff === undefined) return;
     await this.ring.markHandoff(this.opts.worker, task.handoff);
     await this.writer.write(task, { kind: 'completed', returnValue: null });
+    if (typeof task.handoff === 'string') {
+      // A routing key's change: one per moved document, too many for the info level.
+      this.log.debug({ handoff: task.handoff }, 'routing key handoff marker reached');
+      return;
+    }
     this.log.info(
       { epoch: task.handoff },
       'handoff marker reached: every job queued here before the ring change has finished',

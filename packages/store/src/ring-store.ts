@@ -50,12 +50,14 @@ export class RingStore {
   }
 
   /** Marks worker `worker`'s checkpoint of `epoch` as passed. */
-  async markHandoff(worker: string, epoch: number): Promise<void> {
+  async markHandoff(worker: string, epoch: number | string): Promise<void> {
     await this.redis.set(workerKeys(this.prefix, worker).handoff(epoch), '1', 'EX', HANDOFF_TTL_S);
   }
 
   /** Which of the handoffs (worker, epoch) have passed, in the order asked (one round trip). */
-  async handoffsDone(handoffs: readonly { worker: string; epoch: number }[]): Promise<boolean[]> {
+  async handoffsDone(
+    handoffs: readonly { worker: string; epoch: number | string }[],
+  ): Promise<boolean[]> {
     if (handoffs.length === 0) return [];
     // One EXISTS per key, not MGET nor a pipeline: on a Redis Cluster the keys live in the
     // slots of different workers, on different masters (ioredis sends a pipeline to one node).

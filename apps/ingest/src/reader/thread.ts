@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Document } from 'mongodb';
-import { RingRouter, createMongoClient } from '@changeq/shared';
+import { RingRouter, createMongoClient, parseRoutingRule } from '@changeq/shared';
 import { useHashTags, type PlannedJob } from '@changeq/store';
 import {
   ChangeSource,
@@ -51,14 +51,17 @@ const source = new ChangeSource(client, {
 // Routing by the ring's history: an event goes where its position says, whichever side of a
 // ring change a read-ahead batch lies (the main thread sends each new epoch).
 let router = new RingRouter(init.ring);
-const snapshots = new SnapshotReader(client, init.source.watch, () => router);
+const rules = new Map(
+  Object.entries(init.routing).map(([ns, spec]) => [ns, parseRoutingRule(spec)] as const),
+);
+const snapshots = new SnapshotReader(client, init.source.watch, () => router, rules);
 
 async function read(max: number): Promise<WireBatch> {
   const batch = await source.next(max);
   const jobs: PlannedJob[] = [];
   const tally = new Map<string, EventTally>();
   for (const event of batch.events) {
-    for (const job of planEvent(event, router)) jobs.push(job);
+    for (const job of planEvent(event, router, undefined, rules)) jobs.push(job);
     const namespace = namespaceOf(event as Document);
     const key = `${namespace}\u0000${event.operationType}`;
     const entry = tally.get(key);
