@@ -186,7 +186,7 @@ describe('planEvent with routing keys', () => {
     const e = {
       ...event('delete', 4, '82EE04'),
       documentKey: { _id: 4, region: 'eu' },
-    } as ChangeStreamDocument;
+    } as unknown as ChangeStreamDocument;
     expect(JSON.parse(planEvent(e, router, undefined, sharded)[0]!.json).doc).toBe(
       identityOf(lineKey('shop.orders', parseRoutingRule('documentKey.region'), 'eu')),
     );
