@@ -11,14 +11,14 @@
  */
 import type { Document } from 'mongodb';
 import { UserError, type RoutingRule } from '@changeq/shared';
-import type { BeforeChangeMode, FullDocumentMode } from './config.js';
 import { pipelineTouches } from './user-pipeline.js';
 
 export function checkRoutingSettings(
   rules: ReadonlyMap<string, RoutingRule>,
   settings: {
-    fullDocument: FullDocumentMode;
-    fullDocumentBeforeChange: BeforeChangeMode;
+    /** FULL_DOCUMENT and FULL_DOCUMENT_BEFORE_CHANGE (config.ts reads them; no import back). */
+    fullDocument: string;
+    fullDocumentBeforeChange: string;
     pipeline: readonly Document[] | null;
     file: string;
   },
