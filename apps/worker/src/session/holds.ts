@@ -121,7 +121,9 @@ export class Holds {
   }
 
   private pass(key: string): void {
-    this.passed.add(key);
+    // A routing key change's handoff (`worker@key-…`) holds one job only: remembering it would
+    // grow the set by one entry per key change for the life of the process.
+    if (!key.includes('@key-')) this.passed.add(key);
     this.pending.delete(key);
     const heldMs: number[] = [];
     for (const waiter of [...this.waiters]) {
