@@ -43,6 +43,12 @@ export interface SystemSetup {
   standbys?: readonly string[];
   /** Names the row may add to workers.toml while writing (their queues are tailed from the start). */
   addedNames?: readonly string[];
+  /**
+   * A routing key (workers.toml's `[routing]`) for every collection of the writer, e.g.
+   * `fullDocument.v`. The collections then keep pre- and post-images, which the ingest reads
+   * (FULL_DOCUMENT=required, FULL_DOCUMENT_BEFORE_CHANGE=required), and so does `truth()`.
+   */
+  routingKey?: string;
 }
 
 export class System {
@@ -82,7 +88,7 @@ export class System {
       ...this.names,
       ...(setup.addedNames ?? []),
     ]);
-    this.workersPath = workersFile(workersToml(this.names));
+    this.workersPath = workersFile(workersToml(this.names) + this.routingToml);
     this.env = {
       MONGODB_URI: servers.mongodbUri,
       REDIS_URL: servers.redisUrl,
@@ -100,6 +106,9 @@ export class System {
       KEEP_COMPLETED_COUNT: '0',
       BATCH_SIZE: '200',
       MAX_AWAIT_TIME_MS: '200',
+      ...(setup.routingKey === undefined
+        ? {}
+        : { FULL_DOCUMENT: 'required', FULL_DOCUMENT_BEFORE_CHANGE: 'required' }),
     });
     for (const name of this.names) {
       const count = setup.standbys?.includes(name) ? 2 : 1;
@@ -108,6 +117,13 @@ export class System {
         Array.from({ length: count }, () => this.startWorker(name)),
       );
     }
+  }
+
+  /** workers.toml's `[routing]` for the row's collections (empty without a routing key). */
+  get routingToml(): string {
+    const key = this.setup.routingKey;
+    if (key === undefined) return '';
+    return `\n[routing]\n${COLLECTIONS.map((coll) => `"${this.db}.${coll}" = "${key}"\n`).join('')}`;
   }
 
   /** WATCH for the row's scope. */
@@ -133,7 +149,7 @@ export class System {
    */
   async setNames(names: readonly string[], timeoutMs = 30_000): Promise<number> {
     const before = (await this.ring()).current.epoch;
-    writeFileSync(this.workersPath, workersToml(names));
+    writeFileSync(this.workersPath, workersToml(names) + this.routingToml);
     this.names = names;
     this.ingest.signal('SIGHUP');
     let epoch = before;
@@ -180,6 +196,13 @@ export class System {
 
   /** Waits until the change stream is open and every worker name's lease is held. */
   async ready(timeoutMs = 60_000): Promise<void> {
+    if (this.setup.routingKey !== undefined) {
+      // Before the writer's first insert: every event of the row then has its images.
+      const db = this.servers.admin.db(this.db);
+      for (const coll of COLLECTIONS) {
+        await db.createCollection(coll, { changeStreamPreAndPostImages: { enabled: true } });
+      }
+    }
     await this.ingest.current.waitForLine(/change stream open/, timeoutMs);
     await waitFor(
       async () =>
@@ -230,7 +253,13 @@ export class System {
   async truth(): Promise<ChangeStreamDocument[]> {
     // Read at database level even for a collection scope: a collection's stream ends at its
     // invalidate, while the ingest goes on after it.
-    const all = await changesSince(this.servers.admin.db(this.db), this.from, [], 700);
+    const all =
+      this.setup.routingKey === undefined
+        ? await changesSince(this.servers.admin.db(this.db), this.from, [], 700)
+        : await changesSince(this.servers.admin.db(this.db), this.from, [], 700, {
+            fullDocument: 'required',
+            fullDocumentBeforeChange: 'required',
+          });
     if (this.setup.watch !== 'collection') return all;
     return all.filter((event) => (event as { ns?: { coll?: string } }).ns?.coll === 'a');
   }
