@@ -25,6 +25,7 @@
  *    stalled checker runs with an unlimited maxStalledCount, and a job it puts back that we still
  *    hold is reclaimed, not run twice.
  */
+import { setMaxListeners } from 'node:events';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger, WorkerSettings } from '@changeq/shared';
@@ -149,6 +150,8 @@ export class Session implements TaskDriver<WorkTask> {
     this.blocks = new DocumentBlocks(opts.redis, this.keys, this.log);
     this.policy = new DeadLetterPolicy(s.deadLetter, this.blocks);
     this.ring = new RingStore(opts.redis, opts.prefix);
+    // Every held job listens to the stop signal while it waits (many at once after key changes).
+    setMaxListeners(0, this.stopController.signal);
     this.holds = new Holds(this.ring, {
       onError: (error) => {
         this.log.warn({ err: error }, 'could not read the handoff flags; retrying');
