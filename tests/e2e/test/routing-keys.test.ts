@@ -175,6 +175,14 @@ test('per-customer order across documents and workers; a customer change waits f
     );
     await orders.updateOne({ _id: 1 }, { $inc: { n: 1 } });
     await orders.deleteOne({ _id: 2 });
+    // Chains of moves, side by side: every update of orders 3 to 6 names another customer.
+    await Promise.all(
+      [3, 4, 5, 6].map(async (id) => {
+        for (let k = 1; k <= 12; k++) {
+          await orders.updateOne({ _id: id }, { $set: { customerId: customers[(id + k) % 6]! } });
+        }
+      }),
+    );
 
     // Everything the history calls for, by customer and by document.
     const truth = await history(db, from);
