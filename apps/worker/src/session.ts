@@ -287,6 +287,12 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   async admit(task: WorkTask): Promise<Admission> {
+    if (task.kind === 'event' && task.handoff !== undefined && task.checkpoint !== true) {
+      // A routing key change's marker at the head of the old key's line: every earlier event of
+      // that line finished (completed, dead-lettered or parked), so the moved document may run.
+      await this.ring.markHandoff(this.opts.worker, task.handoff);
+      return 'drop';
+    }
     const data = task.kind === 'event' ? task.data : undefined;
     // A ring change's hold, then a routing key change's (the old key's line finished).
     for (const hold of [data?.hold, ...(data?.after ?? [])]) {

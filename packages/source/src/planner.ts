@@ -60,9 +60,9 @@ const DOCUMENT_OPERATIONS: ReadonlySet<string> = new Set(['insert', 'update', 'r
  * for the job's `doc` field.
  *
  * An event that changes its document's routing key is preceded, on the old key's owner, by a
- * handoff marker (a checkpoint, as at a ring change, at the event's own position), and carries
- * `after`: it runs only once that checkpoint passed, i.e. once the document's earlier events
- * under the old key finished. Every other event plans exactly as without routing keys.
+ * handoff marker in the old key's line (at the event's own position), and carries `after`: it
+ * runs only once that marker reached the head of its line, i.e. once the document's earlier
+ * events under the old key finished. Every other event plans exactly as without routing keys.
  */
 export function planEvent(
   event: ChangeEvent | ChangeStreamDocument,
@@ -112,7 +112,9 @@ export function planEvent(
     jobId: handoffJobId(handoff),
     position,
     queue: eventQueueName(old.owner),
-    json: JSON.stringify({ kind: 'handoff', epoch: handoff }),
+    // `line`: the marker runs in the old key's line, so it passes once that line's earlier
+    // events finished (the worker's other lines are not waited for).
+    json: JSON.stringify({ kind: 'handoff', epoch: handoff, line: identityOf(line.before) }),
   };
   const after: Hold[] = [{ epoch: handoff, workers: [old.owner] }];
   if (old.hold) after.push(old.hold);

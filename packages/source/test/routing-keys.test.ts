@@ -127,7 +127,11 @@ describe('planEvent with routing keys', () => {
       [oldOwner, 'handoff', `handoff-${handoff}`, '82BB01'],
       [router.routeKey(customerLine(to)), 'update shop.orders', eventJobId('82BB01'), '82BB01'],
     ]);
-    expect(JSON.parse(planned[0]!.json)).toEqual({ kind: 'handoff', epoch: handoff });
+    expect(JSON.parse(planned[0]!.json)).toEqual({
+      kind: 'handoff',
+      epoch: handoff,
+      line: identityOf(customerLine(from)),
+    });
     expect(JSON.parse(planned[1]!.json)).toMatchObject({
       doc: identityOf(customerLine(to)),
       after: [{ epoch: handoff, workers: [oldOwner] }],

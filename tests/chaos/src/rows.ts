@@ -118,15 +118,10 @@ export const ROWS: readonly Row[] = [
       'routing by a field every update changes ([routing] fullDocument.v): SIGKILL of the ingest and of workers',
     expect: 'clean',
     // Every update moves its document to another key's line (v is incremented; a replace sets
-    // it to -1): each is held behind a handoff on the old key's worker. Per-document order
-    // across those moves, under kills, is what the row checks.
+    // it to -1): each is held behind a handoff marker in the old key's line. Per-document order
+    // across those moves, under kills, is what the row checks (each life of a document apart:
+    // a re-inserted document is a new one to a field key).
     routingKey: 'fullDocument.v',
-    // Measured (quick, seed 1): 0 duplicate jobs, 0 re-runs, 0 order violations, with and without
-    // the kills; but 108 (no kills) and 459 (kills) of about 2,500 changes were still queued at
-    // the drain timeout: each move waits for its old worker's whole backlog (the checkpoint is
-    // per worker, not per line), so a stream of moves convoys. Runs once moves cost less.
-    pending:
-      'per-line handoff checkpoints (every update here is a move; whole-worker checkpoints convoy)',
     async inject(ctx) {
       for (let n = 0; n < ctx.settings.repeats.ingestKills; n += 1) {
         await ctx.system.ingest.current.waitForLine(/change stream open/, 30_000);

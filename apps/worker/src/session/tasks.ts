@@ -53,6 +53,22 @@ function handoffEpoch(job: Job): number | string | null {
 
 export function eventTask(job: Job, id: string): EventTask {
   const epoch = handoffEpoch(job);
+  const line = (job.data as { line?: unknown } | undefined)?.line;
+  if (typeof epoch === 'string' && typeof line === 'string') {
+    // A routing key change's marker: a task of the old key's line (not a checkpoint), which the
+    // session admits by writing its flag once everything before it in that line finished.
+    return {
+      id: `e:${id}`,
+      jobId: id,
+      kind: 'event',
+      key: line,
+      handoff: epoch,
+      source: 'event',
+      priorAttempts: 0,
+      job,
+      data: undefined,
+    };
+  }
   if (epoch !== null) {
     return {
       id: `e:${id}`,
