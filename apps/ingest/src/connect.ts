@@ -4,7 +4,14 @@
  * refuses or resets connections for a while. Past the timeout: one line naming the server. A
  * wrong password or certificate is a setting to correct: it stops the ingest at once.
  */
-import { Backoff, UserError, describeMongoFailure, redactUri, type Logger } from '@changeq/shared';
+import {
+  Backoff,
+  UserError,
+  describeMongoFailure,
+  redactUri,
+  routingSpec,
+  type Logger,
+} from '@changeq/shared';
 import { describeRedisFailure } from '@changeq/store';
 import { describeScope, type IngestConfig } from '@changeq/source';
 import type { ChangeReader, Clock, RedisConnection } from './ports.js';
@@ -64,6 +71,13 @@ export async function reachServers(
       redisUrl,
       watch: describeScope(settings.watch),
       workers: settings.workers.names,
+      ...(settings.workers.routing.size > 0
+        ? {
+            routing: Object.fromEntries(
+              [...settings.workers.routing].map(([ns, rule]) => [ns, routingSpec(rule)]),
+            ),
+          }
+        : {}),
     },
     'connected',
   );

@@ -80,6 +80,27 @@ describe('Enqueuer', () => {
     await enqueuer.close();
   });
 
+  test('two jobs of one position (a routing key change: its marker and its event) share a transaction', async () => {
+    // chunkSize 1 would split them; a crash between the two transactions would then leave a
+    // watermark at their position, and the re-read would skip the second: the event, lost.
+    const { enqueuer, waiting, watermark } = setup(1);
+    const marker = { ...job(2), jobId: 'handoff-key-2', name: 'handoff' };
+    const before = Number(
+      (await inspector.info('commandstats')).match(/cmdstat_exec:calls=(\d+)/)?.[1] ?? 0,
+    );
+    expect(await enqueuer.commit([job(1), marker, job(2), job(3)], 'stream')).toEqual({
+      added: 4,
+      skipped: 0,
+    });
+    const after = Number(
+      (await inspector.info('commandstats')).match(/cmdstat_exec:calls=(\d+)/)?.[1] ?? 0,
+    );
+    expect(after - before).toBe(3);
+    expect(await waiting()).toEqual(['job-1', 'handoff-key-2', 'job-2', 'job-3']);
+    expect(await watermark()).toBe(job(3).position);
+    await enqueuer.close();
+  });
+
   test('Redis lost its scripts (SCRIPT FLUSH): the commit fails, the watermark stays, the retry adds every job once', async () => {
     const { enqueuer, waiting, watermark } = setup();
     await enqueuer.commit([job(1), job(2)], 'stream');

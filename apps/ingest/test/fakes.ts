@@ -366,7 +366,7 @@ export function settings(overrides: Partial<IngestSettings> = {}): IngestSetting
     mongodbUri: 'mongodb://127.0.0.1:1/',
     redisUrl: 'redis://127.0.0.1:2',
     watch: { kind: 'collection', db: 'db', coll: 'c' },
-    workers: { names: ['alpha'] } as unknown as IngestSettings['workers'],
+    workers: { names: ['alpha'], routing: new Map() } as unknown as IngestSettings['workers'],
     startAt: { kind: 'now' },
     acceptGap: false,
     batchSize: 100,

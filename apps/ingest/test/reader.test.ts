@@ -101,6 +101,7 @@ describe('a snapshot batch', () => {
         client,
         { kind: 'collection', db: 'rd', coll: 'big' },
         new Router(['alpha']),
+        undefined,
         2500,
       );
       const { startAt } = await snapshots.begin();

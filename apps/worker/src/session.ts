@@ -25,6 +25,7 @@
  *    stalled checker runs with an unlimited maxStalledCount, and a job it puts back that we still
  *    hold is reclaimed, not run twice.
  */
+import { setMaxListeners } from 'node:events';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Tracer } from '@changeq/observability';
@@ -157,6 +158,8 @@ export class Session implements TaskDriver<WorkTask> {
     this.blocks = new DocumentBlocks(opts.redis, this.keys, this.log);
     this.policy = new DeadLetterPolicy(s.deadLetter, this.blocks);
     this.ring = new RingStore(opts.redis, opts.prefix);
+    // Every held job listens to the stop signal while it waits (many at once after key changes).
+    setMaxListeners(0, this.stopController.signal);
     this.holds = new Holds(this.ring, {
       onError: (error) => {
         this.log.warn({ err: error }, 'could not read the handoff flags; retrying');
@@ -167,7 +170,8 @@ export class Session implements TaskDriver<WorkTask> {
         const sorted = [...heldMs].sort((a, b) => a - b);
         const at = (q: number) =>
           Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
-        this.log.info(
+        // A routing key's change (`worker@key-…`) is per document: debug, not info.
+        this.log[handoff.includes('@key-') ? 'debug' : 'info'](
           { handoff, held: heldMs.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1) },
           'handoff passed: the documents that moved here run now',
         );
@@ -306,8 +310,17 @@ export class Session implements TaskDriver<WorkTask> {
   }
 
   async admit(task: WorkTask): Promise<Admission> {
-    const hold = task.kind === 'event' ? task.data?.hold : undefined;
-    if (hold && !(await this.holds.wait(hold, this.stopController.signal))) return 'leave';
+    if (task.kind === 'event' && task.handoff !== undefined && task.checkpoint !== true) {
+      // A routing key change's marker at the head of the old key's line: every earlier event of
+      // that line finished (completed, dead-lettered or parked), so the moved document may run.
+      await this.ring.markHandoff(this.opts.worker, task.handoff);
+      return 'drop';
+    }
+    const data = task.kind === 'event' ? task.data : undefined;
+    // A ring change's hold, then a routing key change's (the old key's line finished).
+    for (const hold of [data?.hold, ...(data?.after ?? [])]) {
+      if (hold && !(await this.holds.wait(hold, this.stopController.signal))) return 'leave';
+    }
     return this.policy.admit(task);
   }
 
@@ -316,6 +329,11 @@ export class Session implements TaskDriver<WorkTask> {
     if (task.kind !== 'event' || task.handoff === undefined) return;
     await this.ring.markHandoff(this.opts.worker, task.handoff);
     await this.writer.write(task, { kind: 'completed', returnValue: null });
+    if (typeof task.handoff === 'string') {
+      // A routing key's change: one per moved document, too many for the info level.
+      this.log.debug({ handoff: task.handoff }, 'routing key handoff marker reached');
+      return;
+    }
     this.log.info(
       { epoch: task.handoff },
       'handoff marker reached: every job queued here before the ring change has finished',

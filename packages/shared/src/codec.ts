@@ -50,7 +50,14 @@ export interface EventJobData {
    * Set when the document changed owner at a ring change (see RingRouter): the worker runs the
    * job only once each named old owner has passed its checkpoint for the epoch. Absent otherwise.
    */
-  hold?: { epoch: number; workers: string[] };
+  hold?: { epoch: number | string; workers: string[] };
+  /**
+   * Set when the event changed the document's routing key (`[routing]`): the worker runs the job
+   * only once each of these handoffs passed (the old key's owner's checkpoint, placed right
+   * before this event, and the old key's own ring hold if it moved at this epoch), so the
+   * document's earlier events under the old key finished first. Absent otherwise.
+   */
+  after?: { epoch: number | string; workers: string[] }[];
   /**
    * Set on each event of a multi-document transaction: its place in the transaction as the
    * change stream showed it (see TransactionMark). Absent outside transactions.

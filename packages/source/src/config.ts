@@ -9,6 +9,7 @@ import {
   type WorkersConfig,
 } from '@changeq/shared';
 import { readExtendedJson } from './extended-json-setting.js';
+import { checkRoutingSettings } from './routing-settings.js';
 import { parsePipeline, refuseSnapshotWithReshaping } from './user-pipeline.js';
 import { parseExclude, parseWatch, type WatchScope } from './watch-scope.js';
 
@@ -158,6 +159,22 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
   const startAt = parseStartAt(read.string('START_AT', { default: 'now' }));
   const pipeline = parsePipeline(read.optionalString('PIPELINE'));
   if (startAt.kind === 'snapshot') refuseSnapshotWithReshaping(pipeline, 'START_AT=snapshot');
+  const fullDocument = read.oneOf(
+    'FULL_DOCUMENT',
+    ['default', 'updateLookup', 'whenAvailable', 'required'],
+    { default: 'default' },
+  );
+  const fullDocumentBeforeChange = read.oneOf(
+    'FULL_DOCUMENT_BEFORE_CHANGE',
+    ['off', 'whenAvailable', 'required'],
+    { default: 'off' },
+  );
+  checkRoutingSettings(workers.routing, {
+    fullDocument,
+    fullDocumentBeforeChange,
+    pipeline,
+    file: workers.file,
+  });
   return {
     mongodbUri,
     redisUrl,
@@ -168,20 +185,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }
       parseExclude(read.optionalString('EXCLUDE')),
     ),
     startAt,
-    fullDocument: read.oneOf(
-      'FULL_DOCUMENT',
-      ['default', 'updateLookup', 'whenAvailable', 'required'],
-      {
-        default: 'default',
-      },
-    ),
-    fullDocumentBeforeChange: read.oneOf(
-      'FULL_DOCUMENT_BEFORE_CHANGE',
-      ['off', 'whenAvailable', 'required'],
-      {
-        default: 'off',
-      },
-    ),
+    fullDocument,
+    fullDocumentBeforeChange,
     expandedEvents: read.bool('EXPANDED_EVENTS', { default: false }),
     splitLargeEvents: read.bool('SPLIT_LARGE_EVENTS', { default: true }),
     match: parseMatch(read.optionalString('MATCH')),

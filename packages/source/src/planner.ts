@@ -7,14 +7,23 @@ import {
   identityOf,
   tokenData,
   type ChangeEvent,
+  type Hold,
   type Route,
   type Router,
   type RingRouter,
+  type RoutingRule,
   type TransactionMark,
 } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 // The key schema alone: the reader thread plans events without loading BullMQ.
-import { eventJobId, eventJobName, eventQueueName } from '@changeq/store/keys';
+import {
+  HANDOFF_JOB_NAME,
+  eventJobId,
+  eventJobName,
+  eventQueueName,
+  handoffJobId,
+} from '@changeq/store/keys';
+import { lineOf } from './routing-line.js';
 
 /** `db.coll` for collection events, `db` for database-wide ones. */
 export function namespaceOf(event: Document): string {
@@ -43,18 +52,25 @@ const DOCUMENT_OPERATIONS: ReadonlySet<string> = new Set(['insert', 'update', 'r
 
 /**
  * Turns one event, a change event or a snapshot copy's document, into the jobs that carry it.
- * A document event goes to the one worker the router picks for (namespace, documentKey._id) —
- * not the whole documentKey, which on a sharded collection also holds the shard key and may
- * change. A namespace-wide event (drop, rename, dropDatabase, or anything without a document
- * key) goes to every worker, because each may hold older events of that namespace's documents
- * that must run first. The document's canonical key is computed once, for its route and for
- * the job's `doc` field. `transaction`: the event's place in its transaction (markTransactions),
- * which every job of the event carries.
+ * A document event goes to the one worker the router picks for its line: by default
+ * (namespace, documentKey._id) — not the whole documentKey, which on a sharded collection also
+ * holds the shard key and may change — or the namespace's routing key (`rules`, see
+ * routing-line.ts). A namespace-wide event (drop, rename, dropDatabase, or anything without a
+ * document key) goes to every worker, because each may hold older events of that namespace's
+ * documents that must run first. The line's canonical key is computed once, for its route and
+ * for the job's `doc` field. `transaction`: the event's place in its transaction
+ * (markTransactions), which every job of the event carries.
+ *
+ * An event that changes its document's routing key is preceded, on the old key's owner, by a
+ * handoff marker in the old key's line (at the event's own position), and carries `after`: it
+ * runs only once that marker reached the head of its line, i.e. once the document's earlier
+ * events under the old key finished. Every other event plans exactly as without routing keys.
  */
 export function planEvent(
   event: ChangeEvent | ChangeStreamDocument,
   router: Router | RingRouter,
   origin: EventOrigin = STREAM,
+  rules?: ReadonlyMap<string, RoutingRule>,
   transaction: TransactionMark | null = null,
 ): PlannedJob[] {
   const op = event.operationType;
@@ -66,22 +82,48 @@ export function planEvent(
       `a change event (${String(op)} in ${ns}) has no documentKey._id, so it cannot be routed: a PIPELINE stage removed it; keep documentKey in every event`,
     );
   }
-  const key =
-    documentId !== undefined && '_id' in documentId && !NAMESPACE_EVENTS.has(op)
-      ? documentKey(ns, documentId._id)
-      : null;
+  const ofDocument = documentId !== undefined && '_id' in documentId && !NAMESPACE_EVENTS.has(op);
+  const rule = ofDocument ? rules?.get(ns) : undefined;
+  const line = rule === undefined ? null : lineOf(event as Document, ns, op, rule);
+  const key = line?.key ?? (ofDocument ? documentKey(ns, documentId._id) : null);
   const doc = key && identityOf(key);
-  const stamped = stamp(event, origin, doc);
+  // A snapshot job's id names the document, never the line (one line holds many documents).
+  const stamped = stamp(
+    event,
+    origin,
+    line === null ? doc : identityOf(documentKey(ns, documentId?._id)),
+  );
   const encoded = encodeEvent(event, { ns, op, doc });
   const data = transaction ? { ...encoded, txn: transaction } : encoded;
-  const job = (route: Route): PlannedJob => ({
+  const position = origin.kind === 'stream' ? stamped.position : null;
+  const job = (route: Route, after?: Hold[]): PlannedJob => ({
     name: eventJobName(op, ns),
     ...stamped,
     queue: eventQueueName(route.owner),
-    json: JSON.stringify(route.hold ? { ...data, hold: route.hold } : data),
+    json: JSON.stringify({
+      ...data,
+      ...(route.hold ? { hold: route.hold } : {}),
+      ...(after ? { after } : {}),
+    }),
   });
-  const routes = routesOf(router, key, origin.kind === 'stream' ? stamped.position : null);
-  return routes.map(job);
+  const routes = routesOf(router, key, position);
+  if (line?.before == null || position === null) return routes.map((route) => job(route));
+  // The routing key changed: hand the document's line over from the old key's owner.
+  const old = routesOf(router, line.before, position)[0]!;
+  const handoff = `key-${stamped.jobId}`;
+  const marker: PlannedJob = {
+    name: HANDOFF_JOB_NAME,
+    jobId: handoffJobId(handoff),
+    position,
+    queue: eventQueueName(old.owner),
+    // `line`: the marker runs in the old key's line, so it passes once that line's earlier
+    // events finished (the worker's other lines are not waited for).
+    json: JSON.stringify({ kind: 'handoff', epoch: handoff, line: identityOf(line.before) }),
+  };
+  const after: Hold[] = [{ epoch: handoff, workers: [old.owner] }];
+  if (old.hold) after.push(old.hold);
+  // The marker first: when both owners are one worker, the event must follow it in the queue.
+  return [marker, ...routes.map((route) => job(route, after))];
 }
 
 /**

@@ -5,7 +5,7 @@
  * this side runs wherever the MongoDB connection lives (the ingest's reader thread, or the CLI).
  */
 import { BSON, type Document, type MongoClient, type Timestamp } from 'mongodb';
-import type { RingRouter, Router, SnapshotEvent } from '@changeq/shared';
+import type { RingRouter, Router, RoutingRule, SnapshotEvent } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 // The position codec alone: the reader thread plans snapshot batches without loading BullMQ.
 import { snapshotPosition } from '@changeq/store/watermark';
@@ -124,6 +124,8 @@ export class SnapshotReader implements SnapshotSource {
     private readonly watch: WatchScope,
     /** The routing, or where to get the current one (the ingest's reader thread may change it). */
     private readonly router: Router | RingRouter | (() => Router | RingRouter),
+    /** workers.toml's `[routing]` (none: every namespace by document). */
+    private readonly rules?: ReadonlyMap<string, RoutingRule>,
     private readonly maxBatchBytes = SNAPSHOT_BATCH_BYTES,
   ) {}
 
@@ -151,11 +153,12 @@ export class SnapshotReader implements SnapshotSource {
         fullDocument: doc as Document,
         clusterTime: request.startAt,
       };
-      return planEvent(event, typeof this.router === 'function' ? this.router() : this.router, {
-        kind: 'snapshot',
-        runId: request.runId,
-        position: snapshotPosition(request.seq, index),
-      });
+      return planEvent(
+        event,
+        typeof this.router === 'function' ? this.router() : this.router,
+        { kind: 'snapshot', runId: request.runId, position: snapshotPosition(request.seq, index) },
+        this.rules,
+      );
     });
     const last = docs[docs.length - 1];
     return { jobs, count: docs.length, last: last ? { id: last._id } : null };

@@ -155,3 +155,64 @@ function replaceProblem(newRoot: unknown): string | undefined {
 function isObject(value: unknown): value is Document {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
+
+/** Whether a stage's path reaches `field`: the field itself, a document holding it, or a part. */
+function overlaps(path: string, field: string): boolean {
+  return path === field || field.startsWith(`${path}.`) || path.startsWith(`${field}.`);
+}
+
+/**
+ * The first stage of `pipeline` that removes or rewrites one of `fields` (dotted paths such as a
+ * routing key's `fullDocument.customerId`), with what it does; undefined when none does. Stages
+ * that passed parsePipeline only; `$redact` cannot be judged from the stage and is let through.
+ */
+export function pipelineTouches(
+  pipeline: readonly Document[] | null,
+  fields: readonly string[],
+): { index: number; problem: string } | undefined {
+  const hit = (paths: readonly string[], verb: string) => {
+    const path = paths.find((p) => fields.some((field) => overlaps(p, field)));
+    return path === undefined ? undefined : `${verb} ${path}`;
+  };
+  for (const [index, stage] of (pipeline ?? []).entries()) {
+    const name = Object.keys(stage)[0] ?? '';
+    const spec = stage[name] as unknown;
+    let problem: string | undefined;
+    if (name === '$unset') {
+      problem = hit(typeof spec === 'string' ? [spec] : (spec as string[]), 'removes');
+    } else if ((name === '$set' || name === '$addFields') && isObject(spec)) {
+      problem = hit(Object.keys(spec), 'overwrites');
+    } else if ((name === '$replaceRoot' || name === '$replaceWith') && isObject(spec)) {
+      const merge = (name === '$replaceRoot' ? (spec['newRoot'] as Document) : spec)?.[
+        '$mergeObjects'
+      ] as unknown[] | undefined;
+      problem = isObject(merge?.[1]) ? hit(Object.keys(merge[1]), 'overwrites') : undefined;
+    } else if (name === '$project' && isObject(spec)) {
+      const entries = Object.entries(spec);
+      const excluded = (value: unknown) => value === 0 || value === false;
+      const kept = (value: unknown) => value === 1 || value === true;
+      if (entries.every(([key, value]) => key === '_id' || excluded(value))) {
+        problem = hit(
+          entries.filter(([, value]) => excluded(value)).map(([key]) => key),
+          'removes',
+        );
+      } else {
+        const lost = fields.find(
+          (field) =>
+            !entries.some(
+              ([key, value]) => kept(value) && (key === field || field.startsWith(`${key}.`)),
+            ),
+        );
+        problem =
+          lost !== undefined
+            ? `removes ${lost} (an inclusion $project keeps only the fields it names)`
+            : hit(
+                entries.filter(([, value]) => !kept(value)).map(([key]) => key),
+                'rewrites',
+              );
+      }
+    }
+    if (problem !== undefined) return { index, problem };
+  }
+  return undefined;
+}

@@ -41,8 +41,8 @@ describe('planEvent', () => {
       ns: { db: 'shop', coll: 'orders' },
     } as unknown as ChangeStreamDocument;
     const jobs = [
-      ...planEvent(update, router, undefined, mark),
-      ...planEvent(drop, router, undefined, mark),
+      ...planEvent(update, router, undefined, undefined, mark),
+      ...planEvent(drop, router, undefined, undefined, mark),
     ];
     expect(jobs).toHaveLength(4);
     for (const job of jobs) expect(JSON.parse(job.json)).toMatchObject({ txn: mark });

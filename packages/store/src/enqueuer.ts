@@ -245,14 +245,14 @@ export class Enqueuer {
     const queue = lane?.queue ?? this.queue(queueName);
     // BullMQ defines its scripts on the connection once the queue is ready: wait for that.
     const client = await queueConnection(queue);
-    const size = this.options.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    let next: Promise<Prepared> | null = this.prepare(queue, client, jobs.slice(0, size), kind);
-    for (let start = 0; next !== null; start += size) {
+    const chunks = chunksOf(jobs, this.options.chunkSize ?? DEFAULT_CHUNK_SIZE);
+    let next: Promise<Prepared> | null = this.prepare(queue, client, chunks[0]!, kind);
+    for (let index = 1; next !== null; index++) {
       const current: Prepared = await next;
       if (lane) await this.watchFence(queueName, client);
       const execution = current.transaction.exec();
-      const following = jobs.slice(start + size, start + 2 * size);
-      next = following.length > 0 ? this.prepare(queue, client, following, kind) : null;
+      const following = chunks[index];
+      next = following !== undefined ? this.prepare(queue, client, following, kind) : null;
       // Built but never sent when this transaction fails: an unsent MULTI costs nothing.
       next?.catch(() => undefined);
       this.check(queueName, await execution, client);
@@ -402,6 +402,26 @@ export class Enqueuer {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     await this.closeLanes();
   }
+}
+
+/**
+ * Splits a queue's jobs into transactions of about `size`, never between two jobs of one
+ * position (a routing key's handoff marker and its event): a watermark cannot tell them apart,
+ * so a crash between their transactions would skip the second on the re-read.
+ */
+function chunksOf(jobs: readonly PlannedJob[], size: number): PlannedJob[][] {
+  const chunks: PlannedJob[][] = [];
+  let chunk: PlannedJob[] = [];
+  for (const job of jobs) {
+    const last = chunk[chunk.length - 1];
+    if (chunk.length >= size && last !== undefined && last.position !== job.position) {
+      chunks.push(chunk);
+      chunk = [];
+    }
+    chunk.push(job);
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 /** How many jobs a queue holds that are not finished (waiting, active, delayed...). */

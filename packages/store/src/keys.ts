@@ -157,9 +157,10 @@ export function workerKeys(prefix: string, worker: string) {
     commands: `${base}:commands`,
     /**
      * Set when this worker's checkpoint of ring epoch `epoch` passed: every job its queue held
-     * before the switch finished, so the documents it lost may run on their new owners.
+     * before the switch finished, so the documents it lost may run on their new owners (a string
+     * `key-…`: the checkpoint placed before an event that changed its document's routing key).
      */
-    handoff: (epoch: number) => `${base}:handoff:${epoch}`,
+    handoff: (epoch: number | string) => `${base}:handoff:${epoch}`,
     /** How many jobs this worker holds back waiting for other workers' handoffs (short TTL). */
     held: `${base}:held`,
   };
@@ -188,7 +189,7 @@ export function ringKey(prefix: string): string {
 }
 
 /** Job id of the handoff marker an ingest puts in a queue that loses documents at `epoch`. */
-export function handoffJobId(epoch: number): string {
+export function handoffJobId(epoch: number | string): string {
   return `handoff-${epoch}`;
 }
 

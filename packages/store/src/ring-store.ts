@@ -87,11 +87,12 @@ export class RingStore {
   }
 
   /**
-   * Marks worker `worker`'s checkpoint of `epoch` as passed. Fenced (setFence) by the worker's
-   * queue's fence copy, which shares the worker's slot: a deposed leader cannot mark a handoff
-   * that the leader's own ring change of that epoch would then find done too early.
+   * Marks worker `worker`'s checkpoint of `epoch` (a ring epoch, or a routing key change's id)
+   * as passed. Fenced (setFence) by the worker's queue's fence copy, which shares the worker's
+   * slot: a deposed leader cannot mark a handoff that the leader's own ring change of that epoch
+   * would then find done too early.
    */
-  async markHandoff(worker: string, epoch: number): Promise<void> {
+  async markHandoff(worker: string, epoch: number | string): Promise<void> {
     const key = workerKeys(this.prefix, worker).handoff(epoch);
     const fence = this.fence;
     if (fence === null) {
@@ -109,7 +110,9 @@ export class RingStore {
   }
 
   /** Which of the handoffs (worker, epoch) have passed, in the order asked (one round trip). */
-  async handoffsDone(handoffs: readonly { worker: string; epoch: number }[]): Promise<boolean[]> {
+  async handoffsDone(
+    handoffs: readonly { worker: string; epoch: number | string }[],
+  ): Promise<boolean[]> {
     if (handoffs.length === 0) return [];
     // One EXISTS per key, not MGET nor a pipeline: on a Redis Cluster the keys live in the
     // slots of different workers, on different masters (ioredis sends a pipeline to one node).

@@ -1,4 +1,11 @@
-import type { ChangeStreamDocument, Db, Document, MongoClient, Timestamp } from 'mongodb';
+import type {
+  ChangeStreamDocument,
+  ChangeStreamOptions,
+  Db,
+  Document,
+  MongoClient,
+  Timestamp,
+} from 'mongodb';
 
 /**
  * The server's own record of every change since `from` (what a test compares its results with):
@@ -9,8 +16,14 @@ export async function changesSince(
   from: Timestamp,
   pipeline: Document[] = [],
   quietMs = 1500,
+  /** More options of the stream (the images a routing key reads: fullDocument, …). */
+  options: ChangeStreamOptions = {},
 ): Promise<ChangeStreamDocument[]> {
-  const stream = scope.watch(pipeline, { startAtOperationTime: from, maxAwaitTimeMS: 200 });
+  const stream = scope.watch(pipeline, {
+    ...options,
+    startAtOperationTime: from,
+    maxAwaitTimeMS: 200,
+  });
   const events: ChangeStreamDocument[] = [];
   let quietSince = Date.now();
   while (Date.now() - quietSince < quietMs) {

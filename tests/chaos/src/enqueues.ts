@@ -86,7 +86,8 @@ export class EnqueueLog {
         this.read.set(queue, this.read.get(queue)! + 1);
         const field = (name: string) => fields[fields.indexOf(name) + 1];
         const event = field('event');
-        if (event === 'added') {
+        // A routing key change's handoff marker is a job of the ingest's, not of a change.
+        if (event === 'added' && field('name') !== 'handoff') {
           this.adds.push({
             worker: this.workers[index]!,
             jobId: field('jobId')!,

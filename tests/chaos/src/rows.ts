@@ -139,6 +139,37 @@ export const ROWS: readonly Row[] = [
     inject: killIngest,
   },
   {
+    id: 'routing-key-changes',
+    title:
+      'routing by a field every update changes ([routing] fullDocument.v): SIGKILL of the ingest and of workers',
+    expect: 'clean',
+    // Every update moves its document to another key's line (v is incremented; a replace sets
+    // it to -1): each is held behind a handoff marker in the old key's line. Per-document order
+    // across those moves, under kills, is what the row checks (each life of a document apart:
+    // a re-inserted document is a new one to a field key).
+    routingKey: 'fullDocument.v',
+    async inject(ctx) {
+      for (let n = 0; n < ctx.settings.repeats.ingestKills; n += 1) {
+        await ctx.system.ingest.current.waitForLine(/change stream open/, 30_000);
+        await ctx.pause(300, 1500);
+        await ctx.fault('ingest SIGKILL', async () => {
+          await ctx.system.ingest.kill();
+        });
+        const name = pick(ctx.random, ctx.system.names);
+        const victim = await activeWorker(ctx, name);
+        await ctx.pause(300, 1000);
+        await ctx.fault(`worker ${name} SIGKILL`, async () => {
+          await victim.kill();
+        });
+        await waitFor(
+          async () => (await ctx.system.leaseHolder(name)) === victim.current.pid,
+          `worker ${name}'s successor to take the lease`,
+          30_000,
+        );
+      }
+    },
+  },
+  {
     id: 'worker-sigkill',
     title: 'SIGKILL of a worker, repeatedly',
     expect: 'clean',

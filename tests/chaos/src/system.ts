@@ -55,6 +55,12 @@ export interface SystemSetup {
   transactionSize?: number;
   /** The ingest's BATCH_SIZE (default 200). */
   batchSize?: number;
+  /**
+   * A routing key (workers.toml's `[routing]`) for every collection of the writer, e.g.
+   * `fullDocument.v`. The collections then keep pre- and post-images, which the ingest reads
+   * (FULL_DOCUMENT=required, FULL_DOCUMENT_BEFORE_CHANGE=required), and so does `truth()`.
+   */
+  routingKey?: string;
 }
 
 export class System {
@@ -97,7 +103,7 @@ export class System {
       ...this.names,
       ...(setup.addedNames ?? []),
     ]);
-    this.workersPath = workersFile(workersToml(this.names));
+    this.workersPath = workersFile(workersToml(this.names) + this.routingToml);
     this.env = {
       MONGODB_URI: servers.mongodbUri,
       REDIS_URL: servers.redisUrl,
@@ -116,6 +122,9 @@ export class System {
       BATCH_SIZE: String(setup.batchSize ?? 200),
       MAX_AWAIT_TIME_MS: '200',
       INGEST_LEASE_TTL_MS: String(LEASE_TTL_MS),
+      ...(setup.routingKey === undefined
+        ? {}
+        : { FULL_DOCUMENT: 'required', FULL_DOCUMENT_BEFORE_CHANGE: 'required' }),
     };
     this.ingests = (setup.standbyIngest ? ['ingest', 'ingest-b'] : ['ingest']).map(
       (name) => new Supervised(name, 'ingest', [], ingestEnv),
@@ -128,6 +137,13 @@ export class System {
         Array.from({ length: count }, () => this.startWorker(name)),
       );
     }
+  }
+
+  /** workers.toml's `[routing]` for the row's collections (empty without a routing key). */
+  get routingToml(): string {
+    const key = this.setup.routingKey;
+    if (key === undefined) return '';
+    return `\n[routing]\n${COLLECTIONS.map((coll) => `"${this.db}.${coll}" = "${key}"\n`).join('')}`;
   }
 
   /** WATCH for the row's scope. */
@@ -153,7 +169,7 @@ export class System {
    */
   async setNames(names: readonly string[], timeoutMs = 30_000): Promise<number> {
     const before = (await this.ring()).current.epoch;
-    writeFileSync(this.workersPath, workersToml(names));
+    writeFileSync(this.workersPath, workersToml(names) + this.routingToml);
     this.names = names;
     for (const ingest of this.ingests) ingest.signal('SIGHUP');
     let epoch = before;
@@ -200,6 +216,13 @@ export class System {
 
   /** Waits until the change stream is open and every worker name's lease is held. */
   async ready(timeoutMs = 60_000): Promise<void> {
+    if (this.setup.routingKey !== undefined) {
+      // Before the writer's first insert: every event of the row then has its images.
+      const db = this.servers.admin.db(this.db);
+      for (const coll of COLLECTIONS) {
+        await db.createCollection(coll, { changeStreamPreAndPostImages: { enabled: true } });
+      }
+    }
     let leader: Supervised | undefined;
     await waitFor(
       async () => (leader = await this.ingestLeader()) !== undefined,
@@ -264,7 +287,13 @@ export class System {
   async truth(): Promise<ChangeStreamDocument[]> {
     // Read at database level even for a collection scope: a collection's stream ends at its
     // invalidate, while the ingest goes on after it.
-    const all = await changesSince(this.servers.admin.db(this.db), this.from, [], 700);
+    const all =
+      this.setup.routingKey === undefined
+        ? await changesSince(this.servers.admin.db(this.db), this.from, [], 700)
+        : await changesSince(this.servers.admin.db(this.db), this.from, [], 700, {
+            fullDocument: 'required',
+            fullDocumentBeforeChange: 'required',
+          });
     if (this.setup.watch !== 'collection') return all;
     return all.filter((event) => (event as { ns?: { coll?: string } }).ns?.coll === 'a');
   }

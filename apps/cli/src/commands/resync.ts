@@ -130,7 +130,7 @@ export async function resync(
     let startAt: Timestamp | null;
     try {
       startAt = await copySnapshot({
-        source: new SnapshotReader(mongo, config.watch, new Router(names)),
+        source: new SnapshotReader(mongo, config.watch, new Router(names), config.workers.routing),
         enqueuer,
         store,
         batchSize: config.batchSize,

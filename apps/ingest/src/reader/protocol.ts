@@ -42,6 +42,8 @@ export interface ReaderInit {
     /** IngestConfig.pipeline, likewise. */
     pipelineJson: string | null;
   };
+  /** workers.toml's `[routing]`: namespace to rule, as written (parseRoutingRule reads it). */
+  routing: Record<string, string>;
 }
 
 export type WireStart =

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { isRedisClusterUrl, type RingEpoch } from '@changeq/shared';
+import { isRedisClusterUrl, routingSpec, type RingEpoch } from '@changeq/shared';
 import type { IngestConfig } from '@changeq/source';
 import type { SnapshotSource, StartOptions } from '@changeq/source/stream';
 import { ReadError, type ChangeReader, type ReadBatch } from '../ports.js';
@@ -81,6 +81,9 @@ export class StreamReader implements ChangeReader {
         matchJson: encodeMatch(config.match),
         pipelineJson: encodePipeline(config.pipeline),
       },
+      routing: Object.fromEntries(
+        [...config.workers.routing].map(([ns, rule]) => [ns, routingSpec(rule)]),
+      ),
     };
     this.worker = new Worker(thread, { workerData: init, resourceLimits: READER_LIMITS });
     this.worker.on('message', (reply: ReaderReply) => {

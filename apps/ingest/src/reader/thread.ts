@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Document } from 'mongodb';
-import { RingRouter, createMongoClient } from '@changeq/shared';
+import { RingRouter, createMongoClient, parseRoutingRule } from '@changeq/shared';
 import { useHashTags, type PlannedJob } from '@changeq/store';
 import {
   ChangeSource,
@@ -52,7 +52,10 @@ const source = new ChangeSource(client, {
 // Routing by the ring's history: an event goes where its position says, whichever side of a
 // ring change a read-ahead batch lies (the main thread sends each new epoch).
 let router = new RingRouter(init.ring);
-const snapshots = new SnapshotReader(client, init.source.watch, () => router);
+const rules = new Map(
+  Object.entries(init.routing).map(([ns, spec]) => [ns, parseRoutingRule(spec)] as const),
+);
+const snapshots = new SnapshotReader(client, init.source.watch, () => router, rules);
 
 async function read(max: number): Promise<WireBatch> {
   const batch = await source.next(max);
@@ -60,7 +63,7 @@ async function read(max: number): Promise<WireBatch> {
   const tally = new Map<string, EventTally>();
   const transactions = markTransactions(batch.events, batch.partialTime);
   batch.events.forEach((event, index) => {
-    for (const job of planEvent(event, router, undefined, transactions[index] ?? null)) {
+    for (const job of planEvent(event, router, undefined, rules, transactions[index] ?? null)) {
       jobs.push(job);
     }
     const namespace = namespaceOf(event as Document);

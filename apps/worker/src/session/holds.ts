@@ -11,7 +11,7 @@
 import type { Hold } from '@changeq/shared';
 
 export interface HandoffFlags {
-  handoffsDone(handoffs: readonly { worker: string; epoch: number }[]): Promise<boolean[]>;
+  handoffsDone(handoffs: readonly { worker: string; epoch: number | string }[]): Promise<boolean[]>;
 }
 
 export interface HoldsOptions {
@@ -30,11 +30,11 @@ interface Waiter {
   resolve: (passed: boolean) => void;
 }
 
-const keyOf = (worker: string, epoch: number) => `${worker}@${epoch}`;
+const keyOf = (worker: string, epoch: number | string) => `${worker}@${epoch}`;
 
 export class Holds {
   private readonly passed = new Set<string>();
-  private readonly pending = new Map<string, { worker: string; epoch: number }>();
+  private readonly pending = new Map<string, { worker: string; epoch: number | string }>();
   private readonly waiters = new Set<Waiter>();
   private timer: NodeJS.Timeout | null = null;
   private polling = false;
@@ -121,7 +121,9 @@ export class Holds {
   }
 
   private pass(key: string): void {
-    this.passed.add(key);
+    // A routing key change's handoff (`worker@key-…`) holds one job only: remembering it would
+    // grow the set by one entry per key change for the life of the process.
+    if (!key.includes('@key-')) this.passed.add(key);
     this.pending.delete(key);
     const heldMs: number[] = [];
     for (const waiter of [...this.waiters]) {

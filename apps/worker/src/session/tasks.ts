@@ -23,7 +23,7 @@ interface JobTask<Kind extends string, Data> extends SchedulerTask {
  * A job of the worker's queue (one without data fails its handler call). A ring change's
  * handoff marker is one too, made a checkpoint (`checkpoint: true`, `handoff`: its epoch).
  */
-export type EventTask = JobTask<'event', EventJobData | undefined> & { handoff?: number };
+export type EventTask = JobTask<'event', EventJobData | undefined> & { handoff?: number | string };
 
 /** A job of the worker's dead-letter queue, run again after an operator's retry. */
 export type ReplayTask = JobTask<'replay', DeadLetterJobData>;
@@ -38,16 +38,37 @@ export interface ReplayLineTask extends SchedulerTask {
 export type RunTask = EventTask | ReplayTask;
 export type WorkTask = RunTask | ReplayLineTask;
 
-/** The data of a handoff marker job (the ingest's ring-change.ts). */
-function handoffEpoch(job: Job): number | null {
+/**
+ * The data of a handoff marker job: a ring epoch (the ingest's ring-change.ts), or a routing
+ * key's change (`key-…`, the planner's planEvent).
+ */
+function handoffEpoch(job: Job): number | string | null {
   const data = job.data as { kind?: unknown; epoch?: unknown } | undefined;
-  return job.name === HANDOFF_JOB_NAME && data?.kind === 'handoff' && Number.isInteger(data.epoch)
-    ? (data.epoch as number)
+  if (job.name !== HANDOFF_JOB_NAME || data?.kind !== 'handoff') return null;
+  const epoch = data.epoch;
+  return Number.isInteger(epoch) || (typeof epoch === 'string' && epoch.startsWith('key-'))
+    ? (epoch as number | string)
     : null;
 }
 
 export function eventTask(job: Job, id: string): EventTask {
   const epoch = handoffEpoch(job);
+  const line = (job.data as { line?: unknown } | undefined)?.line;
+  if (typeof epoch === 'string' && typeof line === 'string') {
+    // A routing key change's marker: a task of the old key's line (not a checkpoint), which the
+    // session admits by writing its flag once everything before it in that line finished.
+    return {
+      id: `e:${id}`,
+      jobId: id,
+      kind: 'event',
+      key: line,
+      handoff: epoch,
+      source: 'event',
+      priorAttempts: 0,
+      job,
+      data: undefined,
+    };
+  }
   if (epoch !== null) {
     return {
       id: `e:${id}`,

@@ -15,6 +15,10 @@
  *
  * [worker.charlie]           # optional, overrides [defaults] for one worker
  * concurrency = 4
+ *
+ * [routing]                  # optional: what orders a namespace's events (default "document")
+ * "shop.orders" = "fullDocument.customerId"   # every order of one customer, in order
+ * "shop.audit" = "namespace"                  # the whole namespace, in order
  * ```
  *
  * Keys are snake_case only, the usual TOML style (Cargo, pyproject, Netlify...). A camelCase
@@ -30,6 +34,7 @@ import { resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { UserError } from '../errors.js';
 import { TomlLocations } from './toml-locations.js';
+import { parseRoutingRule, type RoutingRule } from '../routing/routing-key.js';
 
 export type DeadLetterPolicy = 'block' | 'skip';
 
@@ -69,6 +74,8 @@ export interface WorkersConfig {
   /** The workers with their effective settings, in the order of the file. */
   workers: readonly WorkerSpec[];
   get(name: string): WorkerSpec | undefined;
+  /** `[routing]`: the namespaces not ordered by document, with their rule. */
+  routing: ReadonlyMap<string, RoutingRule>;
 }
 
 /** Worker names become BullMQ queue names and parts of Redis keys. */
@@ -95,7 +102,7 @@ const INT_SETTINGS: readonly IntSetting[] = [
 const DEAD_LETTER_KEY = 'dead_letter';
 const DEAD_LETTER_VALUES: readonly DeadLetterPolicy[] = ['block', 'skip'];
 const SETTING_KEYS: readonly string[] = [...INT_SETTINGS.map((s) => s.key), DEAD_LETTER_KEY];
-const TOP_LEVEL_KEYS: readonly string[] = ['workers', 'defaults', 'worker'];
+const TOP_LEVEL_KEYS: readonly string[] = ['workers', 'defaults', 'worker', 'routing'];
 
 const EXAMPLE_LIST = 'workers = ["alpha", "bravo", "charlie"]';
 
@@ -274,6 +281,50 @@ function readSettings(
     layer.lines.deadLetter = f.locations.lineOf(keyPath);
   }
   return layer;
+}
+
+/** `[routing]`: `"db.coll" = "document" | "namespace" | "fullDocument.<path>" | "documentKey.<field>"`. */
+function readRouting(f: WorkersFile, doc: Table): ReadonlyMap<string, RoutingRule> {
+  const rules = new Map<string, RoutingRule>();
+  if (!('routing' in doc)) return rules;
+  const table = doc.routing;
+  const example = '"shop.orders" = "fullDocument.customerId"';
+  if (!isTable(table)) {
+    f.fail(
+      `routing must be a table, not ${describe(table)}`,
+      `write one namespace per line under a [routing] header, e.g. ${example}`,
+      ['routing'],
+    );
+  }
+  for (const [ns, value] of Object.entries(table)) {
+    const path = ['routing', ns];
+    const dot = ns.indexOf('.');
+    if (dot <= 0 || dot === ns.length - 1 || ns.includes('\0')) {
+      f.fail(
+        `[routing] key ${tomlKey(ns)} is not a namespace (db.collection)`,
+        `quote the namespace, e.g. ${example}`,
+        path,
+      );
+    }
+    if (typeof value !== 'string') {
+      f.fail(
+        `[routing] ${tomlKey(ns)} must be a string, not ${describe(value)}`,
+        `write "document", "namespace" or a field path, e.g. ${example}`,
+        path,
+      );
+    }
+    try {
+      const rule = parseRoutingRule(value);
+      if (rule.kind !== 'document') rules.set(ns, rule);
+    } catch (error) {
+      f.fail(
+        `[routing] ${tomlKey(ns)}: ${(error as Error).message}`,
+        `e.g. ${example}`,
+        path,
+      );
+    }
+  }
+  return rules;
 }
 
 /** Parses the text of a workers.toml file; `file` is only used in messages. Throws UserError. */
@@ -468,6 +519,7 @@ export function parseWorkersConfig(text: string, file: string): WorkersConfig {
     names: Object.freeze(names),
     workers: Object.freeze(workers),
     get: (name: string) => byName.get(name),
+    routing: readRouting(f, doc),
   });
 }
 

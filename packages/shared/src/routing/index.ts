@@ -17,3 +17,11 @@ export {
   type RingEpoch,
   type Route,
 } from './ring.js';
+export {
+  DOCUMENT_RULE,
+  fieldValue,
+  lineKey,
+  parseRoutingRule,
+  routingSpec,
+  type RoutingRule,
+} from './routing-key.js';

@@ -25,7 +25,8 @@ export interface RingEpoch {
  * (the old owners), i.e. every job those workers held before the switch finished.
  */
 export interface Hold {
-  epoch: number;
+  /** A ring epoch, or a routing-key change's id (`key-…`, see planEvent). */
+  epoch: number | string;
   workers: string[];
 }
 

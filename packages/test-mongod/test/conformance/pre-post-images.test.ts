@@ -103,3 +103,22 @@ describe('fullDocument', () => {
     expect(evs[0]?.fullDocument).toEqual({ _id: 1, v: 3 });
   });
 });
+
+// Routing keys (changeq's [routing]) read a field from the image each operation carries: both
+// options at once give an update its document before and after, a delete only the one before.
+describe('fullDocument and fullDocumentBeforeChange together', () => {
+  it('an update carries both images, a replace both, a delete only the pre-image', async () => {
+    const d = await setup('img_both', true);
+    const evs = await changes(
+      d,
+      { fullDocument: 'required', fullDocumentBeforeChange: 'required' },
+      3,
+    );
+    expect(evs.map((e) => [e.operationType, e.fullDocumentBeforeChange, e.fullDocument])).toEqual([
+      ['update', { _id: 1, v: 1 }, { _id: 1, v: 2 }],
+      ['replace', { _id: 1, v: 2 }, { _id: 1, v: 3 }],
+      ['delete', { _id: 1, v: 3 }, undefined],
+    ]);
+    expect('fullDocument' in evs[2]!).toBe(false);
+  });
+});
