@@ -18,11 +18,12 @@
  * On a cluster, `slotName` wraps each worker name (and each ingest id) in such a hash tag:
  *
  *   <prefix>:{<worker>}:…   <prefix>:{<worker>}.dead:…   <prefix>:worker:{<worker>}:…
- *   <prefix>:ingest:{<ingest>}:…
+ *   <prefix>:ingest:{<ingest>}:…   <prefix>:{ring}…
  *
  * so a worker's queues, the watermarks in them and the worker's own keys share one slot, as
- * every script and transaction here needs (each touches the keys of one queue, of one worker or
- * of one ingest at a time), while different workers' queues spread over the masters. On a
+ * every script and transaction here needs (each touches the keys of one queue, of one worker,
+ * of one ingest or of the ring at a time), while different workers' queues spread over the
+ * masters. On a
  * single Redis the names stay bare, as they always were: existing deployments' keys never move.
  */
 import { hash } from 'node:crypto';
@@ -185,7 +186,8 @@ export function pauseKeys(prefix: string, target: PauseTarget) {
 
 /** The ring of a deployment: which worker names route events, by epoch (codecs/ring.ts). */
 export function ringKey(prefix: string): string {
-  return `${prefix}:ring`;
+  // A slot of its own on a cluster, shared with the leader's fence copy for it (ringFence).
+  return `${prefix}:${slotName('ring')}`;
 }
 
 /** Job id of the handoff marker an ingest puts in a queue that loses documents at `epoch`. */

@@ -1,6 +1,7 @@
 /**
  * Key names on a Redis Cluster: a worker's queues, the watermarks in them and its own keys share
- * the hash tag of its name; an ingest's keys that of its id. (A file of its own: the choice is
+ * the hash tag of its name; an ingest's keys that of its id; the ring and its fence copy one tag.
+ * (A file of its own: the choice is
  * made once per process.)
  */
 import { expect, it } from 'vitest';
@@ -9,7 +10,9 @@ import {
   eventQueueName,
   hashTagsInUse,
   ingestKeys,
+  pauseKeys,
   queueKeys,
+  ringKey,
   useHashTags,
   workerKeys,
 } from '../src/index.js';
@@ -33,6 +36,8 @@ it('names every key of a worker and of an ingest in one slot each, and keeps the
     queueKeys('changeq', deadLetterQueueName('north')).job('42'),
     ingest.watermark(queue),
     ingest.watermark(queue, 'snapshot'),
+    ingest.queueFence(queue),
+    ...Object.values(pauseKeys('changeq', { kind: 'worker', name: 'north' })),
     worker.lease,
     worker.fence,
     worker.blocked,
@@ -43,8 +48,16 @@ it('names every key of a worker and of an ingest in one slot each, and keeps the
     worker.held,
   ];
   expect(new Set(perWorker.map(hashed))).toEqual(new Set(['north']));
-  expect(new Set([ingest.token, ingest.snapshot, ingest.lease].map(hashed))).toEqual(
-    new Set(['main']),
-  );
+  const perIngest = [
+    ingest.token,
+    ingest.snapshot,
+    ingest.lease,
+    ingest.fence,
+    ingest.members,
+    ...Object.values(pauseKeys('changeq', { kind: 'ingest', id: 'main' })),
+  ];
+  expect(new Set(perIngest.map(hashed))).toEqual(new Set(['main']));
+  // The ring's compare-and-set script takes the ring and the leader's fence copy for it.
+  expect(new Set([ringKey('changeq'), ingest.ringFence].map(hashed))).toEqual(new Set(['ring']));
   expect(() => useHashTags(false)).toThrow(/already made for a Redis Cluster/);
 });
