@@ -67,6 +67,11 @@ export class Leadership implements LeadershipPort {
       },
       onRenewError: (error) =>
         options.log.debug({ err: error }, 'ingest lease renewal failed; retrying'),
+      onDeadHolder: (dead) =>
+        options.log.info(
+          { pid: dead.pid, fence: dead.fence },
+          'ingest lease taken over at once: its holder was a process of this host that is gone',
+        ),
     });
   }
 

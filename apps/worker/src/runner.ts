@@ -193,6 +193,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     onLost: (reason) => leaseLost?.(reason),
     onRenewError: (error) =>
       redisFailed({ log, events }, 'lease', error, 'lease renewal failed; retrying'),
+    onDeadHolder: (dead) =>
+      log.info(
+        { pid: dead.pid, fence: dead.fence },
+        'lease taken over at once: its holder was a process of this host that is gone',
+      ),
     onDataLost: ({ heldFence, counter }) => {
       const jobsHeld = session?.jobsHeld ?? 0;
       log.error(

@@ -8,6 +8,12 @@
  * considers it valid for 0.6 × ttl after the start of the last successful renewal: it stops
  * taking jobs 0.4 × ttl (on its own clock) before any other process can acquire the lease.
  *
+ * A process that restarts after a crash (kill -9) need not wait out its predecessor's lease: a
+ * lease whose holder names this host and a process id that no longer exists here is taken over
+ * at once (compare-and-set on the value seen; the fencing number still grows, so anything the
+ * dead holder left in flight is fenced as usual). A holder on another host, or a process id that
+ * exists (perhaps reused), is waited for as before.
+ *
  * The fencing counter only grows, so finding it below a fence this process held means Redis lost
  * its data (restarted without persistence, restored an older copy, or flushed): the renewal reads
  * it, and so does the next acquisition (`onDataLost`).
@@ -33,6 +39,8 @@ export interface LeaseOptions {
   onRenewError?: (error: unknown) => void;
   /** The fencing counter went back below a fence this process held: Redis lost its data. */
   onDataLost?: (loss: LeaseDataLoss) => void;
+  /** The lease was taken over from a holder of this host whose process is gone. */
+  onDeadHolder?: (holder: LeaseHolder) => void;
 }
 
 export interface LeaseDataLoss {
@@ -83,12 +91,16 @@ export class Lease {
       host: hostname(),
       startedAt: new Date().toISOString(),
     });
+    const seen = await this.opts.redis.get(this.opts.key);
+    const dead = seen !== null && deadOnThisHost(parseLeaseValue(seen)) ? seen : '';
     const value = await Scripts.of(this.opts.redis).acquireLease(
       { lease: this.opts.key, fence: this.opts.fenceKey },
       info,
       this.opts.ttlMs,
+      dead,
     );
     if (value === null) return false;
+    if (dead !== '') this.opts.onDeadHolder?.(parseLeaseValue(dead)!);
     this.value = value;
     this.holder = parseLeaseValue(value);
     this.lost = false;
@@ -184,5 +196,21 @@ export class Lease {
     clearTimeout(this.expiryTimer);
     this.renewTimer = undefined;
     this.expiryTimer = undefined;
+  }
+}
+
+/**
+ * Whether a lease holder is a process of this host that no longer exists. Our own pid is never
+ * taken for dead (a predecessor with the same pid, as in a container, is waited for), and a pid
+ * we may not signal (EPERM) exists.
+ */
+function deadOnThisHost(holder: LeaseHolder | undefined): boolean {
+  if (!holder || holder.host !== hostname() || holder.pid === process.pid) return false;
+  if (!Number.isInteger(holder.pid) || holder.pid <= 0) return false;
+  try {
+    process.kill(holder.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

@@ -91,17 +91,21 @@ export class Scripts {
     return command.call(target, ...keys, ...args);
   }
 
-  /** lua/acquireLease-2.lua: the stored value when acquired, null when someone else holds it. */
+  /**
+   * lua/acquireLease-2.lua: the stored value when acquired, null when someone else holds it.
+   * `deadHolder`: the stored value of a holder found dead, which may be replaced.
+   */
   async acquireLease(
     keys: { lease: string; fence: string },
     description: string,
     ttlMs: number,
+    deadHolder = '',
   ): Promise<string | null> {
     const value = await this.run(
       this.redis,
       'acquireLease',
       [keys.lease, keys.fence],
-      [description, String(ttlMs)],
+      [description, String(ttlMs), deadHolder],
     );
     return (value as string | null) ?? null;
   }

@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
@@ -42,6 +45,43 @@ describe('Lease', () => {
     expect(await b.tryAcquire()).toBe(true);
     expect(b.fence).toBe(a.fence + 1);
     await b.release();
+  });
+
+  it('is taken over at once from a holder of this host whose process is gone, not from a live one or another host', async () => {
+    const key = `l${++n}`;
+    // A real process of this host that held the lease and died (kill -9): its pid is free now.
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    const livePid = child.pid!;
+    const holder = (pid: number, host: string, fence: number) =>
+      JSON.stringify({ fence, owner: `dead-${pid}`, pid, host, startedAt: new Date().toISOString() });
+    const taken: number[] = [];
+    const mine = new Lease({
+      redis,
+      key: `${key}:lease`,
+      fenceKey: `${key}:fence`,
+      ttlMs: 60_000,
+      onLost: () => undefined,
+      onDeadHolder: (dead) => taken.push(dead.pid),
+    });
+    await redis.set(`${key}:fence`, '7');
+    try {
+      // Alive on this host, or on another host (whose pids mean nothing here): wait for the TTL.
+      await redis.set(`${key}:lease`, holder(livePid, hostname(), 7), 'PX', 60_000);
+      expect(await mine.tryAcquire()).toBe(false);
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      await redis.set(`${key}:lease`, holder(livePid, `not-${hostname()}`, 7), 'PX', 60_000);
+      expect(await mine.tryAcquire()).toBe(false);
+      // Gone, on this host: taken over now, with the next fence.
+      await redis.set(`${key}:lease`, holder(livePid, hostname(), 7), 'PX', 60_000);
+      expect(await mine.tryAcquire()).toBe(true);
+      expect(mine.fence).toBe(8);
+      expect(taken).toEqual([livePid]);
+      expect((await mine.currentHolder())?.owner).toBe(mine.owner);
+    } finally {
+      child.kill('SIGKILL');
+      await mine.release();
+    }
   });
 
   it('passes to a standby when the holder stops renewing (a crash)', async () => {
