@@ -24,8 +24,13 @@ function mongosHelloReply(ctx: CommandContext, legacy: boolean): Doc {
   const reply: Doc = { topologyVersion: ctx.state.topology.topologyVersion() };
   if (legacy) reply.ismaster = true;
   else reply.isWritablePrimary = true;
+  reply.msg = 'isdbgrid';
+  return withServerFields(ctx, reply);
+}
+
+/** What every hello reply ends with, a mongod's or a mongos': limits, versions, session, auth. */
+function withServerFields(ctx: CommandContext, reply: Doc): Doc {
   Object.assign(reply, {
-    msg: 'isdbgrid',
     maxBsonObjectSize: MAX_BSON_OBJECT_SIZE,
     maxMessageSizeBytes: MAX_MESSAGE_SIZE_BYTES,
     maxWriteBatchSize: MAX_WRITE_BATCH_SIZE,
@@ -70,20 +75,8 @@ export function helloReply(ctx: CommandContext, legacy: boolean): Doc {
       majorityOpTime: { ts: lastTs, t: Long.fromNumber(state.topology.term) },
       majorityWriteDate: lastDate,
     },
-    maxBsonObjectSize: MAX_BSON_OBJECT_SIZE,
-    maxMessageSizeBytes: MAX_MESSAGE_SIZE_BYTES,
-    maxWriteBatchSize: MAX_WRITE_BATCH_SIZE,
-    localTime: new Date(),
-    logicalSessionTimeoutMinutes: 30,
-    connectionId: ctx.conn.id,
-    minWireVersion: 0,
-    maxWireVersion: MAX_WIRE_VERSION,
-    readOnly: false,
   });
-  if (ctx.cmd.helloOk === true) reply.helloOk = true;
-  Object.assign(reply, helloAuthFields(ctx));
-  reply.ok = 1;
-  return reply;
+  return withServerFields(ctx, reply);
 }
 
 /** hello/isMaster; awaitable when the client sends topologyVersion and maxAwaitTimeMS. */
