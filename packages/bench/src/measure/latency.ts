@@ -69,6 +69,8 @@ function startPipeline(
       MONGODB_URI: servers.stack.mongodbUri,
       WORKERS_FILE: workers,
       WATCH: `bench.${coll}`,
+      // The A/B of fencing's cost (docs/scaling.md): passed on as the drain does.
+      ...(process.env.CHANGEQ_BENCH_UNFENCED === '1' ? { CHANGEQ_BENCH_UNFENCED: '1' } : {}),
     }),
   };
   for (const name of WORKERS) {
