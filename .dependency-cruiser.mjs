@@ -18,6 +18,16 @@ export default {
       to: { path: ['^apps/', `^@changeq/(${apps})$`], pathNot: ['^apps/$1/', '^@changeq/$1$'] },
     },
     {
+      name: 'reader-thread-loads-no-bullmq',
+      comment:
+        "The ingest's stream reader thread loads the store's key schema only (@changeq/store/keys, " +
+        '/watermark), never its index: that loads BullMQ and ioredis into the thread, about 25 MB ' +
+        'more resident memory for nothing. (Not even a type import: the rule cannot tell them apart.)',
+      severity: 'error',
+      from: { path: '^apps/ingest/src/reader/thread\\.ts$' },
+      to: { path: '^@changeq/store$' },
+    },
+    {
       name: 'no-import-cycle',
       comment:
         'A cycle ties its modules into one: none can be read, tested or moved alone. Type-only ' +

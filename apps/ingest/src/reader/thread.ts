@@ -10,7 +10,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Document } from 'mongodb';
 import { RingRouter, createMongoClient, parseRoutingRule } from '@changeq/shared';
-import { useHashTags, type PlannedJob } from '@changeq/store';
+// The key schema alone (not the store's index, which loads BullMQ into this thread's isolate).
+import { useHashTags } from '@changeq/store/keys';
 import {
   ChangeSource,
   SnapshotReader,
@@ -59,7 +60,7 @@ const snapshots = new SnapshotReader(client, init.source.watch, () => router, ru
 
 async function read(max: number): Promise<WireBatch> {
   const batch = await source.next(max);
-  const jobs: PlannedJob[] = [];
+  const jobs: ReturnType<typeof planEvent> = [];
   const tally = new Map<string, EventTally>();
   const transactions = markTransactions(batch.events, batch.partialTime);
   batch.events.forEach((event, index) => {
