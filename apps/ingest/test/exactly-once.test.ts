@@ -220,7 +220,7 @@ describe('exactly-once enqueue', () => {
   test('survives restarts of Redis (AOF on) under load', async () => {
     const result = await runScenario(stack, {
       seed: 2,
-      operations: 6_000,
+      operations: 4_000,
       faults: 3,
       inspectOnly: true,
       fault: async () => {
@@ -235,7 +235,7 @@ describe('exactly-once enqueue', () => {
   test('survives restarts of MongoDB under load', async () => {
     const result = await runScenario(stack, {
       seed: 3,
-      operations: 6_000,
+      operations: 4_000,
       faults: 3,
       maxFaults: 8,
       tolerateWriteErrors: true,
@@ -262,7 +262,7 @@ describe('exactly-once enqueue', () => {
     try {
       const result = await runScenario(stack, {
         seed: 4,
-        operations: 6_000,
+        operations: 4_000,
         faults: 9,
         fault: async () => {
           round += 1;
