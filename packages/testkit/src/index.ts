@@ -12,6 +12,7 @@ export { seededRandom } from './random.js';
 export { writeChaos } from './writer.js';
 export type { ChaosWrites, WriteTally } from './writer.js';
 export { Supervised } from './supervised.js';
+export { waitForDeliveries } from './wait-for-deliveries.js';
 export type { SupervisedExit, SupervisedOptions } from './supervised.js';
 export {
   CallLog,

@@ -13,13 +13,13 @@ import {
   CallLog,
   Supervised,
   changesSince,
-  checkDeliveries,
   expectedJobs,
   recordingHandlersPath,
   seededRandom,
   tempDir,
   workersFile,
   writeChaos,
+  waitForDeliveries,
 } from '@changeq/testkit';
 
 const NAMES = ['north', 'south'];
@@ -98,18 +98,7 @@ test('every event reaches a handler, in per-document oplog order, while every pr
     );
 
     // Wait until every event has a successful handler call.
-    const log = new CallLog(record);
-    const deadline = Date.now() + 120_000;
-    let report = checkDeliveries(expected, log.calls);
-    while (report.lost.length > 0) {
-      const died = all.flatMap((p) => p.ownExits.map((exit) => `${p.name}: ${exit.tail}`));
-      if (died.length > 0) throw new Error(`a process exited on its own:\n${died.join('\n')}`);
-      if (Date.now() > deadline)
-        throw new Error(`${report.lost.length} events never reached a handler`);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      log.read();
-      report = checkDeliveries(expected, log.calls);
-    }
+    const report = await waitForDeliveries(expected, new CallLog(record), all, 120_000, 500);
     // Never out of order per document (repeats of one event after a crash are allowed), and
     // nothing handled that the history does not call for.
     // (The first few of each, so a failure stays readable.)

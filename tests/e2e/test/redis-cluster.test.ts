@@ -23,12 +23,12 @@ import {
   CallLog,
   Supervised,
   changesSince,
-  checkDeliveries,
   expectedJobs,
   recordingHandlersPath,
   startApp,
   tempDir,
   writeChaos,
+  waitForDeliveries,
 } from '@changeq/testkit';
 
 // Where their hash tags land is the cluster's choice (slot ranges 0-5460, 5461-10922,
@@ -147,21 +147,7 @@ test('the ingest, three workers, the CLI and the board on a Redis Cluster of thr
       planEvent(event, router).map((job) => ({ worker: job.queue, jobId: job.jobId })),
     );
     expect(new Set(expected.map((job) => job.worker)).size).toBe(4);
-    const log = new CallLog(record);
-    const deadline = Date.now() + 60_000;
-    let report = checkDeliveries(expected, log.calls);
-    while (report.lost.length > 0) {
-      const died = all.flatMap((p) => p.ownExits.map((exit) => `${p.name}: ${exit.tail}`));
-      if (died.length > 0) throw new Error(`a process exited on its own:\n${died.join('\n')}`);
-      if (Date.now() > deadline) {
-        throw new Error(
-          `${report.lost.length} of ${expected.length} events never reached a handler`,
-        );
-      }
-      await sleep(300);
-      log.read();
-      report = checkDeliveries(expected, log.calls);
-    }
+    const report = await waitForDeliveries(expected, new CallLog(record), all, 60_000);
     expect(report.orderViolations.slice(0, 5)).toEqual([]);
     expect(report.unexpected.slice(0, 5)).toEqual([]);
     expect(report.reruns).toBe(0);

@@ -24,7 +24,6 @@ import {
   Supervised,
   startApp,
   changesSince,
-  checkDeliveries,
   documentOf,
   expectedJobs,
   jobKey,
@@ -34,6 +33,7 @@ import {
   writeChaos,
   type DeliveryReport,
   type ExpectedJob,
+  waitForDeliveries,
 } from '@changeq/testkit';
 
 const BASE = ['north', 'south', 'east'];
@@ -203,20 +203,7 @@ async function deliveries(system: System): Promise<{
   );
   const log = new CallLog(system.record);
   const all = [system.ingest, ...system.workers.values()];
-  const deadline = Date.now() + 120_000;
-  let report = checkDeliveries(expected, log.calls);
-  while (report.lost.length > 0) {
-    const died = all.flatMap((p) => p.ownExits.map((exit) => `${p.name}: ${exit.tail}`));
-    if (died.length > 0) throw new Error(`a process exited on its own:\n${died.join('\n')}`);
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${report.lost.length} events never reached a handler, e.g. ${JSON.stringify(report.lost.slice(0, 3).map((j) => [j.worker, j.position, j.doc]))}`,
-      );
-    }
-    await sleep(500);
-    log.read();
-    report = checkDeliveries(expected, log.calls);
-  }
+  const report = await waitForDeliveries(expected, log, all, 120_000, 500);
   return { truth, epochs, expected, report, log };
 }
 

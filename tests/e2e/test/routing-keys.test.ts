@@ -24,6 +24,7 @@ import {
   startApp,
   tempDir,
   type ExpectedJob,
+  waitForDeliveries,
 } from '@changeq/testkit';
 
 const NAMES = ['north', 'south', 'east'];
@@ -202,17 +203,7 @@ test('per-customer order across documents and workers; a customer change waits f
     };
     const byCustomer = byDocument.map((job) => ({ ...job, doc: customerOf(job) }));
     const log = new CallLog(record);
-    const deadline = Date.now() + 60_000;
-    log.read();
-    let report = checkDeliveries(byCustomer, log.calls);
-    while (report.lost.length > 0) {
-      const died = all.flatMap((p) => p.ownExits.map((exit) => `${p.name}: ${exit.tail}`));
-      if (died.length > 0) throw new Error(`a process exited on its own:\n${died.join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`${report.lost.length} events never handled`);
-      await sleep(300);
-      log.read();
-      report = checkDeliveries(byCustomer, log.calls);
-    }
+    const report = await waitForDeliveries(byCustomer, log, all, 60_000);
     const documentReport = checkDeliveries(byDocument, log.calls);
     expect(report.expected).toBeGreaterThan(120);
     for (const r of [report, documentReport]) {

@@ -22,7 +22,6 @@ import {
   CallLog,
   Supervised,
   changesSince,
-  checkDeliveries,
   expectedJobs,
   recordingHandlersPath,
   seededRandom,
@@ -30,6 +29,7 @@ import {
   tempDir,
   writeChaos,
   type TestProcess,
+  waitForDeliveries,
 } from '@changeq/testkit';
 
 const NAMES = ['alpha', 'bravo'];
@@ -151,20 +151,7 @@ test('two ingests, the leader SIGKILLed and SIGSTOPped past its lease: every cha
       planEvent(event, router).map((job) => ({ worker: job.queue, jobId: job.jobId })),
     );
     const log = new CallLog(record);
-    const deadline = Date.now() + 90_000;
-    let report = checkDeliveries(expected, log.calls);
-    while (report.lost.length > 0) {
-      const died = all.flatMap((p) => p.ownExits.map((exit) => `${p.name}: ${exit.tail}`));
-      if (died.length > 0) throw new Error(`a process exited on its own:\n${died.join('\n')}`);
-      if (Date.now() > deadline) {
-        throw new Error(
-          `${report.lost.length} of ${expected.length} events never reached a handler`,
-        );
-      }
-      await sleep(300);
-      log.read();
-      report = checkDeliveries(expected, log.calls);
-    }
+    const report = await waitForDeliveries(expected, log, all, 90_000);
     expect(
       report.orderViolations.slice(0, 5),
       `${report.orderViolations.length} violations`,
