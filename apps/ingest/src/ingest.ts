@@ -404,6 +404,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           // Between two batches, everything read so far committed and the token stored: the
           // batch read ahead (routed by the old ring) is dropped and read again after the switch.
           const since = performance.now();
+          await this.pipeline.flush();
           this.pipeline.discard();
           await this.reader.close();
           await this.rings.apply(stream.position, since);
@@ -413,6 +414,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           // At a batch boundary: what was read before is committed and its position stored.
           const request = await this.pause.asked();
           if (request) {
+            await this.pipeline.flush();
             this.pipeline.discard();
             await this.reader.close();
             this.status.streamOpen = false;
@@ -426,7 +428,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (!this.reader.isOpen) await this.reader.open(openOptions(stream));
         const readFrom = this.tracing ? Date.now() : 0;
         const batch = await this.pipeline.next(signal);
-        if (batch === null) break;
+        if (batch === null) {
+          // Stopping: the last position is stored before the process lets go.
+          await this.pipeline.flush();
+          break;
+        }
         this.streamAnswered(batch);
         // Nothing is written over a Redis that may have come back without its data.
         if (this.redisCloses.total !== this.redisCloses.atPlan) throw new RedisInterruptedError();
@@ -460,6 +466,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.setState('streaming');
       } catch (error) {
         this.pipeline.discard();
+        // `held` is what Redis surely holds: the last save that succeeded.
+        await this.pipeline.settle();
+        if (stream) held = this.held = stream.held;
         await this.reader.close().catch(() => undefined); // the error below says what failed
         this.status.streamOpen = false;
         if (signal.aborted) break;
@@ -505,6 +514,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
         }
       }
     }
+    // Ended with the run: the next term's first commit must not meet this term's last save
+    // (refused by its fence once the lease was lost).
+    await this.pipeline.settle();
   }
 
   private ringStatus(): void {
@@ -529,10 +541,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private async commit(stream: Stream, batch: ReadBatch): Promise<void> {
     const result = await this.pipeline.commit(batch, stream.position, stream.snapshotToClear);
     if (!result.saved) return;
+    // Read on from here: the batch's jobs are in their queues. What Redis holds (`held`, the
+    // status) follows once the save is done.
     stream.position = result.position;
-    stream.held = result.position && { kind: 'position', position: result.position };
     stream.snapshotToClear = false;
-    this.status.position = result.position;
+    const position = result.position;
+    void result.stored?.then(
+      () => {
+        stream.held = position && { kind: 'position', position };
+        this.status.position = position;
+      },
+      () => undefined, // the next commit, flush or settle has the error
+    );
     if (batch.last) this.status.lastEvent = batch.last;
     if (batch.count > 0) {
       this.emit('committed', { tally: batch.tally, added: result.added, skipped: result.skipped });

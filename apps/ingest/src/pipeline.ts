@@ -1,7 +1,8 @@
 /**
  * The ingest's way from the stream to Redis: batches read one ahead (the reader thread reads and
  * plans the next batch while this one is committed), held back while the workers' queues are
- * over the backlog limit, then committed: the jobs first, the position after them.
+ * over the backlog limit, then committed: the jobs first, the position after them. A batch's
+ * position is stored beside the next batch's jobs (see `commit`).
  */
 import { tokenClusterTime, tokenData, type Logger } from '@changeq/shared';
 import type { StoredPosition } from '@changeq/store';
@@ -34,10 +35,12 @@ export interface PipelineEvents {
 
 /** What a commit did. */
 export interface Committed {
-  /** The position stored now, or the one before when the batch did not move it. */
+  /** The position after the batch, or the one before when the batch did not move it. */
   position: StoredPosition | null;
-  /** Whether a position was stored. */
+  /** Whether a position is being stored (`stored` tells when it is). */
   saved: boolean;
+  /** Resolves once `position` is stored, rejects when storing it failed; null: nothing saved. */
+  stored: Promise<void> | null;
   added: number;
   skipped: number;
 }
@@ -52,6 +55,8 @@ export class Pipeline {
   private backlog: { at: number; counts: Map<string, number>; max: number } | null = null;
   private addedSinceCount = 0;
   private counting: Promise<void> | null = null;
+  /** The last batch's position save, under way or done (at most one runs). */
+  private saving: Promise<void> | null = null;
 
   constructor(
     private readonly ports: PipelinePorts,
@@ -89,19 +94,31 @@ export class Pipeline {
    * Adds the batch's jobs, then stores the position after them (the last event's token, or the
    * server's postBatchResumeToken of a drained batch, so a quiet stream's position moves too).
    * `clearSnapshot`: forget a finished copy once this position is stored.
+   *
+   * The save is not waited for: it runs beside the next batch's jobs, which is one round trip
+   * less on the way of every batch. That keeps exactly-once: a position is only stored after
+   * its jobs are in their queues; jobs past the stored position are what a crash between two
+   * round trips always left, and the queues' watermarks skip them on the re-read. Saves stay in
+   * order (the next batch's waits for this one's), and a failed save fails the next commit, or
+   * `flush`.
    */
   async commit(
     batch: ReadBatch,
     previous: StoredPosition | null,
     clearSnapshot: boolean,
   ): Promise<Committed> {
-    if (batch.token === null) return { position: previous, saved: false, added: 0, skipped: 0 };
-    const { added, skipped } = await this.ports.enqueuer.commit(batch.jobs, 'stream');
+    if (batch.token === null) {
+      return { position: previous, saved: false, stored: null, added: 0, skipped: 0 };
+    }
+    const [{ added, skipped }] = await Promise.all([
+      this.ports.enqueuer.commit(batch.jobs, 'stream'),
+      this.saving,
+    ]);
     this.addedSinceCount += added;
     const last = batch.last;
     const samePosition = previous !== null && tokenData(previous.token) === tokenData(batch.token);
     if (samePosition && batch.count === 0) {
-      return { position: previous, saved: false, added, skipped };
+      return { position: previous, saved: false, stored: null, added, skipped };
     }
     const position: StoredPosition = {
       token: batch.token,
@@ -110,11 +127,29 @@ export class Pipeline {
       wallTime: last?.wallTime ?? previous?.wallTime ?? null,
       savedAt: new Date(this.ports.clock.now()),
     };
+    const stored = this.save(position, clearSnapshot);
+    stored.catch(() => undefined); // surfaces at the next commit or flush
+    this.saving = stored;
+    return { position, saved: true, stored, added, skipped };
+  }
+
+  /** Waits for the position save under way; rejects with its error. */
+  async flush(): Promise<void> {
+    await this.saving;
+  }
+
+  /** Waits for the position save under way and forgets it, whatever its outcome. */
+  async settle(): Promise<void> {
+    const saving = this.saving;
+    this.saving = null;
+    await saving?.catch(() => undefined);
+  }
+
+  private async save(position: StoredPosition, clearSnapshot: boolean): Promise<void> {
     this.ports.faults('before-token-save');
     await this.ports.store.save(position);
     this.ports.faults('after-token-save');
     if (clearSnapshot) await this.ports.store.clearSnapshot();
-    return { position, saved: true, added, skipped };
   }
 
   private read(): Promise<ReadBatch> {

@@ -201,6 +201,8 @@ export class FakeStore implements PositionPort {
   private held: StoredStart | null | undefined = undefined;
   /** Errors thrown by the next calls to `save`, in order (a function is called at that moment). */
   failSaves: Array<Error | (() => Error)> = [];
+  /** While set, `save` waits for it (a slow Redis round trip). */
+  saveGate: Promise<void> | null = null;
 
   constructor(private readonly journal: Journal) {}
 
@@ -211,6 +213,7 @@ export class FakeStore implements PositionPort {
   }
 
   async save(stored: StoredPosition): Promise<void> {
+    if (this.saveGate) await this.saveGate;
     const failure = this.failSaves.shift();
     if (failure) throw typeof failure === 'function' ? failure() : failure;
     if (this.held !== undefined && this.held !== this.value) {

@@ -68,12 +68,48 @@ describe('the pipeline', () => {
     expect(await line.commit(batch(2, []), first.position, false)).toMatchObject({ saved: true });
   });
 
+  test("stores a position beside the next batch: its jobs do not wait for the save, its own save does", async () => {
+    const { line, journal, store } = pipeline();
+    let answer = () => undefined as void;
+    store.saveGate = new Promise((resolve) => (answer = resolve));
+    const first = await line.commit(batch(1, ['a']), null, false);
+    let firstStored = false;
+    void first.stored!.then(() => (firstStored = true));
+    const second = line.commit(batch(2, ['b']), first.position, false);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(journal.of('commit', 'save')).toEqual(['commit a', 'commit b']);
+    expect(firstStored).toBe(false);
+    store.saveGate = null;
+    answer();
+    await (await second).stored;
+    expect(firstStored).toBe(true);
+    expect(journal.of('commit', 'save')).toEqual([
+      'commit a',
+      'commit b',
+      `save ${token(1)._data}`,
+      `save ${token(2)._data}`,
+    ]);
+  });
+
+  test('a failed save fails the next commit and flush, until settle forgets it', async () => {
+    const { line, store } = pipeline();
+    store.failSaves.push(new Error('READONLY'));
+    const first = await line.commit(batch(1, ['a']), null, false);
+    await expect(first.stored).rejects.toThrow('READONLY');
+    await expect(line.flush()).rejects.toThrow('READONLY');
+    await expect(line.commit(batch(2, ['b']), first.position, false)).rejects.toThrow('READONLY');
+    await line.settle();
+    await line.flush();
+    expect(await line.commit(batch(2, ['b']), first.position, false)).toMatchObject({ saved: true });
+  });
+
   test('keeps its position through a batch without a token', async () => {
     const { line } = pipeline();
     const before = position(4);
     expect(await line.commit({ ...batch(5, []), token: null }, before, false)).toEqual({
       position: before,
       saved: false,
+      stored: null,
       added: 0,
       skipped: 0,
     });

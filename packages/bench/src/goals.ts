@@ -50,6 +50,24 @@ function machineCeiling(read: Throughput | undefined, bulk: Throughput, cores: n
   );
 }
 
+/**
+ * What a pipeline's processes spent per event at a steady rate, by role: on a machine of two
+ * cores, the CPU every event costs is what makes the next one wait (the latency's own cause).
+ */
+function cpuSplit(run: LatencyRun): string {
+  const us = (names: string[]) =>
+    names.reduce((sum, n) => sum + (run.cost.cpu[n] ?? 0), 0) / Math.max(1, run.writes);
+  const names = Object.keys(run.cost.cpu);
+  const reading = names.filter((n) => n === 'ingest' || n === 'pipeline');
+  const workers = names.filter((n) => n.startsWith('worker'));
+  const servers = names.filter((n) => n === 'redis' || n === 'mongo');
+  const total = us([...reading, ...workers, ...servers]);
+  return (
+    `${total.toFixed(0)} µs (${reading.join('+') || 'ingest'} ${us(reading).toFixed(0)}, ` +
+    `workers ${us(workers).toFixed(0)}, Redis+server ${us(servers).toFixed(0)})`
+  );
+}
+
 function latencyGoals(runs: LatencyRun[]): Goal[] {
   const goals: Goal[] = [];
   for (const rate of [...new Set(runs.map((r) => r.rate))]) {
@@ -75,6 +93,7 @@ function latencyGoals(runs: LatencyRun[]): Goal[] {
         cq.ingestStage.p99 >= cq.workerStage.p99 ? 'the ingest stage' : 'the worker stage';
       reasons.push(`within (a)'s bound, not under 20 ms; the slower stage is ${slower}: ${stages}`);
     }
+    reasons.push(`CPU per event: changeq ${cpuSplit(cq)}, (a) ${cpuSplit(a)}`);
     reasons.push(`busiest process: ${busiest(cq.cost)}${busyMachine(cq.cost)}`);
     goals.push({
       id: `latency-${rate}`,

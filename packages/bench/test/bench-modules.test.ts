@@ -35,6 +35,10 @@ describe('goals', () => {
     expect(goal('latency-300').pass).toBe(true); // 12 <= 17.5 and < 20
     expect(goal('latency-1000').pass).toBe(false); // 40 > 30
     expect(goal('latency-1000').reason).toContain('the ingest stage adds the most');
+    // 200,000 µs of CPU over 100 writes (the fixture gives both pipelines the same cost).
+    expect(goal('latency-1000').reason).toContain(
+      'CPU per event: changeq 2000 µs (ingest 2000, workers 0, Redis+server 0), (a) 2000 µs',
+    );
   });
 
   it('compares the worker with the bare Worker at each concurrency', () => {

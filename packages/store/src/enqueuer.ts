@@ -58,6 +58,13 @@ export interface EnqueuerOptions {
 interface Lane {
   queue: Queue;
   client: Redis;
+  /**
+   * The next commit's fence check, sent ahead: WATCH and GET of the fence copy, issued once the
+   * lane's last EXEC was answered (so that the WATCH is the connection's only one and lasts to
+   * the next EXEC), and awaited by that next commit. A quiet lane's check thus costs no round
+   * trip on the way of its next batch. Null: nothing sent ahead.
+   */
+  armed: Promise<string | null> | null;
 }
 
 const DEFAULT_CHUNK_SIZE = 100;
@@ -122,6 +129,9 @@ export class Enqueuer {
    */
   async setFence(fence: number | null): Promise<void> {
     this.fence = null;
+    // A check sent ahead in an earlier term would WATCH across the raise below, and abort the
+    // term's first commit: the lanes are made again.
+    await this.closeLanes();
     if (fence === null) return;
     await this.raiseFences(this.queueNames, fence);
     this.fence = fence;
@@ -249,16 +259,34 @@ export class Enqueuer {
     let next: Promise<Prepared> | null = this.prepare(queue, client, chunks[0]!, kind);
     for (let index = 1; next !== null; index++) {
       const current: Prepared = await next;
-      if (lane) await this.watchFence(queueName, client);
+      if (lane) await this.watchFence(queueName, lane);
       const execution = current.transaction.exec();
       const following = chunks[index];
       next = following !== undefined ? this.prepare(queue, client, following, kind) : null;
       // Built but never sent when this transaction fails: an unsent MULTI costs nothing.
       next?.catch(() => undefined);
-      this.check(queueName, await execution, client);
+      let results: Awaited<typeof execution>;
+      try {
+        results = await execution;
+      } finally {
+        // Sent only after EXEC was answered: EXEC ends every WATCH of its connection, and a
+        // WATCH sent before it (ioredis may write a script check ahead of a MULTI) would be gone.
+        if (lane) this.arm(queueName, lane);
+      }
+      this.check(queueName, results, client);
       this.watermarks.set(`${kind}:${queueName}`, current.last);
       this.options.afterQueueCommit?.();
     }
+  }
+
+  /** Sends the lane's next fence check ahead (see Lane.armed). */
+  private arm(queueName: string, lane: Lane): void {
+    const key = this.options.fenceKey!(queueName);
+    const armed = Promise.all([lane.client.watch(key), lane.client.get(key)]).then(
+      ([, held]) => held,
+    );
+    armed.catch(() => undefined); // its error, if any, surfaces at the next commit
+    lane.armed = armed;
   }
 
   /**
@@ -267,12 +295,16 @@ export class Enqueuer {
    * the copy in between. A guard inside the MULTI could not do this: EXEC does not roll back, so
    * BullMQ's add scripts would run whatever a guard before them answered.
    */
-  private async watchFence(queueName: string, client: Redis): Promise<void> {
+  private async watchFence(queueName: string, lane: Lane): Promise<void> {
+    const { client } = lane;
     const fence = this.fence;
     const key = this.options.fenceKey!(queueName);
     if (fence === null) throw new FencedError(`the commit to queue ${queueName}`, 0, null);
-    // Sent together: one round trip.
-    const [, held] = await Promise.all([client.watch(key), client.get(key)]);
+    // Sent ahead after the lane's last EXEC, or now (WATCH and GET together: one round trip).
+    const armed = lane.armed;
+    lane.armed = null;
+    const held = await (armed ??
+      Promise.all([client.watch(key), client.get(key)]).then(([, value]) => value));
     if (held !== String(fence)) {
       await client.unwatch().catch(() => undefined);
       throw new FencedError(`the commit to queue ${queueName}`, fence, held);
@@ -303,7 +335,7 @@ export class Enqueuer {
       queue.on('error', (error) =>
         this.options.log.debug({ err: error, queue: queueName }, 'queue error'),
       );
-      lane = { queue, client };
+      lane = { queue, client, armed: null };
       this.lanes.set(queueName, lane);
     }
     return lane;

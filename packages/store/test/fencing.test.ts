@@ -104,6 +104,33 @@ describe('fenced writes', () => {
     await old.close();
   });
 
+  test('the fence check sent ahead after a commit still catches a raise that came after it', async () => {
+    const { keys, enqueuer, jobs, watermark } = setup();
+    const old = enqueuer();
+    await old.setFence(1);
+    await old.commit([job(1)], 'stream'); // sends the next commit's WATCH and GET ahead
+    await new Promise((resolve) => setTimeout(resolve, 50)); // ...and lets them be answered
+    expect(await Scripts.of(inspector).raiseFence(keys.queueFence('alpha'), 2)).toBe(2);
+    const refused = await old.commit([job(2)], 'stream').catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(FencedError);
+    expect(await jobs()).toEqual([expect.stringMatching(/job-1$/)]);
+    expect(await watermark()).toBe(job(1).position);
+    await old.close();
+  });
+
+  test("a fence check sent ahead does not outlive its term: the next term's raise does not abort its own commit", async () => {
+    const { enqueuer, jobs } = setup();
+    const ingest = enqueuer();
+    await ingest.setFence(1);
+    await ingest.commit([job(1)], 'stream');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await ingest.setFence(null); // the term ends (e.g. a Redis failure gave the lease back)
+    await ingest.setFence(2); // the next term raises the copy this lane was WATCHing
+    expect(await ingest.commit([job(2)], 'stream')).toEqual({ added: 1, skipped: 0 });
+    expect(await jobs()).toHaveLength(2);
+    await ingest.close();
+  });
+
   test('a queue that joins under a fence is raised before its first commit', async () => {
     const { keys, enqueuer } = setup();
     const leader = enqueuer();
