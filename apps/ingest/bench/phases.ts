@@ -4,7 +4,7 @@ import { MongoClient, type Timestamp } from 'mongodb';
 import { Router, createLogger } from '@changeq/shared';
 import { startStack } from '@changeq/stack';
 import { Enqueuer, type PlannedJob } from '@changeq/store';
-import { ChangeSource, planEvent } from '@changeq/source';
+import { ChangeSource, planEvent } from '@changeq/source/stream';
 
 const EVENTS = 50_000;
 const stack = await startStack();

@@ -5,7 +5,7 @@
  * Redis and reading the start again when Redis failed), accept a gap, or stop.
  */
 import { UserError } from '@changeq/shared';
-import { MongoCode, type UnresumableCode } from '@changeq/source/stream';
+import { MongoCode, type UnresumableCode } from '@changeq/source';
 import { PositionChangedError, classifyRedisError } from '@changeq/store';
 import { ReadError, RedisInterruptedError } from './ports.js';
 

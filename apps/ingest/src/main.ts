@@ -50,14 +50,20 @@ import { StreamReader } from './reader/stream-reader.js';
 const PAUSE_POLL_MS = 500;
 
 /** An Ingest of the real parts: the reader thread, and the store over the ingest's connection. */
-function createIngest(config: IngestConfig, log: Logger, tracer: Tracer | undefined): Ingest {
+function createIngest(
+  config: IngestConfig,
+  reader: StreamReader,
+  log: Logger,
+  tracer: Tracer | undefined,
+): Ingest {
   const redis = createRedis(config.redisUrl, { role: 'ingest', ingestId: config.ingestId });
   redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const store = new PositionStore(redis, config.queuePrefix, config.ingestId);
   // Measurement only (the A/B of fencing's cost, docs/scaling.md): one ingest, no lease, no
   // fence, as before standby ingests. Never for production: two such ingests both stream.
   const fenced = process.env.CHANGEQ_BENCH_UNFENCED !== '1';
-  if (!fenced) log.warn('CHANGEQ_BENCH_UNFENCED=1: no lease and no fencing (for measurements only)');
+  if (!fenced)
+    log.warn('CHANGEQ_BENCH_UNFENCED=1: no lease and no fencing (for measurements only)');
   const enqueuer = ingestEnqueuer(config, redis, log, () => faultPoint('after-queue-commit'), {
     fenced,
   });
@@ -66,7 +72,7 @@ function createIngest(config: IngestConfig, log: Logger, tracer: Tracer | undefi
   return new Ingest(
     config,
     {
-      reader: new StreamReader(config, `changeq-ingest-${config.ingestId}`),
+      reader,
       redis,
       store,
       enqueuer,
@@ -110,11 +116,15 @@ runMain('changeq-ingest', async () => {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const config = loadConfig(process.env, flags);
+  // Without the driver's parse of MONGODB_URI: this thread never loads the driver (about 20 MB);
+  // the reader thread, which connects, makes that check and refuses the string the same way.
+  const config = loadConfig(process.env, flags, { mongoDriver: false });
   const http = httpSettings({ ...process.env, HTTP_PORT: String(config.httpPort) });
   const log = createLogger({ name: 'ingest' });
+  const reader = new StreamReader(config, `changeq-ingest-${config.ingestId}`);
+  await reader.started;
   const tracing = await startTracing('changeq-ingest');
-  const ingest = createIngest(config, log, tracing?.tracer);
+  const ingest = createIngest(config, reader, log, tracing?.tracer);
   const observability =
     http.port === 0
       ? null

@@ -6,8 +6,8 @@
  * writes, and the ingest stops (recording the loss, so that no restart takes the empty key for a
  * first start).
  */
-import { Timestamp } from 'mongodb';
-import { UserError, compareTokenData, tokenData, type Logger } from '@changeq/shared';
+import type { Timestamp } from 'mongodb';
+import { BSON, UserError, compareTokenData, tokenData, type Logger } from '@changeq/shared';
 import type { StartAt, StartOptions } from '@changeq/source';
 import {
   describeLoss,
@@ -151,7 +151,7 @@ export class StartPlanner {
       snapshotToClear = true;
     } else if (this.startAt.kind === 'time') {
       opensAt = {
-        startAtOperationTime: new Timestamp({
+        startAtOperationTime: new BSON.Timestamp({
           t: Math.floor(this.startAt.at.getTime() / 1000),
           i: 0,
         }),

@@ -317,6 +317,32 @@ describe('the ingest', () => {
     expect(stored >= lastToken || stored.includes(lastToken)).toBe(true);
   });
 
+  test('its main thread never loads the MongoDB driver: the reader thread holds the connection', async () => {
+    // Preloaded into the ingest: at exit, how many of the main thread's CommonJS modules are the
+    // driver's and bson's (bson must be there: it shows that the probe sees what was loaded).
+    const probe = `import Module from 'node:module';
+      import { isMainThread } from 'node:worker_threads';
+      if (isMainThread) process.on('exit', () => {
+        const loaded = Object.keys(Module._cache);
+        const count = (name) => loaded.filter((path) => path.includes('/node_modules/' + name + '/')).length;
+        process.stderr.write('main thread modules: mongodb ' + count('mongodb') + ', bson ' + count('bson') + '\\n');
+      });`;
+    const env = isolated({
+      WATCH: 'lean.c',
+      NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(probe)}`,
+    });
+    const ingest = run(env);
+    await waitForLog(ingest, 'change stream open', 'the ingest to open its stream');
+    await mongo
+      .db('lean')
+      .collection('c')
+      .insertMany(Array.from({ length: 20 }, (_, i) => ({ i })));
+    await waitFor(async () => (await jobsOf(env)).length === 20, '20 jobs');
+    process.kill(ingest.pid, 'SIGTERM');
+    expect((await ingest.exited).code).toBe(0);
+    expect(ingest.output()).toMatch(/main thread modules: mongodb 0, bson [1-9]/);
+  });
+
   test('backpressure: stops reading above the backlog limit and catches up when the queues drain', async () => {
     const env = isolated({ WATCH: 'bp.c', BACKLOG_LIMIT: '40', BATCH_SIZE: '10' });
     const ingest = run(env);

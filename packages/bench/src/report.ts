@@ -73,7 +73,7 @@ function workerSection(r: Results, lines: string[]): void {
   if (!r.workers?.length) return;
   lines.push('\nWORKER throughput (events/s; one queue, jobs over 1,000 documents)');
   lines.push(
-    `${'handler'.padEnd(10)}${pad('conc.', 6)}${pad('bare', 9)}${pad('changeq', 9)}${pad('÷bare', 7)}  CPU µs/job changeq worker (bare) · redis (bare); changeq worker peak RSS`,
+    `${'handler'.padEnd(10)}${pad('conc.', 6)}${pad('bare', 9)}${pad('changeq', 9)}${pad('÷bare', 7)}  CPU µs/job changeq worker (bare) · redis (bare); changeq worker peak RSS (at its first job)`,
   );
   for (const handler of ['noop', 'sleep5']) {
     for (const c of [1, 16, 32]) {
@@ -81,7 +81,7 @@ function workerSection(r: Results, lines: string[]): void {
       const ours = r.workers.find((f) => f.id === `changeq-${handler}-c${c}`);
       if (!bare || !ours) continue;
       lines.push(
-        `${(handler === 'noop' ? 'no-op' : '5 ms').padEnd(10)}${pad(String(c), 6)}${pad(fmt(bare.perSecond), 9)}${pad(fmt(ours.perSecond), 9)}${pad(ratio(ours.perSecond, bare.perSecond), 7)}  ${cpuPerEvent(ours, 'worker').toFixed(0)} (${cpuPerEvent(bare, 'bare worker').toFixed(0)}) · ${cpuPerEvent(ours, 'redis').toFixed(0)} (${cpuPerEvent(bare, 'redis').toFixed(0)}); ${(ours.rssPeakMb.worker ?? 0).toFixed(0)} MB`,
+        `${(handler === 'noop' ? 'no-op' : '5 ms').padEnd(10)}${pad(String(c), 6)}${pad(fmt(bare.perSecond), 9)}${pad(fmt(ours.perSecond), 9)}${pad(ratio(ours.perSecond, bare.perSecond), 7)}  ${cpuPerEvent(ours, 'worker').toFixed(0)} (${cpuPerEvent(bare, 'bare worker').toFixed(0)}) · ${cpuPerEvent(ours, 'redis').toFixed(0)} (${cpuPerEvent(bare, 'redis').toFixed(0)}); ${(ours.rssPeakMb.worker ?? 0).toFixed(0)} MB${ours.rssStartMb === undefined ? '' : ` (${ours.rssStartMb.toFixed(0)})`}`,
       );
     }
   }

@@ -3,6 +3,8 @@ export * from './errors.js';
 export * from './change-event.js';
 export * from './resume-token.js';
 export * from './codec.js';
+// The driver's own bson module, for processes that must not load the driver (see bson.ts).
+export { BSON } from './bson.js';
 export * from './config/workers.js';
 export * from './config/watch-workers.js';
 export * from './handler-api.js';

@@ -1,4 +1,5 @@
-import { Timestamp, type Document } from 'mongodb';
+import type { Document, Timestamp } from 'mongodb';
+import { BSON } from './bson.js';
 
 /** A change stream resume token as the server hands it out (`{ _data: '82…' }` since 4.2). */
 export type ResumeToken = Document;
@@ -30,5 +31,5 @@ export function tokenClusterTime(token: ResumeToken): Timestamp | null {
   const t = Number.parseInt(data.slice(2, 10), 16);
   const i = Number.parseInt(data.slice(10, 18), 16);
   if (!Number.isFinite(t) || !Number.isFinite(i)) return null;
-  return new Timestamp({ t, i });
+  return new BSON.Timestamp({ t, i });
 }

@@ -137,9 +137,18 @@ export function parseFlags(argv: string[]): { acceptGap: boolean; help: boolean 
   }
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv, flags: { acceptGap: boolean }): IngestConfig {
+/**
+ * `mongoDriver: false`: MONGODB_URI without the driver's own parse, for a caller that does not
+ * load the driver (the ingest's main thread: its reader thread makes that check, see
+ * mongoUriRefusal).
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv,
+  flags: { acceptGap: boolean },
+  { mongoDriver = true }: { mongoDriver?: boolean } = {},
+): IngestConfig {
   const read = envReader(env);
-  const mongodbUri = read.mongoUri();
+  const mongodbUri = read.mongoUri('MONGODB_URI', { driver: mongoDriver });
   const redisUrl = read.redisUrl();
   const workers = loadWorkersConfig(
     resolve(read.string('WORKERS_FILE', { default: './workers.toml' })),

@@ -1,5 +1,4 @@
-import { BSON } from 'mongodb';
-import { UserError } from '@changeq/shared';
+import { BSON, UserError } from '@changeq/shared';
 
 /**
  * A setting that holds Extended JSON (MATCH, PIPELINE), parsed relaxed as the driver would send

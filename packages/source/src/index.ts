@@ -24,10 +24,23 @@ export {
 } from './watch-scope.js';
 export type { NamespacePattern } from './namespace-patterns.js';
 export { idAfter, idAtOrBefore } from './id-order.js';
-// What the reader thread runs (the change stream, the planner, the snapshot's reads) is also
-// its own entry, @changeq/source/stream, which loads no BullMQ.
-export * from './stream.js';
-export { snapshotNamespaces } from './snapshot-reader.js';
+// What the reader thread runs beside its MongoDB connection (the change stream, the
+// classification of the driver's errors) is only in @changeq/source/stream, which loads no BullMQ:
+// this entry does not load the driver (about 20 MB the ingest's main thread would hold for nothing).
+export { MongoCode, type UnresumableCode } from './mongo-codes.js';
+export type { Batch, StartOptions } from './change-source.js';
+export type { MongoFailure } from './failures.js';
+export { planEvent, namespaceOf, type EventOrigin } from './planner.js';
+export { clusterTimeOf, markTransactions, transactionIdOf } from './transactions.js';
+export { assembleFragments, SPLIT_STAGE } from './split-events.js';
+export {
+  SnapshotReader,
+  snapshotNamespaces,
+  type SnapshotSource,
+  type SnapshotStart,
+  type SnapshotBatch,
+  type SnapshotBatchRequest,
+} from './snapshot-reader.js';
 export { copySnapshot, type SnapshotCopy } from './snapshot.js';
 export { ingestEnqueuer } from './ingest-enqueuer.js';
 export {

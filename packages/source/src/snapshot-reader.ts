@@ -4,8 +4,14 @@
  * as `snapshot` events. The copy itself (its progress in Redis, its commits) is `copySnapshot`;
  * this side runs wherever the MongoDB connection lives (the ingest's reader thread, or the CLI).
  */
-import { BSON, type Document, type MongoClient, type Timestamp } from 'mongodb';
-import type { RingRouter, Router, RoutingRule, SnapshotEvent } from '@changeq/shared';
+import type { Document, MongoClient, Timestamp } from 'mongodb';
+import {
+  BSON,
+  type RingRouter,
+  type Router,
+  type RoutingRule,
+  type SnapshotEvent,
+} from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 // The position codec alone: the reader thread plans snapshot batches without loading BullMQ.
 import { snapshotPosition } from '@changeq/store/watermark';

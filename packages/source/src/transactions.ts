@@ -6,8 +6,8 @@
  * into one batch (see ChangeSource.next), so each of its jobs can carry the transaction's event
  * count from the start.
  */
-import { BSON, type Document } from 'mongodb';
-import type { TransactionMark } from '@changeq/shared';
+import type { Document } from 'mongodb';
+import { BSON, type TransactionMark } from '@changeq/shared';
 
 /**
  * The transaction an event belongs to, as canonical Extended JSON of its `lsid` and `txnNumber`

@@ -3,8 +3,8 @@
  * crosses a thread boundary (the structured-clone algorithm drops classes), so BSON values that
  * matter travel as Extended JSON or as numbers, and errors travel already classified.
  */
-import { BSON, Timestamp, type Document } from 'mongodb';
-import type { ResumeToken, RingEpoch } from '@changeq/shared';
+import type { Document, Timestamp } from 'mongodb';
+import { BSON, type ResumeToken, type RingEpoch } from '@changeq/shared';
 import type { PlannedJob } from '@changeq/store';
 import type {
   MongoFailure,
@@ -107,6 +107,12 @@ export interface WireError {
   failure: MongoFailure | null;
 }
 
+/**
+ * The thread's first message: it has its MongoDB client, or the driver refused MONGODB_URI (the
+ * main thread reads it without the driver's parse, not loading the driver; see loadConfig).
+ */
+export type ReaderStarted = { started: true } | { started: false; problem: string; fix: string };
+
 export type ReaderReply =
   { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
 
@@ -115,7 +121,7 @@ export function encodeTime(time: Timestamp): WireTime {
 }
 
 export function decodeTime(time: WireTime): Timestamp {
-  return new Timestamp(time);
+  return new BSON.Timestamp(time);
 }
 
 export function encodeStart(start: StartOptions): WireStart {

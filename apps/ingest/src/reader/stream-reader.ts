@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { isRedisClusterUrl, routingSpec, type RingEpoch } from '@changeq/shared';
+import { UserError, isRedisClusterUrl, routingSpec, type RingEpoch } from '@changeq/shared';
 import type { IngestConfig } from '@changeq/source';
 import type { SnapshotSource, StartOptions } from '@changeq/source/stream';
 import { ReadError, type ChangeReader, type ReadBatch } from '../ports.js';
@@ -15,6 +15,7 @@ import {
   type ReaderOp,
   type ReaderOps,
   type ReaderReply,
+  type ReaderStarted,
 } from './protocol.js';
 
 /**
@@ -48,6 +49,12 @@ export class StreamReader implements ChangeReader {
   private opened = false;
   private dead: Error | null = null;
   private readonly exited: Promise<void>;
+  private settleStarted!: (error: Error | null) => void;
+  /**
+   * Settled by the thread's first message: fulfilled once it has its MongoDB client, rejected
+   * with a UserError when the driver refused MONGODB_URI (or with the reason the thread died).
+   */
+  readonly started: Promise<void>;
 
   readonly snapshot: SnapshotSource = {
     begin: async () => decodeSnapshotStart(await this.call('snapshotBegin', {})),
@@ -85,8 +92,17 @@ export class StreamReader implements ChangeReader {
         [...config.workers.routing].map(([ns, rule]) => [ns, routingSpec(rule)]),
       ),
     };
+    this.started = new Promise<void>((resolve, reject) => {
+      this.settleStarted = (error) => (error ? reject(error) : resolve());
+    });
+    this.started.catch(() => undefined); // whoever awaits it sees the error; nobody must
     this.worker = new Worker(thread, { workerData: init, resourceLimits: READER_LIMITS });
-    this.worker.on('message', (reply: ReaderReply) => {
+    this.worker.on('message', (reply: ReaderReply | ReaderStarted) => {
+      if ('started' in reply) {
+        if (reply.started) this.settleStarted(null);
+        else this.fail(new UserError(reply.problem, reply.fix));
+        return;
+      }
       const call = this.pending.get(reply.id);
       if (!call) return;
       this.pending.delete(reply.id);
@@ -107,6 +123,7 @@ export class StreamReader implements ChangeReader {
 
   private fail(error: Error): void {
     this.dead ??= error;
+    this.settleStarted(this.dead);
     this.opened = false;
     for (const call of this.pending.values()) call.reject(this.dead);
     this.pending.clear();

@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Document } from 'mongodb';
-import { RingRouter, createMongoClient, parseRoutingRule } from '@changeq/shared';
+import { RingRouter, createMongoClient, mongoUriRefusal, parseRoutingRule } from '@changeq/shared';
 // The key schema alone (not the store's index, which loads BullMQ into this thread's isolate).
 import { useHashTags } from '@changeq/store/keys';
 import {
@@ -32,6 +32,7 @@ import {
   type ReaderInit,
   type ReaderReply,
   type ReaderRequest,
+  type ReaderStarted,
   type WireBatch,
   type WireError,
 } from './protocol.js';
@@ -41,6 +42,15 @@ const port = parentPort;
 const init = workerData as ReaderInit;
 useHashTags(init.hashTags); // a thread has its own module state: name queues as the main thread
 
+const refused = mongoUriRefusal(init.mongodbUri);
+if (refused) {
+  port.postMessage({
+    started: false,
+    problem: refused.problem,
+    fix: refused.fix,
+  } satisfies ReaderStarted);
+  process.exit(1); // in a worker thread: ends this thread, after delivering the message above
+}
 const client = createMongoClient(init.mongodbUri, {
   appName: init.appName,
   serverSelectionTimeoutMS: init.serverSelectionTimeoutMS,
@@ -57,6 +67,7 @@ const rules = new Map(
   Object.entries(init.routing).map(([ns, spec]) => [ns, parseRoutingRule(spec)] as const),
 );
 const snapshots = new SnapshotReader(client, init.source.watch, () => router, rules);
+port.postMessage({ started: true } satisfies ReaderStarted);
 
 async function read(max: number): Promise<WireBatch> {
   const batch = await source.next(max);

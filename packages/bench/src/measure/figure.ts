@@ -14,8 +14,9 @@ export interface Throughput {
   /** Peak RSS (MB) per process sampled during the figure. */
   rssPeakMb: Record<string, number>;
   /**
-   * A pipeline's RSS (MB) when its first job reached Redis: what it holds before draining (its
-   * runtime, modules and connections), so the peak splits into a base and what draining added.
+   * A pipeline's RSS (MB) when its first job reached Redis (a worker's: when its first job
+   * completed): what it holds before draining (its runtime, modules and connections), so the peak
+   * splits into a base and what draining added.
    */
   rssStartMb?: number;
   note: string;

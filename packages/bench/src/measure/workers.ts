@@ -11,7 +11,7 @@ import { eventJobName } from '@changeq/store';
 import { workersFile } from '@changeq/testkit';
 import { changeqHandlers, startApp, startProgram, type Started } from '../processes.js';
 import type { Servers } from '../servers.js';
-import { costBetween, rssPeaks, sample, type Sample } from '../system.js';
+import { costBetween, rssMb, rssPeaks, sample, type Sample } from '../system.js';
 import { throughput, type Throughput } from './figure.js';
 
 const QUEUE = 'alpha';
@@ -83,12 +83,14 @@ export async function workerThroughput(
   const completedKey = `changeq:${QUEUE}:completed`;
   let first: Sample | null = null;
   let firstCount = 0;
+  let rssStartMb = 0;
   try {
     for (;;) {
       const done = await servers.redis.zcard(completedKey);
       if (done > 0 && first === null) {
         first = sample(watched);
         firstCount = done;
+        rssStartMb = rssMb(proc.pid);
       }
       if (done >= count) break;
       proc.check();
@@ -101,6 +103,7 @@ export async function workerThroughput(
       events: count - firstCount,
       cost: costBetween(first!, sample(watched)),
       rssPeakMb: peaks.stop(),
+      rssStartMb,
       note: `${count.toLocaleString('en-US')} jobs over ${DOCS.toLocaleString('en-US')} documents`,
     });
   } finally {

@@ -7,7 +7,7 @@
  * `FOO= cmd` falls back to the default, as in most tools).
  */
 import { UserError } from '../errors.js';
-import { MONGO_EXAMPLE, mongoUriProblem } from './mongo-uri.js';
+import { MONGO_EXAMPLE, driverProblem, mongoUriProblem } from './mongo-uri.js';
 import { parseQueuePrefix } from './queue-prefix.js';
 import { redactUri } from './redact.js';
 import { REDIS_EXAMPLE, redisConnectionOptions, redisUrlProblem } from './redis-url.js';
@@ -22,8 +22,11 @@ export interface EnvReader {
   bool(name: string, opts: { default: boolean }): boolean;
   /** One of `values` (exact, or else ignoring case). */
   oneOf<T extends string>(name: string, values: readonly T[], opts: { default: T }): T;
-  /** A MongoDB connection string (mongodb:// or mongodb+srv://). Default name MONGODB_URI. */
-  mongoUri(name?: string): string;
+  /**
+   * A MongoDB connection string (mongodb:// or mongodb+srv://). Default name MONGODB_URI.
+   * `driver: false`: without the driver's parse, which loads the driver (see mongoUriRefusal).
+   */
+  mongoUri(name?: string, opts?: { driver?: boolean }): string;
   /**
    * A Redis URL (redis:// or rediss://) with a valid port, and for rediss:// the REDIS_TLS_*
    * files readable. Default name REDIS_URL.
@@ -34,6 +37,20 @@ export interface EnvReader {
 }
 
 const STACK_HINT = '(npm run stack -- up prints one)';
+
+const mongoUriFix = (name: string) =>
+  `set ${name} to a connection string such as ${MONGO_EXAMPLE} ${STACK_HINT}`;
+
+/**
+ * The driver's refusal of a connection string, worded as EnvReader.mongoUri words it, for the
+ * thread that loads the driver when the one that read the setting did not (the ingest's reader).
+ */
+export function mongoUriRefusal(uri: string, name = 'MONGODB_URI'): UserError | undefined {
+  const problem = driverProblem(uri);
+  return problem === undefined
+    ? undefined
+    : new UserError(`${name}=${JSON.stringify(redactUri(uri))} ${problem}`, mongoUriFix(name));
+}
 
 const TRUE_WORDS = ['true', '1', 'yes'];
 const FALSE_WORDS = ['false', '0', 'no'];
@@ -110,11 +127,11 @@ export function envReader(env: NodeJS.ProcessEnv = process.env): EnvReader {
       );
     },
 
-    mongoUri(name = 'MONGODB_URI') {
-      const fix = `set ${name} to a connection string such as ${MONGO_EXAMPLE} ${STACK_HINT}`;
+    mongoUri(name = 'MONGODB_URI', opts = {}) {
+      const fix = mongoUriFix(name);
       const value = read(name);
       if (value === undefined) return fail(`${name} is not set`, fix);
-      const problem = mongoUriProblem(value);
+      const problem = mongoUriProblem(value, opts);
       if (problem !== undefined) {
         return fail(`${name}=${JSON.stringify(redactUri(value))} ${problem}`, fix);
       }

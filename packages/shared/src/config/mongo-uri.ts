@@ -4,15 +4,32 @@
  * The driver's own parser decides what it accepts; our checks before it give clearer wording and
  * keep credentials out of the message.
  */
-import { MongoClient } from 'mongodb';
+import { createRequire } from 'node:module';
+import type * as Mongo from 'mongodb';
+import type { MongoClient, MongoClientOptions } from 'mongodb';
 import { UserError } from '../errors.js';
 import { redactText, redactUri } from './redact.js';
 import { credentialsProblem, splitUri } from './uri-parts.js';
 
 export const MONGO_EXAMPLE = 'mongodb://127.0.0.1:27017/?replicaSet=rs0';
 
-/** Why a MongoDB connection string is unusable, or undefined. Never quotes a password. */
-export function mongoUriProblem(uri: string): string | undefined {
+/**
+ * The driver, loaded when first needed: a process that checks a string without ever connecting
+ * (the ingest's main thread, whose reader thread connects) must not hold it.
+ */
+function driver(): typeof Mongo {
+  return createRequire(import.meta.url)('mongodb') as typeof Mongo;
+}
+
+/**
+ * Why a MongoDB connection string is unusable, or undefined. Never quotes a password.
+ * `driver: false` leaves out the driver's own parse (see driverProblem), for a process that does
+ * not load the driver: whichever thread creates the client must then call driverProblem.
+ */
+export function mongoUriProblem(
+  uri: string,
+  { driver = true }: { driver?: boolean } = {},
+): string | undefined {
   const scheme = /^(mongodb|mongodb\+srv):\/\//.exec(uri);
   if (scheme === null) {
     return /^mongodb(\+srv)?:\/\//i.test(uri)
@@ -42,13 +59,13 @@ export function mongoUriProblem(uri: string): string | undefined {
       return `has the invalid port ${JSON.stringify(port)} (ports are 1 to 65535)`;
     }
   }
-  return driverProblem(uri);
+  return driver ? driverProblem(uri) : undefined;
 }
 
 /** The driver's words for a string it refuses (it parses without connecting). */
-function driverProblem(uri: string): string | undefined {
+export function driverProblem(uri: string): string | undefined {
   try {
-    new MongoClient(uri);
+    new (driver().MongoClient)(uri);
     return undefined;
   } catch (error) {
     return `is refused by the MongoDB driver: ${driverMessage(error, uri)}`;
@@ -87,11 +104,11 @@ function safeDecode(text: string): string {
  */
 export function createMongoClient(
   uri: string,
-  options: ConstructorParameters<typeof MongoClient>[1] = {},
+  options: MongoClientOptions = {},
   setting = 'MONGODB_URI',
 ): MongoClient {
   try {
-    return new MongoClient(uri, options);
+    return new (driver().MongoClient)(uri, options);
   } catch (error) {
     throw new UserError(
       `${setting}=${JSON.stringify(redactUri(uri))} is not usable: ${driverMessage(error, uri)}`,

@@ -15,7 +15,8 @@
  */
 import { pino } from 'pino';
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
-import pinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 import { envReader } from '../config/env.js';
 import { redactText, redactUri } from '../config/redact.js';
 import { UserError } from '../errors.js';
@@ -111,6 +112,9 @@ function prettyDestination(
   destination: NodeJS.WritableStream,
   colorize: boolean,
 ): DestinationStream {
+  // Loaded only here: JSON lines (every service's usual format) never hold its ~30 modules, in each
+  // V8 isolate that logs (the ingest has two).
+  const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   const prettify = pinoPretty.prettyFactory({
     colorize,
     translateTime: 'SYS:HH:MM:ss.l',

@@ -4,8 +4,8 @@
  * of a lost position, stored by an ingest that found Redis had lost its writes. Extended JSON
  * (canonical), so BSON types such as Timestamp survive.
  */
-import { BSON, Timestamp, type Document } from 'mongodb';
-import { UserError, tokenClusterTime, tokenData, type ResumeToken } from '@changeq/shared';
+import type { Document, Timestamp } from 'mongodb';
+import { BSON, UserError, tokenClusterTime, tokenData, type ResumeToken } from '@changeq/shared';
 
 const { EJSON } = BSON;
 
@@ -117,7 +117,8 @@ function parseStored(raw: string, key: string): Document {
 
 function decodeMarkerFields(fields: Document, corrupt: (why: string) => UserError): StartMarker {
   const startAt = fields.startAtOperationTime as unknown;
-  if (!(startAt instanceof Timestamp)) throw corrupt('startAtOperationTime is not a Timestamp');
+  if (!(startAt instanceof BSON.Timestamp))
+    throw corrupt('startAtOperationTime is not a Timestamp');
   return {
     startAt,
     savedAt: fields.savedAt instanceof Date ? fields.savedAt : new Date(0),
@@ -136,7 +137,7 @@ function decodePositionFields(
     throw corrupt('token._data is not hex');
   }
   const clusterTime =
-    fields.clusterTime instanceof Timestamp ? fields.clusterTime : tokenClusterTime(token);
+    fields.clusterTime instanceof BSON.Timestamp ? fields.clusterTime : tokenClusterTime(token);
   const wallTime = fields.wallTime instanceof Date ? fields.wallTime : null;
   const savedAt = fields.savedAt instanceof Date ? fields.savedAt : new Date(0);
   return { token, clusterTime, wallTime, savedAt };

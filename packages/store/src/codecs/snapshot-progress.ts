@@ -3,7 +3,8 @@
  * watched collections, saved after every batch so that an interrupted copy resumes where it
  * stopped. Extended JSON (canonical): `_id` values and the start time keep their BSON types.
  */
-import { BSON, Timestamp, type Document } from 'mongodb';
+import type { Document, Timestamp } from 'mongodb';
+import { BSON } from '@changeq/shared';
 
 const { EJSON } = BSON;
 
@@ -60,6 +61,6 @@ export function summarizeSnapshotProgress(raw: string): SnapshotSummary | null {
     current: done ? null : (namespaces[index] ?? null),
     copied: typeof state.copied === 'number' ? state.copied : 0,
     done,
-    startAt: state.startAt instanceof Timestamp ? state.startAt : null,
+    startAt: state.startAt instanceof BSON.Timestamp ? state.startAt : null,
   };
 }
