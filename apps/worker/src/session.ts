@@ -309,7 +309,17 @@ export class Session implements TaskDriver<WorkTask> {
     return this.replays.expand(task);
   }
 
-  async admit(task: WorkTask): Promise<Admission> {
+  admit(task: WorkTask): Admission | Promise<Admission> {
+    const data = task.kind === 'event' ? task.data : undefined;
+    const waits =
+      (task.kind === 'event' && task.handoff !== undefined && task.checkpoint !== true) ||
+      data?.hold !== undefined ||
+      (data?.after !== undefined && data.after.length > 0);
+    // Most events wait for nothing: decided at once, without a promise.
+    return waits ? this.admitAfterHandoffs(task) : this.policy.admit(task);
+  }
+
+  private async admitAfterHandoffs(task: WorkTask): Promise<Admission> {
     if (task.kind === 'event' && task.handoff !== undefined && task.checkpoint !== true) {
       // A routing key change's marker at the head of the old key's line: every earlier event of
       // that line finished (completed, dead-lettered or parked), so the moved document may run.
