@@ -111,6 +111,8 @@ export class Session implements TaskDriver<WorkTask> {
   /** The worker's own queue, for its counts (draining). */
   private queue!: Queue;
   private fetchOrder!: FetchOrder;
+  /** The fetch order's own connection for reading the active list (see FetchOrder). */
+  private ordering: Redis | undefined;
   private fetchLoop!: FetchLoop;
   /** Undefined until `start` makes it (`close` may follow a `start` that failed early). */
   private locks: LockExtension | undefined;
@@ -215,7 +217,9 @@ export class Session implements TaskDriver<WorkTask> {
       events: this.events,
       paused: () => this.pause?.paused === true,
     };
-    this.fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch);
+    this.ordering = redis.duplicate();
+    this.ordering.on('error', () => undefined); // the shared connection reports outages
+    this.fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch, this.ordering);
     this.fetchLoop = new FetchLoop(ctx, this.fetchOrder, this.opts.blocking);
     const locks = new LockExtension(ctx, this.fetchOrder.heldJobs);
     this.locks = locks;
@@ -300,6 +304,7 @@ export class Session implements TaskDriver<WorkTask> {
       this.membershipDone,
     ]);
     await Promise.allSettled([this.worker.close(true), this.dlq.close(), this.queue?.close()]);
+    this.ordering?.disconnect();
   }
 
   // ---------------------------------------------------------------------------------------------
