@@ -388,8 +388,8 @@ export class Session implements TaskDriver<WorkTask> {
     await this.writer.attemptFailed(task, attempt, failure);
   }
 
-  async complete(task: WorkTask, value: unknown): Promise<void> {
-    await this.writer.write(task, { kind: 'completed', returnValue: value });
+  complete(task: WorkTask, value: unknown): Promise<void> {
+    return this.writer.write(task, { kind: 'completed', returnValue: value });
   }
 
   async deadLetter(task: WorkTask, failure: HandlerFailure, attempts: number): Promise<void> {

@@ -551,12 +551,8 @@ export class OrderedScheduler<T extends SchedulerTask> {
       }
       if (outcome.status === 'ok') {
         if (!this.quiet) this.hooks.handlerFinished({ ...job, attempt, durationMs, outcome: 'ok' });
-        const saved = await this.persist('complete', () =>
-          this.driver.complete(task, outcome.value, attempt),
-        );
-        if (saved !== undefined) this.finish(entry, 'completed');
-        else this.report();
-        return;
+        // Returned, not awaited: this frame is not kept for the completion's round trip.
+        return this.completeTask(entry, outcome.value, attempt);
       }
       if (outcome.status === 'aborted') {
         this.hooks.handlerFinished({ ...job, attempt, durationMs, outcome: 'aborted' });
@@ -590,6 +586,14 @@ export class OrderedScheduler<T extends SchedulerTask> {
       this.report();
       if (!slept) return;
     }
+  }
+
+  private async completeTask(entry: Entry<T>, value: unknown, attempt: number): Promise<void> {
+    const saved = await this.persist('complete', () =>
+      this.driver.complete(entry.task, value, attempt),
+    );
+    if (saved !== undefined) this.finish(entry, 'completed');
+    else this.report();
   }
 
   private async deadLetter(entry: Entry<T>, failure: HandlerFailure, attempts: number) {
