@@ -111,6 +111,8 @@ export class Session implements TaskDriver<WorkTask> {
   /** The worker's own queue, for its counts (draining). */
   private queue!: Queue;
   private fetchOrder!: FetchOrder;
+  /** The fetch order's own connection for reading the active list (see FetchOrder). */
+  private ordering: Redis | undefined;
   private fetchLoop!: FetchLoop;
   /** Undefined until `start` makes it (`close` may follow a `start` that failed early). */
   private locks: LockExtension | undefined;
@@ -215,7 +217,9 @@ export class Session implements TaskDriver<WorkTask> {
       events: this.events,
       paused: () => this.pause?.paused === true,
     };
-    this.fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch);
+    this.ordering = redis.duplicate();
+    this.ordering.on('error', () => undefined); // the shared connection reports outages
+    this.fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch, this.ordering);
     this.fetchLoop = new FetchLoop(ctx, this.fetchOrder, this.opts.blocking);
     const locks = new LockExtension(ctx, this.fetchOrder.heldJobs);
     this.locks = locks;
@@ -300,6 +304,7 @@ export class Session implements TaskDriver<WorkTask> {
       this.membershipDone,
     ]);
     await Promise.allSettled([this.worker.close(true), this.dlq.close(), this.queue?.close()]);
+    this.ordering?.disconnect();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -309,7 +314,17 @@ export class Session implements TaskDriver<WorkTask> {
     return this.replays.expand(task);
   }
 
-  async admit(task: WorkTask): Promise<Admission> {
+  admit(task: WorkTask): Admission | Promise<Admission> {
+    const data = task.kind === 'event' ? task.data : undefined;
+    const waits =
+      (task.kind === 'event' && task.handoff !== undefined && task.checkpoint !== true) ||
+      data?.hold !== undefined ||
+      (data?.after !== undefined && data.after.length > 0);
+    // Most events wait for nothing: decided at once, without a promise.
+    return waits ? this.admitAfterHandoffs(task) : this.policy.admit(task);
+  }
+
+  private async admitAfterHandoffs(task: WorkTask): Promise<Admission> {
     if (task.kind === 'event' && task.handoff !== undefined && task.checkpoint !== true) {
       // A routing key change's marker at the head of the old key's line: every earlier event of
       // that line finished (completed, dead-lettered or parked), so the moved document may run.
@@ -373,8 +388,8 @@ export class Session implements TaskDriver<WorkTask> {
     await this.writer.attemptFailed(task, attempt, failure);
   }
 
-  async complete(task: WorkTask, value: unknown): Promise<void> {
-    await this.writer.write(task, { kind: 'completed', returnValue: value });
+  complete(task: WorkTask, value: unknown): Promise<void> {
+    return this.writer.write(task, { kind: 'completed', returnValue: value });
   }
 
   async deadLetter(task: WorkTask, failure: HandlerFailure, attempts: number): Promise<void> {

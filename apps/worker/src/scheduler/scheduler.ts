@@ -63,7 +63,8 @@ export interface TaskDriver<T extends SchedulerTask> {
    * those tasks, in that order, at its place (a dead-letter replay expands into its events).
    */
   expand?(task: T): Promise<T[] | null>;
-  admit(task: T): Promise<Admission>;
+  /** May answer at once (no promise): the common case costs no microtask then. */
+  admit(task: T): Admission | Promise<Admission>;
   /**
    * The handler call itself. The scheduler adds the time limit; `getSignal` returns the call's
    * abort signal (made on first use). Throwing StopWork (before the handler starts) halts the
@@ -394,6 +395,35 @@ export class OrderedScheduler<T extends SchedulerTask> {
     this.tryStart(line[0]);
   }
 
+  /**
+   * The driver's admission, without a promise when it answers at once; a failed or pending one
+   * goes through `persist` (retried until it succeeds or the scheduler halts).
+   */
+  private admit(task: T): Admission | Promise<{ value: Admission } | undefined> {
+    if (this.state === 'halted') return Promise.resolve(undefined);
+    let first: Admission | Promise<Admission>;
+    try {
+      first = this.driver.admit(task);
+    } catch (error) {
+      first = Promise.reject(error);
+    }
+    if (typeof first === 'string') return first;
+    let pending: Promise<Admission> | undefined = first;
+    return this.persist('admit', () => {
+      const attempt = pending ?? this.driver.admit(task);
+      pending = undefined;
+      return Promise.resolve(attempt);
+    });
+  }
+
+  /** A free slot taken at once, when nothing waits for one (no promise, no microtask). */
+  private takeFreeSlot(): boolean {
+    if (this.state !== 'accepting' || this.paused) return false;
+    if (this.running >= this.opts.concurrency || this.slotWaiters.length > 0) return false;
+    this.running++;
+    return true;
+  }
+
   private acquireSlot(seq: number): Promise<boolean> {
     if (this.state !== 'accepting') return Promise.resolve(false);
     if (!this.paused && this.running < this.opts.concurrency && this.slotWaiters.length === 0) {
@@ -466,7 +496,8 @@ export class OrderedScheduler<T extends SchedulerTask> {
         return;
       }
     }
-    const admission = await this.persist('admit', () => this.driver.admit(task));
+    const admitted = this.admit(task);
+    const admission = typeof admitted === 'string' ? { value: admitted } : await admitted;
     if (admission === undefined || admission.value === 'leave') return;
     if (admission.value === 'park') {
       if ((await this.persist('park', () => this.driver.park(task))) === undefined) return;
@@ -492,7 +523,7 @@ export class OrderedScheduler<T extends SchedulerTask> {
     }
     for (;;) {
       attempt++;
-      if (!(await this.acquireSlot(entry.seq))) return;
+      if (!this.takeFreeSlot() && !(await this.acquireSlot(entry.seq))) return;
       if (!this.quiet) {
         this.hooks.handlerStarted({ ...job, attempt });
         this.report();
@@ -520,12 +551,8 @@ export class OrderedScheduler<T extends SchedulerTask> {
       }
       if (outcome.status === 'ok') {
         if (!this.quiet) this.hooks.handlerFinished({ ...job, attempt, durationMs, outcome: 'ok' });
-        const saved = await this.persist('complete', () =>
-          this.driver.complete(task, outcome.value, attempt),
-        );
-        if (saved !== undefined) this.finish(entry, 'completed');
-        else this.report();
-        return;
+        // Returned, not awaited: this frame is not kept for the completion's round trip.
+        return this.completeTask(entry, outcome.value, attempt);
       }
       if (outcome.status === 'aborted') {
         this.hooks.handlerFinished({ ...job, attempt, durationMs, outcome: 'aborted' });
@@ -559,6 +586,14 @@ export class OrderedScheduler<T extends SchedulerTask> {
       this.report();
       if (!slept) return;
     }
+  }
+
+  private async completeTask(entry: Entry<T>, value: unknown, attempt: number): Promise<void> {
+    const saved = await this.persist('complete', () =>
+      this.driver.complete(entry.task, value, attempt),
+    );
+    if (saved !== undefined) this.finish(entry, 'completed');
+    else this.report();
   }
 
   private async deadLetter(entry: Entry<T>, failure: HandlerFailure, attempts: number) {

@@ -12,10 +12,14 @@
  * dropped): it is taken over and accepted in its place.
  */
 import { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { activeJobsInFetchOrder, newestActiveJobs, takeOverJobs } from '@changeq/store';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
 import { redisFailed, type SessionContext } from './context.js';
 import { eventTask, type WorkTask } from './tasks.js';
+
+/** Jobs the calls started during a read of the list's newest may have put ahead of them. */
+const NEWEST_SLACK = 32;
 
 export class FetchOrder {
   /** Jobs held, received and being fetched at once, at most. */
@@ -32,15 +36,31 @@ export class FetchOrder {
   /** Held jobs whose finishing call is under way (each may fetch its successor). */
   private readonly leaving = new Set<string>();
   private needsAdoption = false;
+  /** While the active list is read: the jobs released meanwhile (see `acceptInFetchOrder`). */
+  private releasedDuringRead: Set<string> | undefined;
   private capacityWaiter: (() => void) | undefined;
   private drainScheduled = false;
   private draining = false;
   private drainAgain = false;
 
-  constructor(ctx: SessionContext, scheduler: OrderedScheduler<WorkTask>, prefetch: number) {
+  /**
+   * Where the active list is read: a connection of its own, so that the read does not queue
+   * behind the completions (Lua scripts) pipelined on the shared one, which every job received
+   * while others are being fetched waits for. Any connection sees the jobs received: their moves
+   * were done before their replies came.
+   */
+  private readonly ordering: Redis;
+
+  constructor(
+    ctx: SessionContext,
+    scheduler: OrderedScheduler<WorkTask>,
+    prefetch: number,
+    ordering: Redis = ctx.redis,
+  ) {
     this.ctx = ctx;
     this.scheduler = scheduler;
     this.prefetch = prefetch;
+    this.ordering = ordering;
     // Stopping wakes a fetch loop waiting for room, so that it sees it must stop.
     ctx.stopSignal.addEventListener('abort', () => this.capacityWaiter?.(), { once: true });
   }
@@ -72,6 +92,7 @@ export class FetchOrder {
 
   /** A held job is finished (see OutcomeWriter): it leaves, and makes room. */
   release(jobId: string): void {
+    this.releasedDuringRead?.add(jobId);
     this.held.delete(jobId);
     this.leaving.delete(jobId);
     this.wakeFetchLoop();
@@ -153,6 +174,7 @@ export class FetchOrder {
 
   private async acceptInFetchOrder(adopt: boolean): Promise<void> {
     const { redis, worker, token, lockDurationMs } = this.ctx;
+    const ordering = this.ordering;
     // Every job accepted so far was moved before every job not accepted yet (a drain accepts the
     // list's oldest jobs first and stops at the first one it cannot place), so the jobs to order
     // are the list's newest: at most one per job received and one per call in flight.
@@ -164,14 +186,28 @@ export class FetchOrder {
       if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
       return;
     }
-    let ids =
-      adopt || this.needsAdoption ? undefined : await newestActiveJobs(redis, worker, pending);
-    let inList = new Set(ids);
-    // A job received but not among the newest (a held job taken back to the list's head pushed
-    // it out): read the whole list rather than take it for gone.
-    if (ids === undefined || [...this.arrived.keys()].some((id) => !inList.has(id))) {
-      ids = await activeJobsInFetchOrder(redis, worker);
+    // The list is read on its own connection, while other calls go on: jobs received during the
+    // read may be missing from it (moved after it), so only those received before are checked;
+    // jobs finished during the read may still be in it, and are no lost replies.
+    const known = [...this.arrived.keys()];
+    const released = new Set<string>();
+    this.releasedDuringRead = released;
+    let ids: string[] | undefined;
+    let inList: Set<string>;
+    try {
+      // Calls started during the read may push the jobs received out of the newest `pending`.
+      const newest = pending + NEWEST_SLACK;
+      ids =
+        adopt || this.needsAdoption ? undefined : await newestActiveJobs(ordering, worker, newest);
       inList = new Set(ids);
+      // A job received but not among the newest (a held job taken back to the list's head pushed
+      // it out): read the whole list rather than take it for gone.
+      if (ids === undefined || known.some((id) => !inList.has(id))) {
+        ids = await activeJobsInFetchOrder(ordering, worker);
+        inList = new Set(ids);
+      }
+    } finally {
+      this.releasedDuringRead = undefined;
     }
     const orphans: string[] = [];
     for (const id of ids) {
@@ -184,6 +220,7 @@ export class FetchOrder {
         }
         continue;
       }
+      if (job === undefined && released.has(id)) continue; // finished during the read
       if (job !== undefined) {
         if (orphans.length > 0) break; // adopt those first, then come back
         this.arrived.delete(id);
@@ -196,14 +233,12 @@ export class FetchOrder {
       orphans.push(id);
     }
     // Received jobs that are no longer active (removed meanwhile): nothing to order them by.
-    for (const [id, job] of this.arrived) {
-      if (!inList.has(id)) {
-        this.arrived.delete(id);
+    for (const id of known) {
+      if (!inList.has(id) && this.arrived.delete(id)) {
         this.ctx.log.warn(
           { jobId: id },
           'a fetched job left the active list before it ran; skipped',
         );
-        void job;
       }
     }
     if (adopt && orphans.length === 0) this.needsAdoption = false;

@@ -61,11 +61,16 @@ export class OutcomeWriter {
     this.log = ctx.log;
   }
 
-  async write(task: WorkTask, outcome: Outcome): Promise<void> {
-    ensureLease(this.ctx.lease);
-    if (task.kind === 'event') await this.writeEvent(task, outcome);
-    else if (task.kind === 'replay') await this.writeReplay(task, outcome);
-    else throw new Error(`${task.id} is a re-run line: it is expanded, never finished`);
+  /** Writes what became of a task (the promise of the write itself: no async frame on top). */
+  write(task: WorkTask, outcome: Outcome): Promise<void> {
+    try {
+      ensureLease(this.ctx.lease);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (task.kind === 'event') return this.writeEvent(task, outcome);
+    if (task.kind === 'replay') return this.writeReplay(task, outcome);
+    return Promise.reject(new Error(`${task.id} is a re-run line: it is expanded, never finished`));
   }
 
   /** Persists a failed attempt that the scheduler will retry after its backoff. */
@@ -79,7 +84,15 @@ export class OutcomeWriter {
     );
   }
 
-  private async writeEvent(task: EventTask, outcome: Outcome): Promise<void> {
+  private writeEvent(task: EventTask, outcome: Outcome): Promise<void> {
+    // The common case, without an async frame held for the round trip.
+    if (outcome.kind === 'completed') {
+      return this.finishJob(task, storableReturnValue(outcome.returnValue));
+    }
+    return this.writeEventOutcome(task, outcome);
+  }
+
+  private async writeEventOutcome(task: EventTask, outcome: Outcome): Promise<void> {
     const { dlqName, queueName, blocks } = this.opts;
     const origin = { originalQueue: queueName, originalJobId: task.jobId };
     switch (outcome.kind) {
