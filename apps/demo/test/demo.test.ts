@@ -38,10 +38,19 @@ test('the demo starts everything, moves events through, and stops everything it 
 
 test('Ctrl-C (SIGINT to the whole process group) stops every component gracefully, once', async () => {
   // detached: its own process group, as a terminal gives it
-  const run = demo(['--rate', '50'], { detached: true });
+  const run = demo(['--rate', '200'], { detached: true });
+  // Mid-flow: the ingest streams, every worker holds its lease, the writer has made 500 changes.
   await waitFor(
-    () => /writer: \d+ operations so far/.test(run.output()),
-    () => `the writer's first report; output:\n${run.output().slice(-3000)}`,
+    () => {
+      const output = run.output();
+      return (
+        /\[ingest\].*change stream open/.test(output) &&
+        (output.match(/active: this process holds the lease/g) ?? []).length >= 3 &&
+        /writer: \d+ operations so far/.test(output)
+      );
+    },
+    () =>
+      `every component at work and the writer's first report; output:\n${run.output().slice(-3000)}`,
     60_000,
   );
   process.kill(-run.pid, 'SIGINT');

@@ -36,7 +36,7 @@ export async function reachServers(
   const retryUntil = async (
     attempt: () => Promise<unknown>,
     describe: (error: unknown) => { problem: string; fix: string; permanent: boolean },
-  ) => {
+  ): Promise<void> => {
     const backoff = new Backoff(100, 2000, clock.random);
     for (;;) {
       try {
@@ -57,13 +57,28 @@ export async function reachServers(
     () => reader.connect(),
     (error) => describeMongoFailure(error, settings.mongodbUri),
   );
-  await retryUntil(
-    async () => {
-      if (redis.status === 'wait') await redis.connect();
-      await redis.ping();
-    },
-    (error) => describeRedisFailure(error, settings.redisUrl),
-  );
+  // A command on a Redis that refuses connections fails only after ioredis's own retries,
+  // seconds past a short connect timeout: one attempt waits no longer than the timeout, and
+  // then the line names what the connection last said (ECONNREFUSED, say).
+  let redisError: unknown;
+  const onRedisError = (error: Error) => (redisError = error);
+  redis.on('error', onRedisError);
+  try {
+    await retryUntil(
+      () =>
+        withinTimeout(
+          (async () => {
+            if (redis.status === 'wait') await redis.connect();
+            await redis.ping();
+          })(),
+          settings.connectTimeoutMs,
+          () => redisError ?? new Error(`no answer within ${settings.connectTimeoutMs} ms`),
+        ),
+      (error) => describeRedisFailure(error, settings.redisUrl),
+    );
+  } finally {
+    redis.off('error', onRedisError);
+  }
   await context.checkRedis?.();
   context.log.info(
     {
@@ -81,4 +96,22 @@ export async function reachServers(
     },
     'connected',
   );
+}
+
+/** `attempt`, or `expired()` thrown after `ms` (the attempt is left to settle on its own). */
+async function withinTimeout<T>(
+  attempt: Promise<T>,
+  ms: number,
+  expired: () => unknown,
+): Promise<T> {
+  attempt.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(expired()), ms);
+  });
+  try {
+    return await Promise.race([attempt, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

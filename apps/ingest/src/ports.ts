@@ -82,6 +82,8 @@ export class ReadError extends Error {
 /** The ingest's Redis connection (from the store's factory): its state, a ping, its closes. */
 export type RedisConnection = Pick<Redis, 'status' | 'connect' | 'ping' | 'disconnect'> & {
   on(event: 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
 };
 
 /**

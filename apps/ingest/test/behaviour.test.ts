@@ -480,18 +480,19 @@ describe('the ingest', () => {
 
   test('an unreachable Redis or MongoDB gives one clear line and a non-zero exit', async () => {
     const closed = await freePort();
+    // Both at once: each waits out its own connect timeout.
     const noRedis = run(
       isolated({ REDIS_URL: `redis://127.0.0.1:${closed}`, CONNECT_TIMEOUT_MS: '800' }),
-    );
-    expect((await noRedis.exited).code).toBe(2);
-    expect(noRedis.output()).toMatch(
-      /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ .*Fix: check REDIS_URL/,
     );
     const noMongo = run(
       isolated({
         MONGODB_URI: `mongodb://127.0.0.1:${closed}/?directConnection=true`,
         CONNECT_TIMEOUT_MS: '800',
       }),
+    );
+    expect((await noRedis.exited).code).toBe(2);
+    expect(noRedis.output()).toMatch(
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ .*Fix: check REDIS_URL/,
     );
     expect((await noMongo.exited).code).toBe(2);
     expect(noMongo.output()).toMatch(
@@ -526,14 +527,16 @@ describe('the ingest', () => {
       [{ WORKERS_FILE: '/nonexistent/workers.toml' }, [], /\/nonexistent\/workers\.toml/],
       [{}, ['--bogus'], /bogus.*Fix: run with --help/],
     ];
-    for (const [env, args, pattern] of cases) {
-      const ingest = run({ ...isolated(), ...env }, args);
-      const { code } = await ingest.exited;
-      expect(code, ingest.output()).toBe(2);
-      expect(ingest.output()).toMatch(pattern);
-      expect(ingest.output().trim().split('\n')).toHaveLength(1);
-      expect(ingest.output()).not.toMatch(/w0rd|ss\/w/); // the password of the case above
-    }
+    // Side by side: each is a process of its own that ends by itself.
+    const runs = cases.map(([env, args]) => run({ ...isolated(), ...env }, args));
+    const codes = await Promise.all(runs.map(async (ingest) => (await ingest.exited).code));
+    cases.forEach(([, , pattern], index) => {
+      const output = runs[index]!.output();
+      expect(codes[index], output).toBe(2);
+      expect(output).toMatch(pattern);
+      expect(output.trim().split('\n'), output).toHaveLength(1);
+      expect(output).not.toMatch(/w0rd|ss\/w/); // the password of the case above
+    });
   });
 });
 

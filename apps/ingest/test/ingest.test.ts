@@ -71,6 +71,20 @@ describe('the Ingest, on fakes', () => {
     expect(hopeless.journal.of('load start', 'open')).toEqual([]);
   });
 
+  test('gives up on a Redis that refuses connections at the connect timeout, naming its error', async () => {
+    // ioredis's command on a refusing server fails only after its own retries (seconds): the
+    // attempt is cut at the timeout, and the line names what the connection said.
+    const t = make({ connectTimeoutMs: 200 });
+    t.redis.ping = () => {
+      t.redis.emit('error', new Error('connect ECONNREFUSED 127.0.0.1:2'));
+      return new Promise<never>(() => undefined);
+    };
+    const error = (await t.run().catch((e: unknown) => e)) as UserError;
+    expect(error.problem).toMatch(
+      /^cannot reach Redis at redis:\/\/127\.0\.0\.1:2 \(connect ECONNREFUSED 127\.0\.0\.1:2\)/,
+    );
+  });
+
   test('continues after the stored token, saving each position only after its jobs', async () => {
     const t = make();
     t.store.value = { kind: 'position', position: position(10) };

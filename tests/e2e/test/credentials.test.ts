@@ -200,9 +200,14 @@ describe.each(scenarios.map((s, i) => [s.name, s, i] as const))('%s', (_name, sc
         500,
       );
       expect(report.ingest.running).toBe(true);
-      expect((await cli(['status'], env)).code).toBe(0);
-      expect((await cli(['token', 'show'], env)).code).toBe(0);
-      const dlq = await cli(['dlq', 'list', '--worker', 'solo', '--json'], env);
+      // The commands that only read, side by side.
+      const [text, token, dlq] = await Promise.all([
+        cli(['status'], env),
+        cli(['token', 'show'], env),
+        cli(['dlq', 'list', '--worker', 'solo', '--json'], env),
+      ]);
+      expect(text.code, text.stderr).toBe(0);
+      expect(token.code, token.stderr).toBe(0);
       expect(dlq.code, dlq.stderr).toBe(0);
       writeFileSync(heal, '');
       expect((await cli(['dlq', 'retry', '--worker', 'solo', '--all'], env)).code).toBe(0);
@@ -285,10 +290,16 @@ describe.each(scenarios.map((s, i) => [s.name, s, i] as const))('%s', (_name, sc
     const dir = tempDir('changeq-credentials-');
     const workers = join(dir, 'workers.toml');
     writeFileSync(workers, 'workers = ["solo"]\n');
-    for (const [app, args, extra, pattern] of runs) {
-      const run = startApp(app, args, { ...base, WORKERS_FILE: workers, ...extra });
-      const { code } = await run.closed;
-      record(`${app} ${args.join(' ')} (failing)`, run.output());
+    // All at once: each waits on its own server's refusal or its own connect timeout.
+    const finished = await Promise.all(
+      runs.map(async ([app, args, extra, pattern]) => {
+        const run = startApp(app, args, { ...base, WORKERS_FILE: workers, ...extra });
+        const { code } = await run.closed;
+        record(`${app} ${args.join(' ')} (failing)`, run.output());
+        return { run, code, pattern };
+      }),
+    );
+    for (const { run, code, pattern } of finished) {
       expect(code, run.output()).toBe(2);
       expect(run.output()).toMatch(pattern);
       expect(run.stderr().trim().split('\n').at(-1)).toMatch(/ Fix: /);
