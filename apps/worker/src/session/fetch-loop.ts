@@ -36,6 +36,7 @@ export class FetchLoop {
     const { lease, stopSignal, worker, token } = this.ctx;
     let retryDelay = 100;
     let batch = 1;
+    let fullBefore = false;
     while (this.fetching) {
       if (!lease.isValid() || this.order.waitingToAdopt || this.ctx.paused?.() === true) {
         await sleep(50, stopSignal);
@@ -83,9 +84,14 @@ export class FetchLoop {
       if (received === 0) {
         batch = 1;
         await this.waitForJobs();
+      } else if (received < size) {
+        batch = 1;
       } else {
-        batch = received < size ? 1 : Math.min(batch * 2, 128);
+        // A single job fetched is what a trickle looks like (one job per marker): grow only once
+        // a second fetch in a row comes back full, sparing a trickle two empty fetches per job.
+        batch = size === 1 && !fullBefore ? 1 : Math.min(batch * 2, 128);
       }
+      fullBefore = received === size;
     }
   }
 
