@@ -4,67 +4,22 @@
  * a job is finished and another one fetched: the finished job, still in the list read, is no
  * lost reply to adopt, and the job fetched meanwhile, not yet in it, is not taken for gone.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Queue, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
-import { startRedis, type RunningRedis } from '@changeq/stack';
-import type { Logger } from '@changeq/shared';
-import type { Lease } from '@changeq/store';
+import { describe, expect, it } from 'vitest';
+import type { Job } from 'bullmq';
 import { waitFor } from '@changeq/testkit';
-import { workerEvents } from '../src/hooks.js';
-import type { OrderedScheduler } from '../src/scheduler/scheduler.js';
 import { FetchOrder } from '../src/session/fetch-order.js';
-import type { WorkTask } from '../src/session/tasks.js';
+import { fetchingForFile, recordingSession } from './helpers/fetching.js';
 
 describe('fetch order, reading the active list on its own connection', () => {
-  let server: RunningRedis;
-  let redis: Redis;
-  let ordering: Redis;
-  let queue: Queue;
-  let worker: Worker;
-
-  beforeAll(async () => {
-    server = await startRedis();
-    redis = new Redis(server.url, { maxRetriesPerRequest: null });
-    ordering = new Redis(server.url, { maxRetriesPerRequest: null });
-    queue = new Queue('alpha', { connection: redis, prefix: 'changeq' });
-    worker = new Worker('alpha', null, { connection: redis, prefix: 'changeq', autorun: false });
-    await worker.waitUntilReady();
-  });
-  afterAll(async () => {
-    await worker?.close(true);
-    await queue?.close();
-    ordering?.disconnect();
-    await redis?.quit();
-    await server?.stop();
-  });
+  const fetching = fetchingForFile();
 
   it('skips a job finished during the read and keeps one fetched during it', async () => {
-    const token = 'owner:1';
+    const { queue, worker, ordering } = fetching;
+    const { ctx, scheduler, submitted, warnings } = recordingSession(fetching);
+    const token = ctx.token;
     for (const id of ['x', 'y', 'z', 'w']) {
       await queue.add('update', { v: 1, ns: 'db.c', op: 'update', doc: `d-${id}` }, { jobId: id });
     }
-    const warnings: string[] = [];
-    const log = {
-      warn: (_fields: unknown, message: string) => warnings.push(message),
-      info: () => undefined,
-      debug: () => undefined,
-      error: () => undefined,
-    } as unknown as Logger;
-    const submitted: string[] = [];
-    const scheduler = {
-      submit: (task: WorkTask) => submitted.push(task.id),
-    } as unknown as OrderedScheduler<WorkTask>;
-    const ctx = {
-      redis,
-      worker,
-      token,
-      lease: { isValid: () => true } as unknown as Lease,
-      lockDurationMs: 30_000,
-      log,
-      stopSignal: new AbortController().signal,
-      events: workerEvents([], () => undefined),
-    };
     const order = new FetchOrder(ctx, scheduler, 16, ordering);
     const fetch = async (): Promise<Job> => {
       order.fetchesStarted(1);
