@@ -65,6 +65,11 @@ test('Redis restarted empty under a running ingest: it stops, says what was lost
   const coll = client.db('lost').collection('c');
   try {
     const from = await clusterTimeNow(mongo.uri);
+    // The operator's start time below is a whole second: the position Redis loses must lie in a
+    // later second than this server's first entry, since a start before a server's history is
+    // refused (ChangeStreamHistoryLost, as MongoDB refuses a start before its oplog's first entry).
+    const nextSecond = (from.getHighBitsUnsigned() + 1) * 1000;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, nextSecond - Date.now())));
     let ingest = startIngest(env);
     await ingest.waitForLine(/change stream open/);
     await coll.insertMany(Array.from({ length: 20 }, (_, i) => ({ i })));
@@ -121,7 +126,10 @@ test('Redis restarted empty under a running ingest: it stops, says what was lost
       expect(truth.length).toBeGreaterThanOrEqual(20);
       await waitFor(
         async () => (await readQueues(redisUrl, 'changeq', WORKERS)).length === truth.length,
-        `the ${truth.length} changes since the lost position`,
+        async () =>
+          `the ${truth.length} changes since the lost position (jobs: ${
+            (await readQueues(redisUrl, 'changeq', WORKERS)).length
+          }; the ingest said: ${ingest.output().slice(-3000)})`,
       );
       const jobs = await readQueues(redisUrl, 'changeq', WORKERS);
       const tokens = new Set(jobs.map((job) => (job.event._id as { _data: string })._data));
