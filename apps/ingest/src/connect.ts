@@ -10,6 +10,7 @@ import {
   describeMongoFailure,
   redactUri,
   routingSpec,
+  withinTime,
   type Logger,
 } from '@changeq/shared';
 import { describeRedisFailure } from '@changeq/store';
@@ -66,7 +67,7 @@ export async function reachServers(
   try {
     await retryUntil(
       () =>
-        withinTimeout(
+        withinTime(
           (async () => {
             if (redis.status === 'wait') await redis.connect();
             await redis.ping();
@@ -96,22 +97,4 @@ export async function reachServers(
     },
     'connected',
   );
-}
-
-/** `attempt`, or `expired()` thrown after `ms` (the attempt is left to settle on its own). */
-async function withinTimeout<T>(
-  attempt: Promise<T>,
-  ms: number,
-  expired: () => unknown,
-): Promise<T> {
-  attempt.catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(expired()), ms);
-  });
-  try {
-    return await Promise.race([attempt, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

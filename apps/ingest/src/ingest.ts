@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Timestamp } from 'mongodb';
 import type { Tracer } from '@changeq/observability';
-import { Backoff, type Logger } from '@changeq/shared';
+import { Backoff, withinTime, type Logger } from '@changeq/shared';
 import { copySnapshot, describeScope, type IngestConfig } from '@changeq/source';
 import {
   FencedError,
@@ -584,21 +584,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
 }
 
 /** `check`'s answer, or why there was none within `timeoutMs`. */
-async function withTimeout(
-  check: Promise<string | null>,
-  timeoutMs: number,
-): Promise<string | null> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      check,
-      new Promise<string>((resolve) => {
-        timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
-      }),
-    ]);
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    clearTimeout(timer);
-  }
+function withTimeout(check: Promise<string | null>, timeoutMs: number): Promise<string | null> {
+  return withinTime(check, timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`)).catch(
+    (error: unknown) => (error as Error).message,
+  );
 }

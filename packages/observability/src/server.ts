@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { UserError, redactText, type Logger } from '@changeq/shared';
+import { UserError, redactText, withinTime, type Logger } from '@changeq/shared';
 
 /** One condition of readiness, e.g. "redis" or "lease". */
 export interface ReadinessCheck {
@@ -39,11 +39,7 @@ export async function evaluateReadiness(
 
 /** Rejects after `ms` with `what` unless `promise` settles first. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return withinTime(promise, ms, () => new Error(`${what}: no answer within ${ms} ms`));
 }
 
 export interface HttpServerOptions {

@@ -57,3 +57,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * `promise`, or a rejection with what `expired()` returns once `ms` passed first. The promise is
+ * left to settle on its own; the race holds its late rejection, so it is never unhandled.
+ */
+export function withinTime<T>(promise: Promise<T>, ms: number, expired: () => unknown): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(expired()), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it, test } from 'vitest';
-import { Backoff, backoffDelay, sleep } from '../src/backoff.js';
+import { Backoff, backoffDelay, sleep, withinTime } from '../src/backoff.js';
 
 describe('backoffDelay', () => {
   it('is full jitter under an exponential, capped ceiling', () => {
@@ -31,5 +31,21 @@ describe('sleep', () => {
     const slept = sleep(60_000, later.signal);
     later.abort();
     expect(await slept).toBe(false);
+  });
+});
+
+describe('withinTime', () => {
+  it("is the promise's answer when it comes first, and what expired() gives when time runs out", async () => {
+    expect(await withinTime(Promise.resolve(7), 1_000, () => new Error('late'))).toBe(7);
+    const never = new Promise<number>(() => undefined);
+    await expect(withinTime(never, 10, () => new Error('no answer'))).rejects.toThrow('no answer');
+  });
+
+  it('leaves a promise that fails after the timeout unreported (no unhandled rejection)', async () => {
+    let fail: (error: Error) => void = () => undefined;
+    const late = new Promise<never>((_, reject) => (fail = reject));
+    await expect(withinTime(late, 10, () => new Error('expired'))).rejects.toThrow('expired');
+    fail(new Error('too late'));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // vitest fails on an unhandled one
   });
 });

@@ -424,12 +424,10 @@ export class OrderedScheduler<T extends SchedulerTask> {
     return true;
   }
 
+  /** A slot, waiting in `seq` order when none is free; false when the scheduler stopped. */
   private acquireSlot(seq: number): Promise<boolean> {
     if (this.state !== 'accepting') return Promise.resolve(false);
-    if (!this.paused && this.running < this.opts.concurrency && this.slotWaiters.length === 0) {
-      this.running++;
-      return Promise.resolve(true);
-    }
+    if (this.takeFreeSlot()) return Promise.resolve(true);
     return new Promise((grant) => {
       let i = this.slotWaiters.length;
       while (i > 0 && (this.slotWaiters[i - 1]?.seq ?? 0) > seq) i--;

@@ -143,7 +143,7 @@ export class FetchOrder {
   requestDrain(): void {
     // The common case at a low rate (one job received, nothing else in flight) needs no read of
     // the list, nor a turn of the event loop: the next fetches would be in flight by then.
-    if (this.acceptAlone()) return;
+    if (!this.draining && this.acceptAlone()) return;
     if (this.drainScheduled) return;
     this.drainScheduled = true;
     setImmediate(() => {
@@ -177,11 +177,11 @@ export class FetchOrder {
 
   /**
    * Accepts the one job received when nothing else can be ahead of it: no other job received,
-   * no call in flight that may have moved one, nothing to adopt, and no drain under way (its
-   * jobs are still in `arrived`). Then Redis need not be asked for the order.
+   * no call in flight that may have moved one, nothing to adopt. Then Redis need not be asked for
+   * the order. Outside a drain, only when none is under way (its jobs are still in `arrived`).
    */
-  private acceptAlone(inDrain = false): boolean {
-    if ((this.draining && !inDrain) || this.needsAdoption || !this.fetching) return false;
+  private acceptAlone(): boolean {
+    if (this.needsAdoption || !this.fetching) return false;
     if (this.inflight !== 0 || this.arrived.size !== 1) return false;
     for (const job of this.arrived.values()) this.accept(job);
     this.arrived.clear();
@@ -196,7 +196,7 @@ export class FetchOrder {
     // list's oldest jobs first and stops at the first one it cannot place), so the jobs to order
     // are the list's newest: at most one per job received and one per call in flight.
     const pending = this.arrived.size + this.inflight;
-    if (this.acceptAlone(true)) return;
+    if (this.acceptAlone()) return;
     // The list is read on its own connection, while other calls go on: jobs received during the
     // read may be missing from it (moved after it), so only those received before are checked;
     // jobs finished during the read may still be in it, and are no lost replies.
