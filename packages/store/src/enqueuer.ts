@@ -282,9 +282,7 @@ export class Enqueuer {
   /** Sends the lane's next fence check ahead (see Lane.armed). */
   private arm(queueName: string, lane: Lane): void {
     const key = this.options.fenceKey!(queueName);
-    const armed = Promise.all([lane.client.watch(key), lane.client.get(key)]).then(
-      ([, held]) => held,
-    );
+    const armed = watchAndRead(lane.client, key);
     armed.catch(() => undefined); // its error, if any, surfaces at the next commit
     lane.armed = armed;
   }
@@ -303,8 +301,7 @@ export class Enqueuer {
     // Sent ahead after the lane's last EXEC, or now (WATCH and GET together: one round trip).
     const armed = lane.armed;
     lane.armed = null;
-    const held = await (armed ??
-      Promise.all([client.watch(key), client.get(key)]).then(([, value]) => value));
+    const held = await (armed ?? watchAndRead(client, key));
     if (held !== String(fence)) {
       await client.unwatch().catch(() => undefined);
       throw new FencedError(`the commit to queue ${queueName}`, fence, held);
@@ -434,6 +431,11 @@ export class Enqueuer {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     await this.closeLanes();
   }
+}
+
+/** WATCHes `key` and reads it, sent together (one round trip): the value the WATCH holds to. */
+function watchAndRead(client: Redis, key: string): Promise<string | null> {
+  return Promise.all([client.watch(key), client.get(key)]).then(([, value]) => value);
 }
 
 /**

@@ -17,8 +17,9 @@ export const MONGO_EXAMPLE = 'mongodb://127.0.0.1:27017/?replicaSet=rs0';
  * The driver, loaded when first needed: a process that checks a string without ever connecting
  * (the ingest's main thread, whose reader thread connects) must not hold it.
  */
+const require = createRequire(import.meta.url);
 function driver(): typeof Mongo {
-  return createRequire(import.meta.url)('mongodb') as typeof Mongo;
+  return require('mongodb') as typeof Mongo;
 }
 
 /**
