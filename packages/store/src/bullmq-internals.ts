@@ -34,8 +34,21 @@
  * 6. `Job#addJob(transaction)` queues the add script on a MULTI without sending it, and the
  *    script's reply in EXEC's is the job id, or a negative code when BullMQ refused the job.
  * 7. A job's stored `data` field is what `Job#asJSON()` returns as `data` (`EncodedJob`).
+ * 8. BullMQ runs a script as the ioredis command `<name>:<version>` (`execCommand` of its Redis
+ *    backend, with `version` from `dist/cjs/version.js`), defined on a connection from the
+ *    `{ name, content, keys }` objects of `dist/cjs/scripts` (`RedisConnection#loadCommands`),
+ *    and `addJobToTransaction` adds a job with one of four of them (`ADD_SCRIPTS`). It runs them
+ *    through `runCommand`, which `createIORedisClient(client).multi()` gives a transaction.
  */
-import { ErrorCode, Job, type JobJson, type JobsOptions, type Queue } from 'bullmq';
+import { createRequire } from 'node:module';
+import {
+  createIORedisClient,
+  ErrorCode,
+  Job,
+  type JobJson,
+  type JobsOptions,
+  type Queue,
+} from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { Scripts } from './scripts.js';
 
@@ -80,6 +93,44 @@ export class EncodedJob extends Job {
  */
 export async function queueAddJob(job: Job, transaction: ChainableCommander): Promise<void> {
   await job.addJob(transaction as unknown as Parameters<Job['addJob']>[0]);
+}
+
+interface BullmqScript {
+  name: string;
+  content: string;
+  keys: number;
+}
+
+/** The scripts `addJobToTransaction` may run (8), by delay, priority and parent. */
+const ADD_SCRIPTS = ['addStandardJob', 'addDelayedJob', 'addPrioritizedJob', 'addParentJob'];
+
+const requireBullmq = createRequire(import.meta.url);
+
+/**
+ * Defines only BullMQ's add scripts on a connection that does nothing but add jobs in
+ * transactions (8). ioredis copies every command defined on a connection onto each transaction
+ * it makes (`new Pipeline`): with all of BullMQ's scripts and changeq's that is about 120
+ * properties, a large part of a small commit's CPU.
+ */
+export function defineAddScripts(client: Redis): void {
+  const { version } = requireBullmq('bullmq/dist/cjs/version.js') as { version: string };
+  const scripts = requireBullmq('bullmq/dist/cjs/scripts/index.js') as Record<
+    string,
+    BullmqScript | undefined
+  >;
+  const commands = client as unknown as Record<string, unknown>;
+  for (const name of ADD_SCRIPTS) {
+    const script = scripts[name];
+    if (script?.name !== name) throw new Error(`BullMQ no longer has a script named ${name}`);
+    const command = `${name}:${version}`;
+    if (typeof commands[command] === 'function') continue;
+    client.defineCommand(command, { numberOfKeys: script.keys, lua: script.content });
+  }
+}
+
+/** A MULTI on `client` that `queueAddJob` can queue BullMQ's add scripts on (8). */
+export function addTransaction(client: Redis): ChainableCommander {
+  return createIORedisClient(client).multi() as unknown as ChainableCommander;
 }
 
 // ------------------------------------------------------------------------------------------------
