@@ -16,6 +16,9 @@
  * 2. moveToActive-11.lua moves a job with `RPOPLPUSH wait active`: the active list holds the newest
  *    job at index 0 and the oldest at the end, and finishing a job removes it with LREM. Reading
  *    the list from the end therefore gives the fetch order of the jobs still active.
+ * 2a. moveToActive-11.lua leaves the queue's marker set (`ZADD marker 0 "0"`) whenever it moves a
+ *    job to active, so a worker blocked on the marker wakes to check for more: the fetch loop
+ *    waits on the marker after a lone job instead of fetching again at once.
  * 3. moveStalledJobsToWait-9.lua puts a stalled job back at the head of `wait` (RPUSH, so it is the
  *    next one fetched), in the order of SMEMBERS of the stalled set, i.e. no defined order; and it
  *    counts stalls in the job hash field `stc`, failing the job when `stc > maxStalledCount`.

@@ -21,6 +21,7 @@ import {
   finishErrorCode,
   lockKey,
   queueAddJob,
+  queueKey,
   queueConnection,
   reclaimJob,
   takeOverJobs,
@@ -88,6 +89,15 @@ describe('BullMQ internals the worker relies on', () => {
     // The newest ones alone, in the same order.
     expect(await newestActiveJobs(redis, worker, 2)).toEqual(['j2', 'j3']);
     expect(await newestActiveJobs(redis, worker, 9)).toEqual(['j0', 'j2', 'j3']);
+    await close();
+  });
+
+  it('moving a job to active leaves the queue marker set, even when it was the last one waiting', async () => {
+    const { worker, close } = await setup(1);
+    const marker = queueKey(worker, 'marker');
+    await redis.del(marker); // as a worker's BZPOPMIN leaves it
+    expect((await worker.getNextJob('t', { block: false }))?.id).toBe('j0');
+    expect(await redis.zrange(marker, 0, -1, 'WITHSCORES')).toEqual(['0', '0']);
     await close();
   });
 
