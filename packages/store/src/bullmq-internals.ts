@@ -16,6 +16,9 @@
  * 2. moveToActive-11.lua moves a job with `RPOPLPUSH wait active`: the active list holds the newest
  *    job at index 0 and the oldest at the end, and finishing a job removes it with LREM. Reading
  *    the list from the end therefore gives the fetch order of the jobs still active.
+ * 2a. moveToActive-11.lua leaves the queue's marker set (`ZADD marker 0 "0"`) whenever it moves a
+ *    job to active, so a worker blocked on the marker wakes to check for more: the fetch loop
+ *    waits on the marker after a lone job instead of fetching again at once.
  * 3. moveStalledJobsToWait-9.lua puts a stalled job back at the head of `wait` (RPUSH, so it is the
  *    next one fetched), in the order of SMEMBERS of the stalled set, i.e. no defined order; and it
  *    counts stalls in the job hash field `stc`, failing the job when `stc > maxStalledCount`.
@@ -34,8 +37,21 @@
  * 6. `Job#addJob(transaction)` queues the add script on a MULTI without sending it, and the
  *    script's reply in EXEC's is the job id, or a negative code when BullMQ refused the job.
  * 7. A job's stored `data` field is what `Job#asJSON()` returns as `data` (`EncodedJob`).
+ * 8. BullMQ runs a script as the ioredis command `<name>:<version>` (`execCommand` of its Redis
+ *    backend, with `version` from `dist/cjs/version.js`), defined on a connection from the
+ *    `{ name, content, keys }` objects of `dist/cjs/scripts` (`RedisConnection#loadCommands`),
+ *    and `addJobToTransaction` adds a job with one of four of them (`ADD_SCRIPTS`). It runs them
+ *    through `runCommand`, which `createIORedisClient(client).multi()` gives a transaction.
  */
-import { ErrorCode, Job, type JobJson, type JobsOptions, type Queue } from 'bullmq';
+import { createRequire } from 'node:module';
+import {
+  createIORedisClient,
+  ErrorCode,
+  Job,
+  type JobJson,
+  type JobsOptions,
+  type Queue,
+} from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { Scripts } from './scripts.js';
 
@@ -80,6 +96,44 @@ export class EncodedJob extends Job {
  */
 export async function queueAddJob(job: Job, transaction: ChainableCommander): Promise<void> {
   await job.addJob(transaction as unknown as Parameters<Job['addJob']>[0]);
+}
+
+interface BullmqScript {
+  name: string;
+  content: string;
+  keys: number;
+}
+
+/** The scripts `addJobToTransaction` may run (8), by delay, priority and parent. */
+const ADD_SCRIPTS = ['addStandardJob', 'addDelayedJob', 'addPrioritizedJob', 'addParentJob'];
+
+const requireBullmq = createRequire(import.meta.url);
+
+/**
+ * Defines only BullMQ's add scripts on a connection that does nothing but add jobs in
+ * transactions (8). ioredis copies every command defined on a connection onto each transaction
+ * it makes (`new Pipeline`): with all of BullMQ's scripts and changeq's that is about 120
+ * properties, a large part of a small commit's CPU.
+ */
+export function defineAddScripts(client: Redis): void {
+  const { version } = requireBullmq('bullmq/dist/cjs/version.js') as { version: string };
+  const scripts = requireBullmq('bullmq/dist/cjs/scripts/index.js') as Record<
+    string,
+    BullmqScript | undefined
+  >;
+  const commands = client as unknown as Record<string, unknown>;
+  for (const name of ADD_SCRIPTS) {
+    const script = scripts[name];
+    if (script?.name !== name) throw new Error(`BullMQ no longer has a script named ${name}`);
+    const command = `${name}:${version}`;
+    if (typeof commands[command] === 'function') continue;
+    client.defineCommand(command, { numberOfKeys: script.keys, lua: script.content });
+  }
+}
+
+/** A MULTI on `client` that `queueAddJob` can queue BullMQ's add scripts on (8). */
+export function addTransaction(client: Redis): ChainableCommander {
+  return createIORedisClient(client).multi() as unknown as ChainableCommander;
 }
 
 // ------------------------------------------------------------------------------------------------

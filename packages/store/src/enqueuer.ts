@@ -6,7 +6,13 @@ import { Queue, type JobsOptions } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import redisErrors from 'redis-errors';
 import type { Logger } from '@changeq/shared';
-import { EncodedJob, queueAddJob, queueConnection } from './bullmq-internals.js';
+import {
+  addTransaction,
+  defineAddScripts,
+  EncodedJob,
+  queueAddJob,
+  queueConnection,
+} from './bullmq-internals.js';
 import { comparePositions, isPastWatermark } from './codecs/watermark.js';
 import { FencedError } from './fenced-error.js';
 import { queueKeys, type WatermarkKind } from './keys.js';
@@ -49,14 +55,14 @@ export interface EnqueuerOptions {
 }
 
 /**
- * A queue's commit lane when commits are fenced: a BullMQ queue object on a connection of its
- * own, used for nothing but the lane's WATCH, MULTI and EXEC (a WATCH holds per connection, and
- * any EXEC on it, another lane's or a read's, would end it). The connection never reconnects:
- * ioredis would send a transaction cut off by a reconnection again on the new connection, where
- * the WATCH no longer holds. A closed lane is made again at the next commit.
+ * A queue's commit lane when commits are fenced: a connection of its own, used for nothing but
+ * the lane's WATCH, MULTI and EXEC (a WATCH holds per connection, and any EXEC on it, another
+ * lane's or a read's, would end it). Only the scripts a commit runs are defined on it (BullMQ's
+ * add scripts and the watermark's), which keeps each MULTI cheap to make. The connection never
+ * reconnects: ioredis would send a transaction cut off by a reconnection again on the new
+ * connection, where the WATCH no longer holds. A closed lane is made again at the next commit.
  */
 interface Lane {
-  queue: Queue;
   client: Redis;
   /**
    * The next commit's fence check, sent ahead: WATCH and GET of the fence copy, issued once the
@@ -68,6 +74,13 @@ interface Lane {
 }
 
 const DEFAULT_CHUNK_SIZE = 100;
+
+/** Where a queue's transactions are made: a connection and its scripts. */
+interface CommitTarget {
+  client: Redis;
+  scripts: Scripts;
+  transaction(): ChainableCommander;
+}
 
 /** A transaction built and not yet sent, and the watermark it sets. */
 interface Prepared {
@@ -252,17 +265,16 @@ export class Enqueuer {
     kind: WatermarkKind,
   ): Promise<void> {
     const lane = this.options.fenceKey ? await this.lane(queueName) : null;
-    const queue = lane?.queue ?? this.queue(queueName);
-    // BullMQ defines its scripts on the connection once the queue is ready: wait for that.
-    const client = await queueConnection(queue);
+    const queue = this.queue(queueName);
+    const target = lane ? laneTarget(lane.client) : await queueTarget(queue);
     const chunks = chunksOf(jobs, this.options.chunkSize ?? DEFAULT_CHUNK_SIZE);
-    let next: Promise<Prepared> | null = this.prepare(queue, client, chunks[0]!, kind);
+    let next: Promise<Prepared> | null = this.prepare(queue, target, chunks[0]!, kind);
     for (let index = 1; next !== null; index++) {
       const current: Prepared = await next;
       if (lane) await this.watchFence(queueName, lane);
       const execution = current.transaction.exec();
       const following = chunks[index];
-      next = following !== undefined ? this.prepare(queue, client, following, kind) : null;
+      next = following !== undefined ? this.prepare(queue, target, following, kind) : null;
       // Built but never sent when this transaction fails: an unsent MULTI costs nothing.
       next?.catch(() => undefined);
       let results: Awaited<typeof execution>;
@@ -273,7 +285,7 @@ export class Enqueuer {
         // WATCH sent before it (ioredis may write a script check ahead of a MULTI) would be gone.
         if (lane) this.arm(queueName, lane);
       }
-      this.check(queueName, results, client);
+      this.check(queueName, results, target.client);
       this.watermarks.set(`${kind}:${queueName}`, current.last);
       this.options.afterQueueCommit?.();
     }
@@ -318,7 +330,6 @@ export class Enqueuer {
     let lane = this.lanes.get(queueName);
     if (lane && (lane.client.status === 'end' || lane.client.status === 'close')) {
       this.lanes.delete(queueName);
-      await lane.queue.close().catch(() => undefined);
       lane.client.disconnect();
       lane = undefined;
     }
@@ -328,11 +339,8 @@ export class Enqueuer {
       client.on('error', (error) =>
         this.options.log.debug({ err: error, queue: queueName }, 'commit connection error'),
       );
-      const queue = new Queue(queueName, { connection: client, prefix: this.options.prefix });
-      queue.on('error', (error) =>
-        this.options.log.debug({ err: error, queue: queueName }, 'queue error'),
-      );
-      lane = { queue, client, armed: null };
+      defineAddScripts(client);
+      lane = { client, armed: null };
       this.lanes.set(queueName, lane);
     }
     return lane;
@@ -341,19 +349,18 @@ export class Enqueuer {
   private async closeLanes(): Promise<void> {
     const lanes = [...this.lanes.values()];
     this.lanes.clear();
-    await Promise.all(lanes.map((lane) => lane.queue.close().catch(() => undefined)));
     for (const lane of lanes) lane.client.disconnect();
   }
 
   /** Queues the jobs and the guarded watermark on a MULTI, without sending it. */
   private async prepare(
     queue: Queue,
-    client: Redis,
+    target: CommitTarget,
     jobs: readonly PlannedJob[],
     kind: WatermarkKind,
   ): Promise<Prepared> {
-    const scripts = Scripts.of(client); // defined on the connection before its MULTI is made
-    const transaction = client.multi();
+    const { scripts } = target; // defined on the connection before its MULTI is made
+    const transaction = target.transaction();
     await Promise.all(
       jobs.map((job) =>
         queueAddJob(
@@ -433,9 +440,25 @@ export class Enqueuer {
   }
 }
 
-/** WATCHes `key` and reads it, sent together (one round trip): the value the WATCH holds to. */
-function watchAndRead(client: Redis, key: string): Promise<string | null> {
-  return Promise.all([client.watch(key), client.get(key)]).then(([, value]) => value);
+/** A lane's transactions: only the scripts a commit runs are defined on its connection. */
+function laneTarget(client: Redis): CommitTarget {
+  return { client, scripts: Scripts.forCommits(client), transaction: () => addTransaction(client) };
+}
+
+/** Unfenced commits go on the queue's own connection, once BullMQ defined its scripts there. */
+async function queueTarget(queue: Queue): Promise<CommitTarget> {
+  const client = await queueConnection(queue);
+  return { client, scripts: Scripts.of(client), transaction: () => client.multi() };
+}
+
+/**
+ * WATCHes `key` and reads it, in one write and one round trip (a pipeline on a lane's connection
+ * is cheap to make: few commands are defined on it): the value the WATCH holds to.
+ */
+async function watchAndRead(client: Redis, key: string): Promise<string | null> {
+  const replies = (await client.pipeline().watch(key).get(key).exec()) ?? [];
+  for (const [error] of replies) if (error) throw error;
+  return (replies[1]?.[1] as string | null | undefined) ?? null;
 }
 
 /**

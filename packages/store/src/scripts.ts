@@ -49,28 +49,50 @@ const commandName = (script: string) => `changeq:${script}`;
 /** A script's ioredis command: a reply's promise on a connection, the transaction on a MULTI. */
 type ScriptCommand = (...keysAndArgs: (string | number)[]) => unknown;
 
-/** Defines every script on a connection (once), so that it and its transactions can run them. */
-function defineScripts(redis: Redis): void {
+/** Defines scripts on a connection (once each), so that it and its transactions can run them. */
+function defineScripts(redis: Redis, names: Iterable<string>): void {
   const commands = redis as unknown as Record<string, unknown>;
-  for (const [name, script] of SCRIPTS) {
+  for (const name of names) {
     if (typeof commands[commandName(name)] === 'function') continue;
-    redis.defineCommand(commandName(name), script);
+    redis.defineCommand(commandName(name), SCRIPTS.get(name)!);
   }
 }
 
+/** What a commit's transaction runs (see Scripts.forCommits). */
+const COMMIT_SCRIPTS = ['setWatermarkIfAllPresent'];
+
 const gateways = new WeakMap<Redis, Scripts>();
+const commitGateways = new WeakMap<Redis, Scripts>();
 
 export class Scripts {
-  private constructor(private readonly redis: Redis) {
-    defineScripts(redis);
+  private constructor(
+    private readonly redis: Redis,
+    names: Iterable<string>,
+  ) {
+    defineScripts(redis, names);
   }
 
   /** The gateway of a connection; its scripts are defined on it the first time. */
   static of(redis: Redis): Scripts {
     let scripts = gateways.get(redis);
     if (!scripts) {
-      scripts = new Scripts(redis);
+      scripts = new Scripts(redis, SCRIPTS.keys());
       gateways.set(redis, scripts);
+    }
+    return scripts;
+  }
+
+  /**
+   * The gateway of a connection that only commits jobs (an ingest's commit lane), with only the
+   * scripts a commit's transaction runs defined on it: ioredis copies every command defined on a
+   * connection onto each transaction it makes, and a small commit would spend much of its CPU
+   * copying scripts it never runs. The other methods throw on such a connection.
+   */
+  static forCommits(redis: Redis): Scripts {
+    let scripts = gateways.get(redis) ?? commitGateways.get(redis);
+    if (!scripts) {
+      scripts = new Scripts(redis, COMMIT_SCRIPTS);
+      commitGateways.set(redis, scripts);
     }
     return scripts;
   }

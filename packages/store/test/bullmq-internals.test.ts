@@ -11,6 +11,8 @@ import { startRedis, type RunningRedis } from '@changeq/stack';
 import {
   EncodedJob,
   FINISH_JOB_GONE,
+  addTransaction,
+  defineAddScripts,
   FINISH_LOCK_MISMATCH,
   FINISH_MISSING_LOCK,
   activeJobsInFetchOrder,
@@ -19,6 +21,7 @@ import {
   finishErrorCode,
   lockKey,
   queueAddJob,
+  queueKey,
   queueConnection,
   reclaimJob,
   takeOverJobs,
@@ -86,6 +89,15 @@ describe('BullMQ internals the worker relies on', () => {
     // The newest ones alone, in the same order.
     expect(await newestActiveJobs(redis, worker, 2)).toEqual(['j2', 'j3']);
     expect(await newestActiveJobs(redis, worker, 9)).toEqual(['j0', 'j2', 'j3']);
+    await close();
+  });
+
+  it('moving a job to active leaves the queue marker set, even when it was the last one waiting', async () => {
+    const { worker, close } = await setup(1);
+    const marker = queueKey(worker, 'marker');
+    await redis.del(marker); // as a worker's BZPOPMIN leaves it
+    expect((await worker.getNextJob('t', { block: false }))?.id).toBe('j0');
+    expect(await redis.zrange(marker, 0, -1, 'WITHSCORES')).toEqual(['0', '0']);
     await close();
   });
 
@@ -211,6 +223,49 @@ describe('BullMQ internals the ingest relies on', () => {
     expect(await connection.exists(queue.toKey('j1'))).toBe(0);
     expect(await tx.exec()).toEqual([[null, 'j1']]);
     expect(await connection.hget(queue.toKey('j1'), 'data')).toBe('{"n":1}');
+    await queue.close();
+  });
+
+  test('a commit lane (only the add scripts defined) adds standard, delayed and prioritized jobs; its transactions carry no other script', async () => {
+    const queue = new Queue('lane', { connection, prefix: 'internals' });
+    const lane = connection.duplicate();
+    defineAddScripts(lane);
+    const scripts = Scripts.forCommits(lane);
+    const tx = addTransaction(lane);
+    await queueAddJob(new Job(queue, 'e', { n: 1 }, { jobId: 'j1' }, 'j1'), tx);
+    await queueAddJob(new Job(queue, 'e', { n: 2 }, { jobId: 'j2', delay: 60_000 }, 'j2'), tx);
+    await queueAddJob(new Job(queue, 'e', { n: 3 }, { jobId: 'j3', priority: 5 }, 'j3'), tx);
+    const { jobPrefix } = queueKeys('internals', 'lane');
+    scripts.queueWatermark(tx, { watermark: 'internals:lane-wm', jobPrefix }, '1', ['j1', 'j2', 'j3']);
+    expect(await tx.exec()).toEqual([
+      [null, 'j1'],
+      [null, 'j2'],
+      [null, 'j3'],
+      [null, 1],
+    ]);
+    expect(await queue.getJobState('j1')).toBe('waiting');
+    expect(await queue.getJobState('j2')).toBe('delayed');
+    expect(await queue.getJobState('j3')).toBe('prioritized');
+    // ioredis copies each command defined on a connection onto every transaction it makes (what
+    // the lane saves), so a transaction shows which scripts its connection has.
+    const scriptCommands = (transaction: object) =>
+      Object.keys(transaction)
+        .filter((key) => key.includes(':') && !key.endsWith('Buffer'))
+        .map((key) => key.replace(/:\d+\.\d+\.\d+$/, ''))
+        .sort();
+    expect(scriptCommands(addTransaction(lane))).toEqual([
+      'addDelayedJob',
+      'addParentJob',
+      'addPrioritizedJob',
+      'addStandardJob',
+      'changeq:setWatermarkIfAllPresent',
+    ]);
+    expect(scriptCommands((await queueConnection(queue)).multi()).length).toBeGreaterThan(40);
+    // The lane's gateway runs nothing else.
+    await expect(scripts.raiseFence('internals:fence', 1)).rejects.toThrow(
+      /raiseFence is not defined on this connection/,
+    );
+    lane.disconnect();
     await queue.close();
   });
 });

@@ -86,10 +86,17 @@ export class FetchLoop {
         await this.waitForJobs();
       } else if (received < size) {
         batch = 1;
+      } else if (size === 1 && !fullBefore) {
+        // A single job fetched is what a trickle looks like (one job per marker). BullMQ leaves
+        // the marker set whenever it moves a job to active (bullmq-internals, 2a), so this wait
+        // ends at once, and the next fetch follows as before: one BZPOPMIN in place of a fetch
+        // that a trickle would find empty (a script with eleven keys). A second full fetch in a
+        // row grows the batch.
+        fullBefore = true;
+        await this.waitForJobs();
+        continue;
       } else {
-        // A single job fetched is what a trickle looks like (one job per marker): grow only once
-        // a second fetch in a row comes back full, sparing a trickle two empty fetches per job.
-        batch = size === 1 && !fullBefore ? 1 : Math.min(batch * 2, 128);
+        batch = Math.min(batch * 2, 128);
       }
       fullBefore = received === size;
     }
