@@ -205,6 +205,10 @@ export function judge(results: Results): Goal[] {
     const pass = ours.perSecond >= bare.perSecond;
     const perEvent = (f: Throughput, name: string) =>
       ((f.cost.cpu[name] ?? 0) / f.events).toFixed(0);
+    // The worker and Redis share the machine: their CPU per job together bounds the rate, so
+    // its ratio says how much of a miss that CPU explains, and how much is waiting.
+    const pairCost = (f: Throughput, name: string) =>
+      ((f.cost.cpu[name] ?? 0) + (f.cost.cpu.redis ?? 0)) / f.events;
     goals.push({
       id: `worker-c${c}`,
       goal: `worker, no-op handler, concurrency ${c} ≥ bare BullMQ Worker`,
@@ -215,7 +219,8 @@ export function judge(results: Results): Goal[] {
         : {
             reason:
               `CPU per job: changeq worker ${perEvent(ours, 'worker')} µs + redis ${perEvent(ours, 'redis')} µs, ` +
-              `bare ${perEvent(bare, 'bare worker')} µs + redis ${perEvent(bare, 'redis')} µs; ` +
+              `bare ${perEvent(bare, 'bare worker')} µs + redis ${perEvent(bare, 'redis')} µs ` +
+              `(that CPU alone would give ${x(pairCost(bare, 'bare worker') / pairCost(ours, 'worker'))}); ` +
               cpuSaturation(ours, 'worker', cores),
           }),
     });

@@ -71,9 +71,16 @@ export function fixture(): Results {
       latency('changeq', 1000, 40),
     ],
     workers: [1, 16, 32].flatMap((c): Throughput[] => [
-      { ...drain(`bare-noop-c${c}`, 'bare', 'ceiling', 5000), rssPeakMb: {} },
+      {
+        ...drain(`bare-noop-c${c}`, 'bare', 'ceiling', 5000),
+        // 50 µs per job for the bare Worker and 50 for Redis
+        cost: cost(1000, { 'bare worker': 250_000, redis: 250_000 }),
+        rssPeakMb: {},
+      },
       {
         ...drain(`changeq-noop-c${c}`, 'changeq', 'changeq', c === 1 ? 5500 : 4000),
+        // 70 µs per job for changeq's worker and 50 for Redis (at 4,000 jobs)
+        cost: cost(1000, { worker: 280_000, redis: 200_000 }),
         rssPeakMb: { worker: 130 },
       },
     ]),
