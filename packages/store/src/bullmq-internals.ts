@@ -108,6 +108,12 @@ interface BullmqScript {
 const ADD_SCRIPTS = ['addStandardJob', 'addDelayedJob', 'addPrioritizedJob', 'addParentJob'];
 
 const requireBullmq = createRequire(import.meta.url);
+/** BullMQ's own version and scripts: the very modules its RedisConnection defines from (8). */
+const BULLMQ_VERSION = (requireBullmq('bullmq/dist/cjs/version.js') as { version: string }).version;
+const BULLMQ_SCRIPTS = requireBullmq('bullmq/dist/cjs/scripts/index.js') as Record<
+  string,
+  BullmqScript | undefined
+>;
 
 /**
  * Defines only BullMQ's add scripts on a connection that does nothing but add jobs in
@@ -116,16 +122,11 @@ const requireBullmq = createRequire(import.meta.url);
  * properties, a large part of a small commit's CPU.
  */
 export function defineAddScripts(client: Redis): void {
-  const { version } = requireBullmq('bullmq/dist/cjs/version.js') as { version: string };
-  const scripts = requireBullmq('bullmq/dist/cjs/scripts/index.js') as Record<
-    string,
-    BullmqScript | undefined
-  >;
   const commands = client as unknown as Record<string, unknown>;
   for (const name of ADD_SCRIPTS) {
-    const script = scripts[name];
+    const script = BULLMQ_SCRIPTS[name];
     if (script?.name !== name) throw new Error(`BullMQ no longer has a script named ${name}`);
-    const command = `${name}:${version}`;
+    const command = `${name}:${BULLMQ_VERSION}`;
     if (typeof commands[command] === 'function') continue;
     client.defineCommand(command, { numberOfKeys: script.keys, lua: script.content });
   }

@@ -54,6 +54,13 @@ export interface EnqueuerOptions {
   beforeExec?: (queue: string) => Promise<void>;
 }
 
+/** Where a queue's transactions are made: a connection and its scripts. */
+interface CommitTarget {
+  client: Redis;
+  scripts: Scripts;
+  transaction(): ChainableCommander;
+}
+
 /**
  * A queue's commit lane when commits are fenced: a connection of its own, used for nothing but
  * the lane's WATCH, MULTI and EXEC (a WATCH holds per connection, and any EXEC on it, another
@@ -62,8 +69,7 @@ export interface EnqueuerOptions {
  * reconnects: ioredis would send a transaction cut off by a reconnection again on the new
  * connection, where the WATCH no longer holds. A closed lane is made again at the next commit.
  */
-interface Lane {
-  client: Redis;
+interface Lane extends CommitTarget {
   /**
    * The next commit's fence check, sent ahead: WATCH and GET of the fence copy, issued once the
    * lane's last EXEC was answered (so that the WATCH is the connection's only one and lasts to
@@ -74,13 +80,6 @@ interface Lane {
 }
 
 const DEFAULT_CHUNK_SIZE = 100;
-
-/** Where a queue's transactions are made: a connection and its scripts. */
-interface CommitTarget {
-  client: Redis;
-  scripts: Scripts;
-  transaction(): ChainableCommander;
-}
 
 /** A transaction built and not yet sent, and the watermark it sets. */
 interface Prepared {
@@ -266,7 +265,7 @@ export class Enqueuer {
   ): Promise<void> {
     const lane = this.options.fenceKey ? await this.lane(queueName) : null;
     const queue = this.queue(queueName);
-    const target = lane ? laneTarget(lane.client) : await queueTarget(queue);
+    const target = lane ?? (await queueTarget(queue));
     const chunks = chunksOf(jobs, this.options.chunkSize ?? DEFAULT_CHUNK_SIZE);
     let next: Promise<Prepared> | null = this.prepare(queue, target, chunks[0]!, kind);
     for (let index = 1; next !== null; index++) {
@@ -339,8 +338,7 @@ export class Enqueuer {
       client.on('error', (error) =>
         this.options.log.debug({ err: error, queue: queueName }, 'commit connection error'),
       );
-      defineAddScripts(client);
-      lane = { client, armed: null };
+      lane = { ...laneTarget(client), armed: null };
       this.lanes.set(queueName, lane);
     }
     return lane;
@@ -442,6 +440,7 @@ export class Enqueuer {
 
 /** A lane's transactions: only the scripts a commit runs are defined on its connection. */
 function laneTarget(client: Redis): CommitTarget {
+  defineAddScripts(client);
   return { client, scripts: Scripts.forCommits(client), transaction: () => addTransaction(client) };
 }
 

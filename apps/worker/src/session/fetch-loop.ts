@@ -92,9 +92,7 @@ export class FetchLoop {
         // ends at once, and the next fetch follows as before: one BZPOPMIN in place of a fetch
         // that a trickle would find empty (a script with eleven keys). A second full fetch in a
         // row grows the batch.
-        fullBefore = true;
         await this.waitForJobs();
-        continue;
       } else {
         batch = Math.min(batch * 2, 128);
       }
