@@ -34,6 +34,37 @@ function cpuSaturation(f: Throughput, process: string, cores: number): string {
   return `no process is saturated (${process} ${own.toFixed(2)} cores, all ours ${total.toFixed(2)} of ${cores}): the ${process} waits`;
 }
 
+/** A process's CPU per job, split by thread when its main thread was measured. */
+function cpuPerJob(f: Throughput, process: string): string {
+  const all = (f.cost.cpu[process] ?? 0) / f.events;
+  const main = f.cost.mainThread?.[process];
+  if (main === undefined) return `${all.toFixed(0)} µs`;
+  const mainPerJob = main / f.events;
+  return `${all.toFixed(0)} µs (main thread ${mainPerJob.toFixed(0)}, other threads ${(all - mainPerJob).toFixed(0)})`;
+}
+
+/**
+ * What a worker did when it was not computing: a Node process computes on its main thread only
+ * (the others collect garbage), so the share of time that thread was idle is time it waited, and
+ * in a drain with a no-op handler it waits for nothing but Redis's replies.
+ */
+function workerWait(ours: Throughput, bare: Throughput, cores: number): string {
+  const busy = (f: Throughput, process: string) => {
+    const main = f.cost.mainThread?.[process];
+    return main === undefined ? undefined : main / (f.cost.ms * 1000);
+  };
+  const own = busy(ours, 'worker');
+  const theirs = busy(bare, 'bare worker');
+  if (own === undefined || theirs === undefined) return cpuSaturation(ours, 'worker', cores);
+  const pct = (n: number) => `${Math.round(n * 100)}%`;
+  const total = Object.keys(ours.cost.cpu).reduce((sum, n) => sum + coresOf(ours.cost, n), 0);
+  const main =
+    own >= 0.9
+      ? `the worker's main thread is CPU-bound (busy ${pct(own)} of the time, bare's ${pct(theirs)})`
+      : `the worker's main thread was busy ${pct(own)} of the time (bare's ${pct(theirs)}) and waited for Redis's replies the rest`;
+  return `${main}; Redis ${coresOf(ours.cost, 'redis').toFixed(2)} cores (bare's ${coresOf(bare.cost, 'redis').toFixed(2)}), all ours ${total.toFixed(2)} of ${cores}`;
+}
+
 /**
  * The most any pipeline could drain on this machine: the CPU the bare read and the bare addBulk
  * spend per event (client and servers), which every pipeline spends at least, over its cores.
@@ -218,10 +249,10 @@ export function judge(results: Results): Goal[] {
         ? {}
         : {
             reason:
-              `CPU per job: changeq worker ${perEvent(ours, 'worker')} µs + redis ${perEvent(ours, 'redis')} µs, ` +
-              `bare ${perEvent(bare, 'bare worker')} µs + redis ${perEvent(bare, 'redis')} µs ` +
+              `CPU per job: changeq worker ${cpuPerJob(ours, 'worker')} + redis ${perEvent(ours, 'redis')} µs, ` +
+              `bare ${cpuPerJob(bare, 'bare worker')} + redis ${perEvent(bare, 'redis')} µs ` +
               `(that CPU alone would give ${x(pairCost(bare, 'bare worker') / pairCost(ours, 'worker'))}); ` +
-              cpuSaturation(ours, 'worker', cores),
+              workerWait(ours, bare, cores),
           }),
     });
   }

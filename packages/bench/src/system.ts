@@ -6,7 +6,7 @@
  * "others" (the machine's CPU minus ours) says whether the figure can be trusted at all.
  */
 import { cpus, loadavg } from 'node:os';
-import { machineCpuMicros, processCpuMicros, rssMb } from '@changeq/processes';
+import { machineCpuMicros, mainThreadCpuMicros, processCpuMicros, rssMb } from '@changeq/processes';
 
 export { rssMb };
 
@@ -17,15 +17,21 @@ export interface Sample {
   at: number;
   /** CPU µs used so far, per watched process name. */
   cpu: Record<string, number>;
+  /** Of that, what each watched process's main thread used (its JavaScript). */
+  mainThread: Record<string, number>;
   machine: number;
 }
 
 export function sample(watched: Watched): Sample {
   const cpu: Record<string, number> = {};
-  for (const [name, pid] of Object.entries(watched)) cpu[name] = processCpuMicros(pid);
+  const mainThread: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(watched)) {
+    cpu[name] = processCpuMicros(pid);
+    mainThread[name] = mainThreadCpuMicros(pid);
+  }
   const own = process.cpuUsage();
   cpu.bench = own.user + own.system;
-  return { at: performance.now(), cpu, machine: machineCpuMicros() };
+  return { at: performance.now(), cpu, mainThread, machine: machineCpuMicros() };
 }
 
 /** What a stretch of time cost: wall time, CPU per process and of the machine. */
@@ -33,17 +39,29 @@ export interface Cost {
   ms: number;
   /** CPU µs per process during the stretch. */
   cpu: Record<string, number>;
+  /**
+   * Of that, what each process's main thread used: a Node process whose main thread is not busy
+   * all the time waits (for replies or timers), whatever its other threads (V8's garbage
+   * collector helpers, a worker thread) spend. Absent from runs saved before it was measured.
+   */
+  mainThread?: Record<string, number>;
   /** Cores the rest of the machine kept busy meanwhile (not ours): high means distrust. */
   othersCores: number;
 }
 
 export function costBetween(from: Sample, to: Sample): Cost {
-  const cpu: Record<string, number> = {};
   // A process missing from the first sample had not started yet: it counts from zero.
-  for (const [name, end] of Object.entries(to.cpu)) cpu[name] = end - (from.cpu[name] ?? 0);
+  const between = (a: Record<string, number>, b: Record<string, number>) =>
+    Object.fromEntries(Object.entries(b).map(([name, end]) => [name, end - (a[name] ?? 0)]));
+  const cpu = between(from.cpu, to.cpu);
   const ms = to.at - from.at;
   const ours = Object.values(cpu).reduce((a, b) => a + b, 0);
-  return { ms, cpu, othersCores: Math.max(0, to.machine - from.machine - ours) / (ms * 1000) };
+  return {
+    ms,
+    cpu,
+    mainThread: between(from.mainThread, to.mainThread),
+    othersCores: Math.max(0, to.machine - from.machine - ours) / (ms * 1000),
+  };
 }
 
 /** Cores a process kept busy on average during the stretch. */

@@ -12,9 +12,22 @@ const ticksPerSecond = (): number =>
 
 /** CPU time a process (all its threads) has used so far, in µs; 0 once it is gone. */
 export function processCpuMicros(pid: number): number {
+  return statCpuMicros(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU time of a process's main thread alone (its JavaScript, for Node), in µs; 0 once it is gone.
+ * The rest of the process's CPU is its other threads': V8's garbage collector helpers, libuv's pool
+ * and any worker threads.
+ */
+export function mainThreadCpuMicros(pid: number): number {
+  return statCpuMicros(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuMicros(path: string): number {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    stat = readFileSync(path, 'utf8');
   } catch {
     return 0;
   }
