@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { UserError, loadWorkersConfig, redactUri, runMain } from '@changeq/shared';
-import { freePort, spawnTracked, terminate, waitForExit } from '@changeq/processes';
+import { freePorts, spawnTracked, terminate, waitForExit } from '@changeq/processes';
 import { startStack } from '@changeq/stack';
 import { DEFAULT_PREFIX, deadLetterQueueName, eventQueueName } from '@changeq/store';
 import { runWriter } from './writer.js';
@@ -169,17 +169,19 @@ runMain('demo', async () => {
   process.on('SIGTERM', () => void stop());
 
   try {
-    const ingestPort = await freePort();
+    // Chosen together, so that no two components get the same one (a port chosen alone can be
+    // chosen again before the process it was meant for binds it).
+    const [ingestPort, spareBoardPort, ...ports] = await freePorts(2 + workers.names.length);
     // Bull Board on 3000 when it is free (a stable address to bookmark), else on a free port.
     const wanted = Number(process.env.BOARD_PORT ?? 3000);
-    const boardPort = wanted > 0 && (await portIsFree(wanted)) ? wanted : await freePort();
+    const boardPort = wanted > 0 && (await portIsFree(wanted)) ? wanted : spareBoardPort!;
     start('ingest', 'apps/ingest/dist/main.js', [], {
       WATCH: 'shop',
       HTTP_PORT: String(ingestPort),
     });
     const workerPorts: Record<string, number> = {};
-    for (const name of workers.names) {
-      workerPorts[name] = await freePort();
+    for (const [i, name] of workers.names.entries()) {
+      workerPorts[name] = ports[i]!;
       start(name, 'apps/worker/dist/main.js', ['--name', name], {
         HTTP_PORT: String(workerPorts[name]),
       });

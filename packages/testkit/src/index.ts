@@ -6,7 +6,7 @@ export { isolatedPrefix } from './prefixes.js';
 export { appMain, startApp, REPO_ROOT } from './entry-points.js';
 export type { App } from './entry-points.js';
 // The process primitives tests use beside the kit, so a test file needs only the kit and stack.
-export { freePort, isAlive } from '@changeq/processes';
+export { freePort, freePorts, isAlive } from '@changeq/processes';
 export { changesSince } from './change-streams.js';
 export { seededRandom } from './random.js';
 export { writeChaos } from './writer.js';

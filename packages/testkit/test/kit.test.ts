@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { isAlive } from '@changeq/processes';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -6,6 +7,7 @@ import {
   appMain,
   REPO_ROOT,
   endProcesses,
+  freePorts,
   isolatedPrefix,
   tempDir,
   startNode,
@@ -100,6 +102,23 @@ describe('processes', () => {
     });
     await p.closed;
     expect(JSON.parse(p.stdout())).toEqual(['ONLY_THIS', 'PATH']);
+  });
+});
+
+describe('freePorts', () => {
+  // The kernel picks a port at random for each bind to port 0: 300 picks made one after another,
+  // each released before the next, repeat one about 80 % of the time (the birthday problem over
+  // the 28,232 ports of 32768-60999). Held together they cannot.
+  test('gives as many different ports as asked for, each free to bind', async () => {
+    const ports = await freePorts(300);
+    expect(new Set(ports).size).toBe(300);
+    for (const port of ports.slice(0, 20)) {
+      await new Promise<void>((resolve, reject) => {
+        const server = createServer();
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+      });
+    }
   });
 });
 

@@ -16,7 +16,15 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { redisConnectionOptions } from '@changeq/shared';
 import { startMongo, startRedis, type RunningMongo, type RunningRedis } from '@changeq/stack';
 import { redisAclRules } from '@changeq/store';
-import { freePort, startApp, tempDir, waitFor, type App, type TestProcess } from '@changeq/testkit';
+import {
+  freePort,
+  freePorts,
+  startApp,
+  tempDir,
+  waitFor,
+  type App,
+  type TestProcess,
+} from '@changeq/testkit';
 
 const HANDLERS = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'failing-handlers.mjs');
 
@@ -149,7 +157,7 @@ describe.each(scenarios.map((s, i) => [s.name, s, i] as const))('%s', (_name, sc
     const peek = new Redis({ ...redisConnectionOptions(env.REDIS_URL!, env), lazyConnect: true });
     const completed = () => peek.zcard(`${PREFIX}:solo:completed`);
 
-    const [ingestPort, workerPort] = [await freePort(), await freePort()];
+    const [ingestPort, workerPort] = await freePorts(2);
     const ingest = startApp('ingest', [], { ...env, HTTP_PORT: String(ingestPort) });
     const worker = startApp(
       'worker',
