@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePorts } from '@changeq/processes';
 import { startRedis, type RunningRedis } from './redis-server.js';
 import { pingRedis } from './resp-ping.js';
 
@@ -66,9 +67,12 @@ export async function startRedisCluster(
     await Promise.all(nodes.map((node) => node.stop()));
   };
   try {
+    // The nodes start side by side: their ports are chosen together, so that they differ.
+    const ports = await freePorts(count);
     const started = await Promise.allSettled(
       Array.from({ length: count }, (_, i) =>
         startRedis({
+          port: ports[i]!,
           ...(options.dataDir === undefined ? {} : { dataDir: join(options.dataDir, `node-${i}`) }),
           ...(options.detached === undefined ? {} : { detached: options.detached }),
           extraArgs: CLUSTER_NODE_ARGS,

@@ -1,3 +1,4 @@
+import { freePorts } from '@changeq/processes';
 import {
   externalMongo,
   startMongo,
@@ -27,9 +28,13 @@ export interface RunningStack {
  */
 export async function startStack(options: StackOptions = {}): Promise<RunningStack> {
   const external = options.mongodbUri ?? process.env.MONGODB_URI;
+  // The two start side by side: their ports are chosen together, so that they differ.
+  const [redisPort, mongoPort] = await freePorts(2);
   const [redis, mongo] = await Promise.all([
-    startRedis(options.redis),
-    external ? Promise.resolve(externalMongo(external)) : startMongo(options.mongo),
+    startRedis({ ...options.redis, port: options.redis?.port ?? redisPort! }),
+    external
+      ? Promise.resolve(externalMongo(external))
+      : startMongo({ ...options.mongo, port: options.mongo?.port ?? mongoPort! }),
   ]);
   return {
     get mongodbUri() {

@@ -106,9 +106,9 @@ describe('processes', () => {
 });
 
 describe('freePorts', () => {
-  // The kernel picks a port at random for each bind to port 0: 300 picks made one after another,
-  // each released before the next, repeat one about 80 % of the time (the birthday problem over
-  // the 28,232 ports of 32768-60999). Held together they cannot.
+  // The kernel picks a port at random for each bind to port 0, from a few thousand (here the odd
+  // ports from 32768 to about 46900): 300 picks made one after another, each released before the
+  // next, nearly always repeat one (the birthday problem). Held together they cannot.
   test('gives as many different ports as asked for, each free to bind', async () => {
     const ports = await freePorts(300);
     expect(new Set(ports).size).toBe(300);
