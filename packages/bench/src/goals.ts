@@ -25,9 +25,13 @@ const busyMachine = (cost: Throughput['cost']) =>
     ? `; the rest of the machine kept ${cost.othersCores.toFixed(2)} cores busy meanwhile`
     : '';
 
+/** Cores all our processes kept busy together during a figure. */
+const ourCores = (cost: Throughput['cost']): number =>
+  Object.keys(cost.cpu).reduce((sum, n) => sum + coresOf(cost, n), 0);
+
 function cpuSaturation(f: Throughput, process: string, cores: number): string {
   const own = coresOf(f.cost, process);
-  const total = Object.keys(f.cost.cpu).reduce((sum, n) => sum + coresOf(f.cost, n), 0);
+  const total = ourCores(f.cost);
   if (own >= 0.9) return `the ${process} process is CPU-bound (${own.toFixed(2)} cores busy)`;
   if (total + f.cost.othersCores >= cores * 0.9)
     return `the machine is saturated (${(total + f.cost.othersCores).toFixed(2)} of ${cores} cores busy, ${f.cost.othersCores.toFixed(2)} of them by other processes; busiest of ours: ${busiest(f.cost)})`;
@@ -57,12 +61,11 @@ function workerWait(ours: Throughput, bare: Throughput, cores: number): string {
   const theirs = busy(bare, 'bare worker');
   if (own === undefined || theirs === undefined) return cpuSaturation(ours, 'worker', cores);
   const pct = (n: number) => `${Math.round(n * 100)}%`;
-  const total = Object.keys(ours.cost.cpu).reduce((sum, n) => sum + coresOf(ours.cost, n), 0);
   const main =
     own >= 0.9
       ? `the worker's main thread is CPU-bound (busy ${pct(own)} of the time, bare's ${pct(theirs)})`
       : `the worker's main thread was busy ${pct(own)} of the time (bare's ${pct(theirs)}) and waited for Redis's replies the rest`;
-  return `${main}; Redis ${coresOf(ours.cost, 'redis').toFixed(2)} cores (bare's ${coresOf(bare.cost, 'redis').toFixed(2)}), all ours ${total.toFixed(2)} of ${cores}`;
+  return `${main}; Redis ${coresOf(ours.cost, 'redis').toFixed(2)} cores (bare's ${coresOf(bare.cost, 'redis').toFixed(2)}), all ours ${ourCores(ours.cost).toFixed(2)} of ${cores}`;
 }
 
 /**

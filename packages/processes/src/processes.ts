@@ -97,6 +97,7 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
   try {
     for (let i = 0; i < count; i += 1) {
       const server = createServer();
+      server.unref();
       servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -115,15 +116,7 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
 }
 
 /** A free TCP port on loopback, chosen by the kernel. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [port] = await freePorts(1, host);
+  return port!;
 }
