@@ -162,16 +162,24 @@ function rssReason(cq: Throughput, forty: Throughput | undefined, events: number
 /**
  * The highest-peaked worker of the throughput runs, split as the ingest's is: what it held at its
  * first completed job (runtime, modules, connections, the first jobs fetched) and what running at
- * its concurrency added (jobs in flight, garbage V8 keeps between collections).
+ * its concurrency added (jobs in flight, garbage V8 keeps between collections); beside it the
+ * bare BullMQ Worker's of the same drain, the ceiling's own figure.
  */
 function workerRssSplit(workers: readonly Throughput[]): string | undefined {
-  const top = workers.reduce<Throughput | undefined>(
+  const changeq = workers.filter((f) => f.side === 'changeq');
+  const top = changeq.reduce<Throughput | undefined>(
     (a, f) => ((f.rssPeakMb.worker ?? 0) > (a?.rssPeakMb.worker ?? -1) ? f : a),
     undefined,
   );
   if (top?.rssStartMb === undefined) return undefined;
-  const peak = top.rssPeakMb.worker ?? 0;
-  return `${top.label}: ${top.rssStartMb.toFixed(0)} MB at its first job + ${(peak - top.rssStartMb).toFixed(0)} MB while draining`;
+  const split = (start: number, peak: number) =>
+    `${start.toFixed(0)} MB at its first job + ${(peak - start).toFixed(0)} MB while draining`;
+  const bare = workers.find((f) => f.id === top.id.replace(/^changeq-/, 'bare-'));
+  const bareSplit =
+    bare?.rssStartMb === undefined
+      ? ''
+      : `; bare BullMQ Worker, same drain: ${split(bare.rssStartMb, bare.rssPeakMb['bare worker'] ?? 0)}`;
+  return `${top.label}: ${split(top.rssStartMb, top.rssPeakMb.worker ?? 0)}${bareSplit}`;
 }
 
 export function judge(results: Results): Goal[] {
@@ -223,7 +231,7 @@ export function judge(results: Results): Goal[] {
   ];
   if (workerPeaks.length > 0) {
     const peak = Math.max(...workerPeaks);
-    const split = workerRssSplit(changeqWorkers);
+    const split = workerRssSplit(results.workers ?? []);
     goals.push({
       id: 'worker-rss',
       goal: 'worker peak RSS < 150 MB',

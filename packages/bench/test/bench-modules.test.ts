@@ -78,6 +78,28 @@ describe('goals', () => {
       '(a), one isolate: 80 MB at its first job + 110 MB while draining',
     );
   });
+
+  it("splits a missed worker RSS beside the bare Worker's of the same drain", () => {
+    const results = fixture();
+    const workers = results.workers!;
+    const at = (id: string) => workers.findIndex((f) => f.id === id);
+    workers[at('changeq-noop-c16')] = {
+      ...workers[at('changeq-noop-c16')]!,
+      rssPeakMb: { worker: 155 },
+      rssStartMb: 88,
+    };
+    workers[at('bare-noop-c16')] = {
+      ...workers[at('bare-noop-c16')]!,
+      rssPeakMb: { 'bare worker': 129 },
+      rssStartMb: 85,
+    };
+    const rss = judge(results).find((g) => g.id === 'worker-rss')!;
+    expect(rss.pass).toBe(false);
+    expect(rss.reason).toBe(
+      'changeq: 88 MB at its first job + 67 MB while draining; ' +
+        'bare BullMQ Worker, same drain: 85 MB at its first job + 44 MB while draining',
+    );
+  });
 });
 
 describe('report and charts', () => {
@@ -111,5 +133,14 @@ describe('options', () => {
   it('rejects an unknown section with one line naming the choices', () => {
     expect(() => parseOptions(['--only', 'drian'])).toThrow(OptionError);
     expect(() => parseOptions(['--only', 'drian'])).toThrow(/pick from drain, latency/);
+  });
+
+  it('sizes the no-op worker drains with --jobs', () => {
+    expect(parseOptions([]).jobs).toBe(20_000);
+    expect(parseOptions(['--quick']).jobs).toBe(4000);
+    expect(parseOptions(['--jobs', '40000']).jobs).toBe(40_000);
+    expect(() => parseOptions(['--jobs', '40k'])).toThrow(
+      '--jobs must be a whole number of at least 1000, got "40k"',
+    );
   });
 });
