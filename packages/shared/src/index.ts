@@ -1,4 +1,5 @@
 export * from './backoff.js';
+export { SlotMap } from './slot-map.js';
 export * from './errors.js';
 export * from './change-event.js';
 export * from './resume-token.js';

@@ -3,6 +3,7 @@
  * settle, run past its time limit) into a failure with a readable reason.
  */
 import { inspect } from 'node:util';
+import { SlotMap } from '@changeq/shared';
 
 export interface HandlerFailure {
   /** One line: the Error's message, or a description of what went wrong. */
@@ -67,11 +68,13 @@ export function failureFromThrown(thrown: unknown): HandlerFailure {
 }
 
 /**
- * A cheap stop signal for many concurrent calls: subscribing is a Set insertion, not an
- * EventTarget listener per call.
+ * A cheap stop signal for many concurrent calls: subscribing is a map insertion, not an
+ * EventTarget listener per call. A SlotMap, not a Set: a Set's replaced tables kept finished
+ * calls' listeners, and through them their tasks, reachable (see SlotMap).
  */
 export class StopSource {
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new SlotMap<number, () => void>();
+  private nextId = 0;
   private reasonValue: unknown;
   stopped = false;
 
@@ -83,13 +86,14 @@ export class StopSource {
     if (this.stopped) return;
     this.stopped = true;
     this.reasonValue = reason;
-    for (const listener of [...this.listeners]) listener();
+    for (const listener of [...this.listeners.values()]) listener();
     this.listeners.clear();
   }
 
   subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    const id = this.nextId++;
+    this.listeners.set(id, listener);
+    return () => this.listeners.delete(id);
   }
 }
 

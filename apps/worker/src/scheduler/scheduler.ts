@@ -22,7 +22,7 @@
  * document's line never advances past an unpersisted result.
  */
 import { setMaxListeners } from 'node:events';
-import { backoffDelay, sleep } from '@changeq/shared';
+import { SlotMap, backoffDelay, sleep } from '@changeq/shared';
 import { combineHooks, type HookJob, type SchedulerHooks } from './hooks.js';
 import { invokeWithTimeout, StopSource, type HandlerFailure } from './invoke.js';
 
@@ -118,8 +118,10 @@ export class OrderedScheduler<T extends SchedulerTask> {
   private readonly onError: (error: unknown, what: string) => void;
 
   private seqCounter = 0;
-  private readonly held = new Map<string, Entry<T>>();
-  private readonly lines = new Map<string, Entry<T>[]>();
+  // SlotMaps, not Maps: a long-lived Map's replaced hash tables kept finished entries reachable
+  // and made V8 promote every task's objects (see SlotMap).
+  private readonly held = new SlotMap<string, Entry<T>>();
+  private readonly lines = new SlotMap<string, Entry<T>[]>();
   private readonly barriers: Entry<T>[] = [];
   private readonly checkpoints: Entry<T>[] = [];
 

@@ -13,6 +13,7 @@
  */
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { SlotMap } from '@changeq/shared';
 import { activeJobsInFetchOrder, newestActiveJobs, takeOverJobs } from '@changeq/store';
 import type { OrderedScheduler } from '../scheduler/scheduler.js';
 import { redisFailed, type SessionContext } from './context.js';
@@ -27,10 +28,13 @@ export class FetchOrder {
   private readonly ctx: SessionContext;
   private readonly scheduler: OrderedScheduler<WorkTask>;
 
-  /** Event jobs held (fetched or recovered, not finished): their locks are ours to extend. */
-  private readonly held = new Map<string, Job>();
+  /**
+   * Event jobs held (fetched or recovered, not finished): their locks are ours to extend. A
+   * SlotMap, as `arrived`: a Map here made V8 promote nearly every job (see SlotMap).
+   */
+  private readonly held = new SlotMap<string, Job>();
   /** Jobs received from Redis, waiting for their place in fetch order (see `drain`). */
-  private readonly arrived = new Map<string, Job>();
+  private readonly arrived = new SlotMap<string, Job>();
   /** Calls that may move a job to active and whose reply has not been handled yet. */
   private inflight = 0;
   /** Held jobs whose finishing call is under way (each may fetch its successor). */
