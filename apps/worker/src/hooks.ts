@@ -37,10 +37,16 @@ export interface WorkerHooks extends SchedulerHooks {
    * wait now, and how long each of those just released had waited.
    */
   held?(report: { waiting: number; releasedMs: readonly number[] }): void;
+  /**
+   * Jobs received from Redis were given to the scheduler in fetch order: how long each waited
+   * from its reply to that moment (for the jobs fetched before it, or for a read of the active
+   * list that tells their order; see FetchOrder).
+   */
+  ordered?(waitedMs: readonly number[]): void;
 }
 
 export type WorkerEvents = Required<
-  Pick<WorkerHooks, 'redisFailed' | 'reclaimed' | 'dataLost' | 'held'>
+  Pick<WorkerHooks, 'redisFailed' | 'reclaimed' | 'dataLost' | 'held' | 'ordered'>
 >;
 
 /** The worker's own hooks of every object in `list`, each call isolated. */
@@ -53,5 +59,6 @@ export function workerEvents(
     reclaimed: fanOut(list, 'reclaimed', onHookError),
     dataLost: fanOut(list, 'dataLost', onHookError),
     held: fanOut(list, 'held', onHookError),
+    ordered: fanOut(list, 'ordered', onHookError),
   };
 }

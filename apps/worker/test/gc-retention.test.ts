@@ -84,7 +84,6 @@ describe('what V8 promotes per job', () => {
             REDIS_URL: server.url,
             WORKERS_FILE: workersFile('workers = ["alpha"]\n'),
             LOG_LEVEL: 'warn',
-            HEALTH_PORT: '0',
           },
         },
       );

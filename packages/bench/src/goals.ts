@@ -61,10 +61,14 @@ function workerWait(ours: Throughput, bare: Throughput, cores: number): string {
   const theirs = busy(bare, 'bare worker');
   if (own === undefined || theirs === undefined) return cpuSaturation(ours, 'worker', cores);
   const pct = (n: number) => `${Math.round(n * 100)}%`;
+  const order =
+    ours.fetchOrderWaitMs === undefined
+      ? ''
+      : `; a job waited ${ours.fetchOrderWaitMs.toFixed(2)} ms on average between its reply and its turn, for its place in fetch order`;
   const main =
     own >= 0.9
       ? `the worker's main thread is CPU-bound (busy ${pct(own)} of the time, bare's ${pct(theirs)})`
-      : `the worker's main thread was busy ${pct(own)} of the time (bare's ${pct(theirs)}) and waited for Redis's replies the rest`;
+      : `the worker's main thread was busy ${pct(own)} of the time (bare's ${pct(theirs)}) and waited for Redis's replies the rest${order}`;
   return `${main}; Redis ${coresOf(ours.cost, 'redis').toFixed(2)} cores (bare's ${coresOf(bare.cost, 'redis').toFixed(2)}), all ours ${ourCores(ours.cost).toFixed(2)} of ${cores}`;
 }
 

@@ -89,6 +89,7 @@ export function fixture(): Results {
           mainThread: { worker: 180_000, redis: 200_000 },
         },
         rssPeakMb: { worker: 130 },
+        fetchOrderWaitMs: 1.875,
       },
     ]),
     goals: [],

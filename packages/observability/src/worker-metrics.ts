@@ -24,6 +24,7 @@ export interface WorkerMetricHooks {
   reclaimed(reclaim: { result: string }): void;
   dataLost(loss: { heldFence: number; counter: number; jobsHeld: number }): void;
   held(report: { waiting: number; releasedMs: readonly number[] }): void;
+  ordered(waitedMs: readonly number[]): void;
 }
 
 export const WORKER_STATES = ['connecting', 'standby', 'active', 'stopping', 'stopped'] as const;
@@ -32,6 +33,9 @@ export const WORKER_STATES = ['connecting', 'standby', 'active', 'stopping', 'st
 export const HANDLER_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 ];
+
+/** Seconds; a job waits for its place in fetch order from nothing to a few Redis round trips. */
+export const ORDER_BUCKETS = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
 
 export interface WorkerMetricsOptions {
   registry: Registry;
@@ -155,6 +159,14 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     buckets: HANDLER_BUCKETS,
     registers,
   });
+  const orderWait = new Histogram({
+    name: 'changeq_worker_fetch_order_wait_seconds',
+    help: 'How long a job received from Redis waited for its place in fetch order before the scheduler got it (for the jobs fetched before it, or a read of the active list).',
+    labelNames: ['worker'] as const,
+    buckets: ORDER_BUCKETS,
+    registers,
+  });
+  const orderWaitOfWorker = orderWait.labels({ worker });
 
   new Gauge({
     name: 'changeq_worker_lease_held',
@@ -243,6 +255,9 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
       held(report) {
         heldForHandoff.set({ worker }, report.waiting);
         for (const ms of report.releasedMs) holdDuration.observe({ worker }, ms / 1000);
+      },
+      ordered(waitedMs) {
+        for (const ms of waitedMs) orderWaitOfWorker.observe(ms / 1000);
       },
     },
     wrapDispatch(dispatch) {

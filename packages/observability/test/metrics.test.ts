@@ -180,6 +180,7 @@ describe('worker metrics', () => {
     metrics.hooks.jobDone({ jobId: 'e:j2', result: 'completed' });
     metrics.hooks.jobDone({ jobId: 'e:j3', result: 'parked' });
     metrics.hooks.backlog({ held: 7, running: 3, backingOff: 1 });
+    metrics.hooks.ordered([0.05, 1.5, 3]);
 
     const labels = { worker: 'alpha', namespace: 'shop.orders', operation: 'update' };
     expect(
@@ -214,6 +215,11 @@ describe('worker metrics', () => {
         await sample(registry, 'changeq_worker_jobs_finished_total', { worker: 'alpha', result }),
       ).toBe(count);
     }
+    const wait = 'changeq_worker_fetch_order_wait_seconds';
+    expect(await sample(registry, `${wait}_count`, { worker: 'alpha' })).toBe(3);
+    expect(await sample(registry, `${wait}_sum`, { worker: 'alpha' })).toBeCloseTo(0.00455);
+    expect(await sample(registry, `${wait}_bucket`, { worker: 'alpha', le: '0.001' })).toBe(1);
+    expect(await sample(registry, `${wait}_bucket`, { worker: 'alpha', le: '0.002' })).toBe(2);
     expect(await sample(registry, 'changeq_worker_jobs_held')).toBe(7);
     expect(await sample(registry, 'changeq_worker_handlers_running')).toBe(3);
     expect(await sample(registry, 'changeq_worker_jobs_backing_off')).toBe(1);

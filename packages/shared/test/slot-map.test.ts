@@ -70,11 +70,9 @@ function promotedKb(kind: 'Map' | 'SlotMap'): number {
     gc({ type: 'minor' }); gc({ type: 'minor' }); gc({ type: 'minor' });
     console.log(Math.round((old() - before) / 1024));
   `;
-  const result = spawnSync(
-    process.execPath,
-    ['--expose-gc', '--input-type=module', '-e', script],
-    { encoding: 'utf8' },
-  );
+  const result = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+  });
   expect(result.stderr).toBe('');
   return Number(result.stdout.trim());
 }

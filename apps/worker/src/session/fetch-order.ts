@@ -35,6 +35,10 @@ export class FetchOrder {
   private readonly held = new SlotMap<string, Job>();
   /** Jobs received from Redis, waiting for their place in fetch order (see `drain`). */
   private readonly arrived = new SlotMap<string, Job>();
+  /** When each job of `arrived` was received (`performance.now()`). */
+  private readonly arrivedAt = new SlotMap<string, number>();
+  /** How long each job accepted from `arrived` waited, since the last report (`reportWaits`). */
+  private waited: number[] = [];
   /** Calls that may move a job to active and whose reply has not been handled yet. */
   private inflight = 0;
   /** Held jobs whose finishing call is under way (each may fetch its successor). */
@@ -141,7 +145,29 @@ export class FetchOrder {
   }
 
   arrive(job: Job): void {
-    if (job.id !== undefined) this.arrived.set(job.id, job);
+    if (job.id === undefined) return;
+    this.arrived.set(job.id, job);
+    this.arrivedAt.set(job.id, performance.now());
+  }
+
+  /** Accepts a received job: out of `arrived`, noting how long it waited there. */
+  private acceptArrived(id: string, job: Job): void {
+    const at = this.arrivedAt.get(id);
+    if (at !== undefined) this.waited.push(performance.now() - at);
+    this.dropArrived(id);
+    this.accept(job);
+  }
+
+  private dropArrived(id: string): boolean {
+    this.arrivedAt.delete(id);
+    return this.arrived.delete(id);
+  }
+
+  private reportWaits(): void {
+    if (this.waited.length === 0) return;
+    const waited = this.waited;
+    this.waited = [];
+    this.ctx.events.ordered(waited);
   }
 
   requestDrain(): void {
@@ -187,8 +213,8 @@ export class FetchOrder {
   private acceptAlone(): boolean {
     if (this.needsAdoption || !this.fetching) return false;
     if (this.inflight !== 0 || this.arrived.size !== 1) return false;
-    for (const job of this.arrived.values()) this.accept(job);
-    this.arrived.clear();
+    for (const [id, job] of [...this.arrived]) this.acceptArrived(id, job);
+    this.reportWaits();
     if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
     return true;
   }
@@ -230,16 +256,14 @@ export class FetchOrder {
       if (this.held.has(id)) {
         if (job !== undefined) {
           // BullMQ's stalled checker put back a job we hold, and it was fetched again.
-          this.arrived.delete(id);
-          this.accept(job);
+          this.acceptArrived(id, job);
         }
         continue;
       }
       if (job === undefined && released.has(id)) continue; // finished during the read
       if (job !== undefined) {
         if (orphans.length > 0) break; // adopt those first, then come back
-        this.arrived.delete(id);
-        this.accept(job);
+        this.acceptArrived(id, job);
         continue;
       }
       if (this.inflight > 0) break; // perhaps a reply still on its way: wait for it
@@ -249,7 +273,7 @@ export class FetchOrder {
     }
     // Received jobs that are no longer active (removed meanwhile): nothing to order them by.
     for (const id of known) {
-      if (!inList.has(id) && this.arrived.delete(id)) {
+      if (!inList.has(id) && this.dropArrived(id)) {
         this.ctx.log.warn(
           { jobId: id },
           'a fetched job left the active list before it ran; skipped',
@@ -267,6 +291,7 @@ export class FetchOrder {
       );
       this.drainAgain = true;
     }
+    this.reportWaits();
     if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
   }
 

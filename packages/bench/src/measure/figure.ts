@@ -19,6 +19,11 @@ export interface Throughput {
    * splits into a base and what draining added.
    */
   rssStartMb?: number;
+  /**
+   * The changeq worker's: how long a job waited on average between its reply and the scheduler
+   * taking it, for its place in fetch order (its `changeq_worker_fetch_order_wait_seconds`).
+   */
+  fetchOrderWaitMs?: number;
   note: string;
 }
 

@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import { ObjectId, Timestamp } from 'mongodb';
 import { documentIdentity, encodeEvent } from '@changeq/shared';
 import { eventJobName } from '@changeq/store';
+import { freePort } from '@changeq/processes';
 import { workersFile } from '@changeq/testkit';
 import { changeqHandlers, startApp, startProgram, type Started } from '../processes.js';
 import type { Servers } from '../servers.js';
@@ -46,6 +47,7 @@ function startWorkers(
   kind: WorkerKind,
   handler: HandlerKind,
   concurrency: number,
+  httpPort: number,
 ): Started {
   const env = { REDIS_URL: servers.stack.redisUrl, BENCH_HANDLER: handler };
   if (kind === 'bare') {
@@ -61,8 +63,24 @@ function startWorkers(
   return startApp(
     'worker',
     ['--name', QUEUE, '--handlers', changeqHandlers, '--concurrency', String(concurrency)],
-    { ...env, WORKERS_FILE: workersFile(`workers = ["${QUEUE}"]\n`) },
+    { ...env, WORKERS_FILE: workersFile(`workers = ["${QUEUE}"]\n`), HTTP_PORT: String(httpPort) },
   );
+}
+
+/** The worker's mean wait for fetch order (ms), from its /metrics; undefined if unreadable. */
+async function fetchOrderWaitMs(httpPort: number): Promise<number | undefined> {
+  const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`)
+    .then((response) => response.text())
+    .catch(() => '');
+  const value = (name: string) => {
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`changeq_worker_fetch_order_wait_seconds_${name}{`));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  const sum = value('sum');
+  const count = value('count');
+  return sum === undefined || !count ? undefined : (sum / count) * 1000;
 }
 
 export async function workerThroughput(
@@ -76,7 +94,8 @@ export async function workerThroughput(
   const queue = new Queue(QUEUE, { connection: servers.redis, prefix: 'changeq' });
   const all = jobs(count);
   for (let i = 0; i < all.length; i += 1000) await queue.addBulk(all.slice(i, i + 1000));
-  const proc = startWorkers(servers, kind, handler, concurrency);
+  const httpPort = await freePort();
+  const proc = startWorkers(servers, kind, handler, concurrency, httpPort);
   const name = kind === 'bare' ? 'bare worker' : 'worker';
   const watched = { ...servers.pids, [name]: proc.pid };
   const peaks = rssPeaks(watched);
@@ -96,14 +115,17 @@ export async function workerThroughput(
       proc.check();
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    const cost = costBetween(first!, sample(watched));
+    const orderWait = kind === 'changeq' ? await fetchOrderWaitMs(httpPort) : undefined;
     return throughput({
       id: `${kind}-${handler}-c${concurrency}`,
       label: `${kind === 'bare' ? 'bare BullMQ Worker' : 'changeq worker'}, ${handler === 'noop' ? 'no-op' : '5 ms'} handler, concurrency ${concurrency}`,
       side: kind === 'bare' ? 'ceiling' : 'changeq',
       events: count - firstCount,
-      cost: costBetween(first!, sample(watched)),
+      cost,
       rssPeakMb: peaks.stop(),
       rssStartMb,
+      ...(orderWait === undefined ? {} : { fetchOrderWaitMs: orderWait }),
       note: `${count.toLocaleString('en-US')} jobs over ${DOCS.toLocaleString('en-US')} documents`,
     });
   } finally {
