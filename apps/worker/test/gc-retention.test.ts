@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
-import { appMain, startProcess, waitFor, workersFile } from '@changeq/testkit';
+import { appMain, freePort, startProcess, waitFor, workersFile } from '@changeq/testkit';
 import { documentEvent, docIds, enqueue } from './helpers/events.js';
 import { APP_DIR } from './helpers/process.js';
 
@@ -84,6 +84,7 @@ describe('what V8 promotes per job', () => {
             REDIS_URL: server.url,
             WORKERS_FILE: workersFile('workers = ["alpha"]\n'),
             LOG_LEVEL: 'warn',
+            HTTP_PORT: String(await freePort()), // metrics on: their hooks run for every job
           },
         },
       );

@@ -5,6 +5,7 @@
  * job's namespace and operation, which the hooks do not carry.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { SlotMap } from '@changeq/shared';
 import { namespaceLabel, type EventLike } from './ingest-metrics.js';
 
 interface HookJobLike {
@@ -73,8 +74,13 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   const registers = [options.registry];
   const worker = options.worker;
   /** jobId -> labels, from the dispatch; dropped when the job leaves the scheduler. */
-  const labels = new Map<string, { namespace: string; operation: string }>();
-  const labelsOf = (taskId: string) => ({ worker, ...(labels.get(jobIdOf(taskId)) ?? UNKNOWN) });
+  const labels = new SlotMap<string, { namespace: string; operation: string }>();
+  // Labels built field by field: an object spread on this per-job path made V8 promote every
+  // job's objects (see apps/worker/test/gc-retention.test.ts).
+  const labelsOf = (taskId: string) => {
+    const { namespace, operation } = labels.get(jobIdOf(taskId)) ?? UNKNOWN;
+    return { worker, namespace, operation };
+  };
 
   const duration = new Histogram({
     name: 'changeq_worker_handler_duration_seconds',
@@ -107,25 +113,34 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     labelNames: ['worker', 'result'] as const,
     registers,
   });
-  const held = new Gauge({
-    name: 'changeq_worker_jobs_held',
-    help: 'Jobs the worker holds (fetched, running, waiting for their document or a retry).',
-    labelNames: ['worker'] as const,
-    registers,
-  });
-  const running = new Gauge({
-    name: 'changeq_worker_handlers_running',
-    help: 'Handler calls running now (at most concurrency).',
-    labelNames: ['worker'] as const,
-    registers,
-  });
-  const backingOff = new Gauge({
-    name: 'changeq_worker_jobs_backing_off',
-    help: 'Jobs waiting for a retry after a failed attempt.',
-    labelNames: ['worker'] as const,
-    registers,
-  });
-  for (const gauge of [held, running, backingOff]) gauge.set({ worker }, 0);
+  // The scheduler reports its sizes on every change, many times per job: they are kept as plain
+  // numbers and read when scraped, not set into prom-client (which builds objects per set).
+  const sizes = { held: 0, running: 0, backingOff: 0 };
+  const sizeGauge = (name: string, help: string, size: keyof typeof sizes) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['worker'] as const,
+      registers,
+      collect() {
+        this.set({ worker }, sizes[size]);
+      },
+    });
+  sizeGauge(
+    'changeq_worker_jobs_held',
+    'Jobs the worker holds (fetched, running, waiting for their document or a retry).',
+    'held',
+  );
+  sizeGauge(
+    'changeq_worker_handlers_running',
+    'Handler calls running now (at most concurrency).',
+    'running',
+  );
+  sizeGauge(
+    'changeq_worker_jobs_backing_off',
+    'Jobs waiting for a retry after a failed attempt.',
+    'backingOff',
+  );
   const redisFailures = new Counter({
     name: 'changeq_worker_redis_failures_total',
     help: 'Redis calls of the worker that failed and are tried again, by operation (fetch, lock-renewal, lease, commands, outcome) and kind of error (connection; reply: Redis refused it, e.g. OOM; bullmq: a BullMQ script refused it; other).',
@@ -225,7 +240,11 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     hooks: {
       handlerFinished(job) {
         const jobLabels = labelsOf(job.jobId);
-        duration.observe({ ...jobLabels, outcome: job.outcome }, job.durationMs / 1000);
+        const { namespace, operation } = jobLabels;
+        duration.observe(
+          { worker, namespace, operation, outcome: job.outcome },
+          job.durationMs / 1000,
+        );
         if (job.outcome === 'failed') failures.inc(jobLabels);
       },
       retryScheduled(job) {
@@ -238,10 +257,10 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
         finished.inc({ worker, result: job.result });
         labels.delete(jobIdOf(job.jobId));
       },
-      backlog(sizes) {
-        held.set({ worker }, sizes.held);
-        running.set({ worker }, sizes.running);
-        backingOff.set({ worker }, sizes.backingOff);
+      backlog(now) {
+        sizes.held = now.held;
+        sizes.running = now.running;
+        sizes.backingOff = now.backingOff;
       },
       redisFailed(failure) {
         redisFailures.inc({ worker, operation: failure.operation, error: failure.error });
