@@ -10,8 +10,11 @@ import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { createLogger, type ChangeEvent } from '@changeq/shared';
 import { startWorker } from '../src/runner.js';
-import { enqueue } from './helpers/events.js';
-import { waitFor } from '@changeq/testkit';
+import { join } from 'node:path';
+import { enqueue, enqueueUpdates } from './helpers/events.js';
+import { samples, scrape, total } from './helpers/metrics.js';
+import { APP_DIR, startWorkerProcess } from './helpers/process.js';
+import { freePort, waitFor, workersFile } from '@changeq/testkit';
 import { buildScenario, seeded } from './helpers/scenario.js';
 
 describe('fetch order', () => {
@@ -152,5 +155,36 @@ describe('refilling', () => {
       await queue.close();
       await worker.stop(1_000);
     }
+  });
+
+  // How long each job received waited for its place in fetch order: every job fetched is
+  // counted once (`changeq_worker_fetch_order_wait_seconds`), in a real worker process.
+  it('a worker process measures the wait for fetch order of every job it receives', async () => {
+    await redis.flushdb();
+    const jobs = 3000;
+    await enqueueUpdates(redis, 'alpha', jobs, 100);
+    const httpPort = await freePort();
+    const worker = startWorkerProcess(
+      ['--name', 'alpha', '--handlers', join(APP_DIR, 'test/fixtures/noop-handlers.mjs')],
+      {
+        REDIS_URL: server.url,
+        WORKERS_FILE: workersFile('workers = ["alpha"]\n[defaults]\nconcurrency = 16\n'),
+        HTTP_PORT: String(httpPort),
+      },
+    );
+    await waitFor(
+      async () => (await redis.zcard('changeq:alpha:completed')) >= jobs,
+      () => `${jobs} completed jobs; the worker's last lines:\n${worker.output().slice(-2000)}`,
+      30_000,
+    );
+    const text = await scrape(httpPort);
+    const wait = 'changeq_worker_fetch_order_wait_seconds';
+    expect(total(text, `${wait}_count`, { worker: 'alpha' })).toBe(jobs);
+    const sum = total(text, `${wait}_sum`, { worker: 'alpha' });
+    expect(sum).toBeGreaterThan(0);
+    expect(sum / jobs).toBeLessThan(1); // seconds: a wait, not a clock's reading
+    // The buckets are cumulative: the last one holds every job.
+    expect(samples(text, `${wait}_bucket`, { worker: 'alpha', le: '+Inf' })).toEqual([jobs]);
+    await worker.stop();
   });
 });

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, type RunningRedis } from '@changeq/stack';
 import { appMain, freePort, startProcess, waitFor, workersFile } from '@changeq/testkit';
-import { documentEvent, docIds, enqueue } from './helpers/events.js';
+import { enqueueUpdates } from './helpers/events.js';
 import { APP_DIR } from './helpers/process.js';
 
 /** Bytes V8's scavenges promoted in all, from a `--trace-gc-nvp` output. */
@@ -61,11 +61,7 @@ describe('what V8 promotes per job', () => {
 
     it('draining 20,000 jobs at concurrency 16 promotes a fraction of what it handles', async () => {
       const jobs = 20_000;
-      const ids = docIds(1000);
-      const events = Array.from({ length: jobs }, (_, i) =>
-        documentEvent('update', 'shop', 'orders', ids[i % ids.length], { n: i }),
-      );
-      await enqueue(redis, events, () => 'alpha');
+      await enqueueUpdates(redis, 'alpha', jobs, 1000);
       const worker = startProcess(
         process.execPath,
         [

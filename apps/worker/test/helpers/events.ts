@@ -129,3 +129,17 @@ export function routerFor(names: readonly string[]): (event: TestEvent) => strin
   const router = new Router(names);
   return (event) => router.route(event.data.ns, event.docId);
 }
+
+/** `count` update events over `documents` documents, all added to `worker`'s queue in order. */
+export async function enqueueUpdates(
+  redis: Redis,
+  worker: string,
+  count: number,
+  documents: number,
+): Promise<void> {
+  const ids = docIds(documents);
+  const events = Array.from({ length: count }, (_, i) =>
+    documentEvent('update', 'shop', 'orders', ids[i % ids.length], { n: i }),
+  );
+  await enqueue(redis, events, () => worker);
+}
