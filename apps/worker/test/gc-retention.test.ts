@@ -8,11 +8,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
-import { startRedis, type RunningRedis } from '@changeq/stack';
+import { describe, expect, it } from 'vitest';
 import { appMain, freePort, startProcess, waitFor, workersFile } from '@changeq/testkit';
 import { enqueueUpdates } from './helpers/events.js';
+import { redisForFile } from './helpers/in-process.js';
 import { APP_DIR } from './helpers/process.js';
 
 /** Bytes V8's scavenges promoted in all, from a `--trace-gc-nvp` output. */
@@ -47,21 +46,11 @@ describe('what V8 promotes per job', () => {
   });
 
   describe('a worker process', () => {
-    let server: RunningRedis;
-    let redis: Redis;
-
-    beforeAll(async () => {
-      server = await startRedis();
-      redis = new Redis(server.url, { maxRetriesPerRequest: null });
-    });
-    afterAll(async () => {
-      await redis?.quit();
-      await server?.stop();
-    });
+    const servers = redisForFile();
 
     it('draining 20,000 jobs at concurrency 16 promotes a fraction of what it handles', async () => {
       const jobs = 20_000;
-      await enqueueUpdates(redis, 'alpha', jobs, 1000);
+      await enqueueUpdates(servers.redis, 'alpha', jobs, 1000);
       const worker = startProcess(
         process.execPath,
         [
@@ -77,7 +66,7 @@ describe('what V8 promotes per job', () => {
         {
           cwd: APP_DIR,
           env: {
-            REDIS_URL: server.url,
+            REDIS_URL: servers.url,
             WORKERS_FILE: workersFile('workers = ["alpha"]\n'),
             LOG_LEVEL: 'warn',
             HTTP_PORT: String(await freePort()), // metrics on: their hooks run for every job
@@ -85,9 +74,9 @@ describe('what V8 promotes per job', () => {
         },
       );
       await waitFor(
-        async () => (await redis.zcard('changeq:alpha:completed')) >= jobs,
+        async () => (await servers.redis.zcard('changeq:alpha:completed')) >= jobs,
         async () =>
-          `${jobs} completed jobs (${await redis.zcard('changeq:alpha:completed')} so far); the worker's last lines:\n${worker.stderr().slice(-2000)}`,
+          `${jobs} completed jobs (${await servers.redis.zcard('changeq:alpha:completed')} so far); the worker's last lines:\n${worker.stderr().slice(-2000)}`,
         60_000,
       );
       await worker.stop();

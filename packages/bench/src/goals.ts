@@ -150,13 +150,8 @@ function latencyGoals(runs: LatencyRun[]): Goal[] {
  * and connections) and what draining added (garbage V8 keeps between collections), beside (a).
  */
 function rssReason(cq: Throughput, forty: Throughput | undefined, events: number): string {
-  const split = (f: Throughput, name: string) => {
-    const peak = f.rssPeakMb[name] ?? 0;
-    const start = f.rssStartMb;
-    return start === undefined
-      ? `${peak.toFixed(0)} MB`
-      : `${start.toFixed(0)} MB at its first job + ${(peak - start).toFixed(0)} MB while draining`;
-  };
+  const split = (f: Throughput, name: string) =>
+    rssSplit(f, name) ?? `${(f.rssPeakMb[name] ?? 0).toFixed(0)} MB`;
   return (
     `ingest ${split(cq, 'ingest')} ${events} events (two V8 isolates: main thread and stream reader)` +
     (forty ? `; (a), one isolate: ${split(forty, 'pipeline')}` : '')
@@ -175,15 +170,19 @@ function workerRssSplit(workers: readonly Throughput[]): string | undefined {
     (a, f) => ((f.rssPeakMb.worker ?? 0) > (a?.rssPeakMb.worker ?? -1) ? f : a),
     undefined,
   );
-  if (top?.rssStartMb === undefined) return undefined;
-  const split = (start: number, peak: number) =>
-    `${start.toFixed(0)} MB at its first job + ${(peak - start).toFixed(0)} MB while draining`;
+  const ours = top === undefined ? undefined : rssSplit(top, 'worker');
+  if (top === undefined || ours === undefined) return undefined;
   const bare = workers.find((f) => f.id === top.id.replace(/^changeq-/, 'bare-'));
-  const bareSplit =
-    bare?.rssStartMb === undefined
-      ? ''
-      : `; bare BullMQ Worker, same drain: ${split(bare.rssStartMb, bare.rssPeakMb['bare worker'] ?? 0)}`;
-  return `${top.label}: ${split(top.rssStartMb, top.rssPeakMb.worker ?? 0)}${bareSplit}`;
+  const theirs = bare === undefined ? undefined : rssSplit(bare, 'bare worker');
+  return `${top.label}: ${ours}${theirs ? `; bare BullMQ Worker, same drain: ${theirs}` : ''}`;
+}
+
+/** A process's peak RSS as what it held at its first job and what the figure added after. */
+function rssSplit(f: Throughput, name: string): string | undefined {
+  const start = f.rssStartMb;
+  if (start === undefined) return undefined;
+  const peak = f.rssPeakMb[name] ?? 0;
+  return `${start.toFixed(0)} MB at its first job + ${(peak - start).toFixed(0)} MB while draining`;
 }
 
 export function judge(results: Results): Goal[] {

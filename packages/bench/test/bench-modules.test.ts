@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeCharts } from '../src/charts.js';
 import { judge } from '../src/goals.js';
+import type { Throughput } from '../src/measure/figure.js';
 import { OptionError, parseOptions } from '../src/options.js';
 import { textReport } from '../src/report.js';
 import { distribution, quantile } from '../src/stats.js';
@@ -19,6 +20,18 @@ describe('stats', () => {
     expect(distribution([...values].reverse())).toMatchObject({ p50: 50, p99: 99, max: 100 });
   });
 });
+
+/** Gives the figure `id` of `figures` these peak RSS and RSS at its first job. */
+function withRss(
+  figures: Throughput[],
+  id: string,
+  rssPeakMb: Record<string, number>,
+  rssStartMb: number,
+): void {
+  const figure = figures.find((f) => f.id === id)!;
+  figure.rssPeakMb = rssPeakMb;
+  figure.rssStartMb = rssStartMb;
+}
 
 describe('goals', () => {
   const goals = judge(fixture());
@@ -61,17 +74,8 @@ describe('goals', () => {
   it('splits a missed ingest RSS into what it held at its first job and what draining added', () => {
     const results = fixture();
     const figures = results.drain!.figures;
-    const at = (id: string) => figures.findIndex((f) => f.id === id);
-    figures[at('changeq')] = {
-      ...figures[at('changeq')]!,
-      rssPeakMb: { ingest: 230 },
-      rssStartMb: 110,
-    };
-    figures[at('fortyLine')] = {
-      ...figures[at('fortyLine')]!,
-      rssPeakMb: { pipeline: 190 },
-      rssStartMb: 80,
-    };
+    withRss(figures, 'changeq', { ingest: 230 }, 110);
+    withRss(figures, 'fortyLine', { pipeline: 190 }, 80);
     const rss = judge(results).find((g) => g.id === 'ingest-rss')!;
     expect(rss.pass).toBe(false);
     expect(rss.reason).toContain('ingest 110 MB at its first job + 120 MB while draining');
@@ -82,18 +86,8 @@ describe('goals', () => {
 
   it("splits a missed worker RSS beside the bare Worker's of the same drain", () => {
     const results = fixture();
-    const workers = results.workers!;
-    const at = (id: string) => workers.findIndex((f) => f.id === id);
-    workers[at('changeq-noop-c16')] = {
-      ...workers[at('changeq-noop-c16')]!,
-      rssPeakMb: { worker: 155 },
-      rssStartMb: 88,
-    };
-    workers[at('bare-noop-c16')] = {
-      ...workers[at('bare-noop-c16')]!,
-      rssPeakMb: { 'bare worker': 129 },
-      rssStartMb: 85,
-    };
+    withRss(results.workers!, 'changeq-noop-c16', { worker: 155 }, 88);
+    withRss(results.workers!, 'bare-noop-c16', { 'bare worker': 129 }, 85);
     const rss = judge(results).find((g) => g.id === 'worker-rss')!;
     expect(rss.pass).toBe(false);
     expect(rss.reason).toBe(

@@ -19,6 +19,12 @@ import type { OrderedScheduler } from '../scheduler/scheduler.js';
 import { redisFailed, type SessionContext } from './context.js';
 import { eventTask, type WorkTask } from './tasks.js';
 
+/** A job received from Redis, waiting for its place in fetch order; `at`: performance.now(). */
+interface Arrival {
+  job: Job;
+  at: number;
+}
+
 /** Jobs the calls started during a read of the list's newest may have put ahead of them. */
 const NEWEST_SLACK = 32;
 
@@ -34,9 +40,7 @@ export class FetchOrder {
    */
   private readonly held = new SlotMap<string, Job>();
   /** Jobs received from Redis, waiting for their place in fetch order (see `drain`). */
-  private readonly arrived = new SlotMap<string, Job>();
-  /** When each job of `arrived` was received (`performance.now()`). */
-  private readonly arrivedAt = new SlotMap<string, number>();
+  private readonly arrived = new SlotMap<string, Arrival>();
   /** How long each job accepted from `arrived` waited, since the last report (`reportWaits`). */
   private waited: number[] = [];
   /** Calls that may move a job to active and whose reply has not been handled yet. */
@@ -146,21 +150,14 @@ export class FetchOrder {
 
   arrive(job: Job): void {
     if (job.id === undefined) return;
-    this.arrived.set(job.id, job);
-    this.arrivedAt.set(job.id, performance.now());
+    this.arrived.set(job.id, { job, at: performance.now() });
   }
 
   /** Accepts a received job: out of `arrived`, noting how long it waited there. */
-  private acceptArrived(id: string, job: Job): void {
-    const at = this.arrivedAt.get(id);
-    if (at !== undefined) this.waited.push(performance.now() - at);
-    this.dropArrived(id);
-    this.accept(job);
-  }
-
-  private dropArrived(id: string): boolean {
-    this.arrivedAt.delete(id);
-    return this.arrived.delete(id);
+  private acceptArrived(id: string, arrival: Arrival): void {
+    this.waited.push(performance.now() - arrival.at);
+    this.arrived.delete(id);
+    this.accept(arrival.job);
   }
 
   private reportWaits(): void {
@@ -213,7 +210,7 @@ export class FetchOrder {
   private acceptAlone(): boolean {
     if (this.needsAdoption || !this.fetching) return false;
     if (this.inflight !== 0 || this.arrived.size !== 1) return false;
-    for (const [id, job] of [...this.arrived]) this.acceptArrived(id, job);
+    for (const [id, arrival] of [...this.arrived]) this.acceptArrived(id, arrival);
     this.reportWaits();
     if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
     return true;
@@ -252,18 +249,18 @@ export class FetchOrder {
     }
     const orphans: string[] = [];
     for (const id of ids) {
-      const job = this.arrived.get(id);
+      const arrival = this.arrived.get(id);
       if (this.held.has(id)) {
-        if (job !== undefined) {
+        if (arrival !== undefined) {
           // BullMQ's stalled checker put back a job we hold, and it was fetched again.
-          this.acceptArrived(id, job);
+          this.acceptArrived(id, arrival);
         }
         continue;
       }
-      if (job === undefined && released.has(id)) continue; // finished during the read
-      if (job !== undefined) {
+      if (arrival === undefined && released.has(id)) continue; // finished during the read
+      if (arrival !== undefined) {
         if (orphans.length > 0) break; // adopt those first, then come back
-        this.acceptArrived(id, job);
+        this.acceptArrived(id, arrival);
         continue;
       }
       if (this.inflight > 0) break; // perhaps a reply still on its way: wait for it
@@ -273,7 +270,7 @@ export class FetchOrder {
     }
     // Received jobs that are no longer active (removed meanwhile): nothing to order them by.
     for (const id of known) {
-      if (!inList.has(id) && this.dropArrived(id)) {
+      if (!inList.has(id) && this.arrived.delete(id)) {
         this.ctx.log.warn(
           { jobId: id },
           'a fetched job left the active list before it ran; skipped',
