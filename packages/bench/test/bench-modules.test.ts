@@ -50,7 +50,8 @@ describe('goals', () => {
     expect(goal('latency-1000').reason).toContain('the ingest stage adds the most');
     // 200,000 µs of CPU over 100 writes (the fixture gives both pipelines the same cost).
     expect(goal('latency-1000').reason).toContain(
-      'CPU per event: changeq 2000 µs (ingest 2000, workers 0, Redis+server 0), (a) 2000 µs',
+      'CPU per event: changeq 2000 µs (ingest 1000, workers 1000 in 3 processes, Redis+server 0), ' +
+        '(a) 2000 µs (pipeline 1000, workers 1000 in 1 process, Redis+server 0)',
     );
   });
 
