@@ -35,6 +35,8 @@ const latency = (pipeline: LatencyRun['pipeline'], rate: number, p99: number): L
     writes: 100,
     missing: 0,
     endToEnd: d,
+    startup: { ...d, p50: p99, p99: p99 * 4 },
+    warmupSeconds: 5,
     ingestStage: { ...d, p99: p99 * 0.6 },
     workerStage: { ...d, p99: p99 * 0.4 },
     cdf: [
