@@ -30,13 +30,12 @@
  *    JobLockMismatch: the job is not this process's to finish; JobNotExist: its hash is gone).
  * 4a. Those two scripts (moveToActive-11.lua, and moveToFinished-14.lua with fetch next) are the
  *    only ones that move a waiting job to a worker's active list. Both take the active list as
- *    KEYS[2] and reply `[jobData, jobId, …]` with `jobId` a bulk string when they moved one (an integer
- *    otherwise). ioredis
- *    sends a script as an EVALSHA (or EVAL) command built by `Script#execute` and handed to the
- *    connection's `sendCommand`; its data handler calls the command's `resolve` in the order the
- *    replies come, which on one connection is the order Redis ran the commands (a NOSCRIPT
- *    retry is a new command, sent and answered in its own place). `watchMovesToActive` relies
- *    on this.
+ *    KEYS[2] and reply `[jobData, jobId, …]`, `jobId` a bulk string when they moved a job (an
+ *    integer otherwise). ioredis (pinned too) sends a script as an EVALSHA (or EVAL) command
+ *    built by `Script#execute` and handed to the connection's `sendCommand`; its data handler
+ *    calls the command's `resolve` with the raw reply in the order the replies come, which on
+ *    one connection is the order Redis ran the commands (a NOSCRIPT retry is a new command, sent
+ *    and answered in its own place). `watchMovesToActive` relies on this.
  *
  * The ingest (jobs and a watermark in one MULTI transaction per queue, see enqueuer.ts):
  *

@@ -177,7 +177,8 @@ export async function latencyRun(
     const rssPeakMb = peaks.stop();
     const all = recordsIn(recordFile);
     const records = all.filter((r) => r.seq >= 0 && r.seq < writes);
-    const startup = firstCalls(all.filter((r) => r.seq >= warmFirst && r.seq < -1)).map(
+    const inWarmup = (seq: number) => seq >= warmFirst && seq < warmFirst + warmWrites;
+    const startup = firstCalls(all.filter((r) => inWarmup(r.seq))).map(
       (r) => r.start - warmSent[r.seq - warmFirst]!,
     );
     const calls = firstCalls(records);
