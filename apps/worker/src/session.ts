@@ -36,6 +36,7 @@ import {
   RingStore,
   deadLetterQueueName,
   eventQueueName,
+  watchMovesToActive,
   workerKeys,
   type Lease,
 } from '@changeq/store';
@@ -113,6 +114,8 @@ export class Session implements TaskDriver<WorkTask> {
   private fetchOrder!: FetchOrder;
   /** The fetch order's own connection for reading the active list (see FetchOrder). */
   private ordering: Redis | undefined;
+  /** Stops reporting the jobs moved to active to the fetch order (see `start`). */
+  private unwatchMoves: (() => void) | undefined;
   private fetchLoop!: FetchLoop;
   /** Undefined until `start` makes it (`close` may follow a `start` that failed early). */
   private locks: LockExtension | undefined;
@@ -219,7 +222,13 @@ export class Session implements TaskDriver<WorkTask> {
     };
     this.ordering = redis.duplicate();
     this.ordering.on('error', () => undefined); // the shared connection reports outages
-    this.fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch, this.ordering);
+    const fetchOrder = new FetchOrder(ctx, this.scheduler, this.opts.prefetch, this.ordering);
+    this.fetchOrder = fetchOrder;
+    // The order of the replies tells the fetch order (see FetchOrder); not on a Redis Cluster.
+    this.unwatchMoves = watchMovesToActive(redis, this.worker, (id) =>
+      fetchOrder.movedToActive(id),
+    );
+    if (this.unwatchMoves !== undefined) fetchOrder.followReplies();
     this.fetchLoop = new FetchLoop(ctx, this.fetchOrder, this.opts.blocking);
     const locks = new LockExtension(ctx, this.fetchOrder.heldJobs);
     this.locks = locks;
@@ -297,6 +306,7 @@ export class Session implements TaskDriver<WorkTask> {
   private async close(): Promise<void> {
     this.locks?.stop();
     this.opts.redis.off('reconnecting', this.onReconnecting);
+    this.unwatchMoves?.();
     await Promise.allSettled([
       this.fetchLoopDone,
       this.commandLoopDone,

@@ -53,6 +53,14 @@ describe('fetch order', () => {
   it('runs each document in queue order although replies arrive shuffled', async () => {
     const scenario = buildScenario(20, 60, seeded(3));
     await enqueue(redis, scenario.events, () => 'alpha');
+    // Every read of a list in this process (the fetch order reads the active list with LRANGE).
+    let listReads = 0;
+    const lrange = Redis.prototype.lrange;
+    Redis.prototype.lrange = function (this: Redis, ...args: unknown[]) {
+      listReads++;
+      return (lrange as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof lrange;
+    restore.push(() => (Redis.prototype.lrange = lrange));
     const seen = new Map<string, number[]>();
     const worker = await startWorker({
       worker: 'alpha',
@@ -88,6 +96,8 @@ describe('fetch order', () => {
         expect(numbers, doc).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
       }
       expect(seen.size).toBe(20);
+      // The order came from the replies: the active list was read once, at start (recovery).
+      expect(listReads).toBe(1);
     } finally {
       await queue.close();
       await worker.stop(1_000);

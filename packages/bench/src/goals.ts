@@ -100,9 +100,12 @@ function cpuSplit(run: LatencyRun): string {
   const workers = names.filter((n) => n.startsWith('worker'));
   const servers = names.filter((n) => n === 'redis' || n === 'mongo');
   const total = us([...reading, ...workers, ...servers]);
+  // changeq runs a process per worker name, (a) one for all: each process has its fixed costs.
+  const processes =
+    workers.length === 0 ? '' : ` in ${workers.length} process${workers.length === 1 ? '' : 'es'}`;
   return (
     `${total.toFixed(0)} µs (${reading.join('+') || 'ingest'} ${us(reading).toFixed(0)}, ` +
-    `workers ${us(workers).toFixed(0)}, Redis+server ${us(servers).toFixed(0)})`
+    `workers ${us(workers).toFixed(0)}${processes}, Redis+server ${us(servers).toFixed(0)})`
   );
 }
 

@@ -18,7 +18,7 @@ import {
   naiveDrain,
 } from './measure/drain.js';
 import type { Throughput } from './measure/figure.js';
-import { latencyRun, type LatencyRun } from './measure/latency.js';
+import { WARMUP_SECONDS, latencyRun, type LatencyRun } from './measure/latency.js';
 import { workerThroughput, type HandlerKind } from './measure/workers.js';
 import { testServerWriteRate } from './measure/write-rate.js';
 import { OptionError, USAGE, parseOptions, type Options } from './options.js';
@@ -61,7 +61,8 @@ async function latencySection(servers: Servers, o: Options): Promise<LatencyRun[
   for (const rate of [300, 1000]) {
     for (const pipeline of ['fortyLine', 'changeq'] as const) {
       progress(`latency at ${rate} writes/s: ${pipeline}`);
-      runs.push(await latencyRun(servers, pipeline, rate, o.quick ? 3 : 10));
+      const warmup = o.quick ? WARMUP_SECONDS.quick : WARMUP_SECONDS.full;
+      runs.push(await latencyRun(servers, pipeline, rate, o.quick ? 3 : 10, warmup));
     }
   }
   return runs;

@@ -1,6 +1,7 @@
 /** The report as text: one table per section, every figure with its ratios, then the goals. */
 import { coresOf } from './system.js';
 import { cpuPerEvent, type Throughput } from './measure/figure.js';
+import type { LatencyRun } from './measure/latency.js';
 import type { Results } from './results.js';
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -60,13 +61,20 @@ function latencySection(r: Results, lines: string[]): void {
         .join(', ')} MB`,
     );
     lines.push(
-      `${''.padEnd(26)}  writes sent at ${run.achievedRate ?? '?'}/s; cores busy: ${Object.keys(
+      `${''.padEnd(26)}  writes sent at ${run.achievedRate ?? '?'}/s${startupNote(run)}; cores busy: ${Object.keys(
         run.cost.cpu,
       )
         .map((k) => `${k} ${coresOf(run.cost, k).toFixed(2)}`)
         .join(', ')}`,
     );
   }
+}
+
+/** The warm-up's own latency: the processes' first seconds, reported, not judged. */
+function startupNote(run: LatencyRun): string {
+  const d = run.startup;
+  if (d === undefined || d.count === 0) return '';
+  return `; in the ${run.warmupSeconds} s of warm-up before (not judged) p50/p99 ${d.p50.toFixed(1)}/${d.p99.toFixed(1)}`;
 }
 
 function workerSection(r: Results, lines: string[]): void {

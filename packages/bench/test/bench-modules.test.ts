@@ -50,7 +50,8 @@ describe('goals', () => {
     expect(goal('latency-1000').reason).toContain('the ingest stage adds the most');
     // 200,000 µs of CPU over 100 writes (the fixture gives both pipelines the same cost).
     expect(goal('latency-1000').reason).toContain(
-      'CPU per event: changeq 2000 µs (ingest 2000, workers 0, Redis+server 0), (a) 2000 µs',
+      'CPU per event: changeq 2000 µs (ingest 1000, workers 1000 in 3 processes, Redis+server 0), ' +
+        '(a) 2000 µs (pipeline 1000, workers 1000 in 1 process, Redis+server 0)',
     );
   });
 
@@ -104,6 +105,15 @@ describe('report and charts', () => {
     const text = textReport(results);
     expect(text).toContain('MISS  drain');
     expect(text).toContain('pass  latency p99 at 300 writes/s');
+  });
+
+  it("reports the warm-up's latency beside the measured window's, without judging it", () => {
+    const results = fixture();
+    results.goals = judge(results);
+    const text = textReport(results);
+    // changeq at 300/s: p99 12 ms measured, the warm-up's 48 ms (the fixture's startup).
+    expect(text).toContain('in the 5 s of warm-up before (not judged) p50/p99 12.0/48.0');
+    expect(results.goals.find((g) => g.id === 'latency-300')?.pass).toBe(true);
   });
 
   it('draws the three charts as SVG', async () => {

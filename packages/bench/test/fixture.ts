@@ -35,6 +35,8 @@ const latency = (pipeline: LatencyRun['pipeline'], rate: number, p99: number): L
     writes: 100,
     missing: 0,
     endToEnd: d,
+    startup: { ...d, p50: p99, p99: p99 * 4 },
+    warmupSeconds: 5,
     ingestStage: { ...d, p99: p99 * 0.6 },
     workerStage: { ...d, p99: p99 * 0.4 },
     cdf: [
@@ -42,7 +44,18 @@ const latency = (pipeline: LatencyRun['pipeline'], rate: number, p99: number): L
       { q: 0.99, ms: p99 },
       { q: 1, ms: p99 * 2 },
     ],
-    cost: cost(1000, { ingest: 200_000 }),
+    // The same CPU for both: changeq's workers are a process per name, (a)'s share one.
+    cost: cost(
+      1000,
+      pipeline === 'changeq'
+        ? {
+            ingest: 100_000,
+            'worker alpha': 40_000,
+            'worker bravo': 30_000,
+            'worker charlie': 30_000,
+          }
+        : { pipeline: 100_000, workers: 100_000 },
+    ),
     rssPeakMb: { 'worker alpha': 120 },
   };
 };

@@ -28,6 +28,14 @@
  *    list when none is waiting). The error a failed moveToFinished throws carries the script's
  *    status in `code`, one of BullMQ's `ErrorCode`s (JobLockNotExist, JobNotInState,
  *    JobLockMismatch: the job is not this process's to finish; JobNotExist: its hash is gone).
+ * 4a. Those two scripts (moveToActive-11.lua, and moveToFinished-14.lua with fetch next) are the
+ *    only ones that move a waiting job to a worker's active list. Both take the active list as
+ *    KEYS[2] and reply `[jobData, jobId, …]`, `jobId` a bulk string when they moved a job (an
+ *    integer otherwise). ioredis (pinned too) sends a script as an EVALSHA (or EVAL) command
+ *    built by `Script#execute` and handed to the connection's `sendCommand`; its data handler
+ *    calls the command's `resolve` with the raw reply in the order the replies come, which on
+ *    one connection is the order Redis ran the commands (a NOSCRIPT retry is a new command, sent
+ *    and answered in its own place). `watchMovesToActive` relies on this.
  *
  * The ingest (jobs and a watermark in one MULTI transaction per queue, see enqueuer.ts):
  *
@@ -43,6 +51,7 @@
  *    and `addJobToTransaction` adds a job with one of four of them (`ADD_SCRIPTS`). It runs them
  *    through `runCommand`, which `createIORedisClient(client).multi()` gives a transaction.
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import {
   createIORedisClient,
@@ -174,6 +183,84 @@ export async function completeJob(
     [JobJson | null | undefined, string | undefined] | undefined;
   const [data, id] = reply ?? [];
   return data && id ? Job.fromJSON(queue, data, id) : undefined;
+}
+
+/** The part of an ioredis command the watch below looks at (4a). */
+interface SentCommand {
+  name: string;
+  args: unknown[];
+  resolve: (reply: unknown) => void;
+}
+
+/** A connection's own `sendCommand`, and who listens for moves to active on it, by active list. */
+interface MoveWatch {
+  send: (command: SentCommand, stream?: unknown) => unknown;
+  listeners: Map<string, (jobId: string) => void>;
+}
+
+const moveWatches = new WeakMap<Redis, MoveWatch>();
+const watchedCommands = new WeakSet<SentCommand>();
+
+const scriptSha = (name: string): string => {
+  const script = BULLMQ_SCRIPTS[name];
+  if (script?.name !== name) throw new Error(`BullMQ no longer has a script named ${name}`);
+  return createHash('sha1').update(script.content).digest('hex');
+};
+/** The scripts that move a job to active (4a), as ioredis names them in EVALSHA. */
+const MOVES_TO_ACTIVE = new Set([scriptSha('moveToActive'), scriptSha('moveToFinished')]);
+
+/**
+ * Calls `onMoved(jobId)` for each job that BullMQ's calls on `redis` move to `queue`'s active
+ * list, in the order Redis moved them (4a), at the moment the reply comes: before BullMQ's
+ * promise chain, whose depth differs between `getNextJob` and `moveToCompleted`, hands the job
+ * over. A reply lost with the connection is not seen (its job is in the list all the same).
+ * Returns the way to stop; `undefined` for a Redis Cluster, whose redirections may answer one
+ * queue's commands on two connections.
+ */
+export function watchMovesToActive(
+  redis: Redis,
+  queue: QueueKeysSource,
+  onMoved: (jobId: string) => void,
+): (() => void) | undefined {
+  if (redis.isCluster) return undefined;
+  let watch = moveWatches.get(redis);
+  if (watch === undefined) {
+    const connection = redis as unknown as { sendCommand: MoveWatch['send'] };
+    const own: MoveWatch = { send: connection.sendCommand, listeners: new Map() };
+    // A command waiting offline is sent again when the connection is up: watched once.
+    connection.sendCommand = function (this: unknown, command, stream) {
+      if (own.listeners.size > 0 && !watchedCommands.has(command)) watchCommand(own, command);
+      return own.send.call(this, command, stream);
+    };
+    moveWatches.set(redis, own);
+    watch = own;
+  }
+  const active = queueKey(queue, 'active');
+  const listeners = watch.listeners;
+  listeners.set(active, onMoved);
+  return () => {
+    if (listeners.get(active) === onMoved) listeners.delete(active);
+  };
+}
+
+function watchCommand(watch: MoveWatch, command: SentCommand): void {
+  if (command.name !== 'evalsha' || !MOVES_TO_ACTIVE.has(command.args[0] as string)) return;
+  // EVALSHA's arguments: sha, the number of keys, then the keys (the active list is KEYS[2]).
+  const onMoved = watch.listeners.get(command.args[3] as string);
+  if (onMoved === undefined) return;
+  watchedCommands.add(command);
+  const resolve = command.resolve;
+  command.resolve = (reply: unknown) => {
+    // Runs inside ioredis's reply parser: whatever happens, the command gets its reply.
+    try {
+      // The raw reply: bulk strings are still Buffers (the command converts them after this).
+      const jobId = Array.isArray(reply) ? (reply[1] as unknown) : undefined;
+      if (Buffer.isBuffer(jobId)) onMoved(jobId.toString());
+      else if (typeof jobId === 'string') onMoved(jobId);
+    } finally {
+      resolve(reply);
+    }
+  };
 }
 
 /** moveToFinished status codes that mean "this process does not own the job" (4). */

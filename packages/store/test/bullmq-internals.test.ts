@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, test, vi } from 'vitest';
 import { Job, Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { Binary, Decimal128, Long, ObjectId } from 'mongodb';
 import { encodeEvent, decodeEvent, type EventJobData } from '@changeq/shared';
 import { startRedis, type RunningRedis } from '@changeq/stack';
@@ -25,6 +25,7 @@ import {
   queueConnection,
   reclaimJob,
   takeOverJobs,
+  watchMovesToActive,
 } from '../src/bullmq-internals.js';
 import { queueKeys } from '../src/keys.js';
 import { Scripts } from '../src/scripts.js';
@@ -112,6 +113,74 @@ describe('BullMQ internals the worker relies on', () => {
     expect(await completeJob(worker, next!, null, 't', true)).toBeUndefined();
     expect(await first.getState()).toBe('completed');
     await close();
+  });
+
+  // 4a: the worker takes the order of its jobs from here, not from the active list.
+  it('watchMovesToActive sees each job moved to active, in the order Redis moved it, before BullMQ hands it over', async () => {
+    const { worker, queue, close } = await setup(300);
+    const seen: string[] = [];
+    const stop = watchMovesToActive(redis, worker, (id) => seen.push(id));
+    // Another queue on the same connection is not reported to this one.
+    const other = await setup(5);
+    try {
+      let early = 0;
+      const handOver = (job: Job | undefined) => {
+        if (job?.id !== undefined && seen.includes(job.id)) early++;
+        return job;
+      };
+      const held: Job[] = [];
+      const fetch = async (count: number) => {
+        const jobs = await Promise.all(
+          Array.from({ length: count }, () =>
+            worker.getNextJob('t', { block: false }).then(handOver),
+          ),
+        );
+        for (const job of jobs) if (job) held.push(job);
+      };
+      await fetch(16);
+      await other.worker.getNextJob('t', { block: false });
+      let round = 0;
+      while (held.length > 0) {
+        // Finishing fetches the next jobs in the same calls, while plain fetches go alongside;
+        // once, BullMQ's scripts are flushed, so ioredis sends them again (NOSCRIPT).
+        if (round++ === 3) await redis.script('FLUSH');
+        const finishing = held.splice(0, held.length);
+        const nexts = finishing.map((job) =>
+          completeJob(worker, job, null, 't', true).then(handOver),
+        );
+        await fetch(4);
+        for (const next of await Promise.all(nexts)) if (next) held.push(next);
+      }
+      const events = await redis.xrange(worker.keys.events!, '-', '+');
+      const moved = events
+        .map(([, fields]) => fields)
+        .filter((fields) => fields[1] === 'active')
+        .map((fields) => fields[3]);
+      expect(moved).toHaveLength(300);
+      expect(seen).toEqual(moved);
+      expect(early).toBe(300);
+      // Stopped: nothing more is reported.
+      stop?.();
+      await queue.add('e', {}, { jobId: 'late' });
+      expect((await worker.getNextJob('t', { block: false }))?.id).toBe('late');
+      expect(seen).toHaveLength(300);
+    } finally {
+      stop?.();
+      await other.close();
+      await close();
+    }
+  });
+
+  it('watchMovesToActive declines a Redis Cluster', () => {
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true });
+    expect(
+      watchMovesToActive(
+        cluster as unknown as Redis,
+        { keys: { active: 'a' }, toKey: (t) => t },
+        () => undefined,
+      ),
+    ).toBeUndefined();
+    cluster.disconnect();
   });
 
   it('taking a lock over lets the new token finish the job and refuses the old one', async () => {
@@ -236,7 +305,11 @@ describe('BullMQ internals the ingest relies on', () => {
     await queueAddJob(new Job(queue, 'e', { n: 2 }, { jobId: 'j2', delay: 60_000 }, 'j2'), tx);
     await queueAddJob(new Job(queue, 'e', { n: 3 }, { jobId: 'j3', priority: 5 }, 'j3'), tx);
     const { jobPrefix } = queueKeys('internals', 'lane');
-    scripts.queueWatermark(tx, { watermark: 'internals:lane-wm', jobPrefix }, '1', ['j1', 'j2', 'j3']);
+    scripts.queueWatermark(tx, { watermark: 'internals:lane-wm', jobPrefix }, '1', [
+      'j1',
+      'j2',
+      'j3',
+    ]);
     expect(await tx.exec()).toEqual([
       [null, 'j1'],
       [null, 'j2'],

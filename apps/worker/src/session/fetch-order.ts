@@ -4,12 +4,20 @@
  * Jobs reach this process from two kinds of calls on one connection: the fetch loop's
  * `getNextJob` (in concurrent batches) and the outcome writer's `moveToCompleted(...,
  * fetchNext = true)` when a job finishes (BullMQ moves the next waiting job to active in the
- * same script; the writer hands it over here, see `startFetchWithFinish`). Their replies are
- * not trusted for order: every job received goes to `arrived`, and `drain` accepts them in the
- * order of the active list, which is the order Redis moved them in. A job in the active list
- * that is neither held nor arrived is either a reply still on its way (`inflight > 0`: wait for
- * it) or, when no fetching call is in flight, a job whose reply was lost (the connection
- * dropped): it is taken over and accepted in its place.
+ * same script; the writer hands it over here, see `startFetchWithFinish`). The order in which
+ * their jobs reach this class is not the order Redis moved them in: BullMQ's two calls hand a job
+ * over after different numbers of turns. So every job received goes to `arrived`, and is
+ * accepted in the order Redis moved the jobs, known one of two ways:
+ *
+ * - From the replies (`moved`): on one connection Redis answers in the order it ran the
+ *   commands, and the session reports each moved job's id as its reply comes, before BullMQ
+ *   hands the job over (@changeq/store's `watchMovesToActive`). A job received is accepted once
+ *   every job moved before it was; no read of Redis, no wait for other calls.
+ * - From the active list, read on a connection of its own: when a reply may have been lost (a
+ *   failed call, a reconnection), when the replies cannot be watched (a Redis Cluster), or when
+ *   a job came that no reply reported. A job in the active list that is neither held nor
+ *   arrived is either a reply still on its way (`inflight > 0`: wait for it) or, when no fetching
+ *   call is in flight, a job whose reply was lost: it is taken over and accepted in its place.
  */
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -41,6 +49,13 @@ export class FetchOrder {
   private readonly held = new SlotMap<string, Job>();
   /** Jobs received from Redis, waiting for their place in fetch order (see `drain`). */
   private readonly arrived = new SlotMap<string, Arrival>();
+  /**
+   * Whether `moved` reports the jobs moved to active (see `followReplies`), and those jobs' ids
+   * in the order Redis moved them (a Set keeps its insertion order): jobs not accepted yet,
+   * received or on their way.
+   */
+  private replies = false;
+  private readonly moved = new Set<string>();
   /** How long each job accepted from `arrived` waited, since the last report (`reportWaits`). */
   private waited: number[] = [];
   /** Calls that may move a job to active and whose reply has not been handled yet. */
@@ -148,15 +163,39 @@ export class FetchOrder {
     return this.needsAdoption && this.inflight > 0;
   }
 
+  /** From now on, `moved` reports every job that this session's calls move to active. */
+  followReplies(): void {
+    this.replies = true;
+  }
+
+  /**
+   * Redis moved this job to active for one of this session's calls: called in the order of the
+   * replies, before BullMQ hands the job over (it must not throw: it runs in ioredis's parser).
+   */
+  movedToActive(jobId: string): void {
+    this.moved.add(jobId);
+  }
+
   arrive(job: Job): void {
-    if (job.id === undefined) return;
-    this.arrived.set(job.id, { job, at: performance.now() });
+    const id = job.id;
+    if (id === undefined) return;
+    this.arrived.set(id, { job, at: performance.now() });
+    if (this.replies && !this.moved.has(id) && !this.needsAdoption) {
+      // Never expected (each reply is reported before BullMQ hands its job over): the replies
+      // cannot place this job, so the active list orders, and adopts, as after a lost reply.
+      this.ctx.log.warn(
+        { jobId: id },
+        'a fetched job came without its reply reported; ordering by the active list',
+      );
+      this.repliesMayBeLost();
+    }
   }
 
   /** Accepts a received job: out of `arrived`, noting how long it waited there. */
   private acceptArrived(id: string, arrival: Arrival): void {
     this.waited.push(performance.now() - arrival.at);
     this.arrived.delete(id);
+    this.moved.delete(id);
     this.accept(arrival.job);
   }
 
@@ -171,6 +210,7 @@ export class FetchOrder {
     // The common case at a low rate (one job received, nothing else in flight) needs no read of
     // the list, nor a turn of the event loop: the next fetches would be in flight by then.
     if (!this.draining && this.acceptAlone()) return;
+    if (!this.draining && this.acceptInReplyOrder()) return;
     if (this.drainScheduled) return;
     this.drainScheduled = true;
     setImmediate(() => {
@@ -191,6 +231,7 @@ export class FetchOrder {
         if (!this.fetching) return;
         const adopt = this.needsAdoption && this.inflight === 0;
         if (this.arrived.size === 0 && !adopt) return;
+        if (!adopt && this.acceptInReplyOrder()) continue;
         await this.acceptInFetchOrder(adopt);
       } while (this.drainAgain);
     } catch (error) {
@@ -211,12 +252,49 @@ export class FetchOrder {
     if (this.needsAdoption || !this.fetching) return false;
     if (this.inflight !== 0 || this.arrived.size !== 1) return false;
     for (const [id, arrival] of [...this.arrived]) this.acceptArrived(id, arrival);
+    // No call in flight: every job a reply reported has come (a failed call sets needsAdoption).
+    this.forgetMoved();
     this.reportWaits();
     if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
     return true;
   }
 
+  /**
+   * Accepts the jobs received in the order of the replies, as far as they have come. Whether
+   * that placed every job it could: false when the active list must tell (a reply may be lost, a
+   * job came that no reply reported, or a reported one will not come as no call is in flight).
+   */
+  private acceptInReplyOrder(): boolean {
+    if (!this.replies || this.needsAdoption || !this.fetching) return false;
+    // Accepting deletes the job from `moved`: the next one is its first again.
+    for (const id of this.moved) {
+      const arrival = this.arrived.get(id);
+      if (arrival === undefined) break; // on its way: BullMQ has not handed it over yet
+      this.acceptArrived(id, arrival);
+    }
+    this.reportWaits();
+    if (this.capacityWaiter && this.room() > 0) this.wakeFetchLoop();
+    if (this.arrived.size === 0) return true;
+    // A job received is behind one still on its way; with no call in flight, that one's call
+    // failed (and needsAdoption is set), or something is amiss: the list tells.
+    return this.inflight > 0;
+  }
+
+  /** With no call in flight: the jobs reported whose calls failed will never come. */
+  private forgetMoved(): void {
+    if (this.moved.size === 0) return;
+    for (const id of this.moved) if (!this.arrived.has(id)) this.moved.delete(id);
+  }
+
   private async acceptInFetchOrder(adopt: boolean): Promise<void> {
+    try {
+      await this.acceptInListOrder(adopt);
+    } finally {
+      if (this.inflight === 0) this.forgetMoved();
+    }
+  }
+
+  private async acceptInListOrder(adopt: boolean): Promise<void> {
     const { redis, worker, token, lockDurationMs } = this.ctx;
     const ordering = this.ordering;
     // Every job accepted so far was moved before every job not accepted yet (a drain accepts the
