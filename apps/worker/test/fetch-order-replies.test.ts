@@ -22,13 +22,19 @@ describe('fetch order from the replies', () => {
     const session = recordingSession(fetching);
     if (session.ctx.token !== TOKEN) throw new Error('the session locks jobs with another token');
     const order = new FetchOrder(session.ctx, session.scheduler, 64, fetching.ordering);
+    const unwatch = watch(order);
+    order.followReplies();
+    const reads = countListReads(fetching);
+    return { ...session, order, unwatch, reads };
+  }
+
+  /** Reports the jobs the file's worker moves to active to `order`, as a session does. */
+  function watch(order: FetchOrder): () => void {
     const unwatch = watchMovesToActive(fetching.redis, fetching.worker, (id) =>
       order.movedToActive(id),
     );
     if (unwatch === undefined) throw new Error('a single Redis must be watched');
-    order.followReplies();
-    const reads = countListReads(fetching);
-    return { ...session, order, unwatch, reads };
+    return unwatch;
   }
 
   async function add(ids: string[]): Promise<void> {
@@ -84,9 +90,7 @@ describe('fetch order from the replies', () => {
       await add(['b1', 'b2']);
       unwatch(); // b1's reply goes unseen
       const [b1] = await fetchAll(order, 1);
-      const rewatch = watchMovesToActive(fetching.redis, fetching.worker, (id) =>
-        order.movedToActive(id),
-      );
+      const rewatch = watch(order);
       const [b2] = await fetchAll(order, 1);
       order.arrive(b2!);
       order.arrive(b1!);
@@ -103,7 +107,7 @@ describe('fetch order from the replies', () => {
         'a fetched job came without its reply reported; ordering by the active list',
       ]);
       for (const job of [b1!, b2!]) await finish(order, job);
-      rewatch?.();
+      rewatch();
     } finally {
       reads.restore();
     }

@@ -176,7 +176,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   });
   const orderWait = new Histogram({
     name: 'changeq_worker_fetch_order_wait_seconds',
-    help: 'How long a job received from Redis waited for its place in fetch order before the scheduler got it (for the jobs fetched before it, or a read of the active list).',
+    help: 'How long a job received from Redis waited for its place in fetch order before the scheduler got it (for the jobs moved to active before it to be handed over, or, after a lost reply or on a Redis Cluster, a read of the active list).',
     labelNames: ['worker'] as const,
     buckets: ORDER_BUCKETS,
     registers,
